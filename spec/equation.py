@@ -1,0 +1,280 @@
+"""Equations: the tutorial's math as data, checked when built, and the registry of the catalogue."""
+
+import importlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from spec._errors import SpecError, UnknownEquation
+from spec.axes import GLOSSARY, axis_names
+from spec.printing import latex
+from spec.shapes import ShapeChecker, fmt_shape
+from spec.tensors import Declared, Family, FamilyMember, Kind, Tensor
+
+#: The families of the catalogue in the tutorial's order; each is a module of spec/.
+FAMILIES: tuple[str, ...] = ("attention",)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Where an equation comes from: the tutorial's section and number, and the original source.
+
+    ``status`` is "T" (confirmed from the tutorial's material) or "R" (reconstructed from ``source``).
+    """
+
+    section: str
+    number: str | None = None
+    source: str = ""
+    status: str = "T"
+
+    def __str__(self) -> str:
+        num = f", equation ({self.number})" if self.number else ""
+        src = f"; {self.source}" if self.source else ""
+        tag = "confirmed" if self.status == "T" else "reconstructed"
+        return f"Saleh & Paquelet 2024, {self.section}{num}{src} [{tag}]"
+
+
+@dataclass(frozen=True)
+class Invariant:
+    """A named property the equation must satisfy, with the options the property needs."""
+
+    name: str
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Binding:
+    """One defining line ``lhs := rhs``; when ``lhs`` is a family member it holds for every index."""
+
+    lhs: sp.Basic
+    rhs: sp.Basic
+
+    @property
+    def name(self) -> str:
+        return self.lhs.name
+
+
+class Equation:
+    """An equation of the catalogue.
+
+    ``inputs`` are per-example data (they carry leading batch axes in code), ``params`` are shared
+    parameters; ``bindings`` define intermediates and outputs in order; ``outputs`` name the results.
+    """
+
+    def __init__(
+        self,
+        id: str,
+        title: str,
+        *,
+        inputs: Sequence[Declared] = (),
+        params: Sequence[Declared] = (),
+        intermediates: Sequence[Declared] = (),
+        bindings: Sequence[tuple[sp.Basic, sp.Basic]],
+        outputs: Sequence[Declared],
+        reference: Reference,
+        constraints: Sequence[sp.Eq] = (),
+        invariants: Sequence[Invariant] = (),
+        notes: str = "",
+        variant_of: str | None = None,
+        description: str = "",
+    ) -> None:
+        self.id = id
+        self.title = title
+        self.inputs = tuple(inputs)
+        self.params = tuple(params)
+        self.intermediates = tuple(intermediates)
+        self.bindings = tuple(Binding(lhs, rhs) for lhs, rhs in bindings)
+        self.outputs = tuple(outputs)
+        self.reference = reference
+        self.constraints = tuple(constraints)
+        self.invariants = tuple(invariants)
+        self.notes = notes
+        self.variant_of = variant_of
+        self.description = description
+        self._variants: dict[str, Callable[[], Equation]] = {}
+        self._check()
+
+    # -- construction-time checks -------------------------------------------------------------------
+    def _check(self) -> None:
+        if "." not in self.id:
+            raise SpecError(f"equation id {self.id!r} must be 'family.name'")
+        declared = {d.name: d for d in (*self.inputs, *self.params)}
+        for d in self.intermediates:
+            if d.name in declared:
+                raise SpecError(f"{self.id}: {d.name} is declared twice")
+            declared[d.name] = d
+        checker = ShapeChecker(self.id, self.constraints)
+        known = {d.name for d in (*self.inputs, *self.params)}
+        for b in self.bindings:
+            if b.name not in declared:
+                raise SpecError(f"{self.id}: {b.name} is defined but not declared")
+            used = {s.name for s in b.rhs.atoms(sp.MatrixSymbol, FamilyMember)}
+            missing = sorted(used - known)
+            if missing:
+                raise SpecError(
+                    f"{self.id}: the definition of {b.name} uses {', '.join(missing)} before it is "
+                    "declared as an input, a parameter or an earlier definition"
+                )
+            shape = checker.check(b.rhs)
+            decl = declared[b.name]
+            for axis, want, got in zip(("rows", "columns"), decl.shape, shape, strict=True):
+                if not checker.same(want, got):
+                    raise SpecError(
+                        f"{self.id}: {b.name} is declared {fmt_shape(decl.shape)} but its definition "
+                        f"has {axis} {got} (shape {fmt_shape(shape)})"
+                    )
+            known.add(b.name)
+        for out in self.outputs:
+            if out.name not in known:
+                raise SpecError(f"{self.id}: output {out.name} is never defined")
+        for c in self.constraints:
+            if not isinstance(c, sp.Eq) or not isinstance(c.lhs, sp.Symbol):
+                raise SpecError(f"{self.id}: a constraint is 'axis = expression', found {c}")
+
+    # -- the data the CLI, the verifier and the renderer read ----------------------------------------
+    @property
+    def family(self) -> str:
+        return self.id.split(".", 1)[0].split("[", 1)[0]
+
+    @property
+    def symbols(self) -> tuple[Declared, ...]:
+        return (*self.inputs, *self.params, *self.intermediates)
+
+    def declared(self, name: str) -> Declared:
+        for d in self.symbols:
+            if d.name == name or d.ascii == name:
+                return d
+        raise SpecError(f"{self.id} has no symbol {name!r}")
+
+    @property
+    def axes(self) -> tuple[str, ...]:
+        """The glossary axes that size this equation's inputs and parameters, in glossary order."""
+        names: set[str] = set()
+        for d in (*self.inputs, *self.params, *self.outputs):
+            for s in d.shape:
+                names.update(axis_names(s))
+            if isinstance(d, Family):
+                names.update(axis_names(d.count))
+        for c in self.constraints:
+            names.update(axis_names(c.rhs))
+            names.add(c.lhs.name)
+        return tuple(k for k in GLOSSARY if k in names)
+
+    @property
+    def free_axes(self) -> tuple[str, ...]:
+        dependent = {c.lhs.name for c in self.constraints}
+        return tuple(a for a in self.axes if a not in dependent)
+
+    def tex_names(self) -> dict[str, str]:
+        return {d.name: d.tex for d in self.symbols}
+
+    def latex_lines(self) -> list[str]:
+        """One LaTeX line per definition, ``lhs = rhs``, in the tutorial's notation."""
+        names = self.tex_names()
+        return [f"{latex(b.lhs, names)} = {latex(b.rhs, names)}" for b in self.bindings]
+
+    def latex(self) -> str:
+        lines = self.latex_lines()
+        if len(lines) == 1:
+            return lines[0]
+        return "\\begin{aligned}\n" + " \\\\\n".join(
+            line.replace(" = ", " &= ", 1) for line in lines
+        ) + "\n\\end{aligned}"
+
+    def space(self, d: Declared) -> str:
+        """``Q ∈ ℝ^{n×d_k}`` in Unicode, with the family index if any."""
+        dims = "×".join(str(s).replace("*", "") for s in d.spec_shape)
+        name = f"{d.name}^({d.index})" if isinstance(d, Family) else d.name
+        rng = f", {d.index} = 1..{d.count}" if isinstance(d, Family) else ""
+        return f"{name} ∈ {d.kind.space_unicode}^({dims}){rng}"
+
+    # -- variants ------------------------------------------------------------------------------------
+    def add_variant(self, name: str, build: Callable[[], "Equation"]) -> None:
+        self._variants[name] = build
+
+    @property
+    def variant_names(self) -> tuple[str, ...]:
+        return tuple(self._variants)
+
+    def variant(self, name: str) -> "Equation":
+        try:
+            build = self._variants[name]
+        except KeyError:
+            known = ", ".join(self._variants) or "none"
+            raise UnknownEquation(f"{self.id} has no variant {name!r} (variants: {known})") from None
+        eq = build()
+        eq.variant_of = self.id
+        return eq
+
+    def variants(self) -> dict[str, "Equation"]:
+        return {k: self.variant(k) for k in self._variants}
+
+    def __repr__(self) -> str:
+        return f"Equation({self.id!r})"
+
+
+_REGISTRY: dict[str, Equation] = {}
+_LOADED = False
+
+
+def register(eq: Equation) -> Equation:
+    if eq.id in _REGISTRY:
+        raise SpecError(f"equation {eq.id} is registered twice")
+    _REGISTRY[eq.id] = eq
+    return eq
+
+
+def _load() -> None:
+    global _LOADED
+    if not _LOADED:
+        _LOADED = True
+        for fam in FAMILIES:
+            importlib.import_module(f"spec.{fam}")
+
+
+def get(id: str) -> Equation:
+    """The equation ``family.name``, or ``family.name[variant]`` for a named variant."""
+    _load()
+    base, _, rest = id.partition("[")
+    try:
+        eq = _REGISTRY[base]
+    except KeyError:
+        raise UnknownEquation(
+            f"unknown equation {base!r}; `lmspec list` shows the catalogue"
+        ) from None
+    if rest:
+        if not rest.endswith("]"):
+            raise UnknownEquation(f"malformed equation id {id!r}: expected 'family.name[variant]'")
+        return eq.variant(rest[:-1])
+    return eq
+
+
+def all() -> list[Equation]:  # noqa: A001 - the catalogue's public name
+    """Every equation of the catalogue, in the tutorial's order."""
+    _load()
+    order = {f: i for i, f in enumerate(FAMILIES)}
+    return sorted(_REGISTRY.values(), key=lambda e: order[e.family])
+
+
+def families() -> dict[str, list[Equation]]:
+    _load()
+    out: dict[str, list[Equation]] = {f: [] for f in FAMILIES}
+    for eq in all():
+        out[eq.family].append(eq)
+    return out
+
+
+def select(names: Iterable[str]) -> list[Equation]:
+    """Equations named by ids or family names; an unknown name is an UnknownEquation."""
+    _load()
+    chosen: list[Equation] = []
+    for name in names:
+        if name in FAMILIES:
+            chosen.extend(families()[name])
+        else:
+            chosen.append(get(name))
+    return chosen
+
+
+__all__ = ["Binding", "Equation", "Invariant", "Kind", "Reference", "Tensor", "get", "all", "families"]
