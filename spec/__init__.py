@@ -17,5 +17,5 @@ from spec.equation import get as get
 from spec.equation import select as select
 from spec.tensors import Family as Family
 from spec.tensors import Kind as Kind
-from spec.tensors import Tensor as Tensor
+from spec.tensors import TensorSymbol as TensorSymbol
 from spec.tensors import tensor as tensor

@@ -10,7 +10,7 @@ from spec._errors import SpecError, UnknownEquation
 from spec.axes import GLOSSARY, axis_names
 from spec.printing import latex
 from spec.shapes import ShapeChecker, fmt_shape
-from spec.tensors import Declared, Family, FamilyMember, Kind, Tensor
+from spec.tensors import Declared, Family, FamilyMember, Kind, TensorSymbol
 
 #: The families of the catalogue in the tutorial's order; each is a module of spec/.
 FAMILIES: tuple[str, ...] = ("attention",)
@@ -277,4 +277,4 @@ def select(names: Iterable[str]) -> list[Equation]:
     return chosen
 
 
-__all__ = ["Binding", "Equation", "Invariant", "Kind", "Reference", "Tensor", "get", "all", "families"]
+__all__ = ["Binding", "Equation", "Invariant", "Kind", "Reference", "TensorSymbol", "get", "all", "families"]

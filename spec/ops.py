@@ -7,7 +7,7 @@ Each operator defines in one place:
   oracle, the generated code and the LaTeX all come from the same object);
 - ``_check_shapes(checker)`` — what its operands must agree on;
 - ``_latex(printer)`` — the matrix-level notation of the tutorial;
-- ``_torch(ctx)`` — PyTorch source for code generation (batched over leading axes, spec orientation);
+- ``_torchcode(printer)`` — PyTorch source for code generation (batched over leading axes, spec orientation);
 - ``_explicit(explicit)`` — its explicit matrix at concrete sizes, from the explicit matrices of its operands.
 """
 
@@ -107,7 +107,7 @@ class Softmax(SpecOp):
         sub = "" if self.axis == "rows" else r"_{\mathrm{col}}"
         return rf"\operatorname{{softmax}}{sub}\left({printer._print(self.arg)}\right)"
 
-    def _torch(self, ctx) -> str:  # noqa: ANN001
+    def _torchcode(self, ctx) -> str:  # noqa: ANN001
         x = ctx.emit(ctx.expr(self.arg))
         dim = -1 if self.axis == "rows" else -2
         w = ctx.emit(f"torch.softmax({x}, dim={dim})")
@@ -134,7 +134,7 @@ class Ones(SpecOp):
     def _latex(self, printer) -> str:  # noqa: ANN001
         return rf"\mathbf{{1}}_{{{printer._print(self.args[0])}}}"
 
-    def _torch(self, ctx) -> str:  # noqa: ANN001
+    def _torchcode(self, ctx) -> str:  # noqa: ANN001
         return f"torch.ones({ctx.size(self.args[0])}, 1, dtype={ctx.dtype}, device={ctx.device})"
 
 
@@ -158,7 +158,7 @@ class CausalMask(SpecOp):
     def _latex(self, printer) -> str:  # noqa: ANN001
         return rf"S^{{\mathrm{{causal}}}}_{{{printer._print(self.args[0])}}}"
 
-    def _torch(self, ctx) -> str:  # noqa: ANN001
+    def _torchcode(self, ctx) -> str:  # noqa: ANN001
         n = ctx.size(self.args[0])
         above = ctx.emit(
             f"torch.ones({n}, {n}, dtype=torch.bool, device={ctx.device}).triu(diagonal=1)"
@@ -198,7 +198,7 @@ class PaddingMask(SpecOp):
     def _latex(self, printer) -> str:  # noqa: ANN001
         return rf"S^{{\mathrm{{pad}}}}\left({printer._print(self.keep)}\right)"
 
-    def _torch(self, ctx) -> str:  # noqa: ANN001
+    def _torchcode(self, ctx) -> str:  # noqa: ANN001
         keep = ctx.emit(ctx.expr(self.keep))
         rows = ctx.size(self.args[1])
         row = ctx.emit(
@@ -226,7 +226,7 @@ class MaskFill(SpecOp):
         S, fill = (printer._print(a) for a in self.args)
         return rf"\left.{S}\right|_{{-\infty \to {fill}}}"
 
-    def _torch(self, ctx) -> str:  # noqa: ANN001
+    def _torchcode(self, ctx) -> str:  # noqa: ANN001
         s = ctx.emit(ctx.expr(self.args[0]))
         return f"{s}.masked_fill(torch.isneginf({s}), {ctx.scalar(self.args[1])})"
 
@@ -272,7 +272,7 @@ class HeadConcat(SpecOp):
         last = printer._print(self.body.subs(self.index, self.count))
         return rf"\left[{first}, \ldots, {last}\right]"
 
-    def _torch(self, ctx) -> str:  # noqa: ANN001
+    def _torchcode(self, ctx) -> str:  # noqa: ANN001
         parts = ctx.fresh("parts")
         ctx.line(f"{parts} = []")
         with ctx.loop(str(self.index), self.count):

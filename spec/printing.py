@@ -4,7 +4,7 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from spec.ops import Ones
-from spec.tensors import FamilyMember, Tensor
+from spec.tensors import FamilyMember, TensorSymbol
 
 
 class SpecLatexPrinter(LatexPrinter):
@@ -18,10 +18,9 @@ class SpecLatexPrinter(LatexPrinter):
         return self.names.get(name, fallback)
 
     def _print_MatrixSymbol(self, expr: sp.MatrixSymbol) -> str:
-        fallback = expr.tex if isinstance(expr, Tensor) and expr.tex else super()._print_MatrixSymbol(expr)
+        fallback = expr.tex if isinstance(expr, TensorSymbol) and expr.tex else super()._print_MatrixSymbol(expr)
         return self._tex_name(expr.name, fallback)
 
-    _print_Tensor = _print_MatrixSymbol
 
     def _print_FamilyMember(self, expr: FamilyMember) -> str:
         base = self._tex_name(expr.name, expr.name)

@@ -59,7 +59,7 @@ def _shape(shape: Sequence[sp.Expr], who: str) -> tuple[sp.Expr, sp.Expr]:
     raise SpecError(f"{who}: a tensor symbol is a vector or a matrix, found shape {tuple(shape)}")
 
 
-class Tensor(sp.MatrixSymbol):
+class TensorSymbol(sp.MatrixSymbol):
     """A named matrix (or column vector) of the spec, with its kind, LaTeX name and ASCII name.
 
     The ASCII name is the argument name impl/ uses (``Lambda`` for ``Λ``).
@@ -81,7 +81,7 @@ class Tensor(sp.MatrixSymbol):
         tex: str | None = None,
         ascii: str | None = None,
         meaning: str = "",
-    ) -> "Tensor":
+    ) -> "TensorSymbol":
         rows, cols = _shape(shape, name)
         t = cls(name, rows, cols)
         t.kind = kind
@@ -105,9 +105,9 @@ def tensor(
     tex: str | None = None,
     ascii: str | None = None,
     meaning: str = "",
-) -> Tensor:
+) -> TensorSymbol:
     """Declare a tensor symbol: ``tensor("H", (d_e, n))``; a one-axis shape is a column vector."""
-    return Tensor.make(name, shape, kind, tex=tex, ascii=ascii, meaning=meaning)
+    return TensorSymbol.make(name, shape, kind, tex=tex, ascii=ascii, meaning=meaning)
 
 
 def _default_tex(name: str) -> str:
@@ -182,4 +182,4 @@ class FamilyMember(MatrixExpr):
         return self.index.free_symbols | self.args[2].free_symbols | self.args[3].free_symbols
 
 
-Declared = Tensor | Family
+Declared = TensorSymbol | Family

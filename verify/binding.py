@@ -1,0 +1,279 @@
+"""Binding an implementation to its equation through its jaxtyping annotations.
+
+The annotation is the binding: ``H: Float[Tensor, "*batch n d_e"]`` against the spec's ``H ∈ ℝ^{d_e×n}``
+tells the verifier to transpose; ``W_Q: Float[Tensor, "M d_e d_k"]`` is the family ``W_Q^{(m)}`` stacked on
+its index axis; ``*batch`` marks leading batch axes. Parameters match spec symbols by ASCII name
+(``Lambda`` for ``Λ``); an ``int`` parameter named after an axis receives that size. An annotation that
+does not name the spec's axes is a BindingError naming the function, the parameter, what the spec expects
+and what was found.
+"""
+
+import inspect
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+import torch
+
+from spec import Equation, Family, Kind
+from spec.axes import GLOSSARY
+from verify._errors import BindingError
+from verify.oracle import concrete_shape
+
+_AXIS_LOCALS = {name: a.symbol for name, a in GLOSSARY.items()}
+
+
+def who(fn: Callable) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How one spec array maps onto one implementation argument (or result).
+
+    ``perm[k]`` is the spec axis (after any family axis, batch axes excluded) that implementation axis k
+    holds; ``batched`` says whether the implementation takes leading batch axes there.
+    """
+
+    name: str  # spec ASCII name
+    param: str  # implementation parameter (or "return[k]")
+    annotation: str
+    dtype: str  # "float", "bool" or "int"
+    perm: tuple[int, ...]
+    batched: bool
+    optional: bool = False
+
+    def to_impl(self, arr: np.ndarray, batch_ndim: int, dtype: torch.dtype, device: str) -> torch.Tensor:
+        batch_ndim = batch_ndim if self.batched else 0
+        axes = list(range(batch_ndim)) + [batch_ndim + p for p in self.perm]
+        data = np.ascontiguousarray(np.transpose(np.asarray(arr), axes))
+        t = torch.from_numpy(data)
+        if self.dtype == "bool":
+            return (t > 0).to(device)
+        if self.dtype == "int":
+            return t.to(torch.int64).to(device)
+        return t.to(dtype=dtype, device=device)
+
+    def from_impl(self, t: torch.Tensor, batch_ndim: int) -> np.ndarray:
+        arr = t.detach().to("cpu", torch.float64).numpy() if t.dtype != torch.bool else \
+            t.detach().cpu().numpy().astype(np.float64)
+        inverse = np.argsort(self.perm)
+        axes = list(range(batch_ndim)) + [batch_ndim + int(p) for p in inverse]
+        return np.transpose(arr, axes)
+
+
+def _jaxtyping_type(annotation: object) -> tuple[object | None, bool]:
+    """The jaxtyping array type inside ``annotation`` (unwrapping ``X | None``) and whether None is allowed."""
+    if hasattr(annotation, "dim_str"):
+        return annotation, False
+    args = typing.get_args(annotation)
+    if args and type(None) in args:
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1 and hasattr(inner[0], "dim_str"):
+            return inner[0], True
+    return None, False
+
+
+def _dtype_kind(jt: object) -> str:
+    dtypes = set(getattr(jt, "dtypes", ()) or ())
+    if dtypes and dtypes <= {"bool", "bool_"}:
+        return "bool"
+    if dtypes and all(d.startswith(("int", "uint")) for d in dtypes):
+        return "int"
+    return "float"
+
+
+def _parse_dims(fn: Callable, param: str, jt: object) -> tuple[bool, list[sp.Expr]]:
+    batched, dims = False, []
+    for k, d in enumerate(jt.dims):
+        kind = type(d).__name__
+        if kind in ("_NamedVariadicDim", "_AnonymousVariadicDim"):
+            if k != 0:
+                raise BindingError(
+                    f"{who(fn)}: parameter {param!r} is annotated {jt.dim_str!r}: batch axes "
+                    "('*batch') must come first"
+                )
+            batched = True
+        elif kind == "_NamedDim":
+            if d.name not in GLOSSARY:
+                raise BindingError(
+                    f"{who(fn)}: parameter {param!r} is annotated {jt.dim_str!r}: axis {d.name!r} is "
+                    f"not in the glossary ({', '.join(GLOSSARY)})"
+                )
+            dims.append(GLOSSARY[d.name].symbol)
+        elif kind == "_SymbolicDim":
+            try:
+                dims.append(sp.sympify(d.elem, locals=_AXIS_LOCALS))
+            except (sp.SympifyError, TypeError) as exc:
+                raise BindingError(
+                    f"{who(fn)}: parameter {param!r}: cannot read the axis expression {d.elem!r}"
+                ) from exc
+        elif kind == "_FixedDim":
+            dims.append(sp.Integer(d.size))
+        else:
+            raise BindingError(
+                f"{who(fn)}: parameter {param!r} is annotated {jt.dim_str!r}: lmspec cannot bind a "
+                f"{kind.strip('_')} axis; use glossary names"
+            )
+    return batched, dims
+
+
+def spec_axes(decl) -> list[sp.Expr]:  # noqa: ANN001
+    """The non-batch axes of a declared symbol's spec-layout array (family index axis first)."""
+    dims = [sp.sympify(s) for s in decl.spec_shape]
+    return [decl.count, *dims] if isinstance(decl, Family) else dims
+
+
+def _match(fn: Callable, param: str, jt: object, decl, eq: Equation) -> tuple[int, ...]:  # noqa: ANN001
+    batched, dims = _parse_dims(fn, param, jt)
+    want = spec_axes(decl)
+    perm: list[int] = []
+    free = list(range(len(want)))
+    for d in dims:
+        hit = next((k for k in free if sp.simplify(want[k] - d) == 0), None)
+        if hit is None:
+            break
+        perm.append(hit)
+        free.remove(hit)
+    if len(dims) != len(want) or len(perm) != len(want):
+        space = eq.space(decl)
+        expected = ", ".join(str(w).replace("*", "·") for w in want)
+        found = ", ".join(str(d).replace("*", "·") for d in dims) or "none"
+        raise BindingError(
+            f"{who(fn)} (implementing {eq.id}): parameter {param!r} is annotated {jt.dim_str!r}, "
+            f"which does not match the spec's {space}: expected the axes ({expected}) in some order"
+            f"{' after *batch' if decl in eq.inputs else ''}, found ({found})"
+        )
+    per_example = decl in eq.inputs or decl in eq.outputs
+    if per_example and not batched:
+        raise BindingError(
+            f"{who(fn)} (implementing {eq.id}): parameter {param!r} is annotated {jt.dim_str!r}: a "
+            "per-example input or output must take leading batch axes ('*batch ...')"
+        )
+    return tuple(perm)
+
+
+@dataclass(frozen=True)
+class ImplBinding:
+    """How to call an implementation with spec-layout examples and read its results back."""
+
+    eq: Equation
+    fn: Callable
+    args: tuple[Layout, ...]
+    sizes: tuple[tuple[str, str], ...]  # (parameter, axis)
+    takes_dtype: bool
+    outputs: tuple[Layout, ...]
+    returns_tuple: bool
+
+    def call(
+        self, example: Mapping[str, np.ndarray], sizes: Mapping[str, int], batch_ndim: int,
+        dtype: torch.dtype = torch.float64, device: str = "cpu",
+    ) -> dict[str, np.ndarray]:
+        kwargs: dict[str, object] = {}
+        for lay in self.args:
+            kwargs[lay.param] = lay.to_impl(example[lay.name], batch_ndim, dtype, device)
+        for param, axis in self.sizes:
+            kwargs[param] = int(sizes[axis])
+        if self.takes_dtype:
+            kwargs["dtype"] = dtype
+        result = self.fn(**kwargs)
+        results = tuple(result) if self.returns_tuple else (result,)
+        out = {}
+        for lay, value in zip(self.outputs, results, strict=True):
+            out[lay.name] = lay.from_impl(value, batch_ndim)
+        return out
+
+
+def bind(fn: Callable, eq: Equation) -> ImplBinding:
+    """Bind ``fn`` to ``eq`` from its signature and jaxtyping annotations, or raise BindingError."""
+    try:
+        sig = inspect.signature(fn)
+        hints = typing.get_type_hints(fn)
+    except (TypeError, ValueError, NameError) as exc:
+        raise BindingError(f"{who(fn)}: cannot read its signature or annotations ({exc})") from exc
+    decls = {d.ascii: d for d in (*eq.inputs, *eq.params)}
+    args: list[Layout] = []
+    sizes: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for name, p in sig.parameters.items():
+        if name in decls:
+            jt, optional = _jaxtyping_type(hints.get(name))
+            if jt is None:
+                raise BindingError(
+                    f"{who(fn)} (implementing {eq.id}): parameter {name!r} has no jaxtyping "
+                    f"annotation; the spec's {eq.space(decls[name])} needs one, e.g. "
+                    f"Float[Tensor, \"{'*batch ' if decls[name] in eq.inputs else ''}"
+                    f"{' '.join(str(a) for a in spec_axes(decls[name]))}\"]"
+                )
+            perm = _match(fn, name, jt, decls[name], eq)
+            args.append(Layout(name, name, jt.dim_str, _dtype_kind(jt), perm,
+                               decls[name] in eq.inputs, optional))
+            seen.add(name)
+        elif name in eq.axes and hints.get(name) is int:
+            sizes.append((name, name))
+        elif name == "dtype" and p.default is not inspect.Parameter.empty:
+            continue
+        elif p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            raise BindingError(
+                f"{who(fn)} (implementing {eq.id}): parameter {name!r} is not a symbol of the spec "
+                f"(symbols: {', '.join(decls) or 'none'}; sizes: {', '.join(eq.axes)})"
+            )
+    missing = [k for k in decls if k not in seen]
+    if missing:
+        raise BindingError(
+            f"{who(fn)} (implementing {eq.id}): no parameter for the spec's "
+            + ", ".join(eq.space(decls[k]) for k in missing)
+        )
+    ret = hints.get("return")
+    if typing.get_origin(ret) is tuple:
+        rets, returns_tuple = list(typing.get_args(ret)), True
+    else:
+        rets, returns_tuple = [ret], False
+    if len(rets) != len(eq.outputs):
+        raise BindingError(
+            f"{who(fn)} (implementing {eq.id}): returns {len(rets)} value(s), the spec defines "
+            f"{len(eq.outputs)} ({', '.join(o.ascii for o in eq.outputs)})"
+        )
+    outputs = []
+    for k, (r, o) in enumerate(zip(rets, eq.outputs, strict=True)):
+        jt, _ = _jaxtyping_type(r)
+        label = f"return[{k}]" if returns_tuple else "return"
+        if jt is None:
+            raise BindingError(f"{who(fn)} (implementing {eq.id}): the {label} value has no "
+                               f"jaxtyping annotation for the spec's {eq.space(o)}")
+        if o in eq.outputs and not eq.inputs:
+            perm = _match_unbatched(fn, label, jt, o, eq)
+            outputs.append(Layout(o.ascii, label, jt.dim_str, _dtype_kind(jt), perm, False))
+        else:
+            perm = _match(fn, label, jt, o, eq)
+            outputs.append(Layout(o.ascii, label, jt.dim_str, _dtype_kind(jt), perm, True))
+    takes_dtype = "dtype" in sig.parameters
+    return ImplBinding(eq, fn, tuple(args), tuple(sizes), takes_dtype, tuple(outputs), returns_tuple)
+
+
+def _match_unbatched(fn: Callable, label: str, jt: object, decl, eq: Equation) -> tuple[int, ...]:  # noqa: ANN001
+    """Outputs of equations without inputs (a mask of a size) carry no batch axes."""
+    batched, dims = _parse_dims(fn, label, jt)
+    want = spec_axes(decl)
+    perm, free = [], list(range(len(want)))
+    for d in dims:
+        hit = next((k for k in free if sp.simplify(want[k] - d) == 0), None)
+        if hit is None:
+            break
+        perm.append(hit)
+        free.remove(hit)
+    if len(perm) != len(want) or len(dims) != len(want):
+        raise BindingError(
+            f"{who(fn)} (implementing {eq.id}): the {label} value is annotated {jt.dim_str!r}, which "
+            f"does not match the spec's {eq.space(decl)}"
+        )
+    return tuple(perm)
+
+
+def example_kinds(eq: Equation) -> dict[str, Kind]:
+    return {d.ascii: d.kind for d in (*eq.inputs, *eq.params)}
+
+
+__all__ = ["ImplBinding", "Layout", "bind", "concrete_shape", "spec_axes"]

@@ -1,0 +1,293 @@
+"""The exact oracle: an equation evaluated at concrete sizes from the ``_entry`` meaning of its operators.
+
+At each size tuple the oracle substitutes the sizes, expands every definition into explicit element
+formulas (each operator through ``_entry``), turns them into a straight-line program (common
+subexpressions shared, each definition materialised once), prints it as Python and compiles it. The program
+is cached per (equation, sizes); it evaluates in float64 or, with mpmath, at any precision.
+
+Arrays are in spec layout: a matrix as the tutorial orients it, a vector with one axis, a family stacked
+on a leading index axis, per-example inputs (and outputs) with optional leading batch axes.
+"""
+
+import itertools
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import mpmath
+import numpy as np
+import sympy as sp
+from sympy.printing.pycode import MpmathPrinter, PythonCodePrinter
+
+from spec import Equation, Family, Kind, SpecError
+from spec.ops import SpecOp
+from spec.tensors import FamilyMember
+
+PRECISIONS = ("float64", "mpmath")
+
+
+class _SafeMath:
+    """``math`` for compiled oracles, with IEEE overflow (inf) instead of OverflowError."""
+
+    @staticmethod
+    def exp(x: float) -> float:
+        try:
+            return math.exp(x)
+        except OverflowError:
+            return math.inf
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        return getattr(math, name)
+
+
+def size_subs(sizes: Mapping[str, int]) -> dict[sp.Symbol, sp.Integer]:
+    return {sp.Symbol(k, integer=True, positive=True): sp.Integer(v) for k, v in sizes.items()}
+
+
+def concrete_shape(decl, sizes: Mapping[str, int]) -> tuple[int, ...]:  # noqa: ANN001
+    """The spec-layout array shape of a declared tensor or family at concrete sizes."""
+    subs = size_subs(sizes)
+    dims = tuple(int(sp.sympify(s).subs(subs)) for s in decl.spec_shape)
+    if isinstance(decl, Family):
+        return (int(decl.count.subs(subs)), *dims)
+    return dims
+
+
+def _assumptions(kind: Kind) -> dict:
+    if kind in (Kind.SCORE, Kind.ADDITIVE_MASK):
+        return {"extended_real": True}
+    if kind is Kind.INDEX:
+        return {"integer": True}
+    return {"real": True}
+
+
+@dataclass
+class Program:
+    """A straight-line program: input element symbols, assignments, output entries."""
+
+    args: list[tuple[str, list]] = field(default_factory=list)  # (input name, nested element symbols)
+    assignments: list[tuple[sp.Symbol, sp.Expr]] = field(default_factory=list)
+    outputs: list[tuple[str, list]] = field(default_factory=list)
+    _fresh: itertools.count = field(default_factory=itertools.count)
+
+    def symbol(self) -> sp.Symbol:
+        return sp.Symbol(f"_t{next(self._fresh)}", extended_real=True)
+
+    def materialise(self, mat: sp.ImmutableMatrix) -> sp.ImmutableMatrix:
+        """Give every compound entry of ``mat`` a name, sharing common subexpressions."""
+        entries = list(mat)
+        compound = [k for k, e in enumerate(entries) if not (e.is_Atom or e.is_Symbol)]
+        if not compound:
+            return mat
+        repl, reduced = sp.cse([entries[k] for k in compound], symbols=iter(self.symbol, None))
+        self.assignments.extend(repl)
+        for k, expr in zip(compound, reduced, strict=True):
+            if expr.is_Atom:
+                entries[k] = expr
+            else:
+                name = self.symbol()
+                self.assignments.append((name, expr))
+                entries[k] = name
+        return sp.ImmutableMatrix(mat.rows, mat.cols, entries)
+
+
+def _element_matrix(prefix: str, rows: int, cols: int, kind: Kind) -> sp.ImmutableMatrix:
+    a = _assumptions(kind)
+    return sp.ImmutableMatrix(rows, cols, lambda i, j: sp.Symbol(f"{prefix}_{i}_{j}", **a))
+
+
+def expand(eq: Equation, sizes: Mapping[str, int]) -> Program:
+    """The straight-line program of ``eq`` at ``sizes`` (every axis of the equation given)."""
+    missing = [a for a in eq.axes if a not in sizes]
+    if missing:
+        raise SpecError(f"{eq.id}: sizes for {', '.join(missing)} are missing (given {dict(sizes)})")
+    subs = size_subs(sizes)
+    for c in eq.constraints:
+        if int(c.rhs.subs(subs)) != sizes[c.lhs.name]:
+            raise SpecError(f"{eq.id}: sizes {dict(sizes)} break the constraint {c.lhs} = {c.rhs}")
+    prog = Program()
+    env: dict[str, object] = {}
+    for d in (*eq.inputs, *eq.params):
+        rows, cols = (int(sp.sympify(s).subs(subs)) for s in d.shape)
+        if isinstance(d, Family):
+            count = int(d.count.subs(subs))
+            env[d.name] = [
+                _element_matrix(f"{d.ascii}_{k}", rows, cols, d.kind) for k in range(count)
+            ]
+            prog.args.append((d.ascii, [_nested(mat, d.is_vector) for mat in env[d.name]]))
+        else:
+            env[d.name] = _element_matrix(d.ascii, rows, cols, d.kind)
+            prog.args.append((d.ascii, _nested(env[d.name], d.is_vector)))
+
+    def explicit(e: sp.Basic) -> sp.ImmutableMatrix:
+        if isinstance(e, sp.ImmutableMatrix):
+            return e
+        if isinstance(e, FamilyMember):
+            return env[e.name][int(e.index) - 1]
+        if isinstance(e, sp.MatrixSymbol):
+            return env[e.name]
+        if isinstance(e, sp.MatMul):
+            coeff = sp.Mul(*[a for a in e.args if not a.is_Matrix])
+            mats = [explicit(a) for a in e.args if a.is_Matrix]
+            out = mats[0]
+            for other in mats[1:]:
+                out = out * other
+            return sp.ImmutableMatrix(out * coeff) if coeff != 1 else sp.ImmutableMatrix(out)
+        if isinstance(e, sp.MatAdd):
+            out = explicit(e.args[0])
+            for other in e.args[1:]:
+                out = out + explicit(other)
+            return sp.ImmutableMatrix(out)
+        if isinstance(e, sp.Transpose):
+            return explicit(e.arg).T
+        if isinstance(e, sp.HadamardProduct):
+            out = explicit(e.args[0])
+            for other in e.args[1:]:
+                out = out.multiply_elementwise(explicit(other))
+            return sp.ImmutableMatrix(out)
+        if isinstance(e, SpecOp):
+            return e._explicit(lambda a: prog.materialise(explicit(a)))
+        raise SpecError(f"{eq.id}: the oracle cannot expand {type(e).__name__} ({e})")
+
+    for b in eq.bindings:
+        rhs = b.rhs.subs(subs)
+        if isinstance(b.lhs, FamilyMember):
+            count = int(eq.declared(b.name).count.subs(subs))
+            env[b.name] = [
+                prog.materialise(explicit(rhs.subs(b.lhs.index, k))) for k in range(1, count + 1)
+            ]
+        else:
+            env[b.name] = prog.materialise(explicit(rhs))
+    for out in eq.outputs:
+        value = env[out.name]
+        if isinstance(out, Family):
+            prog.outputs.append((out.ascii, [_nested(mat, out.is_vector) for mat in value]))
+        else:
+            prog.outputs.append((out.ascii, _nested(value, out.is_vector)))
+    return prog
+
+
+def _nested(mat: sp.ImmutableMatrix, vector: bool) -> list:
+    if vector:
+        return [mat[i, 0] for i in range(mat.rows)]
+    return [[mat[i, j] for j in range(mat.cols)] for i in range(mat.rows)]
+
+
+def _print_nested(printer, value) -> str:  # noqa: ANN001
+    if isinstance(value, list):
+        return "[" + ", ".join(_print_nested(printer, v) for v in value) + "]"
+    return printer.doprint(value)
+
+
+def _unpack(name: str, value, path: str = "") -> list[str]:  # noqa: ANN001
+    if isinstance(value, list):
+        lines = []
+        for k, v in enumerate(value):
+            lines.extend(_unpack(name, v, f"{path}[{k}]"))
+        return lines
+    return [f"    {value.name} = {name}{path}"]
+
+
+def source(prog: Program, precision: str = "float64") -> str:
+    """Python source of the program: ``def oracle(<inputs>) -> tuple of nested lists``."""
+    printer = PythonCodePrinter({"fully_qualified_modules": True}) if precision == "float64" else \
+        MpmathPrinter({"fully_qualified_modules": True})
+    lines = [f"def oracle({', '.join(name for name, _ in prog.args)}):"]
+    for name, value in prog.args:
+        lines.extend(_unpack(name, value))
+    for sym, expr in prog.assignments:
+        lines.append(f"    {sym.name} = {printer.doprint(expr)}")
+    outs = ", ".join(_print_nested(printer, value) for _, value in prog.outputs)
+    lines.append(f"    return ({outs},)")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Compiled:
+    fn: object
+    program: Program
+    precision: str
+    compile_seconds: float
+
+
+@lru_cache(maxsize=512)
+def _compile(eq: Equation, key: tuple[tuple[str, int], ...], precision: str) -> Compiled:
+    start = time.perf_counter()
+    prog = expand(eq, dict(key))
+    src = source(prog, precision)
+    namespace = {"math": _SafeMath(), "mpmath": mpmath}
+    exec(compile(src, f"<oracle {eq.id} {dict(key)}>", "exec"), namespace)  # noqa: S102
+    return Compiled(namespace["oracle"], prog, precision, time.perf_counter() - start)
+
+
+class Oracle:
+    """Exact evaluation of one equation (or variant) from its spec."""
+
+    def __init__(self, eq: Equation) -> None:
+        self.eq = eq
+
+    def compiled(self, sizes: Mapping[str, int], precision: str = "float64") -> Compiled:
+        if precision not in PRECISIONS:
+            raise SpecError(f"oracle precision must be one of {PRECISIONS}, found {precision!r}")
+        key = tuple(sorted((k, int(v)) for k, v in sizes.items() if k in self.eq.axes))
+        return _compile(self.eq, key, precision)
+
+    def __call__(
+        self,
+        example: Mapping[str, np.ndarray],
+        sizes: Mapping[str, int],
+        precision: str = "float64",
+        dps: int = 50,
+    ) -> dict[str, np.ndarray]:
+        """Evaluate at ``sizes``; inputs may carry leading batch axes (evaluated one by one)."""
+        compiled = self.compiled(sizes, precision)
+        decls = [*self.eq.inputs, *self.eq.params]
+        batch = _batch_shape(self.eq, example, sizes)
+        results: dict[str, list] = {o.ascii: [] for o in self.eq.outputs}
+        for idx in np.ndindex(*batch):
+            args = []
+            for d in decls:
+                arr = np.asarray(example[d.ascii])
+                if d in self.eq.inputs and batch:
+                    arr = arr[idx]
+                args.append(_to_scalars(arr, precision))
+            with mpmath.workdps(dps):
+                outs = compiled.fn(*args)
+            for o, value in zip(self.eq.outputs, outs, strict=True):
+                results[o.ascii].append(
+                    np.array(value, dtype=np.float64 if precision == "float64" else object)
+                )
+        out = {}
+        for o in self.eq.outputs:
+            stacked = np.stack(results[o.ascii]) if results[o.ascii] else np.zeros(0)
+            out[o.ascii] = stacked.reshape(*batch, *concrete_shape(o, sizes))
+        return out
+
+
+def _to_scalars(arr: np.ndarray, precision: str) -> list:
+    if precision == "float64":
+        return np.asarray(arr, dtype=np.float64).tolist()
+    return np.vectorize(lambda x: mpmath.mpf(float(x)), otypes=[object])(arr).tolist()
+
+
+def _batch_shape(eq: Equation, example: Mapping[str, np.ndarray], sizes: Mapping[str, int]) -> tuple:
+    """The leading batch axes shared by the per-example inputs; shapes are checked on the way."""
+    batch: tuple | None = None
+    for d in (*eq.inputs, *eq.params):
+        if d.ascii not in example:
+            raise SpecError(f"{eq.id}: the example has no value for {d.ascii}")
+        shape = np.shape(example[d.ascii])
+        want = concrete_shape(d, sizes)
+        lead = shape[: len(shape) - len(want)]
+        if shape[len(lead):] != want or (d in eq.params and lead):
+            raise SpecError(
+                f"{eq.id}: {d.ascii} has shape {shape}, expected {want} (sizes {dict(sizes)})"
+                + ("" if d in eq.params else " after optional batch axes")
+            )
+        if d in eq.inputs:
+            if batch is not None and lead != batch:
+                raise SpecError(f"{eq.id}: {d.ascii} has batch axes {lead}, others have {batch}")
+            batch = lead
+    return batch or ()

@@ -1,0 +1,97 @@
+"""Targets: the oracle, the generated code and an implementation, behind one calling convention.
+
+A target takes an example in spec layout (``{ascii name: array}``, per-example inputs with optional leading
+batch axes) and the sizes, and returns the outputs in spec layout. Checks and properties are written once
+against this convention and apply to every target.
+"""
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import torch
+
+from spec import Equation, Family
+from verify.binding import ImplBinding, bind
+from verify.codegen import compiled, size_arguments
+from verify.oracle import Oracle, _batch_shape
+
+Example = Mapping[str, np.ndarray]
+
+
+class Target:
+    """Something that computes an equation: ``target(example, sizes) -> {output: array}``."""
+
+    name = "target"
+
+    def __init__(self, eq: Equation) -> None:
+        self.eq = eq
+
+    def __call__(self, example: Example, sizes: Mapping[str, int]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+
+class OracleTarget(Target):
+    def __init__(self, eq: Equation, precision: str = "float64") -> None:
+        super().__init__(eq)
+        self.oracle = Oracle(eq)
+        self.precision = precision
+        self.name = "oracle" if precision == "float64" else f"oracle[{precision}]"
+
+    def __call__(self, example: Example, sizes: Mapping[str, int]) -> dict[str, np.ndarray]:
+        return self.oracle(example, sizes, self.precision)
+
+
+class GeneratedTarget(Target):
+    """The PyTorch code generated from the SymPy, run in float64."""
+
+    name = "generated"
+
+    def __init__(self, eq: Equation, dtype: torch.dtype = torch.float64) -> None:
+        super().__init__(eq)
+        self.fn = compiled(eq)
+        self.dtype = dtype
+
+    def __call__(self, example: Example, sizes: Mapping[str, int]) -> dict[str, np.ndarray]:
+        args = []
+        for d in (*self.eq.inputs, *self.eq.params):
+            t = torch.as_tensor(np.asarray(example[d.ascii], dtype=np.float64)).to(self.dtype)
+            args.append(t.unsqueeze(-1) if d.is_vector else t)  # vectors are columns in SymPy
+        args.extend(int(sizes[a]) for a in size_arguments(self.eq))
+        outs = self.fn(*args)
+        result = {}
+        for o, t in zip(self.eq.outputs, outs, strict=True):
+            t = t.squeeze(-1) if o.is_vector else t
+            result[o.ascii] = t.detach().to(torch.float64).numpy()
+        return result
+
+
+class ImplTarget(Target):
+    """An implementation bound through its jaxtyping annotations (impl/ by default)."""
+
+    def __init__(
+        self,
+        eq: Equation,
+        fn: Callable | None = None,
+        *,
+        dtype: torch.dtype = torch.float64,
+        device: str = "cpu",
+        name: str = "impl",
+    ) -> None:
+        super().__init__(eq)
+        if fn is None:
+            import impl
+
+            fn = impl.implementation(eq.variant_of or eq.id)
+        self.binding: ImplBinding = bind(fn, eq)
+        self.dtype = dtype
+        self.device = device
+        self.name = name
+
+    def __call__(self, example: Example, sizes: Mapping[str, int]) -> dict[str, np.ndarray]:
+        batch = _batch_shape(self.eq, example, sizes)
+        return self.binding.call(example, sizes, len(batch), self.dtype, self.device)
+
+
+def family_count(eq: Equation, name: str) -> Family | None:
+    d = eq.declared(name)
+    return d if isinstance(d, Family) else None
