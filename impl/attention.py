@@ -33,9 +33,7 @@ def projections(
     b_K: Float[Tensor, "M d_k"],
     W_V: Float[Tensor, "M d_e d_v"],
     b_V: Float[Tensor, "M d_v"],
-) -> tuple[
-    Float[Tensor, "*batch M n d_k"], Float[Tensor, "*batch M n d_k"], Float[Tensor, "*batch M n d_v"]
-]:
+) -> tuple[Float[Tensor, "*batch M n d_k"], Float[Tensor, "*batch M n d_k"], Float[Tensor, "*batch M n d_v"]]:
     """Queries, keys and values of every head: ``Q_m = Hᵀ W_Q^{(m)} + 1_n b_Q^{(m)ᵀ}`` (row form)."""
     return _project(H, W_Q, b_Q), _project(H, W_K, b_K), _project(H, W_V, b_V)
 
@@ -123,7 +121,7 @@ def multi_head(
     b_O: Float[Tensor, " d_e"],
     S: Float[Tensor, "*#batch n n"] | None = None,
 ) -> Float[Tensor, "*batch n d_e"]:
-    """Equation (28): ``A = ([P_1, …, P_M] W_O)ᵀ + b_O 1_nᵀ`` with ``P_m = softmax(Q_m K_mᵀ/√d_k + S) V_m``."""
+    """Equation (28): ``A = ([P_1, …, P_M] W_O)ᵀ + b_O 1_nᵀ``, ``P_m = softmax(Q_m K_mᵀ/√d_k + S) V_m``."""
     Q, K, V = projections(H, W_Q, b_Q, W_K, b_K, W_V, b_V)  # (*batch, M, n, d_k|d_v)
     return _heads(Q, K, V, S, W_O, b_O)
 
@@ -161,9 +159,7 @@ class MultiHeadAttention(nn.Module):
         d_k = d_k if d_k is not None else d_e // M
         d_v = d_v if d_v is not None else d_k
         if d_k <= 0 or d_v <= 0:
-            raise ValueError(
-                f"MultiHeadAttention: d_k = d_e // M must be positive, found d_e={d_e}, M={M}"
-            )
+            raise ValueError(f"MultiHeadAttention: d_k = d_e // M must be positive, found d_e={d_e}, M={M}")
         self.d_e, self.M, self.d_k, self.d_v = d_e, M, d_k, d_v
         self.W_Q = nn.Parameter(torch.randn(M, d_e, d_k) * std)
         self.b_Q = nn.Parameter(torch.zeros(M, d_k))
@@ -182,6 +178,12 @@ class MultiHeadAttention(nn.Module):
     def spec_params(self) -> dict[str, Tensor]:
         """The parameters named and oriented as in the spec (families stacked on the head axis)."""
         return {
-            "W_Q": self.W_Q, "b_Q": self.b_Q, "W_K": self.W_K, "b_K": self.b_K,
-            "W_V": self.W_V, "b_V": self.b_V, "W_O": self.W_O, "b_O": self.b_O,
+            "W_Q": self.W_Q,
+            "b_Q": self.b_Q,
+            "W_K": self.W_K,
+            "b_K": self.b_K,
+            "W_V": self.W_V,
+            "b_V": self.b_V,
+            "W_O": self.W_O,
+            "b_O": self.b_O,
         }

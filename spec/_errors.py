@@ -14,9 +14,7 @@ class SpecShapeError(SpecError):
         self.axis = axis
         self.left = left
         self.right = right
-        super().__init__(
-            f"{equation}: {operation}: {axis} disagrees: left side {left}, right side {right}"
-        )
+        super().__init__(f"{equation}: {operation}: {axis} disagrees: left side {left}, right side {right}")
 
 
 class UnknownEquation(SpecError, KeyError):

@@ -25,7 +25,7 @@ SECTION = "§4 Transformers: attention"
 VASWANI = "Vaswani et al. 2017, eq. 1 and §3.2.2"
 
 
-def _head_params(bias: bool = True):  # noqa: ANN202
+def _head_params(bias: bool = True):
     W_Q = Family("W_Q", m, M, (d_e, d_k), meaning="query projection of head m")
     W_K = Family("W_K", m, M, (d_e, d_k), meaning="key projection of head m")
     W_V = Family("W_V", m, M, (d_e, d_v), meaning="value projection of head m")
@@ -37,13 +37,13 @@ def _head_params(bias: bool = True):  # noqa: ANN202
     return (W_Q, b_Q, W_K, b_K, W_V, b_V)
 
 
-def _project(X, rows, W, b):  # noqa: ANN001, ANN202
+def _project(X, rows, W, b):
     """``Xᵀ W^{(m)} + 1 b^{(m)ᵀ}``: the row-form projection of the columns of X."""
     out = mul(T(X), W[m])
     return add(out, mul(Ones(rows), T(b[m]))) if b is not None else out
 
 
-def _scores(Q, K, scale):  # noqa: ANN001, ANN202
+def _scores(Q, K, scale):
     return mul(Q, T(K), scale) if scale != 1 else mul(Q, T(K))
 
 
@@ -115,8 +115,7 @@ def causal_mask(fill: sp.Expr = -sp.oo) -> Equation:
 
 
 def padding_mask(fill: sp.Expr = -sp.oo) -> Equation:
-    keep = tensor("keep", (n,), Kind.MASK, tex=r"\kappa",
-                  meaning="1 for a real token, 0 for padding")
+    keep = tensor("keep", (n,), Kind.MASK, tex=r"\kappa", meaning="1 for a real token, 0 for padding")
     S = tensor("S", (n, n), Kind.ADDITIVE_MASK, meaning="padding mask over keys")
     return Equation(
         "attention.padding_mask",
@@ -131,9 +130,17 @@ def padding_mask(fill: sp.Expr = -sp.oo) -> Equation:
     )
 
 
-def _mask_variants(eq: Equation, build) -> Equation:  # noqa: ANN001
-    eq.add_variant("fill_1e4", lambda: build(FILL_1E4))
-    eq.add_variant("fill_finfo_min", lambda: build(FINFO_FLOAT32_MIN))
+def _mask_variants(eq: Equation, build) -> Equation:
+    eq.add_variant(
+        "fill_1e4",
+        lambda: build(FILL_1E4),
+        "masked entries are −10⁴ instead of −∞ (original BERT, many tutorials)",
+    )
+    eq.add_variant(
+        "fill_finfo_min",
+        lambda: build(FINFO_FLOAT32_MIN),
+        "masked entries are torch.finfo(float32).min (Hugging Face eager attention)",
+    )
     return eq
 
 
@@ -156,10 +163,11 @@ def scaled_dot_product(
         outputs=(P,),
         reference=Reference(SECTION, source=VASWANI),
         invariants=(
-            Invariant("causal", {"mask": "S", "tokens": {"Q": 0, "K": 0, "V": 0},
-                                 "output_tokens": {"P": 0}}),
-            Invariant("permutation_equivariance", {"mask": "S", "tokens": {"Q": 0, "K": 0, "V": 0},
-                                                   "output_tokens": {"P": 0}}),
+            Invariant("causal", {"mask": "S", "tokens": {"Q": 0, "K": 0, "V": 0}, "output_tokens": {"P": 0}}),
+            Invariant(
+                "permutation_equivariance",
+                {"mask": "S", "tokens": {"Q": 0, "K": 0, "V": 0}, "output_tokens": {"P": 0}},
+            ),
             Invariant("kv_permutation_invariance", {"mask": "S", "tokens": {"K": 0, "V": 0}}),
         ),
         notes="One head: P = softmax(Q Kᵀ/√d_k + S) V. Scores are scaled by 1/√d_k, the per-head key "
@@ -168,17 +176,27 @@ def scaled_dot_product(
 
 
 def _sdp_variants(eq: Equation) -> Equation:
-    eq.add_variant("unscaled", lambda: scaled_dot_product(scale=1))
-    eq.add_variant("fully_masked_uniform", lambda: scaled_dot_product(fully_masked="uniform"))
-    eq.add_variant("fully_masked_nan", lambda: scaled_dot_product(fully_masked="nan"))
-    eq.add_variant("fill_1e4", lambda: scaled_dot_product(fill=FILL_1E4))
+    eq.add_variant("unscaled", lambda: scaled_dot_product(scale=1), "scores are not scaled")
+    eq.add_variant(
+        "fully_masked_uniform",
+        lambda: scaled_dot_product(fully_masked="uniform"),
+        "a fully masked row gets uniform weights (finite fills such as finfo.min)",
+    )
+    eq.add_variant(
+        "fully_masked_nan",
+        lambda: scaled_dot_product(fully_masked="nan"),
+        "a fully masked row gives NaN (a plain softmax of −∞ scores)",
+    )
+    eq.add_variant(
+        "fill_1e4",
+        lambda: scaled_dot_product(fill=FILL_1E4),
+        "the mask's −∞ entries are −10⁴, which large scores can beat",
+    )
     return eq
 
 
 # --- attention.multi_head (28) --------------------------------------------------------------------
-def multi_head(
-    scale: sp.Expr = 1 / sp.sqrt(d_k), fully_masked: str = "zero", bias: bool = True
-) -> Equation:
+def multi_head(scale: sp.Expr = 1 / sp.sqrt(d_k), fully_masked: str = "zero", bias: bool = True) -> Equation:
     H = tensor("H", (d_e, n), meaning="hidden states, one column per token")
     S = tensor("S", (n, n), Kind.ADDITIVE_MASK, meaning="additive mask (causal, padding or 0)")
     W_Q, b_Q, W_K, b_K, W_V, b_V = _head_params(bias)
@@ -210,8 +228,9 @@ def multi_head(
         reference=Reference(SECTION, number="28", source="Vaswani et al. 2017, §3.2.2"),
         invariants=(
             Invariant("causal", {"mask": "S", "tokens": {"H": 1}, "output_tokens": {"A": 1}}),
-            Invariant("permutation_equivariance", {"mask": "S", "tokens": {"H": 1},
-                                                   "output_tokens": {"A": 1}}),
+            Invariant(
+                "permutation_equivariance", {"mask": "S", "tokens": {"H": 1}, "output_tokens": {"A": 1}}
+            ),
             Invariant("heads_concat", {}),
             Invariant("single_head", {}),
         ),
@@ -221,11 +240,25 @@ def multi_head(
 
 
 def _mha_variants(eq: Equation) -> Equation:
-    eq.add_variant("scale_sqrt_d_e", lambda: multi_head(scale=1 / sp.sqrt(d_e)))
-    eq.add_variant("unscaled", lambda: multi_head(scale=1))
-    eq.add_variant("fully_masked_uniform", lambda: multi_head(fully_masked="uniform"))
-    eq.add_variant("fully_masked_nan", lambda: multi_head(fully_masked="nan"))
-    eq.add_variant("no_bias", lambda: multi_head(bias=False))
+    eq.add_variant(
+        "scale_sqrt_d_e",
+        lambda: multi_head(scale=1 / sp.sqrt(d_e)),
+        "scores scaled by 1/√d_e (the model width) instead of 1/√d_k",
+    )
+    eq.add_variant("unscaled", lambda: multi_head(scale=1), "scores are not scaled")
+    eq.add_variant(
+        "fully_masked_uniform",
+        lambda: multi_head(fully_masked="uniform"),
+        "a fully masked row gets uniform weights (finite fills such as finfo.min)",
+    )
+    eq.add_variant(
+        "fully_masked_nan",
+        lambda: multi_head(fully_masked="nan"),
+        "a fully masked row gives NaN (a plain softmax of −∞ scores)",
+    )
+    eq.add_variant(
+        "no_bias", lambda: multi_head(bias=False), "ζ = 0: no biases in the projections or the output"
+    )
     return eq
 
 
@@ -259,8 +292,7 @@ def cross() -> Equation:
         outputs=(A,),
         reference=Reference(SECTION, source="Vaswani et al. 2017, §3.2.3", status="R"),
         invariants=(
-            Invariant("permutation_equivariance", {"tokens": {"H_dec": 1},
-                                                   "output_tokens": {"A": 1}}),
+            Invariant("permutation_equivariance", {"tokens": {"H_dec": 1}, "output_tokens": {"A": 1}}),
             Invariant("kv_permutation_invariance", {"tokens": {"H_enc": 1}}),
         ),
         notes="Queries come from the decoder, keys and values from the encoder; the scores are "
@@ -269,7 +301,11 @@ def cross() -> Equation:
 
 
 register(projections())
-register(softmax_rows()).add_variant("fully_masked_uniform", lambda: softmax_rows("uniform"))
+register(softmax_rows()).add_variant(
+    "fully_masked_uniform",
+    lambda: softmax_rows("uniform"),
+    "a row of −∞ only gets uniform weights (finite fills such as finfo.min)",
+)
 register(_mask_variants(causal_mask(), causal_mask))
 register(_mask_variants(padding_mask(), padding_mask))
 register(_sdp_variants(scaled_dot_product()))

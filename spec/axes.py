@@ -57,9 +57,7 @@ def axis(name: str) -> sp.Symbol:
     try:
         return GLOSSARY[name].symbol
     except KeyError:
-        raise SpecError(
-            f"unknown axis {name!r}: the glossary has {', '.join(GLOSSARY)}"
-        ) from None
+        raise SpecError(f"unknown axis {name!r}: the glossary has {', '.join(GLOSSARY)}") from None
 
 
 def axis_names(expr: sp.Expr) -> list[str]:

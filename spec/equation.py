@@ -91,8 +91,9 @@ class Equation:
         self.invariants = tuple(invariants)
         self.notes = notes
         self.variant_of = variant_of
+        self.variant_name: str | None = None
         self.description = description
-        self._variants: dict[str, Callable[[], Equation]] = {}
+        self._variants: dict[str, tuple[Callable[[], Equation], str]] = {}
         self._check()
 
     # -- construction-time checks -------------------------------------------------------------------
@@ -178,20 +179,23 @@ class Equation:
         lines = self.latex_lines()
         if len(lines) == 1:
             return lines[0]
-        return "\\begin{aligned}\n" + " \\\\\n".join(
-            line.replace(" = ", " &= ", 1) for line in lines
-        ) + "\n\\end{aligned}"
+        return (
+            "\\begin{aligned}\n"
+            + " \\\\\n".join(line.replace(" = ", " &= ", 1) for line in lines)
+            + "\n\\end{aligned}"
+        )
 
     def space(self, d: Declared) -> str:
         """``Q ∈ ℝ^{n×d_k}`` in Unicode, with the family index if any."""
-        dims = "×".join(str(s).replace("*", "") for s in d.spec_shape)
+        dims = "×".join(str(s).replace("*", "·") for s in d.spec_shape)
         name = f"{d.name}^({d.index})" if isinstance(d, Family) else d.name
         rng = f", {d.index} = 1..{d.count}" if isinstance(d, Family) else ""
         return f"{name} ∈ {d.kind.space_unicode}^({dims}){rng}"
 
     # -- variants ------------------------------------------------------------------------------------
-    def add_variant(self, name: str, build: Callable[[], "Equation"]) -> None:
-        self._variants[name] = build
+    def add_variant(self, name: str, build: Callable[[], "Equation"], description: str) -> None:
+        """Record a named variant: an alternative form found in real code, built on demand."""
+        self._variants[name] = (build, description)
 
     @property
     def variant_names(self) -> tuple[str, ...]:
@@ -199,12 +203,15 @@ class Equation:
 
     def variant(self, name: str) -> "Equation":
         try:
-            build = self._variants[name]
+            build, description = self._variants[name]
         except KeyError:
             known = ", ".join(self._variants) or "none"
             raise UnknownEquation(f"{self.id} has no variant {name!r} (variants: {known})") from None
         eq = build()
         eq.variant_of = self.id
+        eq.variant_name = name
+        eq.description = description
+        eq.id = f"{self.id}[{name}]"
         return eq
 
     def variants(self) -> dict[str, "Equation"]:
@@ -240,9 +247,7 @@ def get(id: str) -> Equation:
     try:
         eq = _REGISTRY[base]
     except KeyError:
-        raise UnknownEquation(
-            f"unknown equation {base!r}; `lmspec list` shows the catalogue"
-        ) from None
+        raise UnknownEquation(f"unknown equation {base!r}; `lmspec list` shows the catalogue") from None
     if rest:
         if not rest.endswith("]"):
             raise UnknownEquation(f"malformed equation id {id!r}: expected 'family.name[variant]'")
@@ -250,7 +255,7 @@ def get(id: str) -> Equation:
     return eq
 
 
-def all() -> list[Equation]:  # noqa: A001 - the catalogue's public name
+def all() -> list[Equation]:
     """Every equation of the catalogue, in the tutorial's order."""
     _load()
     order = {f: i for i, f in enumerate(FAMILIES)}
@@ -277,4 +282,4 @@ def select(names: Iterable[str]) -> list[Equation]:
     return chosen
 
 
-__all__ = ["Binding", "Equation", "Invariant", "Kind", "Reference", "TensorSymbol", "get", "all", "families"]
+__all__ = ["Binding", "Equation", "Invariant", "Kind", "Reference", "TensorSymbol", "all", "families", "get"]

@@ -31,17 +31,17 @@ class SpecOp(MatrixExpr):
     def matrix_args(self) -> tuple[sp.Basic, ...]:
         return tuple(a for a in self.args if getattr(a, "is_Matrix", False))
 
-    def _check_shapes(self, checker) -> None:  # noqa: ANN001 - spec.shapes.ShapeChecker
+    def _check_shapes(self, checker) -> None:
         return None
 
-    def _explicit(self, explicit):  # noqa: ANN001, ANN202 - callable on matrix expressions
+    def _explicit(self, explicit):
         """Entries at concrete sizes: rebuild the operator on explicit operands and ask ``_entry``."""
         args = [explicit(a) if getattr(a, "is_Matrix", False) else a for a in self.args]
         concrete = self.func(*args)
         rows, cols = (int(s) for s in concrete.shape)
         return sp.ImmutableMatrix(rows, cols, lambda i, j: concrete._entry(i, j))
 
-    def _sympystr(self, printer) -> str:  # noqa: ANN001
+    def _sympystr(self, printer) -> str:
         inner = ", ".join(printer._print(a) for a in self.args if not isinstance(a, Str))
         return f"{type(self).__name__}({inner})"
 
@@ -62,9 +62,7 @@ class Softmax(SpecOp):
         if axis not in ("rows", "columns"):
             raise SpecError(f"Softmax: axis must be 'rows' or 'columns', found {axis!r}")
         if fully_masked not in FULLY_MASKED:
-            raise SpecError(
-                f"Softmax: fully_masked must be one of {FULLY_MASKED}, found {fully_masked!r}"
-            )
+            raise SpecError(f"Softmax: fully_masked must be one of {FULLY_MASKED}, found {fully_masked!r}")
         return MatrixExpr.__new__(cls, X, _str(axis), _str(fully_masked))
 
     @property
@@ -83,14 +81,14 @@ class Softmax(SpecOp):
     def shape(self) -> tuple[sp.Expr, sp.Expr]:
         return self.arg.shape
 
-    def _line(self, i, j):  # noqa: ANN001, ANN202
+    def _line(self, i, j):
         """The entries softmax normalises over, and the position of (i, j) among them."""
         X = self.arg
         if self.axis == "rows":
             return (lambda k: X[i, k]), X.shape[1], j
         return (lambda k: X[k, j]), X.shape[0], i
 
-    def _entry(self, i, j, **kwargs):  # noqa: ANN001, ANN202
+    def _entry(self, i, j, **kwargs):
         get, size, pos = self._line(i, j)
         if not (sp.sympify(size).is_Integer):
             k = sp.Dummy("k", integer=True)
@@ -98,16 +96,14 @@ class Softmax(SpecOp):
         line = [get(k) for k in range(int(size))]
         top = sp.Max(*line)
         ratio = sp.exp(get(pos) - top) / sp.Add(*[sp.exp(x - top) for x in line])
-        empty = {"zero": sp.S.Zero, "uniform": sp.Integer(1) / size, "nan": sp.nan}[
-            self.fully_masked
-        ]
+        empty = {"zero": sp.S.Zero, "uniform": sp.Integer(1) / size, "nan": sp.nan}[self.fully_masked]
         return sp.Piecewise((empty, sp.Eq(top, -sp.oo)), (ratio, True))
 
-    def _latex(self, printer) -> str:  # noqa: ANN001
+    def _latex(self, printer) -> str:
         sub = "" if self.axis == "rows" else r"_{\mathrm{col}}"
         return rf"\operatorname{{softmax}}{sub}\left({printer._print(self.arg)}\right)"
 
-    def _torchcode(self, ctx) -> str:  # noqa: ANN001
+    def _torchcode(self, ctx) -> str:
         x = ctx.emit(ctx.expr(self.arg))
         dim = -1 if self.axis == "rows" else -2
         w = ctx.emit(f"torch.softmax({x}, dim={dim})")
@@ -128,13 +124,13 @@ class Ones(SpecOp):
     def shape(self) -> tuple[sp.Expr, sp.Expr]:
         return (self.args[0], sp.Integer(1))
 
-    def _entry(self, i, j, **kwargs):  # noqa: ANN001, ANN202
+    def _entry(self, i, j, **kwargs):
         return sp.S.One
 
-    def _latex(self, printer) -> str:  # noqa: ANN001
+    def _latex(self, printer) -> str:
         return rf"\mathbf{{1}}_{{{printer._print(self.args[0])}}}"
 
-    def _torchcode(self, ctx) -> str:  # noqa: ANN001
+    def _torchcode(self, ctx) -> str:
         return f"torch.ones({ctx.size(self.args[0])}, 1, dtype={ctx.dtype}, device={ctx.device})"
 
 
@@ -152,17 +148,15 @@ class CausalMask(SpecOp):
     def shape(self) -> tuple[sp.Expr, sp.Expr]:
         return (self.args[0], self.args[0])
 
-    def _entry(self, i, j, **kwargs):  # noqa: ANN001, ANN202
+    def _entry(self, i, j, **kwargs):
         return sp.Piecewise((sp.S.Zero, sp.Le(j, i)), (self.fill, True))
 
-    def _latex(self, printer) -> str:  # noqa: ANN001
+    def _latex(self, printer) -> str:
         return rf"S^{{\mathrm{{causal}}}}_{{{printer._print(self.args[0])}}}"
 
-    def _torchcode(self, ctx) -> str:  # noqa: ANN001
+    def _torchcode(self, ctx) -> str:
         n = ctx.size(self.args[0])
-        above = ctx.emit(
-            f"torch.ones({n}, {n}, dtype=torch.bool, device={ctx.device}).triu(diagonal=1)"
-        )
+        above = ctx.emit(f"torch.ones({n}, {n}, dtype=torch.bool, device={ctx.device}).triu(diagonal=1)")
         return (
             f"torch.zeros({n}, {n}, dtype={ctx.dtype}, device={ctx.device})"
             f".masked_fill({above}, {ctx.scalar(self.fill)})"
@@ -188,22 +182,22 @@ class PaddingMask(SpecOp):
     def shape(self) -> tuple[sp.Expr, sp.Expr]:
         return (self.args[1], self.keep.shape[0])
 
-    def _check_shapes(self, checker) -> None:  # noqa: ANN001
-        checker.require("padding mask", "keep vector columns", self.keep, self.keep.shape[1],
-                        self.keep, sp.Integer(1))
+    def _check_shapes(self, checker) -> None:
+        checker.require(
+            "padding mask", "keep vector columns", self.keep, self.keep.shape[1], self.keep, sp.Integer(1)
+        )
 
-    def _entry(self, i, j, **kwargs):  # noqa: ANN001, ANN202
+    def _entry(self, i, j, **kwargs):
         return sp.Piecewise((sp.S.Zero, sp.Gt(self.keep[j, 0], 0)), (self.fill, True))
 
-    def _latex(self, printer) -> str:  # noqa: ANN001
+    def _latex(self, printer) -> str:
         return rf"S^{{\mathrm{{pad}}}}\left({printer._print(self.keep)}\right)"
 
-    def _torchcode(self, ctx) -> str:  # noqa: ANN001
+    def _torchcode(self, ctx) -> str:
         keep = ctx.emit(ctx.expr(self.keep))
         rows = ctx.size(self.args[1])
         row = ctx.emit(
-            f"torch.where({keep}.transpose(-1, -2) > 0, 0.0, {ctx.scalar(self.fill)})"
-            f".to({ctx.dtype})"
+            f"torch.where({keep}.transpose(-1, -2) > 0, 0.0, {ctx.scalar(self.fill)}).to({ctx.dtype})"
         )
         return f"{row}.expand(*{row}.shape[:-2], {rows}, {row}.shape[-1])"
 
@@ -218,15 +212,15 @@ class MaskFill(SpecOp):
     def shape(self) -> tuple[sp.Expr, sp.Expr]:
         return self.args[0].shape
 
-    def _entry(self, i, j, **kwargs):  # noqa: ANN001, ANN202
+    def _entry(self, i, j, **kwargs):
         s = self.args[0][i, j]
         return sp.Piecewise((self.args[1], sp.Eq(s, -sp.oo)), (s, True))
 
-    def _latex(self, printer) -> str:  # noqa: ANN001
+    def _latex(self, printer) -> str:
         S, fill = (printer._print(a) for a in self.args)
         return rf"\left.{S}\right|_{{-\infty \to {fill}}}"
 
-    def _torchcode(self, ctx) -> str:  # noqa: ANN001
+    def _torchcode(self, ctx) -> str:
         s = ctx.emit(ctx.expr(self.args[0]))
         return f"{s}.masked_fill(torch.isneginf({s}), {ctx.scalar(self.args[1])})"
 
@@ -258,21 +252,21 @@ class HeadConcat(SpecOp):
     def free_symbols(self) -> set:
         return (self.body.free_symbols - {self.index}) | self.count.free_symbols
 
-    def _entry(self, i, j, **kwargs):  # noqa: ANN001, ANN202
+    def _entry(self, i, j, **kwargs):
         width = self.body.shape[1]
         head = sp.floor(j / width) + 1
         return self.body.subs(self.index, head)[i, sp.Mod(j, width)]
 
-    def _explicit(self, explicit):  # noqa: ANN001, ANN202
+    def _explicit(self, explicit):
         blocks = [explicit(self.body.subs(self.index, k)) for k in range(1, int(self.count) + 1)]
         return sp.ImmutableMatrix(sp.Matrix.hstack(*blocks))
 
-    def _latex(self, printer) -> str:  # noqa: ANN001
+    def _latex(self, printer) -> str:
         first = printer._print(self.body.subs(self.index, 1))
         last = printer._print(self.body.subs(self.index, self.count))
         return rf"\left[{first}, \ldots, {last}\right]"
 
-    def _torchcode(self, ctx) -> str:  # noqa: ANN001
+    def _torchcode(self, ctx) -> str:
         parts = ctx.fresh("parts")
         ctx.line(f"{parts} = []")
         with ctx.loop(str(self.index), self.count):

@@ -18,9 +18,10 @@ class SpecLatexPrinter(LatexPrinter):
         return self.names.get(name, fallback)
 
     def _print_MatrixSymbol(self, expr: sp.MatrixSymbol) -> str:
-        fallback = expr.tex if isinstance(expr, TensorSymbol) and expr.tex else super()._print_MatrixSymbol(expr)
+        fallback = (
+            expr.tex if isinstance(expr, TensorSymbol) and expr.tex else super()._print_MatrixSymbol(expr)
+        )
         return self._tex_name(expr.name, fallback)
-
 
     def _print_FamilyMember(self, expr: FamilyMember) -> str:
         base = self._tex_name(expr.name, expr.name)

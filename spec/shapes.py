@@ -5,6 +5,7 @@ product, sum, transpose and operator of an equation is checked here, under the e
 constraints, and a disagreement names the equation, the operation, the axis and both sides.
 """
 
+import itertools
 from collections.abc import Sequence
 
 import sympy as sp
@@ -40,8 +41,9 @@ class ShapeChecker:
         a, b = sp.sympify(a), sp.sympify(b)
         return sp.simplify(a.subs(self.subs) - b.subs(self.subs)) == 0
 
-    def require(self, operation: str, axis: str, left: sp.Basic, lsize: sp.Expr, right: sp.Basic,
-                rsize: sp.Expr) -> None:
+    def require(
+        self, operation: str, axis: str, left: sp.Basic, lsize: sp.Expr, right: sp.Basic, rsize: sp.Expr
+    ) -> None:
         if not self.same(lsize, rsize):
             raise SpecShapeError(
                 self.equation,
@@ -59,9 +61,10 @@ class ShapeChecker:
             mats = [a for a in expr.args if getattr(a, "is_Matrix", False)]
             for a in mats:
                 self.check(a)
-            for left, right in zip(mats, mats[1:], strict=False):
-                self.require("product", "inner axis (columns × rows)", left, left.shape[1], right,
-                             right.shape[0])
+            for left, right in itertools.pairwise(mats):
+                self.require(
+                    "product", "inner axis (columns × rows)", left, left.shape[1], right, right.shape[0]
+                )
             return expr.shape
         if isinstance(expr, sp.MatAdd):
             first, *rest = expr.args
@@ -77,10 +80,10 @@ class ShapeChecker:
             if isinstance(expr, sp.HadamardProduct):
                 first, *rest = expr.args
                 for other in rest:
-                    self.require("element-wise product", "rows", first, first.shape[0], other,
-                                 other.shape[0])
-                    self.require("element-wise product", "columns", first, first.shape[1], other,
-                                 other.shape[1])
+                    self.require("element-wise product", "rows", first, first.shape[0], other, other.shape[0])
+                    self.require(
+                        "element-wise product", "columns", first, first.shape[1], other, other.shape[1]
+                    )
             return expr.shape
         op_check = getattr(expr, "_check_shapes", None)
         if op_check is not None:

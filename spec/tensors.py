@@ -174,7 +174,7 @@ class FamilyMember(MatrixExpr):
     def shape(self) -> tuple[sp.Expr, sp.Expr]:
         return (self.args[2], self.args[3])
 
-    def _entry(self, i, j, **kwargs):  # noqa: ANN001 - SymPy's signature
+    def _entry(self, i, j, **kwargs):
         return sp.Indexed(sp.IndexedBase(self.name), self.index, i, j)
 
     @property

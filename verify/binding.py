@@ -57,15 +57,18 @@ class Layout:
         return t.to(dtype=dtype, device=device)
 
     def from_impl(self, t: torch.Tensor, batch_ndim: int) -> np.ndarray:
-        arr = t.detach().to("cpu", torch.float64).numpy() if t.dtype != torch.bool else \
-            t.detach().cpu().numpy().astype(np.float64)
+        arr = (
+            t.detach().to("cpu", torch.float64).numpy()
+            if t.dtype != torch.bool
+            else t.detach().cpu().numpy().astype(np.float64)
+        )
         inverse = np.argsort(self.perm)
         axes = list(range(batch_ndim)) + [batch_ndim + int(p) for p in inverse]
         return np.transpose(arr, axes)
 
 
 def _jaxtyping_type(annotation: object) -> tuple[object | None, bool]:
-    """The jaxtyping array type inside ``annotation`` (unwrapping ``X | None``) and whether None is allowed."""
+    """The jaxtyping array type inside ``annotation`` (unwrapping ``X | None``); whether None is allowed."""
     if hasattr(annotation, "dim_str"):
         return annotation, False
     args = typing.get_args(annotation)
@@ -120,13 +123,13 @@ def _parse_dims(fn: Callable, param: str, jt: object) -> tuple[bool, list[sp.Exp
     return batched, dims
 
 
-def spec_axes(decl) -> list[sp.Expr]:  # noqa: ANN001
+def spec_axes(decl) -> list[sp.Expr]:
     """The non-batch axes of a declared symbol's spec-layout array (family index axis first)."""
     dims = [sp.sympify(s) for s in decl.spec_shape]
     return [decl.count, *dims] if isinstance(decl, Family) else dims
 
 
-def _match(fn: Callable, param: str, jt: object, decl, eq: Equation) -> tuple[int, ...]:  # noqa: ANN001
+def _match(fn: Callable, param: str, jt: object, decl, eq: Equation) -> tuple[int, ...]:
     batched, dims = _parse_dims(fn, param, jt)
     want = spec_axes(decl)
     perm: list[int] = []
@@ -168,8 +171,12 @@ class ImplBinding:
     returns_tuple: bool
 
     def call(
-        self, example: Mapping[str, np.ndarray], sizes: Mapping[str, int], batch_ndim: int,
-        dtype: torch.dtype = torch.float64, device: str = "cpu",
+        self,
+        example: Mapping[str, np.ndarray],
+        sizes: Mapping[str, int],
+        batch_ndim: int,
+        dtype: torch.dtype = torch.float64,
+        device: str = "cpu",
     ) -> dict[str, np.ndarray]:
         kwargs: dict[str, object] = {}
         for lay in self.args:
@@ -204,12 +211,13 @@ def bind(fn: Callable, eq: Equation) -> ImplBinding:
                 raise BindingError(
                     f"{who(fn)} (implementing {eq.id}): parameter {name!r} has no jaxtyping "
                     f"annotation; the spec's {eq.space(decls[name])} needs one, e.g. "
-                    f"Float[Tensor, \"{'*batch ' if decls[name] in eq.inputs else ''}"
-                    f"{' '.join(str(a) for a in spec_axes(decls[name]))}\"]"
+                    f'Float[Tensor, "{"*batch " if decls[name] in eq.inputs else ""}'
+                    f'{" ".join(str(a) for a in spec_axes(decls[name]))}"]'
                 )
             perm = _match(fn, name, jt, decls[name], eq)
-            args.append(Layout(name, name, jt.dim_str, _dtype_kind(jt), perm,
-                               decls[name] in eq.inputs, optional))
+            args.append(
+                Layout(name, name, jt.dim_str, _dtype_kind(jt), perm, decls[name] in eq.inputs, optional)
+            )
             seen.add(name)
         elif name in eq.axes and hints.get(name) is int:
             sizes.append((name, name))
@@ -241,8 +249,10 @@ def bind(fn: Callable, eq: Equation) -> ImplBinding:
         jt, _ = _jaxtyping_type(r)
         label = f"return[{k}]" if returns_tuple else "return"
         if jt is None:
-            raise BindingError(f"{who(fn)} (implementing {eq.id}): the {label} value has no "
-                               f"jaxtyping annotation for the spec's {eq.space(o)}")
+            raise BindingError(
+                f"{who(fn)} (implementing {eq.id}): the {label} value has no "
+                f"jaxtyping annotation for the spec's {eq.space(o)}"
+            )
         if o in eq.outputs and not eq.inputs:
             perm = _match_unbatched(fn, label, jt, o, eq)
             outputs.append(Layout(o.ascii, label, jt.dim_str, _dtype_kind(jt), perm, False))
@@ -253,9 +263,9 @@ def bind(fn: Callable, eq: Equation) -> ImplBinding:
     return ImplBinding(eq, fn, tuple(args), tuple(sizes), takes_dtype, tuple(outputs), returns_tuple)
 
 
-def _match_unbatched(fn: Callable, label: str, jt: object, decl, eq: Equation) -> tuple[int, ...]:  # noqa: ANN001
+def _match_unbatched(fn: Callable, label: str, jt: object, decl, eq: Equation) -> tuple[int, ...]:
     """Outputs of equations without inputs (a mask of a size) carry no batch axes."""
-    batched, dims = _parse_dims(fn, label, jt)
+    _, dims = _parse_dims(fn, label, jt)
     want = spec_axes(decl)
     perm, free = [], list(range(len(want)))
     for d in dims:

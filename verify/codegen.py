@@ -167,12 +167,12 @@ def generate(eq: Equation) -> str:
 
 
 @lru_cache(maxsize=256)
-def compiled(eq: Equation):  # noqa: ANN201 - the generated function
+def compiled(eq: Equation):
     """The generated function of ``eq``, compiled once."""
     src = generate(eq)
     namespace: dict = {}
     try:
-        exec(compile(src, f"<lmspec codegen {eq.id}>", "exec"), namespace)  # noqa: S102
+        exec(compile(src, f"<lmspec codegen {eq.id}>", "exec"), namespace)
     except SyntaxError as exc:  # a bug of the printer, never of the user
         raise SpecError(f"generated code for {eq.id} does not compile: {exc}\n{src}") from exc
     return namespace[function_name(eq)]

@@ -38,7 +38,7 @@ class _SafeMath:
         except OverflowError:
             return math.inf
 
-    def __getattr__(self, name: str):  # noqa: ANN204
+    def __getattr__(self, name: str):
         return getattr(math, name)
 
 
@@ -46,7 +46,7 @@ def size_subs(sizes: Mapping[str, int]) -> dict[sp.Symbol, sp.Integer]:
     return {sp.Symbol(k, integer=True, positive=True): sp.Integer(v) for k, v in sizes.items()}
 
 
-def concrete_shape(decl, sizes: Mapping[str, int]) -> tuple[int, ...]:  # noqa: ANN001
+def concrete_shape(decl, sizes: Mapping[str, int]) -> tuple[int, ...]:
     """The spec-layout array shape of a declared tensor or family at concrete sizes."""
     subs = size_subs(sizes)
     dims = tuple(int(sp.sympify(s).subs(subs)) for s in decl.spec_shape)
@@ -113,9 +113,7 @@ def expand(eq: Equation, sizes: Mapping[str, int]) -> Program:
         rows, cols = (int(sp.sympify(s).subs(subs)) for s in d.shape)
         if isinstance(d, Family):
             count = int(d.count.subs(subs))
-            env[d.name] = [
-                _element_matrix(f"{d.ascii}_{k}", rows, cols, d.kind) for k in range(count)
-            ]
+            env[d.name] = [_element_matrix(f"{d.ascii}_{k}", rows, cols, d.kind) for k in range(count)]
             prog.args.append((d.ascii, [_nested(mat, d.is_vector) for mat in env[d.name]]))
         else:
             env[d.name] = _element_matrix(d.ascii, rows, cols, d.kind)
@@ -155,9 +153,7 @@ def expand(eq: Equation, sizes: Mapping[str, int]) -> Program:
         rhs = b.rhs.subs(subs)
         if isinstance(b.lhs, FamilyMember):
             count = int(eq.declared(b.name).count.subs(subs))
-            env[b.name] = [
-                prog.materialise(explicit(rhs.subs(b.lhs.index, k))) for k in range(1, count + 1)
-            ]
+            env[b.name] = [prog.materialise(explicit(rhs.subs(b.lhs.index, k))) for k in range(1, count + 1)]
         else:
             env[b.name] = prog.materialise(explicit(rhs))
     for out in eq.outputs:
@@ -175,13 +171,13 @@ def _nested(mat: sp.ImmutableMatrix, vector: bool) -> list:
     return [[mat[i, j] for j in range(mat.cols)] for i in range(mat.rows)]
 
 
-def _print_nested(printer, value) -> str:  # noqa: ANN001
+def _print_nested(printer, value) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_print_nested(printer, v) for v in value) + "]"
     return printer.doprint(value)
 
 
-def _unpack(name: str, value, path: str = "") -> list[str]:  # noqa: ANN001
+def _unpack(name: str, value, path: str = "") -> list[str]:
     if isinstance(value, list):
         lines = []
         for k, v in enumerate(value):
@@ -192,8 +188,11 @@ def _unpack(name: str, value, path: str = "") -> list[str]:  # noqa: ANN001
 
 def source(prog: Program, precision: str = "float64") -> str:
     """Python source of the program: ``def oracle(<inputs>) -> tuple of nested lists``."""
-    printer = PythonCodePrinter({"fully_qualified_modules": True}) if precision == "float64" else \
-        MpmathPrinter({"fully_qualified_modules": True})
+    printer = (
+        PythonCodePrinter({"fully_qualified_modules": True})
+        if precision == "float64"
+        else MpmathPrinter({"fully_qualified_modules": True})
+    )
     lines = [f"def oracle({', '.join(name for name, _ in prog.args)}):"]
     for name, value in prog.args:
         lines.extend(_unpack(name, value))
@@ -218,7 +217,7 @@ def _compile(eq: Equation, key: tuple[tuple[str, int], ...], precision: str) -> 
     prog = expand(eq, dict(key))
     src = source(prog, precision)
     namespace = {"math": _SafeMath(), "mpmath": mpmath}
-    exec(compile(src, f"<oracle {eq.id} {dict(key)}>", "exec"), namespace)  # noqa: S102
+    exec(compile(src, f"<oracle {eq.id} {dict(key)}>", "exec"), namespace)
     return Compiled(namespace["oracle"], prog, precision, time.perf_counter() - start)
 
 
@@ -281,7 +280,7 @@ def _batch_shape(eq: Equation, example: Mapping[str, np.ndarray], sizes: Mapping
         shape = np.shape(example[d.ascii])
         want = concrete_shape(d, sizes)
         lead = shape[: len(shape) - len(want)]
-        if shape[len(lead):] != want or (d in eq.params and lead):
+        if shape[len(lead) :] != want or (d in eq.params and lead):
             raise SpecError(
                 f"{eq.id}: {d.ascii} has shape {shape}, expected {want} (sizes {dict(sizes)})"
                 + ("" if d in eq.params else " after optional batch axes")

@@ -1,0 +1,194 @@
+"""The ``lmspec`` command line: list, show, verify, codegen.
+
+Exit codes: 0 everything passed, 1 a check failed, 2 bad usage or input (one sentence, no traceback).
+"""
+
+import sys
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+import spec
+from spec import SpecError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="lmspec: the equations of 'Anatomy of Neural Language Models' as an executable spec, and a "
+    "verifier that holds PyTorch code to it.",
+)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+class UsageError(Exception):
+    """A user error: printed as one sentence, exit code 2."""
+
+
+@app.command("list")
+def list_(
+    family: list[str] = typer.Option(None, "--family", "-f", help="Only these families."),
+) -> None:
+    """List the equations of the catalogue."""
+    eqs = spec.select(family) if family else spec.all()
+    table = Table(title="lmspec catalogue", show_lines=False)
+    for col in ("id", "title", "reference", "variants"):
+        table.add_column(col)
+    for eq in eqs:
+        ref = eq.reference
+        num = f"({ref.number}) " if ref.number else ""
+        table.add_row(
+            eq.id, eq.title, f"{num}[{ref.status}] {ref.source}", ", ".join(eq.variant_names) or "—"
+        )
+    console.print(table)
+    console.print(f"{len(eqs)} equations in {len({e.family for e in eqs})} families")
+
+
+@app.command()
+def show(equation: str = typer.Argument(..., help="An equation id, e.g. attention.multi_head.")) -> None:
+    """Show one equation: LaTeX, symbols with their spaces, reference, variants, invariants."""
+    eq = spec.get(equation)
+    console.print(f"[bold]{eq.id}[/bold] — {eq.title}")
+    console.print(f"Reference: {eq.reference}")
+    if eq.description:
+        console.print(eq.description)
+    console.print("\n[bold]LaTeX[/bold]")
+    console.print(eq.latex(), markup=False, highlight=False)
+    table = Table(title="Symbols")
+    for col in ("symbol", "space", "role", "meaning"):
+        table.add_column(col)
+    roles = {**{d.name: "input" for d in eq.inputs}, **{d.name: "parameter" for d in eq.params}}
+    outputs = {o.name for o in eq.outputs}
+    for d in eq.symbols:
+        role = roles.get(d.name, "output" if d.name in outputs else "intermediate")
+        table.add_row(d.ascii, eq.space(d), role, d.meaning)
+    console.print(table)
+    if eq.constraints:
+        console.print("Constraints: " + ", ".join(f"{c.lhs} = {c.rhs}" for c in eq.constraints))
+    if eq.variant_names:
+        console.print("\n[bold]Variants[/bold]")
+        for name, var in eq.variants().items():
+            console.print(f"  {eq.id}[{name}]: {var.description}", highlight=False, markup=False)
+            base = set(eq.latex_lines())
+            for line in var.latex_lines():
+                if line not in base:
+                    console.print(f"    {line}", markup=False, highlight=False)
+    if eq.invariants:
+        console.print("\n[bold]Invariants[/bold]: " + ", ".join(i.name for i in eq.invariants))
+    if eq.notes:
+        console.print(f"\n[bold]Notes[/bold]: {eq.notes}", highlight=False)
+
+
+@app.command()
+def codegen(equation: str = typer.Argument(..., help="An equation id.")) -> None:
+    """Print the batched PyTorch function generated from an equation's SymPy definition."""
+    from verify.codegen import generate
+
+    sys.stdout.write(generate(spec.get(equation)))
+
+
+@app.command("verify")
+def verify_(
+    selection: list[str] = typer.Argument(None, help="Equation ids or families (default: all)."),
+    profile: str = typer.Option("default", "--profile", "-p", help="quick, default or thorough."),
+    seed: int = typer.Option(0, "--seed", help="Hypothesis seed; the same seed gives the same report."),
+    json_path: Path = typer.Option(None, "--json", help="Write a JSON report here."),
+    junit_path: Path = typer.Option(None, "--junit", help="Write a JUnit XML report here."),
+) -> None:
+    """Verify impl/ against the spec: oracle, generated code and properties."""
+    from verify.report import to_json, to_junit
+    from verify.runner import PROFILES, checks_for, run_check
+
+    if profile not in PROFILES:
+        raise UsageError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    if seed < 0:
+        raise UsageError(f"--seed must be a non-negative integer, found {seed}")
+    names = selection or list(spec.FAMILIES)
+    eqs = spec.select(names)
+    prof = PROFILES[profile]
+    plan = [(eq, checks_for(eq, prof, seed)) for eq in eqs]
+    total = sum(len(c) for _, c in plan)
+    results = []
+    start = time.perf_counter()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("verifying", total=total)
+        for eq, checks in plan:
+            for check in checks:
+                progress.update(task, description=f"{eq.id} {check.name}")
+                results.append(run_check(check, prof, seed))
+                progress.advance(task)
+    wall = time.perf_counter() - start
+    table = Table(title=f"lmspec verify — profile {profile}, seed {seed}")
+    for col, just in (
+        ("equation", "left"),
+        ("check", "left"),
+        ("examples", "right"),
+        ("result", "left"),
+        ("max |Δ|", "right"),
+        ("time", "right"),
+    ):
+        table.add_column(col, justify=just)
+    for r in results:
+        mark = "[green]pass[/green]" if r.passed else "[red]FAIL[/red]"
+        err_ = "" if r.max_abs is None else f"{r.max_abs:.1e}"
+        table.add_row(r.equation, r.check, str(r.examples), mark, err_, f"{r.seconds:.2f}s")
+    console.print(table)
+    failed = [r for r in results if not r.passed]
+    for r in failed:
+        console.print(f"[red]FAIL[/red] {r.equation} {r.check}: {r.message}", highlight=False)
+        if r.counterexample:
+            console.print(
+                f"  counterexample: sizes {r.counterexample['sizes']}, batch {r.counterexample['batch']}",
+                highlight=False,
+            )
+    console.print(f"{len(results) - len(failed)} passed, {len(failed)} failed in {wall:.1f}s")
+    if json_path:
+        _write(json_path, to_json(results, profile=profile, seed=seed, selection=names))
+    if junit_path:
+        _write(junit_path, to_junit(results, profile=profile, seed=seed))
+    if failed:
+        raise typer.Exit(1)
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script: user errors exit 2 with one sentence."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except (SpecError, UsageError) as exc:
+        err.print(f"lmspec: error: {exc}", highlight=False, markup=False)
+        return 2
+    except typer.Exit as exc:
+        return exc.exit_code
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except Exception as exc:  # click's usage errors (typer vendors click) and aborts
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            err.print(f"lmspec: error: {exc.format_message()}", highlight=False, markup=False)
+            return exc.exit_code or 2
+        if type(exc).__name__ == "Abort":
+            return 130
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

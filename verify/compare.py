@@ -1,0 +1,109 @@
+"""Comparison of results under one written tolerance policy per dtype.
+
+An entry passes when ``|actual − expected| ≤ atol + rtol·|expected|``; NaN matches NaN and ±∞ matches the
+same infinity, and nothing else matches a non-finite value.
+
+Why these numbers (float64): inputs are O(1) (drawn from [−3, 3]), sizes are at most a few dozen, and the
+deepest computation of a check is a few hundred multiply-adds followed by a softmax. Summation in a different
+order (the oracle's straight-line program, torch's matmul kernels) then differs by at most a few hundred
+ulps, ~1e-13 relative to the largest partial sum. ``rtol = 1e-9, atol = 1e-10`` leave a 1000× margin over
+that, while every bug class we test for (a wrong scale, a softmax over the wrong axis, an off-by-one mask, a
+missing bias) moves some output by more than 1e-3. Lower precisions are scaled by their machine epsilon
+(float32 ≈ 1.2e-7, bfloat16 ≈ 7.8e-3, float16 ≈ 9.8e-4) with the same reasoning.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from verify._errors import ShapeMismatch, ValueMismatch
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    atol: float
+    rtol: float
+
+
+POLICY: dict[str, Tolerance] = {
+    "float64": Tolerance(atol=1e-10, rtol=1e-9),
+    "float32": Tolerance(atol=1e-5, rtol=1e-4),
+    "float16": Tolerance(atol=5e-3, rtol=1e-2),
+    "bfloat16": Tolerance(atol=3e-2, rtol=5e-2),
+}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    ok: bool
+    max_abs: float
+    max_rel: float
+    where: tuple[int, ...] | None  # index of the worst entry
+    actual: float | None
+    expected: float | None
+    bad: int  # number of entries out of tolerance
+
+
+def compare(actual: np.ndarray, expected: np.ndarray, tol: Tolerance) -> Comparison:
+    """Compare two arrays of one shape entry by entry (see the module docstring for the rule)."""
+    a = np.asarray(actual, dtype=np.float64)
+    e = np.asarray(expected, dtype=np.float64)
+    if a.shape != e.shape:
+        raise ValueError(f"compare: shapes differ, {a.shape} vs {e.shape}")
+    if a.size == 0:
+        return Comparison(True, 0.0, 0.0, None, None, None, 0)
+    same_special = (np.isnan(a) & np.isnan(e)) | (np.isinf(a) & np.isinf(e) & (a == e))
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.where(same_special, 0.0, np.abs(a - e))
+        diff = np.where(np.isnan(diff), np.inf, diff)  # one side NaN or ∞: never within tolerance
+        rel = np.where(same_special, 0.0, diff / np.maximum(np.abs(e), np.finfo(np.float64).tiny))
+        rel = np.where(np.isnan(rel), np.inf, rel)
+        bad = diff > tol.atol + tol.rtol * np.where(np.isfinite(e), np.abs(e), 0.0)
+    worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
+    return Comparison(
+        ok=not bool(bad.any()),
+        max_abs=float(diff.max()),
+        max_rel=float(rel.max()),
+        where=tuple(int(i) for i in worst),
+        actual=float(a[worst]),
+        expected=float(e[worst]),
+        bad=int(bad.sum()),
+    )
+
+
+def assert_close(
+    actual: dict[str, np.ndarray],
+    expected: dict[str, np.ndarray],
+    tol: Tolerance,
+    *,
+    check: str,
+    who: str,
+    reference: str,
+) -> Comparison:
+    """Compare every output; raise ShapeMismatch or ValueMismatch naming the output and the worst entry."""
+    worst: Comparison | None = None
+    for name, want in expected.items():
+        if name not in actual:
+            raise ShapeMismatch(f"{who} returned no value for {name}", check=check)
+        got = np.asarray(actual[name])
+        if got.shape != np.shape(want):
+            raise ShapeMismatch(
+                f"{who}: {name} has shape {got.shape}, the spec expects {np.shape(want)}", check=check
+            )
+        c = compare(got, want, tol)
+        if not c.ok:
+            raise ValueMismatch(
+                f"{who}: {name}{list(c.where)} = {c.actual:.6g}, {reference} gives {c.expected:.6g} "
+                f"(|Δ| = {c.max_abs:.3g}, relative {c.max_rel:.3g}; {c.bad} of {got.size} entries "
+                f"beyond atol {tol.atol:g} + rtol {tol.rtol:g})",
+                check=check,
+                details={
+                    "output": name,
+                    "max_abs": c.max_abs,
+                    "max_rel": c.max_rel,
+                    "where": list(c.where or ()),
+                },
+            )
+        if worst is None or c.max_abs > worst.max_abs:
+            worst = c
+    return worst or Comparison(True, 0.0, 0.0, None, None, None, 0)

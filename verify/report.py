@@ -1,0 +1,59 @@
+"""Reports for machines: JSON (deterministic for a seed) and JUnit XML."""
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+
+from verify.runner import CheckResult
+
+
+def summary(results: Sequence[CheckResult]) -> dict:
+    failed = [r for r in results if not r.passed]
+    return {"checks": len(results), "passed": len(results) - len(failed), "failed": len(failed)}
+
+
+def to_json(results: Sequence[CheckResult], *, profile: str, seed: int, selection: Sequence[str]) -> str:
+    """The JSON report. Wall times are left out, so that the same seed gives the same bytes."""
+    doc = {
+        "tool": "lmspec",
+        "profile": profile,
+        "seed": seed,
+        "selection": list(selection),
+        "summary": summary(results),
+        "results": [r.as_json() for r in results],
+    }
+    return json.dumps(doc, indent=2, sort_keys=True, allow_nan=True) + "\n"
+
+
+def to_junit(results: Sequence[CheckResult], *, profile: str, seed: int) -> str:
+    """JUnit XML: one test suite per family, one test case per (equation, check)."""
+    suites = ET.Element(
+        "testsuites",
+        name="lmspec verify",
+        tests=str(len(results)),
+        failures=str(sum(not r.passed for r in results)),
+    )
+    by_family: dict[str, list[CheckResult]] = {}
+    for r in results:
+        by_family.setdefault(r.equation.split(".", 1)[0], []).append(r)
+    for family, rs in by_family.items():
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            name=family,
+            tests=str(len(rs)),
+            failures=str(sum(not r.passed for r in rs)),
+            time=f"{sum(r.seconds for r in rs):.3f}",
+        )
+        props = ET.SubElement(suite, "properties")
+        ET.SubElement(props, "property", name="profile", value=profile)
+        ET.SubElement(props, "property", name="seed", value=str(seed))
+        for r in rs:
+            case = ET.SubElement(
+                suite, "testcase", classname=r.equation, name=r.check, time=f"{r.seconds:.3f}"
+            )
+            if not r.passed:
+                fail = ET.SubElement(case, "failure", message=r.message, type=r.check)
+                fail.text = json.dumps(r.counterexample, indent=1, allow_nan=True)
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"

@@ -1,0 +1,241 @@
+"""The verifier suite: each equation checked three ways plus its properties, under Hypothesis.
+
+For every equation:
+
+- ``impl=oracle``       the implementation against the exact oracle, at small sizes;
+- ``generated=oracle``  the code generated from the SymPy against the oracle, at small sizes;
+- ``impl=generated``    the implementation against the generated code, at larger sizes;
+- ``property:<name>``   each invariant the equation declares, on the implementation.
+
+All comparisons are in float64 under the tolerance policy of verify.compare. A failure is shrunk by
+Hypothesis and reported with its (shrunk) counterexample.
+"""
+
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hseed
+from hypothesis import strategies as st
+
+from spec import Equation
+from verify._errors import Mismatch
+from verify.compare import POLICY, Comparison, assert_close
+from verify.properties import properties_of
+from verify.strategies import Example, examples, size_tuples
+from verify.targets import GeneratedTarget, ImplTarget, OracleTarget, Target
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How hard to look: size tuples for the oracle and the larger checks, examples per check."""
+
+    name: str
+    oracle_sizes: int
+    large_sizes: int
+    examples: int
+    property_examples: int
+
+
+PROFILES: dict[str, Profile] = {
+    "quick": Profile("quick", 2, 2, 4, 3),
+    "default": Profile("default", 3, 3, 12, 8),
+    "thorough": Profile("thorough", 6, 6, 60, 40),
+}
+
+
+@dataclass
+class CheckResult:
+    equation: str
+    check: str
+    target: str
+    passed: bool
+    examples: int
+    seconds: float
+    message: str = ""
+    counterexample: dict = field(default_factory=dict)
+    max_abs: float | None = None
+    max_rel: float | None = None
+
+    @property
+    def status(self) -> str:
+        return "pass" if self.passed else "fail"
+
+    def as_json(self) -> dict:
+        out = asdict(self)
+        out.pop("seconds")  # the same seed gives the same report, byte for byte
+        out["status"] = self.status
+        return out
+
+
+@dataclass(frozen=True)
+class Check:
+    equation: Equation
+    name: str
+    target_name: str
+    run: Callable[[object, dict], Comparison | None]  # (hypothesis data, record) -> comparison
+
+
+def _describe(example: Example) -> dict:
+    arrays = {}
+    for k, v in example.arrays.items():
+        arr = np.asarray(v)
+        arrays[k] = arr.tolist() if arr.size <= 64 else f"array of shape {list(arr.shape)}"
+    return {"sizes": example.sizes, "batch": list(example.batch), "arrays": arrays}
+
+
+def _draw(data, eq: Equation, pool: list[dict]) -> Example:
+    sizes = data.draw(st.sampled_from(pool), label="sizes")
+    return data.draw(examples(eq, sizes), label="example")
+
+
+def checks_for(eq: Equation, profile: Profile, seed: int, target: Target | None = None) -> list[Check]:
+    """The checks of one equation against ``target`` (impl/ by default)."""
+    small = size_tuples(eq, profile.oracle_sizes, seed, "small")
+    large = size_tuples(eq, profile.large_sizes, seed, "large")
+    oracle = OracleTarget(eq)
+    generated = GeneratedTarget(eq)
+    tol = POLICY["float64"]
+    subject: Target | None = target
+    bind_error: Exception | None = None
+    if subject is None:
+        try:
+            subject = ImplTarget(eq)
+        except Exception as exc:  # noqa: BLE001 - reported as a failed check
+            bind_error = exc
+
+    def compare_run(check: str, got: Target, want: Target, pool: list[dict]):
+        def run(data, record: dict) -> Comparison:
+            if got is None:
+                raise Mismatch(f"cannot bind the implementation: {bind_error}", check="binding")
+            ex = _draw(data, eq, pool)
+            record["example"] = ex
+            return assert_close(
+                got(ex.arrays, ex.sizes),
+                want(ex.arrays, ex.sizes),
+                tol,
+                check=check,
+                who=got.name,
+                reference=want.name,
+            )
+
+        return run
+
+    out = [
+        Check(eq, "impl=oracle", "impl", compare_run("impl=oracle", subject, oracle, small)),
+        Check(eq, "generated=oracle", "generated", compare_run("generated=oracle", generated, oracle, small)),
+        Check(eq, "impl=generated", "impl", compare_run("impl=generated", subject, generated, large)),
+    ]
+    for prop, options in properties_of(eq):
+
+        def run(data, record: dict, prop=prop, options=options) -> None:
+            if subject is None:
+                raise Mismatch(f"cannot bind the implementation: {bind_error}", check="binding")
+            ex = _draw(data, eq, small)
+            record["example"] = ex
+            prop.check(eq, subject, ex, data, options, tol)
+
+        out.append(Check(eq, f"property:{prop.name}", "impl", run))
+    return out
+
+
+def run_check(check: Check, profile: Profile, seed: int) -> CheckResult:
+    """Run one check under Hypothesis; a failure is shrunk and reported with its counterexample."""
+    n_examples = profile.property_examples if check.name.startswith("property:") else profile.examples
+    state: dict = {"count": 0, "worst": None, "failure": None}
+
+    @settings(
+        max_examples=n_examples,
+        deadline=None,
+        database=None,
+        derandomize=False,
+        suppress_health_check=list(HealthCheck),
+        phases=(Phase.explicit, Phase.generate, Phase.shrink),
+        report_multiple_bugs=False,
+        print_blob=False,
+    )
+    @hseed(seed)
+    @given(st.data())
+    def test(data) -> None:
+        record: dict = {}
+        try:
+            result = check.run(data, record)
+            state["count"] += 1
+        except Mismatch as exc:
+            state["failure"] = (exc, record.get("example"))
+            raise
+        except Exception as exc:  # the target crashed on an input the spec accepts
+            state["failure"] = (exc, record.get("example"))
+            raise
+        if result is not None and (state["worst"] is None or result.max_abs > state["worst"].max_abs):
+            state["worst"] = result
+
+    start = time.perf_counter()
+    eq_id = check.equation.id
+    try:
+        test()
+    except Exception:  # noqa: BLE001 - every failure becomes a result
+        exc, example = state["failure"] or (None, None)
+        if exc is None:
+            message = traceback.format_exc(limit=1).strip().splitlines()[-1]
+        elif isinstance(exc, Mismatch):
+            message = str(exc)
+        else:
+            message = f"{check.target_name} raised {type(exc).__name__}: {_first_line(exc)}"
+        details = getattr(exc, "details", {}) or {}
+        return CheckResult(
+            eq_id,
+            check.name,
+            check.target_name,
+            False,
+            state["count"],
+            time.perf_counter() - start,
+            message,
+            _describe(example) if example is not None else {},
+            details.get("max_abs"),
+            details.get("max_rel"),
+        )
+    worst = state["worst"]
+    return CheckResult(
+        eq_id,
+        check.name,
+        check.target_name,
+        True,
+        state["count"],
+        time.perf_counter() - start,
+        max_abs=worst.max_abs if worst else None,
+        max_rel=worst.max_rel if worst else None,
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def verify(
+    equations: Iterable[Equation],
+    profile: str | Profile = "default",
+    seed: int = 0,
+    on_result: Callable[[CheckResult], None] | None = None,
+    on_start: Callable[[Check], None] | None = None,
+) -> list[CheckResult]:
+    """Run every check of ``equations``; call ``on_result`` after each."""
+    prof = PROFILES[profile] if isinstance(profile, str) else profile
+    results = []
+    for eq in equations:
+        for check in checks_for(eq, prof, seed):
+            if on_start:
+                on_start(check)
+            result = run_check(check, prof, seed)
+            results.append(result)
+            if on_result:
+                on_result(result)
+    return results
+
+
+def count_checks(equations: Iterable[Equation]) -> int:
+    return sum(3 + len(eq.invariants) for eq in equations)

@@ -1,0 +1,219 @@
+"""Hypothesis strategies: sizes meeting an equation's constraints, and tensors of each kind.
+
+Sizes are distinct per axis (so that a swapped axis cannot pass) with pinned edge cases n = 1 and M = 1.
+For speed the oracle sees a few size tuples per run, drawn once from the seed; the values inside the
+tensors are drawn by Hypothesis element by element, so failing examples shrink towards 0 (and masks
+towards "nothing masked").
+"""
+
+import random
+from collections.abc import Mapping
+from typing import NamedTuple
+
+import numpy as np
+import sympy as sp
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from spec import Equation, Family, Kind, SpecError
+from verify.oracle import concrete_shape, size_subs
+
+#: Size ranges: small for the exact oracle, larger for generated code against the implementation.
+SMALL = (2, 7)
+LARGE = (3, 17)
+#: Head counts stay small: each head multiplies the oracle's work.
+HEADS = {"small": (2, 3), "large": (2, 4)}
+#: Bounds of real entries; wide enough to exercise softmax saturation, small enough to stay exact.
+REAL_BOUND = 3.0
+
+
+class Example(NamedTuple):
+    sizes: dict[str, int]
+    batch: tuple[int, ...]
+    arrays: dict[str, np.ndarray]
+
+
+def size_tuples(eq: Equation, count: int, seed: int, scale: str = "small") -> list[dict[str, int]]:
+    """``count`` size assignments for ``eq``: distinct per axis, constraints met, edge cases first.
+
+    The first tuple pins n = 1 (or the equation's first sequence axis) and the second M = 1 when the
+    equation has those axes; the rest are random.
+    """
+    if count < 1:
+        raise SpecError(f"size_tuples: count must be at least 1, found {count}")
+    if scale not in ("small", "large"):
+        raise SpecError(f"size_tuples: scale must be 'small' or 'large', found {scale!r}")
+    lo, hi = SMALL if scale == "small" else LARGE
+    rng = random.Random(f"{eq.id}/{seed}/{scale}")
+    free = [a for a in eq.free_axes]
+    tuples: list[dict[str, int]] = []
+    pins: list[dict[str, int]] = []
+    seq = next((a for a in ("n", "n_d", "n_e") if a in free), None)
+    if seq:
+        pins.append({seq: 1})
+    if "M" in free:
+        pins.append({"M": 1})
+    for k in range(count):
+        pin = pins[k] if k < len(pins) else {}
+        pool = list(range(lo, hi + 1))
+        rng.shuffle(pool)
+        for value in pin.values():  # keep the other axes distinct from a pinned size
+            if value in pool:
+                pool.remove(value)
+        sizes: dict[str, int] = {}
+        for a in free:
+            if a in pin:
+                sizes[a] = pin[a]
+            elif a == "M":  # at least two heads, distinct from every other size
+                lo_m, hi_m = HEADS[scale]
+                choice = [x for x in range(lo_m, hi_m + 1) if x in pool]
+                sizes[a] = rng.choice(choice)
+                pool.remove(sizes[a])
+            else:
+                sizes[a] = pool.pop()
+        subs = size_subs(sizes)
+        for c in eq.constraints:
+            sizes[c.lhs.name] = int(c.rhs.subs(subs))
+        tuples.append(sizes)
+    return tuples
+
+
+def reals(shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
+    """Finite float64 arrays in [−3, 3]; every entry drawn on its own (no fill value)."""
+    return hnp.arrays(
+        np.float64,
+        shape,
+        elements=st.floats(-REAL_BOUND, REAL_BOUND, allow_nan=False, allow_subnormal=False),
+        fill=st.nothing(),
+    )
+
+
+def _flags(shape: tuple[int, ...], weight: int) -> st.SearchStrategy[np.ndarray]:
+    """Boolean arrays with roughly one True in ``weight`` (False is the simpler value)."""
+    return hnp.arrays(
+        bool, shape, elements=st.sampled_from([False] * (weight - 1) + [True]), fill=st.nothing()
+    )
+
+
+@st.composite
+def additive_masks(draw: st.DrawFn, shape: tuple[int, ...]) -> np.ndarray:
+    """Masks ``{0, −∞}`` shaped ``(*batch, n_q, n_k)``: none, causal, padding, or random entries.
+
+    Padding may pad every key of an example, and random masks may mask whole rows: fully masked rows
+    are part of the domain.
+    """
+    *lead, rows, cols = shape
+    pattern = draw(st.sampled_from(["none", "causal", "padding", "random"]))
+    if pattern == "none":
+        masked = np.zeros(shape, dtype=bool)
+    elif pattern == "causal":
+        masked = np.broadcast_to(np.triu(np.ones((rows, cols), dtype=bool), 1), shape).copy()
+    elif pattern == "padding":
+        pad = draw(_flags((*lead, 1, cols), 3))
+        masked = np.broadcast_to(pad, shape).copy()
+    else:
+        masked = draw(_flags(shape, 3))
+    return np.where(masked, -np.inf, 0.0)
+
+
+@st.composite
+def tensors(draw: st.DrawFn, kind: Kind, shape: tuple[int, ...], sizes: Mapping[str, int]) -> np.ndarray:
+    """An array of ``kind`` with ``shape`` (spec layout, batch axes included)."""
+    if kind is Kind.REAL:
+        return draw(reals(shape))
+    if kind is Kind.SCORE:
+        z = draw(reals(shape))
+        masked = draw(_flags(shape, 4))
+        if shape and draw(st.booleans()):
+            masked[..., 0, :] = True  # a fully masked row
+        return np.where(masked, -np.inf, z)
+    if kind is Kind.ADDITIVE_MASK:
+        return draw(additive_masks(shape))
+    if kind is Kind.MASK:
+        return draw(_flags(shape, 3)).__invert__().astype(np.float64)
+    if kind is Kind.INDEX:
+        v = int(sizes["v"])
+        return draw(hnp.arrays(np.int64, shape, elements=st.integers(0, v - 1), fill=st.nothing()))
+    if kind is Kind.ONE_HOT:
+        *lead, rows, cols = shape
+        idx = draw(hnp.arrays(np.int64, (*lead, cols), elements=st.integers(0, rows - 1), fill=st.nothing()))
+        return np.moveaxis(np.eye(rows)[idx], -1, -2)
+    if kind is Kind.PROBABILITY:
+        w = draw(hnp.arrays(np.float64, shape, elements=st.floats(0.01, 1.0), fill=st.nothing()))
+        return w / w.sum(axis=-2, keepdims=True)
+    raise SpecError(f"tensors: no strategy for kind {kind}")
+
+
+def seeded_tensor(
+    rng: np.random.Generator, kind: Kind, shape: tuple[int, ...], sizes: Mapping[str, int]
+) -> np.ndarray:
+    """The same kinds as ``tensors``, from a NumPy generator (for arrays too large to draw entry-wise)."""
+    if kind is Kind.REAL:
+        return rng.uniform(-REAL_BOUND, REAL_BOUND, size=shape)
+    if kind is Kind.SCORE:
+        z = rng.uniform(-REAL_BOUND, REAL_BOUND, size=shape)
+        masked = rng.random(shape) < 0.25
+        if shape and rng.random() < 0.5:
+            masked[..., 0, :] = True
+        return np.where(masked, -np.inf, z)
+    if kind is Kind.ADDITIVE_MASK:
+        *lead, rows, cols = shape
+        pattern = rng.integers(4)
+        if pattern == 0:
+            masked = np.zeros(shape, dtype=bool)
+        elif pattern == 1:
+            masked = np.broadcast_to(np.triu(np.ones((rows, cols), dtype=bool), 1), shape)
+        elif pattern == 2:
+            masked = np.broadcast_to(rng.random((*lead, 1, cols)) < 0.3, shape)
+        else:
+            masked = rng.random(shape) < 0.3
+        return np.where(masked, -np.inf, 0.0)
+    if kind is Kind.MASK:
+        return (rng.random(shape) >= 0.3).astype(np.float64)
+    if kind is Kind.INDEX:
+        return rng.integers(0, int(sizes["v"]), size=shape)
+    if kind is Kind.ONE_HOT:
+        *lead, rows, cols = shape
+        return np.moveaxis(np.eye(rows)[rng.integers(0, rows, size=(*lead, cols))], -1, -2)
+    if kind is Kind.PROBABILITY:
+        w = rng.uniform(0.01, 1.0, size=shape)
+        return w / w.sum(axis=-2, keepdims=True)
+    raise SpecError(f"seeded_tensor: no generator for kind {kind}")
+
+
+#: Above this many entries in one example, values come from a drawn seed instead of entry by entry
+#: (Hypothesis's buffer would overflow and discard the example).
+ENTRYWISE_LIMIT = 320
+
+
+@st.composite
+def examples(
+    draw: st.DrawFn, eq: Equation, sizes: Mapping[str, int], batch: tuple[int, ...] | None = None
+) -> Example:
+    """An example of ``eq`` at ``sizes``: per-example inputs with ``batch`` axes (drawn from (), (2,) if
+    None), parameters without. Small examples are drawn entry by entry and shrink towards zero; large
+    ones from a drawn seed."""
+    if batch is None:
+        batch = draw(st.sampled_from([(), (2,)]), label="batch axes")
+    shapes = {}
+    for d in (*eq.inputs, *eq.params):
+        shape = concrete_shape(d, sizes)
+        shapes[d.ascii] = (d.kind, (*batch, *shape) if d in eq.inputs else shape)
+    total = sum(int(np.prod(shape)) for _, shape in shapes.values())
+    arrays: dict[str, np.ndarray] = {}
+    if total > ENTRYWISE_LIMIT:
+        rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1), label="values seed"))
+        for name, (kind, shape) in shapes.items():
+            arrays[name] = seeded_tensor(rng, kind, shape, sizes)
+    else:
+        for name, (kind, shape) in shapes.items():
+            arrays[name] = draw(tensors(kind, shape, sizes), label=name)
+    return Example(dict(sizes), tuple(batch), arrays)
+
+
+def family_of(eq: Equation, name: str) -> bool:
+    return isinstance(eq.declared(name), Family)
+
+
+def evaluate_size(expr: sp.Expr, sizes: Mapping[str, int]) -> int:
+    return int(sp.sympify(expr).subs(size_subs(sizes)))
