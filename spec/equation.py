@@ -190,7 +190,7 @@ class Equation:
         dims = "×".join(str(s).replace("*", "·") for s in d.spec_shape)
         name = f"{d.name}^({d.index})" if isinstance(d, Family) else d.name
         rng = f", {d.index} = 1..{d.count}" if isinstance(d, Family) else ""
-        return f"{name} ∈ {d.kind.space_unicode}^({dims}){rng}"
+        return f"{name} ∈ {d.entry_kind.space_unicode}^({dims}){rng}"
 
     # -- variants ------------------------------------------------------------------------------------
     def add_variant(self, name: str, build: Callable[[], "Equation"], description: str) -> None:

@@ -94,7 +94,7 @@ class Softmax(SpecOp):
             k = sp.Dummy("k", integer=True)
             return sp.exp(get(pos)) / sp.Sum(sp.exp(get(k)), (k, 0, size - 1))
         line = [get(k) for k in range(int(size))]
-        top = sp.Max(*line)
+        top = sp.Max(*line, evaluate=False) if len(line) > 1 else line[0]
         ratio = sp.exp(get(pos) - top) / sp.Add(*[sp.exp(x - top) for x in line])
         empty = {"zero": sp.S.Zero, "uniform": sp.Integer(1) / size, "nan": sp.nan}[self.fully_masked]
         return sp.Piecewise((empty, sp.Eq(top, -sp.oo)), (ratio, True))

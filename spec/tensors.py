@@ -60,12 +60,14 @@ def _shape(shape: Sequence[sp.Expr], who: str) -> tuple[sp.Expr, sp.Expr]:
 
 
 class TensorSymbol(sp.MatrixSymbol):
-    """A named matrix (or column vector) of the spec, with its kind, LaTeX name and ASCII name.
+    """A named matrix (or column vector) of the spec, with its entry kind, LaTeX and ASCII names.
+
+    (``entry_kind``, not ``kind``: SymPy reserves ``kind`` for MatrixKind.)
 
     The ASCII name is the argument name impl/ uses (``Lambda`` for ``Λ``).
     """
 
-    kind: Kind = Kind.REAL
+    entry_kind: Kind = Kind.REAL
     tex: str = ""
     ascii: str = ""
     meaning: str = ""
@@ -84,7 +86,7 @@ class TensorSymbol(sp.MatrixSymbol):
     ) -> "TensorSymbol":
         rows, cols = _shape(shape, name)
         t = cls(name, rows, cols)
-        t.kind = kind
+        t.entry_kind = kind
         t.tex = tex if tex is not None else _default_tex(name)
         t.ascii = ascii or name
         t.meaning = meaning
@@ -138,7 +140,7 @@ class Family:
         self.count = sp.sympify(count)
         self.shape = _shape(shape, name)
         self.is_vector = len(shape) == 1
-        self.kind = kind
+        self.entry_kind = kind
         self.tex = tex if tex is not None else _default_tex(name)
         self.ascii = ascii or name
         self.meaning = meaning

@@ -283,7 +283,7 @@ def _match_unbatched(fn: Callable, label: str, jt: object, decl, eq: Equation) -
 
 
 def example_kinds(eq: Equation) -> dict[str, Kind]:
-    return {d.ascii: d.kind for d in (*eq.inputs, *eq.params)}
+    return {d.ascii: d.entry_kind for d in (*eq.inputs, *eq.params)}
 
 
 __all__ = ["ImplBinding", "Layout", "bind", "concrete_shape", "spec_axes"]

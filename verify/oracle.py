@@ -75,14 +75,18 @@ class Program:
     def symbol(self) -> sp.Symbol:
         return sp.Symbol(f"_t{next(self._fresh)}", extended_real=True)
 
-    def materialise(self, mat: sp.ImmutableMatrix) -> sp.ImmutableMatrix:
-        """Give every compound entry of ``mat`` a name, sharing common subexpressions."""
+    def materialise(self, mat: sp.ImmutableMatrix, shared: bool = False) -> sp.ImmutableMatrix:
+        """Give every compound entry of ``mat`` a name; with ``shared``, name common subexpressions
+        first (an operator's entries repeat row maxima and normalisers; products do not)."""
         entries = list(mat)
         compound = [k for k, e in enumerate(entries) if not (e.is_Atom or e.is_Symbol)]
         if not compound:
             return mat
-        repl, reduced = sp.cse([entries[k] for k in compound], symbols=iter(self.symbol, None))
-        self.assignments.extend(repl)
+        if shared:
+            repl, reduced = sp.cse([entries[k] for k in compound], symbols=iter(self.symbol, None))
+            self.assignments.extend(repl)
+        else:
+            reduced = [entries[k] for k in compound]
         for k, expr in zip(compound, reduced, strict=True):
             if expr.is_Atom:
                 entries[k] = expr
@@ -113,10 +117,10 @@ def expand(eq: Equation, sizes: Mapping[str, int]) -> Program:
         rows, cols = (int(sp.sympify(s).subs(subs)) for s in d.shape)
         if isinstance(d, Family):
             count = int(d.count.subs(subs))
-            env[d.name] = [_element_matrix(f"{d.ascii}_{k}", rows, cols, d.kind) for k in range(count)]
+            env[d.name] = [_element_matrix(f"{d.ascii}_{k}", rows, cols, d.entry_kind) for k in range(count)]
             prog.args.append((d.ascii, [_nested(mat, d.is_vector) for mat in env[d.name]]))
         else:
-            env[d.name] = _element_matrix(d.ascii, rows, cols, d.kind)
+            env[d.name] = _element_matrix(d.ascii, rows, cols, d.entry_kind)
             prog.args.append((d.ascii, _nested(env[d.name], d.is_vector)))
 
     def explicit(e: sp.Basic) -> sp.ImmutableMatrix:
@@ -131,8 +135,8 @@ def expand(eq: Equation, sizes: Mapping[str, int]) -> Program:
             mats = [explicit(a) for a in e.args if a.is_Matrix]
             out = mats[0]
             for other in mats[1:]:
-                out = out * other
-            return sp.ImmutableMatrix(out * coeff) if coeff != 1 else sp.ImmutableMatrix(out)
+                out = _matmul(out, other)
+            return sp.ImmutableMatrix(out * coeff) if coeff != 1 else out
         if isinstance(e, sp.MatAdd):
             out = explicit(e.args[0])
             for other in e.args[1:]:
@@ -146,7 +150,7 @@ def expand(eq: Equation, sizes: Mapping[str, int]) -> Program:
                 out = out.multiply_elementwise(explicit(other))
             return sp.ImmutableMatrix(out)
         if isinstance(e, SpecOp):
-            return e._explicit(lambda a: prog.materialise(explicit(a)))
+            return prog.materialise(e._explicit(lambda a: prog.materialise(explicit(a))), shared=True)
         raise SpecError(f"{eq.id}: the oracle cannot expand {type(e).__name__} ({e})")
 
     for b in eq.bindings:
@@ -163,6 +167,21 @@ def expand(eq: Equation, sizes: Mapping[str, int]) -> Program:
         else:
             prog.outputs.append((out.ascii, _nested(value, out.is_vector)))
     return prog
+
+
+def _matmul(A: sp.ImmutableMatrix, B: sp.ImmutableMatrix) -> sp.ImmutableMatrix:
+    """A product of explicit matrices: sums of products, left unsimplified (SymPy's own product
+    canonicalises every sum, which dominates compile time)."""
+    inner = A.cols
+
+    def entry(i: int, j: int) -> sp.Expr:
+        terms = [A[i, k] * B[k, j] for k in range(inner)]
+        terms = [t for t in terms if t != 0]
+        if not terms:
+            return sp.S.Zero
+        return terms[0] if len(terms) == 1 else sp.Add(*terms, evaluate=False)
+
+    return sp.ImmutableMatrix(A.rows, B.cols, entry)
 
 
 def _nested(mat: sp.ImmutableMatrix, vector: bool) -> list:

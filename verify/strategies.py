@@ -198,7 +198,7 @@ def examples(
     shapes = {}
     for d in (*eq.inputs, *eq.params):
         shape = concrete_shape(d, sizes)
-        shapes[d.ascii] = (d.kind, (*batch, *shape) if d in eq.inputs else shape)
+        shapes[d.ascii] = (d.entry_kind, (*batch, *shape) if d in eq.inputs else shape)
     total = sum(int(np.prod(shape)) for _, shape in shapes.values())
     arrays: dict[str, np.ndarray] = {}
     if total > ENTRYWISE_LIMIT:
