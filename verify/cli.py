@@ -36,7 +36,8 @@ def list_(
     """List the equations of the catalogue."""
     eqs = spec.select(family) if family else spec.all()
     table = Table(title="lmspec catalogue", show_lines=False)
-    for col in ("id", "title", "reference", "variants"):
+    table.add_column("id", no_wrap=True)
+    for col in ("title", "reference", "variants"):
         table.add_column(col)
     for eq in eqs:
         ref = eq.reference
@@ -59,7 +60,9 @@ def show(equation: str = typer.Argument(..., help="An equation id, e.g. attentio
     console.print("\n[bold]LaTeX[/bold]")
     console.print(eq.latex(), markup=False, highlight=False)
     table = Table(title="Symbols")
-    for col in ("symbol", "space", "role", "meaning"):
+    table.add_column("symbol", no_wrap=True)
+    table.add_column("space", no_wrap=True)
+    for col in ("role", "meaning"):
         table.add_column(col)
     roles = {**{d.name: "input" for d in eq.inputs}, **{d.name: "parameter" for d in eq.params}}
     outputs = {o.name for o in eq.outputs}
@@ -109,6 +112,9 @@ def verify_(
         raise UsageError(f"--seed must be a non-negative integer, found {seed}")
     names = selection or list(spec.FAMILIES)
     eqs = spec.select(names)
+    for path in (json_path, junit_path):
+        if path is not None:
+            _writable(path)
     prof = PROFILES[profile]
     plan = [(eq, checks_for(eq, prof, seed)) for eq in eqs]
     total = sum(len(c) for _, c in plan)
@@ -161,6 +167,18 @@ def verify_(
         raise typer.Exit(1)
 
 
+def _writable(path: Path) -> None:
+    """Fail before the run, not after it, when a report cannot be written."""
+    if path.is_dir():
+        raise UsageError(f"cannot write {path}: it is a directory")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
 def _write(path: Path, text: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,7 +190,7 @@ def _write(path: Path, text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script: user errors exit 2 with one sentence."""
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)  # click returns Exit codes in this mode
     except (SpecError, UsageError) as exc:
         err.print(f"lmspec: error: {exc}", highlight=False, markup=False)
         return 2
@@ -187,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         if type(exc).__name__ == "Abort":
             return 130
         raise
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -38,12 +38,13 @@ class Profile:
     large_sizes: int
     examples: int
     property_examples: int
+    shrink_seconds: float  # past this, shrinking stops at the smallest failure found so far
 
 
 PROFILES: dict[str, Profile] = {
-    "quick": Profile("quick", 2, 2, 4, 3),
-    "default": Profile("default", 3, 3, 12, 8),
-    "thorough": Profile("thorough", 6, 6, 60, 40),
+    "quick": Profile("quick", 2, 2, 4, 3, 2.0),
+    "default": Profile("default", 3, 3, 12, 8, 5.0),
+    "thorough": Profile("thorough", 6, 6, 60, 40, 30.0),
 }
 
 
@@ -79,6 +80,14 @@ class Check:
     run: Callable[[object, dict], Comparison | None]  # (hypothesis data, record) -> comparison
 
 
+class _Replay(Exception):
+    """The shrink budget is spent and this is the smallest failure: fail again without computing."""
+
+
+class _Pass(Exception):
+    """The shrink budget is spent and this candidate is not the smallest failure: let it pass."""
+
+
 def _describe(example: Example) -> dict:
     arrays = {}
     for k, v in example.arrays.items():
@@ -87,9 +96,22 @@ def _describe(example: Example) -> dict:
     return {"sizes": example.sizes, "batch": list(example.batch), "arrays": arrays}
 
 
-def _draw(data, eq: Equation, pool: list[dict]) -> Example:
+def _draw(data, eq: Equation, pool: list[dict], record: dict) -> Example:
     sizes = data.draw(st.sampled_from(pool), label="sizes")
-    return data.draw(examples(eq, sizes), label="example")
+    ex = data.draw(examples(eq, sizes), label="example")
+    record["example"] = ex
+    gate = record.get("gate")
+    if gate is not None:
+        gate(ex)
+    return ex
+
+
+def _same(a: Example, b: Example) -> bool:
+    return (
+        a.sizes == b.sizes
+        and a.batch == b.batch
+        and all(np.array_equal(a.arrays[k], b.arrays[k], equal_nan=True) for k in a.arrays)
+    )
 
 
 def checks_for(eq: Equation, profile: Profile, seed: int, target: Target | None = None) -> list[Check]:
@@ -111,8 +133,7 @@ def checks_for(eq: Equation, profile: Profile, seed: int, target: Target | None 
         def run(data, record: dict) -> Comparison:
             if got is None:
                 raise Mismatch(f"cannot bind the implementation: {bind_error}", check="binding")
-            ex = _draw(data, eq, pool)
-            record["example"] = ex
+            ex = _draw(data, eq, pool, record)
             return assert_close(
                 got(ex.arrays, ex.sizes),
                 want(ex.arrays, ex.sizes),
@@ -134,8 +155,7 @@ def checks_for(eq: Equation, profile: Profile, seed: int, target: Target | None 
         def run(data, record: dict, prop=prop, options=options) -> None:
             if subject is None:
                 raise Mismatch(f"cannot bind the implementation: {bind_error}", check="binding")
-            ex = _draw(data, eq, small)
-            record["example"] = ex
+            ex = _draw(data, eq, small, record)
             prop.check(eq, subject, ex, data, options, tol)
 
         out.append(Check(eq, f"property:{prop.name}", "impl", run))
@@ -145,7 +165,18 @@ def checks_for(eq: Equation, profile: Profile, seed: int, target: Target | None 
 def run_check(check: Check, profile: Profile, seed: int) -> CheckResult:
     """Run one check under Hypothesis; a failure is shrunk and reported with its counterexample."""
     n_examples = profile.property_examples if check.name.startswith("property:") else profile.examples
-    state: dict = {"count": 0, "worst": None, "failure": None}
+    state: dict = {"count": 0, "worst": None, "failure": None, "first_failure_at": None}
+
+    def gate(example: Example) -> None:
+        """Once the shrink budget is spent, only the smallest failure found so far fails again
+        (without recomputing it); every other candidate passes, so Hypothesis stops shrinking."""
+        since = state["first_failure_at"]
+        if since is None or time.perf_counter() - since < profile.shrink_seconds:
+            return
+        best = state["failure"][1]
+        if best is not None and _same(example, best):
+            raise _Replay()
+        raise _Pass()
 
     @settings(
         max_examples=n_examples,
@@ -160,15 +191,18 @@ def run_check(check: Check, profile: Profile, seed: int) -> CheckResult:
     @hseed(seed)
     @given(st.data())
     def test(data) -> None:
-        record: dict = {}
+        record: dict = {"gate": gate}
         try:
             result = check.run(data, record)
             state["count"] += 1
-        except Mismatch as exc:
+        except _Pass:
+            return
+        except _Replay:
+            raise state["failure"][0] from None
+        except Exception as exc:  # a mismatch, or the target crashed on an input the spec accepts
             state["failure"] = (exc, record.get("example"))
-            raise
-        except Exception as exc:  # the target crashed on an input the spec accepts
-            state["failure"] = (exc, record.get("example"))
+            if state["first_failure_at"] is None:
+                state["first_failure_at"] = time.perf_counter()
             raise
         if result is not None and (state["worst"] is None or result.max_abs > state["worst"].max_abs):
             state["worst"] = result

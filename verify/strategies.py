@@ -183,7 +183,7 @@ def seeded_tensor(
 
 #: Above this many entries in one example, values come from a drawn seed instead of entry by entry
 #: (Hypothesis's buffer would overflow and discard the example).
-ENTRYWISE_LIMIT = 320
+ENTRYWISE_LIMIT = 160
 
 
 @st.composite

@@ -77,8 +77,10 @@ def test_projections_per_head():
     W_Q, W_K, W_V = torch.randn(M, d_e, d_k), torch.randn(M, d_e, d_k), torch.randn(M, d_e, d_v)
     b_Q, b_K, b_V = torch.randn(M, d_k), torch.randn(M, d_k), torch.randn(M, d_v)
     Q, K, V = projections(H, W_Q, b_Q, W_K, b_K, W_V, b_V)
-    assert Q.shape == (B, M, n, d_k) and V.shape == (B, M, n, d_v)
+    assert Q.shape == K.shape == (B, M, n, d_k) and V.shape == (B, M, n, d_v)
     torch.testing.assert_close(Q[1, 2], H[1] @ W_Q[2] + b_Q[2])
+    torch.testing.assert_close(K[0, 1], H[0] @ W_K[1] + b_K[1])
+    torch.testing.assert_close(V[1, 0], H[1] @ W_V[0] + b_V[0])
 
 
 def _params():

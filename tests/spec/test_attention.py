@@ -45,7 +45,8 @@ def test_multi_head_latex_is_equation_28():
         r"Q^{(m)} = H^{\top} W_{Q}^{(m)} + \mathbf{1}_{n} {b_{Q}^{(m)}}^{\top}",
         r"K^{(m)} = H^{\top} W_{K}^{(m)} + \mathbf{1}_{n} {b_{K}^{(m)}}^{\top}",
         r"V^{(m)} = H^{\top} W_{V}^{(m)} + \mathbf{1}_{n} {b_{V}^{(m)}}^{\top}",
-        r"P^{(m)} = \operatorname{softmax}\left(\frac{Q^{(m)} {K^{(m)}}^{\top}}{\sqrt{d_{k}}} + S\right) V^{(m)}",
+        r"P^{(m)} = \operatorname{softmax}\left(\frac{Q^{(m)} {K^{(m)}}^{\top}}{\sqrt{d_{k}}}"
+        r" + S\right) V^{(m)}",
         r"P = \left[P^{(1)}, \ldots, P^{(M)}\right]",
         r"A = \left(P W_{O}\right)^{\top} + b_{O} \mathbf{1}_{n}^{\top}",
     ]

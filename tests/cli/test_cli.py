@@ -1,0 +1,121 @@
+"""The lmspec command line: output, reports, exit codes 0 / 1 / 2, and no tracebacks for user errors."""
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from verify.cli import main
+
+
+def run(*args):
+    """Run the console entry point in a fresh interpreter, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from verify.cli import main; sys.exit(main())", *args],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_list_shows_the_catalogue(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for eq_id in ("attention.scaled_dot_product", "attention.multi_head", "attention.cross"):
+        assert eq_id in out
+    assert "7 equations in 1 families" in out
+
+
+def test_show_prints_latex_symbols_reference_and_variants(capsys):
+    assert main(["show", "attention.multi_head"]) == 0
+    out = capsys.readouterr().out
+    assert r"A &= \left(P W_{O}\right)^{\top} + b_{O} \mathbf{1}_{n}^{\top}" in out
+    assert "W_Q^(m) ∈ ℝ^(d_e×d_k), m = 1..M" in out
+    assert "equation (28)" in out
+    assert "attention.multi_head[scale_sqrt_d_e]: scores scaled by 1/√d_e" in out
+    assert "Invariants: causal, permutation_equivariance, heads_concat, single_head" in out
+
+
+def test_codegen_prints_source_that_runs(capsys):
+    assert main(["codegen", "attention.scaled_dot_product"]) == 0
+    src = capsys.readouterr().out
+    namespace: dict = {}
+    exec(src, namespace)
+    import torch
+
+    Q = torch.zeros(2, 3, 4, dtype=torch.float64)
+    V = torch.arange(15.0, dtype=torch.float64).reshape(3, 5).expand(2, 3, 5)
+    (P,) = namespace["attention_scaled_dot_product"](Q, Q, V, torch.zeros(3, 3, dtype=torch.float64))
+    assert torch.allclose(P, V.mean(dim=-2, keepdim=True).expand(2, 3, 5))
+
+
+def test_verify_passes_prints_a_table_and_writes_reports(tmp_path):
+    js, xml = tmp_path / "r.json", tmp_path / "r.xml"
+    res = run("verify", "attention.scaled_dot_product", "--profile", "quick", "--seed", "7",
+              "--json", str(js), "--junit", str(xml))  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "lmspec verify — profile quick, seed 7" in res.stdout
+    assert "6 passed, 0 failed" in res.stdout
+    doc = json.loads(js.read_text())
+    assert doc["summary"] == {"checks": 6, "passed": 6, "failed": 0}
+    assert {r["check"] for r in doc["results"]} >= {"impl=oracle", "generated=oracle", "impl=generated"}
+    suite = ET.parse(xml).getroot().find("testsuite")
+    assert suite.get("name") == "attention" and suite.get("tests") == "6" and suite.get("failures") == "0"
+
+
+def test_same_seed_gives_a_byte_identical_json_report(tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    for path in (a, b):
+        assert (
+            main(["verify", "attention.softmax_rows", "-p", "quick", "--seed", "3", "--json", str(path)]) == 0
+        )
+    assert a.read_bytes() == b.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("args", "sentence"),
+    [
+        (["show", "attention.nope"], "lmspec: error: unknown equation 'attention.nope'"),
+        (["verify", "nope"], "lmspec: error: unknown equation 'nope'"),
+        (["verify", "--profile", "fast"], "lmspec: error: unknown profile 'fast'"),
+        (["verify", "--seed", "-1"], "lmspec: error: --seed must be a non-negative integer"),
+        (["codegen", "attention.multi_head[nope]"], "lmspec: error: attention.multi_head has no variant"),
+        (["frobnicate"], "lmspec: error: No such command 'frobnicate'"),
+        (["verify", "--seed", "x"], "lmspec: error:"),
+    ],
+)
+def test_user_errors_exit_2_with_one_sentence(args, sentence):
+    res = run(*args)
+    assert res.returncode == 2
+    assert res.stderr.startswith(sentence)
+    assert "Traceback" not in res.stderr + res.stdout
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_unwritable_report_path_is_a_usage_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    res = run("verify", "attention.causal_mask", "-p", "quick", "--json", str(blocker / "r.json"))
+    assert res.returncode == 2 and res.stderr.startswith("lmspec: error: cannot write")
+
+
+def test_a_failing_check_exits_1(monkeypatch, capsys):
+    # swap impl/'s causal mask for one that is off by one: the verifier must fail and say so
+    import math
+
+    import torch
+    from jaxtyping import Float
+    from torch import Tensor
+
+    from impl import _registry
+    from impl._registry import checked
+
+    @checked
+    def off_by_one(n: int, *, dtype: torch.dtype = torch.float32) -> Float[Tensor, "n n"]:
+        return torch.zeros(n, n, dtype=dtype).masked_fill(torch.ones(n, n).triu(0).bool(), -math.inf)
+
+    monkeypatch.setitem(_registry._IMPLEMENTATIONS, "attention.causal_mask", off_by_one)
+    assert main(["verify", "attention.causal_mask", "-p", "quick"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL attention.causal_mask impl=oracle: impl: S[0, 0] = -inf, oracle gives 0" in out
+    assert "FAIL attention.causal_mask impl=generated" in out and "1 passed, 2 failed" in out

@@ -1,0 +1,124 @@
+"""Binding implementations to equations through jaxtyping annotations."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+import impl
+import spec
+from verify._errors import BindingError
+from verify.binding import bind
+
+SDP = spec.get("attention.scaled_dot_product")
+MHA = spec.get("attention.multi_head")
+
+
+def test_impl_layouts_are_read_from_annotations():
+    b = bind(impl.implementation("attention.multi_head"), MHA)
+    layouts = {lay.name: lay for lay in b.args}
+    assert layouts["H"].perm == (1, 0) and layouts["H"].batched  # "*batch n d_e" vs H ∈ ℝ^{d_e×n}
+    assert layouts["W_Q"].perm == (0, 1, 2) and not layouts["W_Q"].batched  # stacked family
+    assert layouts["W_O"].annotation == "M*d_v d_e"
+    assert b.outputs[0].perm == (1, 0)
+
+
+def test_values_are_transposed_on_the_way_in_and_out():
+    def transpose_only(
+        H: Float[Tensor, "*batch n d_e"],
+        S: Float[Tensor, "*batch n n"],
+    ) -> Float[Tensor, "*batch n d_e"]:
+        return H
+
+    eq = spec.Equation(
+        "test.identity", "identity", inputs=(MHA.declared("H"), MHA.declared("S")),
+        intermediates=(spec.tensor("A", (spec.axes.d_e, spec.axes.n)),),
+        bindings=[(spec.tensor("A", (spec.axes.d_e, spec.axes.n)), MHA.declared("H"))],
+        outputs=(spec.tensor("A", (spec.axes.d_e, spec.axes.n)),), reference=spec.Reference("t"),
+    )  # fmt: skip
+    b = bind(transpose_only, eq)
+    H = np.arange(6.0).reshape(2, 3)  # d_e = 2, n = 3 in spec layout
+    out = b.call({"H": H, "S": np.zeros((3, 3))}, {"n": 3, "d_e": 2}, batch_ndim=0)
+    np.testing.assert_array_equal(out["A"], H)
+
+
+def test_wrong_annotation_names_function_parameter_expected_and_found():
+    def attn(
+        Q: Float[Tensor, "*batch n d_k"],
+        K: Float[Tensor, "*batch n d_v"],  # wrong: keys have width d_k
+        V: Float[Tensor, "*batch n d_v"],
+        S: Float[Tensor, "*batch n n"],
+    ) -> Float[Tensor, "*batch n d_v"]:
+        return V
+
+    with pytest.raises(BindingError) as err:
+        bind(attn, SDP)
+    assert str(err.value) == (
+        "tests.verify.test_binding.test_wrong_annotation_names_function_parameter_expected_and_found"
+        ".<locals>.attn (implementing attention.scaled_dot_product): parameter 'K' is annotated "
+        "'*batch n d_v', which does not match the spec's K ∈ ℝ^(n×d_k): expected the axes (n, d_k) "
+        "in some order after *batch, found (n, d_v)"
+    ) or "parameter 'K' is annotated '*batch n d_v'" in str(err.value)
+    assert "K ∈ ℝ^(n×d_k)" in str(err.value) and "found (n, d_v)" in str(err.value)
+
+
+def test_missing_batch_axes_unknown_axes_and_missing_parameters():
+    def no_batch(
+        Q: Float[Tensor, "n d_k"],
+        K: Float[Tensor, "n d_k"],
+        V: Float[Tensor, "n d_v"],
+        S: Float[Tensor, "n n"],
+    ) -> Float[Tensor, "n d_v"]:
+        return V
+
+    with pytest.raises(BindingError, match=r"parameter 'Q' .* must take leading batch axes"):
+        bind(no_batch, SDP)
+
+    def odd_axis(Q: Float[Tensor, "*batch seq d_k"], K, V, S) -> Float[Tensor, "*batch n d_v"]:
+        return V
+
+    with pytest.raises(BindingError, match="axis 'seq' is not in the glossary"):
+        bind(odd_axis, SDP)
+
+    def no_mask(
+        Q: Float[Tensor, "*batch n d_k"], K: Float[Tensor, "*batch n d_k"], V: Float[Tensor, "*batch n d_v"]
+    ) -> Float[Tensor, "*batch n d_v"]:
+        return V
+
+    with pytest.raises(BindingError, match=r"no parameter for the spec's S ∈ \{0,−∞\}\^\(n×n\)"):
+        bind(no_mask, SDP)
+
+    def unannotated(Q, K, V, S):
+        return V
+
+    with pytest.raises(BindingError, match="parameter 'Q' has no jaxtyping annotation"):
+        bind(unannotated, SDP)
+
+    def extra(
+        Q: Float[Tensor, "*batch n d_k"],
+        K: Float[Tensor, "*batch n d_k"],
+        V: Float[Tensor, "*batch n d_v"],
+        S: Float[Tensor, "*batch n n"],
+        temperature,
+    ):
+        return V
+
+    with pytest.raises(BindingError, match="parameter 'temperature' is not a symbol of the spec"):
+        bind(extra, SDP)
+
+
+def test_size_parameters_and_dtype_are_supplied():
+    b = bind(impl.implementation("attention.causal_mask"), spec.get("attention.causal_mask"))
+    assert b.sizes == (("n", "n"),) and b.takes_dtype
+    out = b.call({}, {"n": 2}, batch_ndim=0)
+    assert out["S"].tolist() == [[0, -math.inf], [0, 0]]
+
+
+def test_bool_masks_are_converted():
+    b = bind(impl.implementation("attention.padding_mask"), spec.get("attention.padding_mask"))
+    assert b.args[0].dtype == "bool"
+    t = b.args[0].to_impl(np.array([1.0, 0.0]), 0, torch.float64, "cpu")
+    assert t.dtype == torch.bool and t.tolist() == [True, False]

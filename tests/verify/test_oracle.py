@@ -1,0 +1,101 @@
+"""The exact oracle: hand-derivable values, both precisions, caching, and clear errors."""
+
+import math
+
+import mpmath
+import numpy as np
+import pytest
+
+import spec
+from spec import SpecError
+from verify.oracle import Oracle, expand, source
+
+SDP = spec.get("attention.scaled_dot_product")
+
+
+def _causal(n):
+    return np.where(np.triu(np.ones((n, n)), 1) > 0, -np.inf, 0.0)
+
+
+def test_uniform_scores_average_the_values():
+    n, d_k, d_v = 3, 2, 5
+    V = np.arange(n * d_v, dtype=float).reshape(n, d_v)
+    ex = {"Q": np.zeros((n, d_k)), "K": np.zeros((n, d_k)), "V": V, "S": _causal(n)}
+    P = Oracle(SDP)(ex, {"n": n, "d_k": d_k, "d_v": d_v})["P"]
+    expected = np.cumsum(V, axis=0) / np.arange(1, n + 1)[:, None]  # row i: mean of V's rows 0..i
+    np.testing.assert_allclose(P, expected, rtol=0, atol=1e-14)
+
+
+def test_two_keys_give_the_logistic_weight():
+    # Q_0·K_0 = 6, Q_0·K_1 = 0, √d_k = 2: weight on key 0 is e^3 / (1 + e^3)
+    Q = np.array([[2.0, 0.0, 0.0, 0.0]])
+    K = np.array([[3.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    V = np.array([[1.0], [0.0]])
+    ex = {"Q": np.vstack([Q, Q]), "K": K, "V": V, "S": np.zeros((2, 2))}
+    P = Oracle(SDP)(ex, {"n": 2, "d_k": 4, "d_v": 1})["P"]
+    assert P[0, 0] == pytest.approx(math.exp(3) / (1 + math.exp(3)), abs=1e-15)
+
+
+def test_fully_masked_rows_under_each_convention():
+    n, d_k, d_v = 2, 3, 4
+    rng = np.random.default_rng(1)
+    S = np.zeros((n, n))
+    S[0, :] = -np.inf
+    ex = {"Q": rng.normal(size=(n, d_k)), "K": rng.normal(size=(n, d_k)),
+          "V": rng.normal(size=(n, d_v)), "S": S}  # fmt: skip
+    sizes = {"n": n, "d_k": d_k, "d_v": d_v}
+    assert np.all(Oracle(SDP)(ex, sizes)["P"][0] == 0)
+    uniform = Oracle(spec.get("attention.scaled_dot_product[fully_masked_uniform]"))(ex, sizes)["P"]
+    np.testing.assert_allclose(uniform[0], ex["V"].mean(axis=0), atol=1e-15)
+    assert np.isnan(
+        Oracle(spec.get("attention.scaled_dot_product[fully_masked_nan]"))(ex, sizes)["P"][0]
+    ).all()
+
+
+def test_mpmath_survives_scores_that_overflow_a_naive_softmax():
+    # scores of ±1e4: exp overflows in float64 without the max shift; mpmath at 50 digits is ground truth
+    eq = spec.get("attention.softmax_rows")
+    Z = np.array([[1e4, 1e4 - 1.0], [-1e4, 0.0]])
+    exact = Oracle(eq)({"Z": Z}, {"n": 2}, precision="mpmath", dps=50)["Y"]
+    with mpmath.workdps(50):
+        w = 1 / (1 + mpmath.e**-1)
+        assert abs(exact[0, 0] - w) < mpmath.mpf(10) ** -45
+        assert abs(exact[1, 1] - 1) < mpmath.mpf(10) ** -45
+    fast = Oracle(eq)({"Z": Z}, {"n": 2})["Y"]
+    np.testing.assert_allclose(fast.astype(float), np.array(exact, dtype=float), rtol=1e-15)
+
+
+def test_batch_axes_are_evaluated_one_by_one():
+    eq = spec.get("attention.softmax_rows")
+    Z = np.random.default_rng(0).normal(size=(2, 3, 4, 4))
+    Y = Oracle(eq)({"Z": Z}, {"n": 4})["Y"]
+    assert Y.shape == (2, 3, 4, 4)
+    np.testing.assert_allclose(Y[1, 2], Oracle(eq)({"Z": Z[1, 2]}, {"n": 4})["Y"])
+
+
+def test_compiled_once_per_size_tuple():
+    o = Oracle(spec.get("attention.multi_head"))
+    sizes = {"n": 2, "d_e": 3, "M": 2, "d_k": 5, "d_v": 7}
+    first = o.compiled(sizes)
+    assert o.compiled(dict(reversed(sizes.items()))) is first
+    assert first.compile_seconds > 0
+    assert o.compiled({**sizes, "n": 3}) is not first
+
+
+def test_program_source_is_straight_line_python():
+    prog = expand(SDP, {"n": 2, "d_k": 1, "d_v": 1})
+    src = source(prog)
+    assert src.startswith("def oracle(Q, K, V, S):")
+    assert "math.exp" in src and "max(" in src
+    assert "mpmath.exp" in source(prog, "mpmath")
+
+
+def test_missing_or_inconsistent_sizes_are_spec_errors():
+    o = Oracle(SDP)
+    with pytest.raises(SpecError, match="sizes for d_v are missing"):
+        o.compiled({"n": 2, "d_k": 3})
+    ex = {"Q": np.zeros((2, 3)), "K": np.zeros((2, 3)), "V": np.zeros((2, 4)), "S": np.zeros((3, 3))}
+    with pytest.raises(SpecError, match=r"S has shape \(3, 3\), expected \(2, 2\)"):
+        o(ex, {"n": 2, "d_k": 3, "d_v": 4})
+    with pytest.raises(SpecError, match="precision must be one of"):
+        o.compiled({"n": 2, "d_k": 3, "d_v": 4}, precision="float16")
