@@ -129,7 +129,19 @@ def spec_axes(decl) -> list[sp.Expr]:
     return [decl.count, *dims] if isinstance(decl, Family) else dims
 
 
-def _match(fn: Callable, param: str, jt: object, decl, eq: Equation) -> tuple[int, ...]:
+def _match(
+    fn: Callable,
+    param: str,
+    jt: object,
+    decl,
+    eq: Equation,
+    batch: bool = True,
+) -> tuple[int, ...]:
+    """The permutation taking the spec's axes of ``decl`` to the annotated ones, or a BindingError.
+
+    With ``batch`` a per-example input or output must take leading batch axes; outputs of equations
+    without inputs (a mask of a given size) take none.
+    """
     batched, dims = _parse_dims(fn, param, jt)
     want = spec_axes(decl)
     perm: list[int] = []
@@ -141,21 +153,24 @@ def _match(fn: Callable, param: str, jt: object, decl, eq: Equation) -> tuple[in
         perm.append(hit)
         free.remove(hit)
     if len(dims) != len(want) or len(perm) != len(want):
-        space = eq.space(decl)
         expected = ", ".join(str(w).replace("*", "·") for w in want)
         found = ", ".join(str(d).replace("*", "·") for d in dims) or "none"
+        after = " after *batch" if batch and decl in (*eq.inputs, *eq.outputs) else ""
         raise BindingError(
-            f"{who(fn)} (implementing {eq.id}): parameter {param!r} is annotated {jt.dim_str!r}, "
-            f"which does not match the spec's {space}: expected the axes ({expected}) in some order"
-            f"{' after *batch' if decl in eq.inputs else ''}, found ({found})"
+            f"{who(fn)} (implementing {eq.id}): {_what(param)} is annotated {jt.dim_str!r}, "
+            f"which does not match the spec's {eq.space(decl)}: expected the axes ({expected}) in "
+            f"some order{after}, found ({found})"
         )
-    per_example = decl in eq.inputs or decl in eq.outputs
-    if per_example and not batched:
+    if batch and (decl in eq.inputs or decl in eq.outputs) and not batched:
         raise BindingError(
-            f"{who(fn)} (implementing {eq.id}): parameter {param!r} is annotated {jt.dim_str!r}: a "
+            f"{who(fn)} (implementing {eq.id}): {_what(param)} is annotated {jt.dim_str!r}: a "
             "per-example input or output must take leading batch axes ('*batch ...')"
         )
     return tuple(perm)
+
+
+def _what(param: str) -> str:
+    return f"the {param} value" if param.startswith("return") else f"parameter {param!r}"
 
 
 @dataclass(frozen=True)
@@ -253,33 +268,11 @@ def bind(fn: Callable, eq: Equation) -> ImplBinding:
                 f"{who(fn)} (implementing {eq.id}): the {label} value has no "
                 f"jaxtyping annotation for the spec's {eq.space(o)}"
             )
-        if o in eq.outputs and not eq.inputs:
-            perm = _match_unbatched(fn, label, jt, o, eq)
-            outputs.append(Layout(o.ascii, label, jt.dim_str, _dtype_kind(jt), perm, False))
-        else:
-            perm = _match(fn, label, jt, o, eq)
-            outputs.append(Layout(o.ascii, label, jt.dim_str, _dtype_kind(jt), perm, True))
+        batched = bool(eq.inputs)  # a mask of a given size carries no batch axes
+        perm = _match(fn, label, jt, o, eq, batch=batched)
+        outputs.append(Layout(o.ascii, label, jt.dim_str, _dtype_kind(jt), perm, batched))
     takes_dtype = "dtype" in sig.parameters
     return ImplBinding(eq, fn, tuple(args), tuple(sizes), takes_dtype, tuple(outputs), returns_tuple)
-
-
-def _match_unbatched(fn: Callable, label: str, jt: object, decl, eq: Equation) -> tuple[int, ...]:
-    """Outputs of equations without inputs (a mask of a size) carry no batch axes."""
-    _, dims = _parse_dims(fn, label, jt)
-    want = spec_axes(decl)
-    perm, free = [], list(range(len(want)))
-    for d in dims:
-        hit = next((k for k in free if sp.simplify(want[k] - d) == 0), None)
-        if hit is None:
-            break
-        perm.append(hit)
-        free.remove(hit)
-    if len(perm) != len(want) or len(dims) != len(want):
-        raise BindingError(
-            f"{who(fn)} (implementing {eq.id}): the {label} value is annotated {jt.dim_str!r}, which "
-            f"does not match the spec's {eq.space(decl)}"
-        )
-    return tuple(perm)
 
 
 def example_kinds(eq: Equation) -> dict[str, Kind]:

@@ -149,16 +149,22 @@ def _causal(eq, target, example, data, options, tol):
         )
 
 
-@prop("permutation_equivariance", "without a mask, permuting the tokens permutes the outputs")
-def _equivariance(eq, target, example, data, options, tol):
+def _permuted(eq, example, data, options, label):
+    """The unmasked example, and a copy with its token inputs permuted by a drawn permutation."""
     tokens: dict[str, int] = options["tokens"]
     first = next(iter(tokens))
     base = _no_mask(example, options)
     n = base[first].shape[_axis(eq, first, tokens[first], example.batch)]
-    perm = np.array(data.draw(st.permutations(range(n)), label="permutation"))
+    perm = np.array(data.draw(st.permutations(range(n)), label=label))
     moved = dict(base)
     for name, ax in tokens.items():
         moved[name] = np.take(base[name], perm, axis=_axis(eq, name, ax, example.batch))
+    return base, moved, perm
+
+
+@prop("permutation_equivariance", "without a mask, permuting the tokens permutes the outputs")
+def _equivariance(eq, target, example, data, options, tol):
+    base, moved, perm = _permuted(eq, example, data, options, "permutation")
     before = target(base, example.sizes)
     after = target(moved, example.sizes)
     for out, ax in options["output_tokens"].items():
@@ -175,14 +181,7 @@ def _equivariance(eq, target, example, data, options, tol):
 
 @prop("kv_permutation_invariance", "permuting keys and values together leaves the output unchanged")
 def _kv_invariance(eq, target, example, data, options, tol):
-    tokens: dict[str, int] = options["tokens"]
-    first = next(iter(tokens))
-    base = _no_mask(example, options)
-    n = base[first].shape[_axis(eq, first, tokens[first], example.batch)]
-    perm = np.array(data.draw(st.permutations(range(n)), label="key permutation"))
-    moved = dict(base)
-    for name, ax in tokens.items():
-        moved[name] = np.take(base[name], perm, axis=_axis(eq, name, ax, example.batch))
+    base, moved, perm = _permuted(eq, example, data, options, "key permutation")
     before = target(base, example.sizes)
     after = target(moved, example.sizes)
     for out in before:

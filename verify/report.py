@@ -1,6 +1,7 @@
 """Reports for machines: JSON (deterministic for a seed) and JUnit XML."""
 
 import json
+import math
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
@@ -10,6 +11,17 @@ from verify.runner import CheckResult
 def summary(results: Sequence[CheckResult]) -> dict:
     failed = [r for r in results if not r.passed]
     return {"checks": len(results), "passed": len(results) - len(failed), "failed": len(failed)}
+
+
+def _plain(obj: object) -> object:
+    """Valid JSON: non-finite floats become the strings "inf", "-inf" and "nan"."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
 
 
 def to_json(results: Sequence[CheckResult], *, profile: str, seed: int, selection: Sequence[str]) -> str:
@@ -22,7 +34,7 @@ def to_json(results: Sequence[CheckResult], *, profile: str, seed: int, selectio
         "summary": summary(results),
         "results": [r.as_json() for r in results],
     }
-    return json.dumps(doc, indent=2, sort_keys=True, allow_nan=True) + "\n"
+    return json.dumps(_plain(doc), indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
 def to_junit(results: Sequence[CheckResult], *, profile: str, seed: int) -> str:
@@ -54,6 +66,6 @@ def to_junit(results: Sequence[CheckResult], *, profile: str, seed: int) -> str:
             )
             if not r.passed:
                 fail = ET.SubElement(case, "failure", message=r.message, type=r.check)
-                fail.text = json.dumps(r.counterexample, indent=1, allow_nan=True)
+                fail.text = json.dumps(_plain(r.counterexample), indent=1, allow_nan=False)
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"

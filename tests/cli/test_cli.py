@@ -119,3 +119,27 @@ def test_a_failing_check_exits_1(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "FAIL attention.causal_mask impl=oracle: impl: S[0, 0] = -inf, oracle gives 0" in out
     assert "FAIL attention.causal_mask impl=generated" in out and "1 passed, 2 failed" in out
+
+
+def test_failure_reports_are_valid_json_with_the_counterexample(tmp_path, monkeypatch):
+    import math
+
+    import torch
+    from jaxtyping import Float
+    from torch import Tensor
+
+    from impl import _registry
+    from impl._registry import checked
+
+    @checked
+    def off_by_one(n: int, *, dtype: torch.dtype = torch.float32) -> Float[Tensor, "n n"]:
+        return torch.zeros(n, n, dtype=dtype).masked_fill(torch.ones(n, n).triu(0).bool(), -math.inf)
+
+    monkeypatch.setitem(_registry._IMPLEMENTATIONS, "attention.causal_mask", off_by_one)
+    path = tmp_path / "r.json"
+    assert main(["verify", "attention.causal_mask", "-p", "quick", "--json", str(path)]) == 1
+    doc = json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    failed = [r for r in doc["results"] if r["status"] == "fail"]
+    assert {r["check"] for r in failed} == {"impl=oracle", "impl=generated"}
+    assert failed[0]["counterexample"]["sizes"] == {"n": 1}
+    assert failed[0]["max_abs"] == "inf"
