@@ -61,7 +61,7 @@ def size_tuples(eq: Equation, count: int, seed: int, scale: str = "small") -> li
             if value in pool:
                 pool.remove(value)
         sizes: dict[str, int] = {}
-        for a in free:
+        for a in sorted(free, key=lambda a: a != "M"):  # heads first: they need small values
             if a in pin:
                 sizes[a] = pin[a]
             elif a == "M":  # at least two heads, distinct from every other size
@@ -71,6 +71,7 @@ def size_tuples(eq: Equation, count: int, seed: int, scale: str = "small") -> li
                 pool.remove(sizes[a])
             else:
                 sizes[a] = pool.pop()
+        sizes = {a: sizes[a] for a in free}  # glossary order
         subs = size_subs(sizes)
         for c in eq.constraints:
             sizes[c.lhs.name] = int(c.rhs.subs(subs))

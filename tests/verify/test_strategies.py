@@ -1,0 +1,104 @@
+"""Strategies: sizes distinct per axis with pinned edge cases, constraints met, tensors of each kind."""
+
+import numpy as np
+import pytest
+import sympy as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import spec
+from spec import Equation, Kind, Reference, SpecError, tensor
+from spec.axes import M, d_e, d_k, n
+from spec.ops import mul
+from verify.strategies import ENTRYWISE_LIMIT, examples, seeded_tensor, size_tuples, tensors
+
+
+@pytest.mark.parametrize("eq", spec.select(["attention"]), ids=lambda e: e.id)
+def test_sizes_are_distinct_per_axis_with_edge_cases_pinned(eq):
+    for scale in ("small", "large"):
+        tuples = size_tuples(eq, 6, seed=1, scale=scale)
+        assert len(tuples) == 6
+        for sizes in tuples:
+            assert set(sizes) == set(eq.axes)
+            assert len(set(sizes.values())) == len(sizes) or 1 in sizes.values()
+            others = [v for v in sizes.values() if v != 1]
+            assert len(set(others)) == len(others)
+        seq = next(a for a in ("n", "n_d") if a in eq.axes)
+        assert tuples[0][seq] == 1
+        if "M" in eq.axes:
+            assert tuples[1]["M"] == 1
+            assert all(t["M"] >= 2 for t in tuples[2:])
+
+
+def test_sizes_depend_on_the_seed_only():
+    eq = spec.get("attention.multi_head")
+    assert size_tuples(eq, 4, 7) == size_tuples(eq, 4, 7)
+    assert size_tuples(eq, 4, 7) != size_tuples(eq, 4, 8)
+
+
+def test_constraints_give_the_dependent_axes():
+    H = tensor("H", (d_e, n))
+    W = tensor("W", (d_e, M * d_k))
+    X = tensor("X", (M * d_k, n))
+    eq = Equation("test.c", "c", inputs=(H,), params=(W,), intermediates=(X,),
+                  bindings=[(X, mul(W.T, H))], outputs=(X,), reference=Reference("t"),
+                  constraints=(sp.Eq(d_e, M * d_k),))  # fmt: skip
+    for sizes in size_tuples(eq, 5, 0):
+        assert sizes["d_e"] == sizes["M"] * sizes["d_k"]
+
+
+def test_bad_arguments_are_named():
+    eq = spec.get("attention.softmax_rows")
+    with pytest.raises(SpecError, match="count must be at least 1, found 0"):
+        size_tuples(eq, 0, 0)
+    with pytest.raises(SpecError, match="scale must be 'small' or 'large', found 'huge'"):
+        size_tuples(eq, 1, 0, "huge")
+
+
+@settings(max_examples=30, deadline=None, database=None)
+@given(st.data())
+def test_tensors_of_each_kind(data):
+    shape = (2, 3, 4)
+    real = data.draw(tensors(Kind.REAL, shape, {}))
+    assert real.shape == shape and np.all(np.abs(real) <= 3)
+    mask = data.draw(tensors(Kind.ADDITIVE_MASK, shape, {}))
+    assert set(np.unique(mask)) <= {0.0, -np.inf}
+    keep = data.draw(tensors(Kind.MASK, shape, {}))
+    assert set(np.unique(keep)) <= {0.0, 1.0}
+    scores = data.draw(tensors(Kind.SCORE, shape, {}))
+    assert np.all(np.isfinite(scores) | np.isneginf(scores))
+    ids = data.draw(tensors(Kind.INDEX, shape, {"v": 5}))
+    assert ids.min() >= 0 and ids.max() < 5
+    onehot = data.draw(tensors(Kind.ONE_HOT, shape, {}))
+    assert np.all(onehot.sum(axis=-2) == 1)
+    probs = data.draw(tensors(Kind.PROBABILITY, shape, {}))
+    np.testing.assert_allclose(probs.sum(axis=-2), 1.0)
+
+
+def test_seeded_tensors_have_the_same_kinds():
+    rng = np.random.default_rng(0)
+    assert set(np.unique(seeded_tensor(rng, Kind.ADDITIVE_MASK, (3, 5, 5), {}))) <= {0.0, -np.inf}
+    onehot = seeded_tensor(rng, Kind.ONE_HOT, (7, 4), {})
+    assert np.all(onehot.sum(axis=0) == 1)
+
+
+@settings(max_examples=10, deadline=None, database=None)
+@given(st.data())
+def test_examples_batch_inputs_not_parameters(data):
+    eq = spec.get("attention.multi_head")
+    sizes = size_tuples(eq, 3, 0)[2]
+    ex = data.draw(examples(eq, sizes))
+    assert ex.arrays["H"].shape == (*ex.batch, sizes["d_e"], sizes["n"])
+    assert ex.arrays["W_Q"].shape == (sizes["M"], sizes["d_e"], sizes["d_k"])
+    assert ex.arrays["b_O"].shape == (sizes["d_e"],)
+
+
+@settings(max_examples=3, deadline=None, database=None)
+@given(st.data())
+def test_large_examples_come_from_a_seed(data):
+    eq = spec.get("attention.multi_head")
+    big = size_tuples(eq, 3, 0, "large")[2]
+    ex = data.draw(examples(eq, big, batch=(2,)))
+    total = sum(a.size for a in ex.arrays.values())
+    assert total > ENTRYWISE_LIMIT
+    assert np.unique(ex.arrays["H"]).size == ex.arrays["H"].size  # no fill value repeated
