@@ -175,6 +175,21 @@ class Equation:
         names = self.tex_names()
         return [f"{latex(b.lhs, names)} = {latex(b.rhs, names)}" for b in self.bindings]
 
+    def where_latex(self) -> list[str]:
+        """Element-wise definitions of the operators the equation uses (each once, in order)."""
+        from spec.ops import SpecOp
+        from spec.printing import SpecLatexPrinter
+
+        printer = SpecLatexPrinter(self.tex_names())
+        out: list[str] = []
+        for b in self.bindings:
+            for node in sp.preorder_traversal(b.rhs):
+                if isinstance(node, SpecOp):
+                    text = node._latex_definition(printer)
+                    if text and text not in out:
+                        out.append(text)
+        return out
+
     def latex(self) -> str:
         lines = self.latex_lines()
         if len(lines) == 1:

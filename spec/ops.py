@@ -41,6 +41,10 @@ class SpecOp(MatrixExpr):
         rows, cols = (int(s) for s in concrete.shape)
         return sp.ImmutableMatrix(rows, cols, lambda i, j: concrete._entry(i, j))
 
+    def _latex_definition(self, printer) -> str | None:
+        """The element-wise definition shown under an equation ("where …"), if the notation needs one."""
+        return None
+
     def _sympystr(self, printer) -> str:
         inner = ", ".join(printer._print(a) for a in self.args if not isinstance(a, Str))
         return f"{type(self).__name__}({inner})"
@@ -99,6 +103,17 @@ class Softmax(SpecOp):
         empty = {"zero": sp.S.Zero, "uniform": sp.Integer(1) / size, "nan": sp.nan}[self.fully_masked]
         return sp.Piecewise((empty, sp.Eq(top, -sp.oo)), (ratio, True))
 
+    def _latex_definition(self, printer) -> str:
+        empty = {"zero": "0", "uniform": r"1/n", "nan": r"\mathrm{NaN}"}[self.fully_masked]
+        if self.axis == "rows":
+            body = r"\left[\operatorname{softmax}(Z)\right]_{ij} = \frac{e^{Z_{ij}}}{\sum_{j'} e^{Z_{ij'}}}"
+            return rf"{body} \quad ({empty} \text{{ if every }} Z_{{ij'}} = -\infty)"
+        body = (
+            r"\left[\operatorname{softmax}_{\mathrm{col}}(Z)\right]_{ij} = "
+            r"\frac{e^{Z_{ij}}}{\sum_{i'} e^{Z_{i'j}}}"
+        )
+        return rf"{body} \quad ({empty} \text{{ if every }} Z_{{i'j}} = -\infty)"
+
     def _latex(self, printer) -> str:
         sub = "" if self.axis == "rows" else r"_{\mathrm{col}}"
         return rf"\operatorname{{softmax}}{sub}\left({printer._print(self.arg)}\right)"
@@ -154,6 +169,12 @@ class CausalMask(SpecOp):
     def _latex(self, printer) -> str:
         return rf"S^{{\mathrm{{causal}}}}_{{{printer._print(self.args[0])}}}"
 
+    def _latex_definition(self, printer) -> str:
+        return (
+            rf"\left({self._latex(printer)}\right)_{{ij}} = \begin{{cases}} 0 & j \le i \\ "
+            rf"{printer._print(self.fill)} & j > i \end{{cases}}"
+        )
+
     def _torchcode(self, ctx) -> str:
         n = ctx.size(self.args[0])
         above = ctx.emit(f"torch.ones({n}, {n}, dtype=torch.bool, device={ctx.device}).triu(diagonal=1)")
@@ -192,6 +213,13 @@ class PaddingMask(SpecOp):
 
     def _latex(self, printer) -> str:
         return rf"S^{{\mathrm{{pad}}}}\left({printer._print(self.keep)}\right)"
+
+    def _latex_definition(self, printer) -> str:
+        k = printer._print(self.keep)
+        return (
+            rf"\left({self._latex(printer)}\right)_{{ij}} = \begin{{cases}} 0 & {k}_{{j}} = 1 \\ "
+            rf"{printer._print(self.fill)} & {k}_{{j}} = 0 \end{{cases}}"
+        )
 
     def _torchcode(self, ctx) -> str:
         keep = ctx.emit(ctx.expr(self.keep))

@@ -59,6 +59,11 @@ def show(equation: str = typer.Argument(..., help="An equation id, e.g. attentio
         console.print(eq.description)
     console.print("\n[bold]LaTeX[/bold]")
     console.print(eq.latex(), markup=False, highlight=False)
+    where = eq.where_latex()
+    if where:
+        console.print("where")
+        for line in where:
+            console.print(f"  {line}", markup=False, highlight=False)
     table = Table(title="Symbols")
     table.add_column("symbol", no_wrap=True)
     table.add_column("space", no_wrap=True)

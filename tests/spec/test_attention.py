@@ -115,3 +115,22 @@ def test_cross_attention_scores_are_decoder_by_encoder():
     assert scores.shape == (n_d, n_e)
     assert latex(scores, eq.tex_names()) == r"\frac{Q^{(m)} {K^{(m)}}^{\top}}{\sqrt{d_{k}}}"
     assert sp.Symbol("n", integer=True, positive=True).name not in eq.axes
+
+
+def test_where_lines_define_the_operators_element_by_element():
+    assert spec.get("attention.causal_mask").where_latex() == [
+        r"\left(S^{\mathrm{causal}}_{n}\right)_{ij} = "
+        r"\begin{cases} 0 & j \le i \\ -\infty & j > i \end{cases}"
+    ]
+    assert (
+        spec.get("attention.causal_mask[fill_1e4]").where_latex()[0].endswith(r"-10000 & j > i \end{cases}")
+    )
+    assert spec.get("attention.padding_mask").where_latex() == [
+        r"\left(S^{\mathrm{pad}}\left(\kappa\right)\right)_{ij} = "
+        r"\begin{cases} 0 & \kappa_{j} = 1 \\ -\infty & \kappa_{j} = 0 \end{cases}"
+    ]
+    (softmax,) = spec.get("attention.multi_head").where_latex()  # once, though used per head
+    assert softmax.startswith(
+        r"\left[\operatorname{softmax}(Z)\right]_{ij} = \frac{e^{Z_{ij}}}{\sum_{j'} e^{Z_{ij'}}}"
+    )
+    assert softmax.endswith(r"(0 \text{ if every } Z_{ij'} = -\infty)")
