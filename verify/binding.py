@@ -17,7 +17,7 @@ import numpy as np
 import sympy as sp
 import torch
 
-from spec import Equation, Family, Kind
+from spec import Equation, Family
 from spec.axes import GLOSSARY
 from verify._errors import BindingError
 from verify.oracle import concrete_shape
@@ -273,10 +273,6 @@ def bind(fn: Callable, eq: Equation) -> ImplBinding:
         outputs.append(Layout(o.ascii, label, jt.dim_str, _dtype_kind(jt), perm, batched))
     takes_dtype = "dtype" in sig.parameters
     return ImplBinding(eq, fn, tuple(args), tuple(sizes), takes_dtype, tuple(outputs), returns_tuple)
-
-
-def example_kinds(eq: Equation) -> dict[str, Kind]:
-    return {d.ascii: d.entry_kind for d in (*eq.inputs, *eq.params)}
 
 
 __all__ = ["ImplBinding", "Layout", "bind", "concrete_shape", "spec_axes"]

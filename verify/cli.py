@@ -109,7 +109,7 @@ def verify_(
 ) -> None:
     """Verify impl/ against the spec: oracle, generated code and properties."""
     from verify.report import to_json, to_junit
-    from verify.runner import PROFILES, checks_for, run_check
+    from verify.runner import PROFILES, plan, run
 
     if profile not in PROFILES:
         raise UsageError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
@@ -121,9 +121,7 @@ def verify_(
         if path is not None:
             _writable(path)
     prof = PROFILES[profile]
-    plan = [(eq, checks_for(eq, prof, seed)) for eq in eqs]
-    total = sum(len(c) for _, c in plan)
-    results = []
+    checks = plan(eqs, prof, seed)
     start = time.perf_counter()
     with Progress(
         TextColumn("{task.description}"),
@@ -133,12 +131,14 @@ def verify_(
         console=err,
         transient=True,
     ) as progress:
-        task = progress.add_task("verifying", total=total)
-        for eq, checks in plan:
-            for check in checks:
-                progress.update(task, description=f"{eq.id} {check.name}")
-                results.append(run_check(check, prof, seed))
-                progress.advance(task)
+        task = progress.add_task("verifying", total=len(checks))
+        results = run(
+            checks,
+            prof,
+            seed,
+            on_start=lambda c: progress.update(task, description=f"{c.equation.id} {c.name}"),
+            on_result=lambda r: progress.advance(task),
+        )
     wall = time.perf_counter() - start
     table = Table(title=f"lmspec verify — profile {profile}, seed {seed}")
     for col, just in (

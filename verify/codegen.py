@@ -10,7 +10,6 @@ The generated function takes and returns spec layout: a matrix as the tutorial o
 column ``k × 1``, a family stacked on the axis before the matrix axes, any leading batch axes.
 """
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -183,4 +182,4 @@ def size_arguments(eq: Equation) -> list[str]:
     return _size_sources(eq)[1]
 
 
-__all__ = ["TorchCodePrinter", "compiled", "generate", "math"]
+__all__ = ["TorchCodePrinter", "compiled", "generate"]

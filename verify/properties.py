@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import spec
 from spec import Equation, Family
 from verify._errors import PropertyViolation
-from verify.compare import POLICY, Tolerance, compare
+from verify.compare import Tolerance, compare
 from verify.strategies import Example, reals
 from verify.targets import OracleTarget, Target
 
@@ -255,15 +255,3 @@ def _single_head(eq, target, example, data, options, tol):
 
 def properties_of(eq: Equation) -> list[tuple[Property, dict]]:
     return [(PROPERTIES[inv.name], inv.options) for inv in eq.invariants]
-
-
-def check_property(
-    name: str,
-    eq: Equation,
-    target: Target,
-    example: Example,
-    data,
-    options: dict,
-    tol: Tolerance | None = None,
-) -> None:
-    PROPERTIES[name].check(eq, target, example, data, options, tol or POLICY["float64"])

@@ -250,6 +250,12 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def plan(equations: Iterable[Equation], profile: str | Profile = "default", seed: int = 0) -> list[Check]:
+    """Every check of ``equations`` against impl/, in catalogue order."""
+    prof = PROFILES[profile] if isinstance(profile, str) else profile
+    return [check for eq in equations for check in checks_for(eq, prof, seed)]
+
+
 def verify(
     equations: Iterable[Equation],
     profile: str | Profile = "default",
@@ -257,19 +263,24 @@ def verify(
     on_result: Callable[[CheckResult], None] | None = None,
     on_start: Callable[[Check], None] | None = None,
 ) -> list[CheckResult]:
-    """Run every check of ``equations``; call ``on_result`` after each."""
+    """Run every check of ``equations``; ``on_start`` and ``on_result`` are called around each."""
     prof = PROFILES[profile] if isinstance(profile, str) else profile
+    return run(plan(equations, prof, seed), prof, seed, on_result, on_start)
+
+
+def run(
+    checks: Iterable[Check],
+    profile: Profile,
+    seed: int,
+    on_result: Callable[[CheckResult], None] | None = None,
+    on_start: Callable[[Check], None] | None = None,
+) -> list[CheckResult]:
+    """Run planned checks in order."""
     results = []
-    for eq in equations:
-        for check in checks_for(eq, prof, seed):
-            if on_start:
-                on_start(check)
-            result = run_check(check, prof, seed)
-            results.append(result)
-            if on_result:
-                on_result(result)
+    for check in checks:
+        if on_start:
+            on_start(check)
+        results.append(run_check(check, profile, seed))
+        if on_result:
+            on_result(results[-1])
     return results
-
-
-def count_checks(equations: Iterable[Equation]) -> int:
-    return sum(3 + len(eq.invariants) for eq in equations)

@@ -11,11 +11,10 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
-import sympy as sp
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from spec import Equation, Family, Kind, SpecError
+from spec import Equation, Kind, SpecError
 from verify.oracle import concrete_shape, size_subs
 
 #: Size ranges: small for the exact oracle, larger for generated code against the implementation.
@@ -210,11 +209,3 @@ def examples(
         for name, (kind, shape) in shapes.items():
             arrays[name] = draw(tensors(kind, shape, sizes), label=name)
     return Example(dict(sizes), tuple(batch), arrays)
-
-
-def family_of(eq: Equation, name: str) -> bool:
-    return isinstance(eq.declared(name), Family)
-
-
-def evaluate_size(expr: sp.Expr, sizes: Mapping[str, int]) -> int:
-    return int(sp.sympify(expr).subs(size_subs(sizes)))

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import torch
 
-from spec import Equation, Family
+from spec import Equation
 from verify.binding import ImplBinding, bind
 from verify.codegen import compiled, size_arguments
 from verify.oracle import Oracle, _batch_shape
@@ -90,8 +90,3 @@ class ImplTarget(Target):
     def __call__(self, example: Example, sizes: Mapping[str, int]) -> dict[str, np.ndarray]:
         batch = _batch_shape(self.eq, example, sizes)
         return self.binding.call(example, sizes, len(batch), self.dtype, self.device)
-
-
-def family_count(eq: Equation, name: str) -> Family | None:
-    d = eq.declared(name)
-    return d if isinstance(d, Family) else None
