@@ -48,7 +48,12 @@ def size_subs(sizes: Mapping[str, int]) -> dict[sp.Symbol, sp.Integer]:
 
 def concrete_shape(decl, sizes: Mapping[str, int]) -> tuple[int, ...]:
     """The spec-layout array shape of a declared tensor or family at concrete sizes."""
-    subs = size_subs(sizes)
+    return _concrete_shape(decl, tuple(sorted((k, int(v)) for k, v in sizes.items())))
+
+
+@lru_cache(maxsize=4096)
+def _concrete_shape(decl, key: tuple[tuple[str, int], ...]) -> tuple[int, ...]:
+    subs = size_subs(dict(key))
     dims = tuple(int(sp.sympify(s).subs(subs)) for s in decl.spec_shape)
     if isinstance(decl, Family):
         return (int(decl.count.subs(subs)), *dims)
