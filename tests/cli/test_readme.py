@@ -1,0 +1,24 @@
+"""The README's Python example runs as written."""
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_readme_python_example_runs():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    assert blocks, "the README has a Python example"
+    namespace: dict = {}
+    exec(blocks[0], namespace)
+    results = namespace["results"]
+    assert results and all(r.passed for r in results)
+
+
+def test_public_error_families():
+    import spec
+    import verify
+
+    assert issubclass(verify.BindingError, spec.SpecError)
+    for cls in (verify.ShapeMismatch, verify.ValueMismatch, verify.PropertyViolation):
+        assert issubclass(cls, verify.Mismatch) and not issubclass(cls, spec.SpecError)
