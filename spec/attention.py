@@ -294,6 +294,7 @@ def cross() -> Equation:
         invariants=(
             Invariant("permutation_equivariance", {"tokens": {"H_dec": 1}, "output_tokens": {"A": 1}}),
             Invariant("kv_permutation_invariance", {"tokens": {"H_enc": 1}}),
+            Invariant("heads_concat", {}),
         ),
         notes="Queries come from the decoder, keys and values from the encoder; the scores are "
         "n_d × n_e and no causal mask applies.",

@@ -21,7 +21,8 @@ app = typer.Typer(
     help="lmspec: the equations of 'Anatomy of Neural Language Models' as an executable spec, and a "
     "verifier that holds PyTorch code to it.",
 )
-console = Console(soft_wrap=True)
+# Piped output (CI logs, files) is not cut at 80 columns.
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)
 
 

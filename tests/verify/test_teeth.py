@@ -127,4 +127,4 @@ def test_correct_impl_passes_under_ten_seeds(seed):
     results = verify(spec.select(["attention"]), "quick", seed)
     failures = [f"{r.equation} {r.check}: {r.message}" for r in results if not r.passed]
     assert not failures
-    assert len(results) == 34
+    assert len(results) == 35
