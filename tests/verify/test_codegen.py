@@ -73,3 +73,29 @@ def test_square_transpose_is_not_a_no_op():
 def test_size_only_equation_takes_its_size():
     (S,) = compiled(spec.get("attention.causal_mask"))(3)
     assert S.tolist() == [[0, -np.inf, -np.inf], [0, 0, -np.inf], [0, 0, 0]]
+
+
+VARIANTS = [f"{eq.id}[{name}]" for eq in spec.select(["attention"]) for name in eq.variant_names]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_generated_code_of_every_variant_matches_its_oracle(variant):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from verify.compare import POLICY, assert_close
+    from verify.strategies import examples, size_tuples
+    from verify.targets import GeneratedTarget, OracleTarget
+
+    eq = spec.get(variant)
+    pool = size_tuples(eq, 2, 0)
+    oracle, generated = OracleTarget(eq), GeneratedTarget(eq)
+
+    @settings(max_examples=5, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(st.data())
+    def agree(data):
+        ex = data.draw(examples(eq, data.draw(st.sampled_from(pool))))
+        assert_close(generated(ex.arrays, ex.sizes), oracle(ex.arrays, ex.sizes), POLICY["float64"],
+                     check="generated=oracle", who="generated", reference="oracle")  # fmt: skip
+
+    agree()
