@@ -195,35 +195,44 @@ def _sdp_variants(eq: Equation) -> Equation:
     return eq
 
 
-# --- attention.multi_head (28) --------------------------------------------------------------------
-def multi_head(scale: sp.Expr = 1 / sp.sqrt(d_k), fully_masked: str = "zero", bias: bool = True) -> Equation:
-    H = tensor("H", (d_e, n), meaning="hidden states, one column per token")
-    S = tensor("S", (n, n), Kind.ADDITIVE_MASK, meaning="additive mask (causal, padding or 0)")
+# --- attention.multi_head (28) and attention.cross share every step but their inputs ---------------
+def _heads(Hq, n_q, Hkv, n_kv, mask, scale, fully_masked, bias):
+    """Parameters, intermediates and definitions of multi-head attention: queries from the columns of
+    ``Hq`` (n_q tokens), keys and values from those of ``Hkv`` (n_kv tokens)."""
     W_Q, b_Q, W_K, b_K, W_V, b_V = _head_params(bias)
     W_O = tensor("W_O", (M * d_v, d_e), meaning="output projection")
     b_O = tensor("b_O", (d_e,), meaning="output bias")
-    Q = Family("Q", m, M, (n, d_k))
-    K = Family("K", m, M, (n, d_k))
-    V = Family("V", m, M, (n, d_v))
-    P_m = Family("P", m, M, (n, d_v), tex="P", meaning="output of head m")
-    P = tensor("P_cat", (n, M * d_v), tex="P", meaning="heads side by side")
-    A = tensor("A", (d_e, n), meaning="attention output, one column per token")
+    Q = Family("Q", m, M, (n_q, d_k))
+    K = Family("K", m, M, (n_kv, d_k))
+    V = Family("V", m, M, (n_kv, d_v))
+    P_m = Family("P", m, M, (n_q, d_v), tex="P", meaning="output of head m")
+    P = tensor("P_cat", (n_q, M * d_v), tex="P", meaning="heads side by side")
+    A = tensor("A", (d_e, n_q), meaning="attention output, one column per (query) token")
+    scores = _scores(Q[m], K[m], scale)
     out = T(mul(P, W_O))
-    params = tuple(p for p in (W_Q, b_Q, W_K, b_K, W_V, b_V) if p is not None)
+    params = [p for p in (W_Q, b_Q, W_K, b_K, W_V, b_V, W_O) if p is not None]
+    bindings = [
+        (Q[m], _project(Hq, n_q, W_Q, b_Q)),
+        (K[m], _project(Hkv, n_kv, W_K, b_K)),
+        (V[m], _project(Hkv, n_kv, W_V, b_V)),
+        (P_m[m], mul(Softmax(add(scores, mask) if mask is not None else scores, "rows", fully_masked), V[m])),
+        (P, HeadConcat(P_m[m], m, M)),
+        (A, add(out, mul(b_O, T(Ones(n_q)))) if bias else out),
+    ]
+    return (*params, *((b_O,) if bias else ())), (Q, K, V, P_m, P, A), bindings, A
+
+
+def multi_head(scale: sp.Expr = 1 / sp.sqrt(d_k), fully_masked: str = "zero", bias: bool = True) -> Equation:
+    H = tensor("H", (d_e, n), meaning="hidden states, one column per token")
+    S = tensor("S", (n, n), Kind.ADDITIVE_MASK, meaning="additive mask (causal, padding or 0)")
+    params, intermediates, bindings, A = _heads(H, n, H, n, S, scale, fully_masked, bias)
     return Equation(
         "attention.multi_head",
         "Multi-head attention",
         inputs=(H, S),
-        params=(*params, W_O, *((b_O,) if bias else ())),
-        intermediates=(Q, K, V, P_m, P, A),
-        bindings=[
-            (Q[m], _project(H, n, W_Q, b_Q)),
-            (K[m], _project(H, n, W_K, b_K)),
-            (V[m], _project(H, n, W_V, b_V)),
-            (P_m[m], mul(Softmax(add(_scores(Q[m], K[m], scale), S), "rows", fully_masked), V[m])),
-            (P, HeadConcat(P_m[m], m, M)),
-            (A, add(out, mul(b_O, T(Ones(n)))) if bias else out),
-        ],
+        params=params,
+        intermediates=intermediates,
+        bindings=bindings,
         outputs=(A,),
         reference=Reference(SECTION, number="28", source="Vaswani et al. 2017, §3.2.2"),
         invariants=(
@@ -266,29 +275,14 @@ def _mha_variants(eq: Equation) -> Equation:
 def cross() -> Equation:
     H_dec = tensor("H_dec", (d_e, n_d), tex=r"H_{\mathrm{dec}}", meaning="decoder states (queries)")
     H_enc = tensor("H_enc", (d_e, n_e), tex=r"H_{\mathrm{enc}}", meaning="encoder states (keys, values)")
-    W_Q, b_Q, W_K, b_K, W_V, b_V = _head_params()
-    W_O = tensor("W_O", (M * d_v, d_e), meaning="output projection")
-    b_O = tensor("b_O", (d_e,), meaning="output bias")
-    Q = Family("Q", m, M, (n_d, d_k))
-    K = Family("K", m, M, (n_e, d_k))
-    V = Family("V", m, M, (n_e, d_v))
-    P_m = Family("P", m, M, (n_d, d_v), tex="P", meaning="output of head m")
-    P = tensor("P_cat", (n_d, M * d_v), tex="P", meaning="heads side by side")
-    A = tensor("A", (d_e, n_d), meaning="cross-attention output, one column per decoder token")
+    params, intermediates, bindings, A = _heads(H_dec, n_d, H_enc, n_e, None, 1 / sp.sqrt(d_k), "zero", True)
     return Equation(
         "attention.cross",
         "Cross-attention",
         inputs=(H_dec, H_enc),
-        params=(W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O),
-        intermediates=(Q, K, V, P_m, P, A),
-        bindings=[
-            (Q[m], _project(H_dec, n_d, W_Q, b_Q)),
-            (K[m], _project(H_enc, n_e, W_K, b_K)),
-            (V[m], _project(H_enc, n_e, W_V, b_V)),
-            (P_m[m], mul(Softmax(_scores(Q[m], K[m], 1 / sp.sqrt(d_k)), "rows"), V[m])),
-            (P, HeadConcat(P_m[m], m, M)),
-            (A, add(T(mul(P, W_O)), mul(b_O, T(Ones(n_d))))),
-        ],
+        params=params,
+        intermediates=intermediates,
+        bindings=bindings,
         outputs=(A,),
         reference=Reference(SECTION, source="Vaswani et al. 2017, §3.2.3", status="R"),
         invariants=(
