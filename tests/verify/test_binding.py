@@ -56,13 +56,13 @@ def test_wrong_annotation_names_function_parameter_expected_and_found():
 
     with pytest.raises(BindingError) as err:
         bind(attn, SDP)
-    assert str(err.value) == (
-        "tests.verify.test_binding.test_wrong_annotation_names_function_parameter_expected_and_found"
-        ".<locals>.attn (implementing attention.scaled_dot_product): parameter 'K' is annotated "
-        "'*batch n d_v', which does not match the spec's K ∈ ℝ^(n×d_k): expected the axes (n, d_k) "
-        "in some order after *batch, found (n, d_v)"
-    ) or "parameter 'K' is annotated '*batch n d_v'" in str(err.value)
-    assert "K ∈ ℝ^(n×d_k)" in str(err.value) and "found (n, d_v)" in str(err.value)
+    who, _, rest = str(err.value).partition(" (implementing ")
+    assert who.endswith("test_wrong_annotation_names_function_parameter_expected_and_found.<locals>.attn")
+    assert rest == (
+        "attention.scaled_dot_product): parameter 'K' is annotated '*batch n d_v', which does not "
+        "match the spec's K ∈ ℝ^(n×d_k): expected the axes (n, d_k) in some order after *batch, "
+        "found (n, d_v)"
+    )
 
 
 def test_missing_batch_axes_unknown_axes_and_missing_parameters():
