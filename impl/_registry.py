@@ -3,6 +3,7 @@
 impl/ never imports spec/: an equation id is a plain string here.
 """
 
+import importlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -48,8 +49,30 @@ def implementations() -> dict[str, Callable]:
     return dict(_IMPLEMENTATIONS)
 
 
+#: One module of impl/ per equation family (the same names as spec/'s), imported to register.
+FAMILIES = (
+    "lm",
+    "ffnn",
+    "rnn",
+    "lstm",
+    "gru",
+    "positional",
+    "attention",
+    "activation",
+    "norm",
+    "transformer",
+    "gpt2",
+    "bert",
+    "vit",
+    "timeseries",
+    "training",
+    "params",
+)
+
+
 def _load() -> None:
-    import impl.attention  # noqa: F401 - registers on import
+    for family in FAMILIES:
+        importlib.import_module(f"impl.{family}")
 
 
 def checked(fn: F) -> F:

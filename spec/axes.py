@@ -38,6 +38,15 @@ GLOSSARY: dict[str, Axis] = {
         Axis("d_h", "d_{h}", "recurrent / hidden width"),
         Axis("c", "c", "context window of a feed-forward LM"),
         Axis("P", "P", "patch size"),
+        Axis("k_top", "k", "number of logits kept by top-k sampling"),
+        Axis("n_c", "n_{c}", "number of classes of a classifier head"),
+        Axis("d_x", "m", "number of variables of a time series (x_t ∈ ℝ^m)"),
+        Axis("L_in", "L_{\\mathrm{in}}", "length of an input time series"),
+        Axis("S_p", "S", "patch stride"),
+        Axis("N_p", "N", "number of patches"),
+        Axis("C_i", "C", "image channels"),
+        Axis("H_i", "H_{\\mathrm{img}}", "image height"),
+        Axis("W_i", "W_{\\mathrm{img}}", "image width"),
     )
 }
 

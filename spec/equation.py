@@ -10,10 +10,27 @@ from spec._errors import SpecError, UnknownEquation
 from spec.axes import GLOSSARY, axis_names
 from spec.printing import latex
 from spec.shapes import ShapeChecker, fmt_shape
-from spec.tensors import Declared, Family, FamilyMember, Kind, TensorSymbol
+from spec.tensors import Declared, Family, FamilyMember, FamilySlice, Kind, TensorSymbol
 
 #: The families of the catalogue in the tutorial's order; each is a module of spec/.
-FAMILIES: tuple[str, ...] = ("attention",)
+FAMILIES: tuple[str, ...] = (
+    "lm",
+    "ffnn",
+    "rnn",
+    "lstm",
+    "gru",
+    "positional",
+    "attention",
+    "activation",
+    "norm",
+    "transformer",
+    "gpt2",
+    "bert",
+    "vit",
+    "timeseries",
+    "training",
+    "params",
+)
 
 
 @dataclass(frozen=True)
@@ -55,6 +72,11 @@ class Binding:
         return self.lhs.name
 
 
+def _fixed(indices) -> bool:
+    """Whether every index is an integer (one member defined on its own)."""
+    return not any(not sp.sympify(k).is_Integer for k in indices)
+
+
 class Equation:
     """An equation of the catalogue.
 
@@ -94,6 +116,7 @@ class Equation:
         self.variant_name: str | None = None
         self.description = description
         self._variants: dict[str, tuple[Callable[[], Equation], str]] = {}
+        self._built: dict[str, Equation] = {}
         self._check()
 
     # -- construction-time checks -------------------------------------------------------------------
@@ -105,12 +128,14 @@ class Equation:
             if d.name in declared:
                 raise SpecError(f"{self.id}: {d.name} is declared twice")
             declared[d.name] = d
-        checker = ShapeChecker(self.id, self.constraints)
+        checker = ShapeChecker(self.id, [c for c in self.constraints if isinstance(c, sp.Eq)])
         known = {d.name for d in (*self.inputs, *self.params)}
         for b in self.bindings:
             if b.name not in declared:
                 raise SpecError(f"{self.id}: {b.name} is defined but not declared")
-            used = {s.name for s in b.rhs.atoms(sp.MatrixSymbol, FamilyMember)}
+            if isinstance(b.lhs, FamilyMember) and _fixed(b.lhs.indices):
+                known.add(b.name)  # a member defined on its own (h_0): the recurrence may use it
+            used = {s.name for s in b.rhs.atoms(sp.MatrixSymbol, FamilyMember, FamilySlice)}
             missing = sorted(used - known)
             if missing:
                 raise SpecError(
@@ -119,6 +144,8 @@ class Equation:
                 )
             shape = checker.check(b.rhs)
             decl = declared[b.name]
+            if isinstance(b.lhs, FamilyMember) and not isinstance(decl, Family):
+                raise SpecError(f"{self.id}: {b.name} is defined by members but is not declared a family")
             for axis, want, got in zip(("rows", "columns"), decl.shape, shape, strict=True):
                 if not checker.same(want, got):
                     raise SpecError(
@@ -130,8 +157,11 @@ class Equation:
             if out.name not in known:
                 raise SpecError(f"{self.id}: output {out.name} is never defined")
         for c in self.constraints:
-            if not isinstance(c, sp.Eq) or not isinstance(c.lhs, sp.Symbol):
-                raise SpecError(f"{self.id}: a constraint is 'axis = expression', found {c}")
+            if isinstance(c, sp.Eq) and isinstance(c.lhs, sp.Symbol):
+                continue
+            if isinstance(c, (sp.Le, sp.Lt, sp.Ge, sp.Gt)):
+                continue
+            raise SpecError(f"{self.id}: a constraint is 'axis = expression' or an inequality, found {c}")
 
     # -- the data the CLI, the verifier and the renderer read ----------------------------------------
     @property
@@ -156,15 +186,26 @@ class Equation:
             for s in d.shape:
                 names.update(axis_names(s))
             if isinstance(d, Family):
-                names.update(axis_names(d.count))
+                for count in d.counts:
+                    names.update(axis_names(count))
         for c in self.constraints:
+            names.update(axis_names(c.lhs))
             names.update(axis_names(c.rhs))
-            names.add(c.lhs.name)
         return tuple(k for k in GLOSSARY if k in names)
 
     @property
+    def equalities(self) -> tuple[sp.Eq, ...]:
+        """The constraints ``axis = expression`` (dependent axes)."""
+        return tuple(c for c in self.constraints if isinstance(c, sp.Eq))
+
+    @property
+    def inequalities(self) -> tuple[sp.Rel, ...]:
+        """The constraints between axes that are inequalities (``k ≤ v``)."""
+        return tuple(c for c in self.constraints if not isinstance(c, sp.Eq))
+
+    @property
     def free_axes(self) -> tuple[str, ...]:
-        dependent = {c.lhs.name for c in self.constraints}
+        dependent = {c.lhs.name for c in self.equalities}
         return tuple(a for a in self.axes if a not in dependent)
 
     def tex_names(self) -> dict[str, str]:
@@ -203,9 +244,12 @@ class Equation:
     def space(self, d: Declared) -> str:
         """``Q ∈ ℝ^{n×d_k}`` in Unicode, with the family index if any."""
         dims = "×".join(str(s).replace("*", "·") for s in d.spec_shape)
-        name = f"{d.name}^({d.index})" if isinstance(d, Family) else d.name
-        rng = f", {d.index} = 1..{d.count}" if isinstance(d, Family) else ""
-        return f"{name} ∈ {d.entry_kind.space_unicode}^({dims}){rng}"
+        space = d.entry_kind.space_unicode + (f"^({dims})" if dims else "")
+        if not isinstance(d, Family):
+            return f"{d.name} ∈ {space}"
+        idx = ",".join(str(i) for i in d.indices)
+        rng = ", ".join(f"{i} = {d.start}..{c}" for i, c in zip(d.indices, d.counts, strict=True))
+        return f"{d.name}^({idx}) ∈ {space}, {rng}"
 
     # -- variants ------------------------------------------------------------------------------------
     def add_variant(self, name: str, build: Callable[[], "Equation"], description: str) -> None:
@@ -217,6 +261,9 @@ class Equation:
         return tuple(self._variants)
 
     def variant(self, name: str) -> "Equation":
+        """The named variant, built once (its oracle and generated code are cached with it)."""
+        if name in self._built:
+            return self._built[name]
         try:
             build, description = self._variants[name]
         except KeyError:
@@ -227,6 +274,7 @@ class Equation:
         eq.variant_name = name
         eq.description = description
         eq.id = f"{self.id}[{name}]"
+        self._built[name] = eq
         return eq
 
     def variants(self) -> dict[str, "Equation"]:
@@ -255,9 +303,25 @@ def _load() -> None:
             importlib.import_module(f"spec.{fam}")
 
 
+def lookup(id: str) -> Equation:
+    """The equation ``id`` for another equation that builds on it, importing its family module if it
+    is not registered yet (families refer to one another while the catalogue loads)."""
+    base = id.partition("[")[0]
+    if base not in _REGISTRY:
+        family = base.split(".", 1)[0]
+        if family not in FAMILIES:
+            raise UnknownEquation(f"unknown equation family {family!r} in {id!r}")
+        importlib.import_module(f"spec.{family}")
+    return _resolve(id)
+
+
 def get(id: str) -> Equation:
     """The equation ``family.name``, or ``family.name[variant]`` for a named variant."""
     _load()
+    return _resolve(id)
+
+
+def _resolve(id: str) -> Equation:
     base, _, rest = id.partition("[")
     try:
         eq = _REGISTRY[base]

@@ -320,3 +320,9 @@ def mul(*factors: sp.Basic) -> sp.MatMul:
 def T(x: sp.Basic) -> sp.Transpose:
     """``xᵀ`` without pushing the transpose inside a product."""
     return sp.Transpose(x)
+
+
+# The network operators live in spec/ops_nn.py; both sets are the spec's operators.
+from spec.ops_nn import OPERATORS_NN  # noqa: E402
+
+OPERATORS = OPERATORS + OPERATORS_NN

@@ -25,7 +25,19 @@ class SpecLatexPrinter(LatexPrinter):
 
     def _print_FamilyMember(self, expr: FamilyMember) -> str:
         base = self._tex_name(expr.name, expr.name)
-        return rf"{base}^{{({self._print(expr.index)})}}"
+        idx = ",".join(self._print(k) for k in expr.indices)
+        if "{index}" in base:  # a family written with a subscript: h_{t}
+            return base.replace("{index}", idx)
+        return rf"{base}^{{({idx})}}"
+
+    def _print_HadamardProduct(self, expr: sp.HadamardProduct) -> str:
+        parts = []
+        for a in expr.args:
+            text = self._print(a)
+            if isinstance(a, (sp.MatAdd, sp.MatMul)):
+                text = rf"\left({text}\right)"
+            parts.append(text)
+        return r" \odot ".join(parts)
 
     def _print_Transpose(self, expr: sp.Transpose) -> str:
         inner = expr.arg

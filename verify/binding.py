@@ -46,6 +46,9 @@ class Layout:
     optional: bool = False
 
     def to_impl(self, arr: np.ndarray, batch_ndim: int, dtype: torch.dtype, device: str) -> torch.Tensor:
+        if self.dtype in ("python float", "python int"):
+            value = np.asarray(arr).item()
+            return float(value) if self.dtype == "python float" else int(value)
         batch_ndim = batch_ndim if self.batched else 0
         axes = list(range(batch_ndim)) + [batch_ndim + p for p in self.perm]
         data = np.ascontiguousarray(np.transpose(np.asarray(arr), axes))
@@ -57,6 +60,8 @@ class Layout:
         return t.to(dtype=dtype, device=device)
 
     def from_impl(self, t: torch.Tensor, batch_ndim: int) -> np.ndarray:
+        if self.dtype in ("python float", "python int"):
+            return np.asarray(float(t))
         arr = (
             t.detach().to("cpu", torch.float64).numpy()
             if t.dtype != torch.bool
@@ -126,7 +131,7 @@ def _parse_dims(fn: Callable, param: str, jt: object) -> tuple[bool, list[sp.Exp
 def spec_axes(decl) -> list[sp.Expr]:
     """The non-batch axes of a declared symbol's spec-layout array (family index axis first)."""
     dims = [sp.sympify(s) for s in decl.spec_shape]
-    return [decl.count, *dims] if isinstance(decl, Family) else dims
+    return [*decl.counts, *dims] if isinstance(decl, Family) else dims
 
 
 def _match(
@@ -220,7 +225,16 @@ def bind(fn: Callable, eq: Equation) -> ImplBinding:
     sizes: list[tuple[str, str]] = []
     seen: set[str] = set()
     for name, p in sig.parameters.items():
-        if name in decls:
+        if name in decls and decls[name].is_scalar and hints.get(name) in (float, int):
+            if decls[name] in eq.inputs:
+                raise BindingError(
+                    f"{who(fn)} (implementing {eq.id}): parameter {name!r} is a Python "
+                    f"{hints[name].__name__}, but the spec's {eq.space(decls[name])} is per example: "
+                    'annotate it Float[Tensor, "*batch"]'
+                )
+            args.append(Layout(name, name, hints[name].__name__, f"python {hints[name].__name__}", (), False))
+            seen.add(name)
+        elif name in decls:
             jt, optional = _jaxtyping_type(hints.get(name))
             if jt is None:
                 raise BindingError(
@@ -261,8 +275,11 @@ def bind(fn: Callable, eq: Equation) -> ImplBinding:
         )
     outputs = []
     for k, (r, o) in enumerate(zip(rets, eq.outputs, strict=True)):
-        jt, _ = _jaxtyping_type(r)
         label = f"return[{k}]" if returns_tuple else "return"
+        if r in (int, float) and o.is_scalar and not eq.inputs:
+            outputs.append(Layout(o.ascii, label, r.__name__, f"python {r.__name__}", (), False))
+            continue
+        jt, _ = _jaxtyping_type(r)
         if jt is None:
             raise BindingError(
                 f"{who(fn)} (implementing {eq.id}): the {label} value has no "

@@ -11,7 +11,7 @@ column ``k × 1``, a family stacked on the axis before the matrix axes, any lead
 """
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from functools import lru_cache
 
 import sympy as sp
@@ -36,6 +36,21 @@ class _SizePrinter(PythonCodePrinter):
         return "math.inf"
 
 
+class _PointwisePrinter(TorchPrinter):
+    """Scalar formulas over a tensor variable: ``torch.tanh(x)``; constant parts as Python floats."""
+
+    def _print(self, expr, **kwargs) -> str:
+        if isinstance(expr, sp.Expr) and expr.is_number and not expr.is_Integer:
+            return repr(float(expr))
+        return super()._print(expr, **kwargs)
+
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        out = self._print(expr.args[-1].expr)
+        for value, cond in reversed(expr.args[:-1]):
+            out = f"torch.where({self._print(cond)}, {self._print(value)}, {out})"
+        return out
+
+
 class TorchCodePrinter(TorchPrinter):
     """Prints the matrix expressions of one equation as statements of a batched PyTorch function."""
 
@@ -50,6 +65,7 @@ class TorchCodePrinter(TorchPrinter):
         self.device = "device"
         self.family_inputs = {d.name for d in (*eq.inputs, *eq.params) if isinstance(d, Family)}
         self.ascii = {d.name: d.ascii for d in eq.symbols}
+        self.callees: dict[str, Equation] = {}
 
     # -- the statement builder the operators use ------------------------------------------------------
     def fresh(self, prefix: str = "t") -> str:
@@ -91,10 +107,36 @@ class TorchCodePrinter(TorchPrinter):
 
     def _print_FamilyMember(self, e: FamilyMember) -> str:
         name = self.ascii.get(e.name, e.name)
-        index = self.size(e.index)
+        indices = [self.size(k) for k in e.indices]
         if e.name in self.family_inputs:
-            return f"{name}[..., {index} - 1, :, :]"
-        return f"{name}[{index}]"
+            return f"{name}[..., {', '.join(f'{k} - 1' for k in indices)}, :, :]"
+        return f"{name}[{', '.join(indices)}]"
+
+    def _print_FamilySlice(self, e) -> str:
+        name = self.ascii.get(e.name, e.name)
+        if e.name not in self.family_inputs:
+            raise SpecError(f"{self.eq.id}: only input or parameter families can be passed on ({e.name})")
+        fixed = ", ".join(f"{self.size(k)} - 1" for k in e.indices)
+        return f"{name}[..., {fixed}, :, :, :]" if fixed else name
+
+    def pointwise(self, formula: sp.Expr, x: sp.Symbol, tensor: str) -> str:
+        """A scalar formula in ``x`` applied entry by entry to the tensor called ``tensor``."""
+        placeholder = sp.Symbol(tensor, real=True)
+        return "(" + _PointwisePrinter().doprint(formula.subs(x, placeholder)) + ")"
+
+    def call(self, node) -> str:
+        """A call of another equation's generated function; its source is emitted with this one."""
+        sub = node.equation
+        self.callees[function_name(sub)] = sub
+        args = []
+        for d in (*sub.inputs, *sub.params):
+            args.append(self.expr(node.arguments[d.name]))
+        renames = node.renames
+        for axis in size_arguments(sub):
+            symbol = sp.Symbol(axis, integer=True, positive=True)
+            args.append(self.size(renames.get(symbol, symbol)))
+        position = [o.name for o in sub.outputs].index(node.output)
+        return self.emit(f"{function_name(sub)}({', '.join(args)})[{position}]")
 
     def _print_MatMul(self, e: sp.MatMul) -> str:
         coeff = sp.Mul(*[a for a in e.args if not getattr(a, "is_Matrix", False)])
@@ -117,7 +159,7 @@ def _size_sources(eq: Equation) -> tuple[dict[str, str], list[str]]:
     for d in (*eq.inputs, *eq.params):
         dims = list(d.shape)
         if isinstance(d, Family):
-            dims = [d.count, *dims]
+            dims = [*d.counts, *dims]
         for k, dim in enumerate(dims):
             if isinstance(dim, sp.Symbol) and dim.name not in found:
                 found[dim.name] = f"{d.ascii}.shape[{k - len(dims)}]"
@@ -143,26 +185,55 @@ def generate(eq: Equation) -> str:
     for axis in eq.axes:
         if axis in sources:
             p.line(f"{axis} = {sources[axis]}")
+    defined: set[str] = set()
     for b in eq.bindings:
         name = p.ascii[b.name]
         if isinstance(b.lhs, FamilyMember):
             decl = eq.declared(b.name)
-            if not any(line.strip() == f"{name} = {{}}" for line in p.lines):
+            if name not in defined:
                 p.line(f"{name} = {{}}")
-            with p.loop(str(b.lhs.index), decl.count):
-                p.line(f"{name}[{b.lhs.index}] = {p.expr(b.rhs)}")
+                defined.add(name)
+            if all(sp.sympify(k).is_Integer for k in b.lhs.indices):
+                key = ", ".join(str(k) for k in b.lhs.indices)
+                p.line(f"{name}[{key}] = {p.expr(b.rhs)}")
+                continue
+            with ExitStack() as stack:
+                for index, count in zip(b.lhs.indices, decl.counts, strict=True):
+                    stack.enter_context(p.loop(str(index), count))
+                key = ", ".join(str(k) for k in b.lhs.indices)
+                p.line(f"{name}[{key}] = {p.expr(b.rhs)}")
         else:
             p.line(f"{name} = {p.expr(b.rhs)}")
     outs = []
     for o in eq.outputs:
         if isinstance(o, Family):
+            if len(o.counts) != 1:
+                raise SpecError(f"{eq.id}: a multi-index family ({o.name}) cannot be an output")
             outs.append(f"torch.stack([{o.ascii}[m] for m in range(1, {p.size(o.count)} + 1)], dim=-3)")
         else:
             outs.append(o.ascii)
     p.line(f"return ({', '.join(outs)},)")
     doc = f'    """{eq.title} ({eq.id}), generated from its SymPy definition by lmspec."""'
     header = f"def {function_name(eq)}({', '.join(signature)}):"
-    return "\n".join(["import math", "", "import torch", "", "", header, doc, *p.lines]) + "\n"
+    body = "\n".join([header, doc, *p.lines]) + "\n"
+    return "\n".join(["import math", "", "import torch", "", "", *_callee_sources(p.callees), body])
+
+
+def _callee_sources(callees: dict[str, Equation]) -> list[str]:
+    """The generated functions an equation calls (and theirs), each once, callees first."""
+    out: dict[str, str] = {}
+
+    def visit(sub: Equation) -> None:
+        src = generate(sub)
+        body = src.split("\n\n\n", 1)[1]  # drop the imports
+        for part in body.split("\n\n\n"):
+            name = part.split("(", 1)[0].removeprefix("def ")
+            if name not in out:
+                out[name] = part.rstrip("\n") + "\n\n"
+
+    for sub in callees.values():
+        visit(sub)
+    return list(out.values())
 
 
 @lru_cache(maxsize=256)

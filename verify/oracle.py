@@ -23,7 +23,8 @@ from sympy.printing.pycode import MpmathPrinter, PythonCodePrinter
 
 from spec import Equation, Family, Kind, SpecError
 from spec.ops import SpecOp
-from spec.tensors import FamilyMember
+from spec.ops_nn import Call
+from spec.tensors import FamilyMember, FamilySlice
 
 PRECISIONS = ("float64", "mpmath")
 
@@ -38,8 +39,27 @@ class _SafeMath:
         except OverflowError:
             return math.inf
 
+    @staticmethod
+    def log(x: float) -> float:
+        if x == 0:
+            return -math.inf
+        if x < 0 or x != x:
+            return math.nan
+        return math.log(x)
+
+    @staticmethod
+    def sqrt(x: float) -> float:
+        return math.sqrt(x) if x >= 0 else math.nan
+
     def __getattr__(self, name: str):
         return getattr(math, name)
+
+
+def _rsqrt0(x):
+    """The oracle's ``Rsqrt0``: 1/√x, and 0 at x = 0 (float or mpmath)."""
+    if x == 0:
+        return 0 * x
+    return 1 / (mpmath.sqrt(x) if isinstance(x, mpmath.mpf) else math.sqrt(x))
 
 
 def size_subs(sizes: Mapping[str, int]) -> dict[sp.Symbol, sp.Integer]:
@@ -56,7 +76,7 @@ def _concrete_shape(decl, key: tuple[tuple[str, int], ...]) -> tuple[int, ...]:
     subs = size_subs(dict(key))
     dims = tuple(int(sp.sympify(s).subs(subs)) for s in decl.spec_shape)
     if isinstance(decl, Family):
-        return (int(decl.count.subs(subs)), *dims)
+        return (*(int(c.subs(subs)) for c in decl.counts), *dims)
     return dims
 
 
@@ -65,6 +85,8 @@ def _assumptions(kind: Kind) -> dict:
         return {"extended_real": True}
     if kind is Kind.INDEX:
         return {"integer": True}
+    if kind is Kind.POSITIVE:
+        return {"positive": True}
     return {"real": True}
 
 
@@ -113,28 +135,74 @@ def expand(eq: Equation, sizes: Mapping[str, int]) -> Program:
     if missing:
         raise SpecError(f"{eq.id}: sizes for {', '.join(missing)} are missing (given {dict(sizes)})")
     subs = size_subs(sizes)
-    for c in eq.constraints:
+    for c in eq.equalities:
         if int(c.rhs.subs(subs)) != sizes[c.lhs.name]:
             raise SpecError(f"{eq.id}: sizes {dict(sizes)} break the constraint {c.lhs} = {c.rhs}")
+    for c in eq.inequalities:
+        if not bool(c.subs(subs)):
+            raise SpecError(f"{eq.id}: sizes {dict(sizes)} break the constraint {c}")
     prog = Program()
     env: dict[str, object] = {}
     for d in (*eq.inputs, *eq.params):
         rows, cols = (int(sp.sympify(s).subs(subs)) for s in d.shape)
         if isinstance(d, Family):
-            count = int(d.count.subs(subs))
-            env[d.name] = [_element_matrix(f"{d.ascii}_{k}", rows, cols, d.entry_kind) for k in range(count)]
-            prog.args.append((d.ascii, [_nested(mat, d.is_vector) for mat in env[d.name]]))
+            members = {}
+            for key in _index_range(d, subs):
+                suffix = "_".join(str(k) for k in key)
+                members[key] = _element_matrix(f"{d.ascii}_{suffix}", rows, cols, d.entry_kind)
+            env[d.name] = members
+            prog.args.append((d.ascii, _nested_family(d, members, subs)))
         else:
             env[d.name] = _element_matrix(d.ascii, rows, cols, d.entry_kind)
-            prog.args.append((d.ascii, _nested(env[d.name], d.is_vector)))
+            prog.args.append((d.ascii, _nested(env[d.name], d)))
+    _define(prog, eq, subs, env)
+    for out in eq.outputs:
+        value = env[out.name]
+        if isinstance(out, Family):
+            prog.outputs.append((out.ascii, _nested_family(out, value, subs)))
+        else:
+            prog.outputs.append((out.ascii, _nested(value, out)))
+    return prog
+
+
+def _index_range(fam: Family, subs) -> list[tuple[int, ...]]:
+    """Every index tuple of a family (inputs and outputs start at 1)."""
+    ranges = [range(fam.start, int(c.subs(subs)) + 1) for c in fam.counts]
+    return list(itertools.product(*ranges))
+
+
+def _nested_family(fam: Family, members: dict, subs) -> list:
+    """A family's members nested by index (1-based indices at 0-based positions), matrices innermost."""
+    counts = [int(c.subs(subs)) for c in fam.counts]
+
+    def level(prefix: tuple[int, ...]) -> list:
+        if len(prefix) == len(counts):
+            return _nested(members[prefix], fam)
+        return [level((*prefix, k)) for k in range(1, counts[len(prefix)] + 1)]
+
+    return level(())
+
+
+def _define(prog: Program, eq: Equation, subs: dict, env: dict[str, object]) -> None:
+    """Expand the definitions of ``eq`` into ``prog``; ``env`` holds its inputs and parameters (explicit
+    matrices, families as dicts by index tuple) and receives its definitions."""
+    calls: dict[sp.Basic, dict[str, object]] = {}
 
     def explicit(e: sp.Basic) -> sp.ImmutableMatrix:
         if isinstance(e, sp.ImmutableMatrix):
             return e
         if isinstance(e, FamilyMember):
-            return env[e.name][int(e.index) - 1]
+            key = tuple(int(k) for k in e.indices)
+            try:
+                return env[e.name][key]
+            except KeyError:
+                raise SpecError(f"{eq.id}: {e.name} at index {key} is used before it is defined") from None
         if isinstance(e, sp.MatrixSymbol):
             return env[e.name]
+        if isinstance(e, Call):
+            if e not in calls:
+                calls[e] = _call(prog, e, subs, env, explicit)
+            return calls[e][e.output]
         if isinstance(e, sp.MatMul):
             coeff = sp.Mul(*[a for a in e.args if not a.is_Matrix])
             mats = [explicit(a) for a in e.args if a.is_Matrix]
@@ -161,17 +229,39 @@ def expand(eq: Equation, sizes: Mapping[str, int]) -> Program:
     for b in eq.bindings:
         rhs = b.rhs.subs(subs)
         if isinstance(b.lhs, FamilyMember):
-            count = int(eq.declared(b.name).count.subs(subs))
-            env[b.name] = [prog.materialise(explicit(rhs.subs(b.lhs.index, k))) for k in range(1, count + 1)]
+            decl = eq.declared(b.name)
+            members = env.setdefault(b.name, {})
+            if all(sp.sympify(k).is_Integer for k in b.lhs.indices):
+                members[tuple(int(k) for k in b.lhs.indices)] = prog.materialise(explicit(rhs))
+                continue
+            ranges = [range(1, int(c.subs(subs)) + 1) for c in decl.counts]
+            for key in itertools.product(*ranges):
+                at = dict(zip(b.lhs.indices, key, strict=True))
+                members[key] = prog.materialise(explicit(rhs.subs(at)))
         else:
             env[b.name] = prog.materialise(explicit(rhs))
-    for out in eq.outputs:
-        value = env[out.name]
-        if isinstance(out, Family):
-            prog.outputs.append((out.ascii, [_nested(mat, out.is_vector) for mat in value]))
+
+
+def _call(prog: Program, call: Call, subs: dict, env: dict, explicit) -> dict[str, object]:
+    """Expand a called equation inline, its arguments explicit matrices of the caller."""
+    sub = call.equation
+    renames = call.renames
+    sub_subs = {}
+    for name in sub.axes:
+        symbol = sp.Symbol(name, integer=True, positive=True)
+        sub_subs[symbol] = sp.Integer(int(sp.sympify(renames.get(symbol, symbol)).subs(subs)))
+    sub_env: dict[str, object] = {}
+    for name, value in call.arguments.items():
+        if isinstance(value, FamilySlice):
+            fixed = tuple(int(sp.sympify(k).subs(subs)) for k in value.indices)
+            members = env[value.name]
+            sub_env[name] = {
+                key[len(fixed) :]: mat for key, mat in members.items() if key[: len(fixed)] == fixed
+            }
         else:
-            prog.outputs.append((out.ascii, _nested(value, out.is_vector)))
-    return prog
+            sub_env[name] = explicit(value)
+    _define(prog, sub, sub_subs, sub_env)
+    return sub_env
 
 
 def _matmul(A: sp.ImmutableMatrix, B: sp.ImmutableMatrix) -> sp.ImmutableMatrix:
@@ -189,8 +279,10 @@ def _matmul(A: sp.ImmutableMatrix, B: sp.ImmutableMatrix) -> sp.ImmutableMatrix:
     return sp.ImmutableMatrix(A.rows, B.cols, entry)
 
 
-def _nested(mat: sp.ImmutableMatrix, vector: bool) -> list:
-    if vector:
+def _nested(mat: sp.ImmutableMatrix, decl) -> list | sp.Expr:
+    if decl.is_scalar:
+        return mat[0, 0]
+    if decl.is_vector:
         return [mat[i, 0] for i in range(mat.rows)]
     return [[mat[i, j] for j in range(mat.cols)] for i in range(mat.rows)]
 
@@ -212,11 +304,8 @@ def _unpack(name: str, value, path: str = "") -> list[str]:
 
 def source(prog: Program, precision: str = "float64") -> str:
     """Python source of the program: ``def oracle(<inputs>) -> tuple of nested lists``."""
-    printer = (
-        PythonCodePrinter({"fully_qualified_modules": True})
-        if precision == "float64"
-        else MpmathPrinter({"fully_qualified_modules": True})
-    )
+    settings = {"fully_qualified_modules": True, "allow_unknown_functions": True}
+    printer = PythonCodePrinter(settings) if precision == "float64" else MpmathPrinter(settings)
     lines = [f"def oracle({', '.join(name for name, _ in prog.args)}):"]
     for name, value in prog.args:
         lines.extend(_unpack(name, value))
@@ -240,7 +329,7 @@ def _compile(eq: Equation, key: tuple[tuple[str, int], ...], precision: str) -> 
     start = time.perf_counter()
     prog = expand(eq, dict(key))
     src = source(prog, precision)
-    namespace = {"math": _SafeMath(), "mpmath": mpmath}
+    namespace = {"math": _SafeMath(), "mpmath": mpmath, "Rsqrt0": _rsqrt0}
     exec(compile(src, f"<oracle {eq.id} {dict(key)}>", "exec"), namespace)
     return Compiled(namespace["oracle"], prog, precision, time.perf_counter() - start)
 
@@ -285,7 +374,7 @@ class Oracle:
         out = {}
         for o in self.eq.outputs:
             stacked = np.stack(results[o.ascii]) if results[o.ascii] else np.zeros(0)
-            out[o.ascii] = stacked.reshape(*batch, *concrete_shape(o, sizes))
+            out[o.ascii] = stacked.reshape((*batch, *concrete_shape(o, sizes)))
         return out
 
 

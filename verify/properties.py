@@ -6,6 +6,7 @@ come from the equation's ``Invariant`` declaration: which inputs carry tokens on
 the mask, which outputs to compare.
 """
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -13,7 +14,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 import spec
-from spec import Equation, Family
+from spec import Equation, Family, SpecError
 from verify._errors import PropertyViolation
 from verify.compare import Tolerance, compare
 from verify.strategies import Example, reals
@@ -42,7 +43,7 @@ def _axis(eq: Equation, name: str, axis: int, batch: tuple[int, ...]) -> int:
     """The array axis of spec axis ``axis`` of ``name`` in spec layout, after batch and family axes."""
     decl = eq.declared(name)
     lead = len(batch) if (decl in eq.inputs or decl in eq.outputs) else 0
-    return lead + (1 if isinstance(decl, Family) else 0) + axis
+    return lead + (len(decl.counts) if isinstance(decl, Family) else 0) + axis
 
 
 def _agree(name: str, target: Target, got: np.ndarray, want: np.ndarray, what: str, tol: Tolerance) -> None:
@@ -253,5 +254,26 @@ def _single_head(eq, target, example, data, options, tol):
     )
 
 
+#: Modules that register the properties of the other families (each with ``@prop``).
+PROPERTY_MODULES = (
+    "verify.properties_lm",
+    "verify.properties_rnn",
+    "verify.properties_transformer",
+    "verify.properties_gpt2",
+    "verify.properties_bert",
+    "verify.properties_vit",
+    "verify.properties_params",
+)
+
+
+def _load() -> None:
+    for module in PROPERTY_MODULES:
+        importlib.import_module(module)
+
+
 def properties_of(eq: Equation) -> list[tuple[Property, dict]]:
+    _load()
+    missing = [inv.name for inv in eq.invariants if inv.name not in PROPERTIES]
+    if missing:
+        raise SpecError(f"{eq.id} declares unknown properties: {', '.join(missing)}")
     return [(PROPERTIES[inv.name], inv.options) for inv in eq.invariants]

@@ -22,6 +22,8 @@ SMALL = (2, 7)
 LARGE = (3, 17)
 #: Head counts stay small: each head multiplies the oracle's work.
 HEADS = {"small": (2, 3), "large": (2, 4)}
+#: Axes that multiply the oracle's work (heads, blocks) stay small.
+SMALL_AXES = {"M": HEADS, "L": {"small": (2, 3), "large": (2, 3)}}
 #: Bounds of real entries; wide enough to exercise softmax saturation, small enough to stay exact.
 REAL_BOUND = 3.0
 
@@ -54,36 +56,57 @@ def size_tuples(eq: Equation, count: int, seed: int, scale: str = "small") -> li
         pins.append({"M": 1})
     for k in range(count):
         pin = pins[k] if k < len(pins) else {}
-        pool = list(range(lo, hi + 1))
-        rng.shuffle(pool)
-        for value in pin.values():  # keep the other axes distinct from a pinned size
-            if value in pool:
-                pool.remove(value)
-        sizes: dict[str, int] = {}
-        for a in sorted(free, key=lambda a: a != "M"):  # heads first: they need small values
-            if a in pin:
-                sizes[a] = pin[a]
-            elif a == "M":  # at least two heads, distinct from every other size
-                lo_m, hi_m = HEADS[scale]
-                choice = [x for x in range(lo_m, hi_m + 1) if x in pool]
-                sizes[a] = rng.choice(choice)
-                pool.remove(sizes[a])
-            else:
-                sizes[a] = pool.pop()
-        sizes = {a: sizes[a] for a in free}  # glossary order
-        subs = size_subs(sizes)
-        for c in eq.constraints:
-            sizes[c.lhs.name] = int(c.rhs.subs(subs))
+        for _attempt in range(200):
+            sizes = _draw_sizes(eq, free, pin, lo, hi, scale, rng)
+            if sizes is not None:
+                break
+        else:
+            raise SpecError(f"{eq.id}: no sizes in [{lo}, {hi}] meet the constraints {eq.constraints}")
         tuples.append(sizes)
     return tuples
 
 
+def _draw_sizes(eq, free, pin, lo, hi, scale, rng) -> dict[str, int] | None:
+    """One size assignment, or None when it breaks an inequality constraint (drawn again)."""
+    pool = list(range(lo, hi + 1))
+    rng.shuffle(pool)
+    for value in pin.values():  # keep the other axes distinct from a pinned size
+        if value in pool:
+            pool.remove(value)
+    sizes: dict[str, int] = {}
+    for a in sorted(free, key=lambda a: a not in SMALL_AXES):  # small axes first: they need small values
+        if a in pin:
+            sizes[a] = pin[a]
+        elif a in SMALL_AXES:  # at least two, distinct from every other size
+            lo_m, hi_m = SMALL_AXES[a][scale]
+            choice = [x for x in range(lo_m, hi_m + 1) if x in pool] or list(range(lo_m, hi_m + 1))
+            sizes[a] = rng.choice(choice)
+            if sizes[a] in pool:
+                pool.remove(sizes[a])
+        else:
+            sizes[a] = pool.pop()
+    sizes = {a: sizes[a] for a in free}  # glossary order
+    subs = size_subs(sizes)
+    for c in eq.equalities:
+        sizes[c.lhs.name] = int(c.rhs.subs(subs))
+    subs = size_subs(sizes)
+    if not all(bool(c.subs(subs)) for c in eq.inequalities):
+        return None
+    return sizes
+
+
+#: Real entries are multiples of 2⁻⁶: a column of equal entries then has an exactly zero spread in any
+#: summation order, so ill-conditioned cases (layer norm of a constant column) are exact, not noise.
+GRID = 64
+
+
 def reals(shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
-    """Finite float64 arrays in [−3, 3]; every entry drawn on its own (no fill value)."""
+    """Float64 arrays of multiples of 1/64 in [−3, 3]; every entry drawn on its own (no fill value)."""
+    bound = int(REAL_BOUND * GRID)
     return hnp.arrays(
         np.float64,
         shape,
-        elements=st.floats(-REAL_BOUND, REAL_BOUND, allow_nan=False, allow_subnormal=False),
+        elements=st.integers(-bound, bound).map(lambda k: k / GRID),
         fill=st.nothing(),
     )
 
@@ -141,6 +164,8 @@ def tensors(draw: st.DrawFn, kind: Kind, shape: tuple[int, ...], sizes: Mapping[
     if kind is Kind.PROBABILITY:
         w = draw(hnp.arrays(np.float64, shape, elements=st.floats(0.01, 1.0), fill=st.nothing()))
         return w / w.sum(axis=-2, keepdims=True)
+    if kind is Kind.POSITIVE:
+        return draw(hnp.arrays(np.float64, shape, elements=st.integers(8, 256).map(lambda k: k / GRID)))
     raise SpecError(f"tensors: no strategy for kind {kind}")
 
 
@@ -150,6 +175,8 @@ def seeded_tensor(
     """The same kinds as ``tensors``, from a NumPy generator (for arrays too large to draw entry-wise)."""
     if kind is Kind.REAL:
         return rng.uniform(-REAL_BOUND, REAL_BOUND, size=shape)
+    if kind is Kind.POSITIVE:
+        return rng.uniform(0.125, 4.0, size=shape)
     if kind is Kind.SCORE:
         z = rng.uniform(-REAL_BOUND, REAL_BOUND, size=shape)
         masked = rng.random(shape) < 0.25

@@ -55,12 +55,15 @@ class GeneratedTarget(Target):
         args = []
         for d in (*self.eq.inputs, *self.eq.params):
             t = torch.as_tensor(np.asarray(example[d.ascii], dtype=np.float64)).to(self.dtype)
+            if d.is_scalar:  # scalars are 1×1 in SymPy
+                t = t.unsqueeze(-1).unsqueeze(-1)
             args.append(t.unsqueeze(-1) if d.is_vector else t)  # vectors are columns in SymPy
         args.extend(int(sizes[a]) for a in size_arguments(self.eq))
         outs = self.fn(*args)
         result = {}
         for o, t in zip(self.eq.outputs, outs, strict=True):
             t = t.squeeze(-1) if o.is_vector else t
+            t = t.squeeze(-1).squeeze(-1) if o.is_scalar else t
             result[o.ascii] = t.detach().to(torch.float64).numpy()
         return result
 

@@ -1,0 +1,1 @@
+"""The activation family (being written)."""

@@ -1,0 +1,1 @@
+"""The lstm family (being written)."""

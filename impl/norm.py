@@ -1,0 +1,1 @@
+"""The norm family (being written)."""

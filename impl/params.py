@@ -1,0 +1,1 @@
+"""The params family (being written)."""

@@ -1,0 +1,1 @@
+"""The timeseries family (being written)."""

@@ -1,0 +1,1 @@
+"""The vit family (being written)."""

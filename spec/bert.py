@@ -1,0 +1,1 @@
+"""The bert family (being written)."""

@@ -1,0 +1,1 @@
+"""The ffnn family (being written)."""

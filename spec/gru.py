@@ -1,0 +1,1 @@
+"""The gru family (being written)."""

@@ -1,0 +1,1 @@
+"""The lm family (being written)."""

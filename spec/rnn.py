@@ -1,0 +1,1 @@
+"""The rnn family (being written)."""

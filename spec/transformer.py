@@ -1,0 +1,1 @@
+"""The transformer family (being written)."""

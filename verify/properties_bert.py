@@ -1,0 +1,1 @@
+"""Properties of the bert equations (being written)."""

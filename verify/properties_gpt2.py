@@ -1,0 +1,1 @@
+"""Properties of the gpt2 equations (being written)."""

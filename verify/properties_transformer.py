@@ -1,0 +1,1 @@
+"""Properties of the transformer equations (being written)."""
