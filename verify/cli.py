@@ -156,6 +156,8 @@ def verify_(
         err_ = "" if r.max_abs is None else f"{r.max_abs:.1e}"
         table.add_row(r.equation, r.check, str(r.examples), mark, err_, f"{r.seconds:.2f}s")
     console.print(table)
+    if len({r.equation.split(".", 1)[0] for r in results}) > 1:
+        console.print(_family_table(results))
     failed = [r for r in results if not r.passed]
     for r in failed:
         console.print(f"[red]FAIL[/red] {r.equation} {r.check}: {r.message}", highlight=False)
@@ -171,6 +173,22 @@ def verify_(
         _write(junit_path, to_junit(results, profile=profile, seed=seed))
     if failed:
         raise typer.Exit(1)
+
+
+def _family_table(results) -> Table:
+    """Checks, failures and check time per family, in the tutorial's order."""
+    per: dict[str, list] = {}
+    for r in results:
+        per.setdefault(r.equation.split(".", 1)[0], []).append(r)
+    table = Table(title="per family")
+    for col, just in (("family", "left"), ("equations", "right"), ("checks", "right"), ("failed", "right")):
+        table.add_column(col, justify=just)
+    table.add_column("time", justify="right")
+    for family, rs in per.items():
+        eqs = len({r.equation for r in rs})
+        failed = sum(not r.passed for r in rs)
+        table.add_row(family, str(eqs), str(len(rs)), str(failed), f"{sum(r.seconds for r in rs):.1f}s")
+    return table
 
 
 def _writable(path: Path) -> None:

@@ -84,6 +84,9 @@ def _draw_sizes(eq, free, pin, lo, hi, scale, rng) -> dict[str, int] | None:
             if sizes[a] in pool:
                 pool.remove(sizes[a])
         else:
+            if not pool:  # more axes than sizes in the range: start a fresh (shuffled) pool
+                pool = list(range(lo, hi + 1))
+                rng.shuffle(pool)
             sizes[a] = pool.pop()
     sizes = {a: sizes[a] for a in free}  # glossary order
     subs = size_subs(sizes)
