@@ -191,6 +191,12 @@ class Equation:
         for c in self.constraints:
             names.update(axis_names(c.lhs))
             names.update(axis_names(c.rhs))
+        from spec.ops_nn import Scalar
+
+        for b in self.bindings:  # a scalar formula in the sizes (a parameter count) uses its axes too
+            for node in sp.preorder_traversal(b.rhs):
+                if isinstance(node, Scalar):
+                    names.update(axis_names(node.args[0]))
         return tuple(k for k in GLOSSARY if k in names)
 
     @property

@@ -1,4 +1,4 @@
-"""The ``lmspec`` command line: list, show, verify, codegen.
+"""The ``lmspec`` command line: list, show, verify, codegen, params.
 
 Exit codes: 0 everything passed, 1 a check failed, 2 bad usage or input (one sentence, no traceback).
 """
@@ -14,6 +14,7 @@ from rich.table import Table
 
 import spec
 from spec import SpecError
+from verify.params_cli import params_command
 
 app = typer.Typer(
     add_completion=False,
@@ -98,6 +99,9 @@ def codegen(equation: str = typer.Argument(..., help="An equation id.")) -> None
     from verify.codegen import generate
 
     sys.stdout.write(generate(spec.get(equation)))
+
+
+app.command("params")(params_command)
 
 
 @app.command("verify")

@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+import spec
 from verify.cli import main
 
 
@@ -21,9 +22,14 @@ def run(*args):
 def test_list_shows_the_catalogue(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    for eq_id in ("attention.scaled_dot_product", "attention.multi_head", "attention.cross"):
+    for eq_id in ("attention.scaled_dot_product", "attention.multi_head", "gpt2.forward", "params.bert"):
         assert eq_id in out
-    assert "7 equations in 1 families" in out
+    assert f"{len(spec.all())} equations in {len(spec.FAMILIES)} families" in out
+
+
+def test_list_of_one_family(capsys):
+    assert main(["list", "--family", "attention"]) == 0
+    assert "7 equations in 1 families" in capsys.readouterr().out
 
 
 def test_show_prints_latex_symbols_reference_and_variants(capsys):
