@@ -47,6 +47,10 @@ GLOSSARY: dict[str, Axis] = {
         Axis("C_i", "C", "image channels"),
         Axis("H_i", "H_{\\mathrm{img}}", "image height"),
         Axis("W_i", "W_{\\mathrm{img}}", "image width"),
+        Axis("N_h", "N_{h}", "rows of the patch grid of an image (H_img = P N_h)"),
+        Axis("N_w", "N_{w}", "columns of the patch grid of an image (W_img = P N_w)"),
+        Axis("d_p", "d_{p}", "length of a flattened patch (P²C for an image patch)"),
+        Axis("d_theta", "d_{\\theta}", "entries of a parameter tensor θ (optimisers act entry by entry)"),
     )
 }
 

@@ -20,10 +20,14 @@ from verify.oracle import concrete_shape, size_subs
 #: Size ranges: small for the exact oracle, larger for generated code against the implementation.
 SMALL = (2, 7)
 LARGE = (3, 17)
+#: Oracle sizes of composite equations (blocks, stacks, whole models: they call other equations). Each
+#: part is checked on its own at SMALL sizes; the composite's oracle expands every part inline, and its
+#: cost grows with the cube of the sizes, so it sees a tighter range (sizes may then repeat across axes).
+COMPOSITE = (2, 4)
 #: Head counts stay small: each head multiplies the oracle's work.
 HEADS = {"small": (2, 3), "large": (2, 4)}
 #: Axes that multiply the oracle's work (heads, blocks) stay small.
-SMALL_AXES = {"M": HEADS, "L": {"small": (2, 3), "large": (2, 3)}}
+SMALL_AXES = {"M": HEADS, "L": {"small": (2, 2), "large": (2, 3)}}
 #: Bounds of real entries; wide enough to exercise softmax saturation, small enough to stay exact.
 REAL_BOUND = 3.0
 
@@ -45,6 +49,8 @@ def size_tuples(eq: Equation, count: int, seed: int, scale: str = "small") -> li
     if scale not in ("small", "large"):
         raise SpecError(f"size_tuples: scale must be 'small' or 'large', found {scale!r}")
     lo, hi = SMALL if scale == "small" else LARGE
+    if scale == "small" and is_composite(eq):
+        lo, hi = COMPOSITE
     rng = random.Random(f"{eq.id}/{seed}/{scale}")
     free = [a for a in eq.free_axes]
     tuples: list[dict[str, int]] = []
@@ -101,6 +107,13 @@ def _draw_sizes(eq, free, pin, lo, hi, scale, rng) -> dict[str, int] | None:
 #: Real entries are multiples of 2⁻⁶: a column of equal entries then has an exactly zero spread in any
 #: summation order, so ill-conditioned cases (layer norm of a constant column) are exact, not noise.
 GRID = 64
+
+
+def is_composite(eq: Equation) -> bool:
+    """Whether ``eq`` calls other equations (a block, a stack, a whole model)."""
+    from spec.ops_nn import Call
+
+    return any(node.atoms(Call) for node in (b.rhs for b in eq.bindings))
 
 
 def reals(shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
