@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -75,10 +76,10 @@ def show(equation: str = typer.Argument(..., help="An equation id, e.g. attentio
     outputs = {o.name for o in eq.outputs}
     for d in eq.symbols:
         role = roles.get(d.name, "output" if d.name in outputs else "intermediate")
-        table.add_row(d.ascii, eq.space(d), role, d.meaning)
+        table.add_row(escape(d.ascii), escape(eq.space(d)), role, escape(d.meaning))
     console.print(table)
     if eq.constraints:
-        console.print("Constraints: " + ", ".join(f"{c.lhs} = {c.rhs}" for c in eq.constraints))
+        console.print("Constraints: " + ", ".join(_relation(c) for c in eq.constraints), markup=False)
     if eq.variant_names:
         console.print("\n[bold]Variants[/bold]")
         for name, var in eq.variants().items():
@@ -90,7 +91,13 @@ def show(equation: str = typer.Argument(..., help="An equation id, e.g. attentio
     if eq.invariants:
         console.print("\n[bold]Invariants[/bold]: " + ", ".join(i.name for i in eq.invariants))
     if eq.notes:
-        console.print(f"\n[bold]Notes[/bold]: {eq.notes}", highlight=False)
+        console.print(f"\n[bold]Notes[/bold]: {escape(eq.notes)}", highlight=False)
+
+
+def _relation(c) -> str:
+    """``d_e = M·d_k`` or ``n ≤ n_max``: a constraint with its own relation."""
+    op = {"==": "=", "<=": "≤", "<": "<", ">=": "≥", ">": ">"}[c.rel_op]
+    return f"{c.lhs} {op} {c.rhs}".replace("*", "·")
 
 
 @app.command()

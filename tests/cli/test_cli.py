@@ -149,3 +149,11 @@ def test_failure_reports_are_valid_json_with_the_counterexample(tmp_path, monkey
     assert {r["check"] for r in failed} == {"impl=oracle", "impl=generated"}
     assert failed[0]["counterexample"]["sizes"] == {"n": 1}
     assert failed[0]["max_abs"] == "inf"
+
+
+def test_show_prints_inequality_constraints_and_keeps_brackets(capsys):
+    assert main(["show", "gpt2.forward"]) == 0
+    out = capsys.readouterr().out
+    assert "Constraints: n ≤ n_max" in out
+    assert main(["show", "lm.top_k"]) == 0
+    assert "k_top ≤ v" in capsys.readouterr().out
