@@ -187,8 +187,9 @@ class Family:
         return FamilyMember(Str(self.name), sp.Tuple(*indices), *self.shape)
 
     def slice(self, *indices) -> "FamilySlice":
-        """The sub-family at the leading ``indices``: ``W_Q^{(l,·)}`` handed to a block as ``W_Q^{(·)}``."""
-        if not 0 < len(indices) < len(self.indices):
+        """The sub-family at the leading ``indices``: ``W_Q^{(l,·)}`` handed to a block as ``W_Q^{(·)}``;
+        with no indices, the whole family."""
+        if not len(indices) < len(self.indices):
             raise SpecError(f"family {self.name}: a slice fixes some but not all of {self.indices}")
         return FamilySlice(Str(self.name), sp.Tuple(*indices))
 

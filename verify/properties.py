@@ -32,7 +32,12 @@ PROPERTIES: dict[str, Property] = {}
 
 
 def prop(name: str, description: str) -> Callable:
+    """Register a property under a name no other property has taken."""
+
     def register(fn: Callable) -> Callable:
+        if name in PROPERTIES and PROPERTIES[name].check is not fn:
+            other = PROPERTIES[name].check
+            raise SpecError(f"property {name!r} is registered twice ({other.__module__} and {fn.__module__})")
         PROPERTIES[name] = Property(name, description, fn)
         return fn
 
