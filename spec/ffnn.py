@@ -3,19 +3,20 @@
 Token t is predicted from the c tokens before it: ``z_t = [E ω_{t−c}; …; E ω_{t−1}] ∈ ℝ^{c d_e}`` (the
 oldest on top), ``h_t = tanh(W_h z_t + b_h)``, ``ŷ_t = softmax(W_o h_t + b_o)``, ``𝓛 = −Σ_t log ŷ_t[k_t]``.
 
-Positions before the first token (t − j < 1, which happens for t ≤ c) contribute the **zero vector**: no
-token, no embedding. So z_1 = 0 and ŷ_1 = softmax(W_o tanh(b_h) + b_o) is the model's guess of the first
-token, and the loss sums over every token, 1..n. Implementations that pad with a start token instead
-(embedding ``E_{:,1}``, vocabulary index 0) follow the named variant ``start_token``.
+Slots before the first token (position t − c + j − 1 < 1 for slot j, which happens for t ≤ c) hold the
+**zero vector**: no token, no embedding. So z_1 = 0 and ŷ_1 = softmax(W_o tanh(b_h) + b_o) is the model's
+guess of the first token, and the loss sums over every token, 1..n. Implementations that pad with a start
+token instead (embedding ``E_{:,1}``, vocabulary index 0) follow the named variant ``start_token``.
 
-This module also defines two operators used by the recurrent family: ``PaddedColumn`` (a column of X, or
-the padding outside 1..n) and ``SequenceNLL`` (the summed negative log-likelihood of the observed tokens).
+This module also defines the operators ``PaddedColumn`` (a column of X, or the padding outside 1..n) and
+``SequenceNLL`` (the summed negative log-likelihood of the observed tokens, which rnn.loss uses too), and
+``CountEquation`` (a closed-form parameter count, used by ffnn.params, rnn.params and lstm.params).
 """
 
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from spec.axes import GLOSSARY, axis_names, c, d_e, d_h, n, v
+from spec.axes import c, d_e, d_h, n, v
 from spec.equation import Equation, Invariant, Reference, register
 from spec.ops import HeadConcat, Softmax, SpecOp, add, mul
 from spec.ops_nn import Column, OneHot, Scalar, Stacked, Zeros, apply, call
@@ -122,11 +123,8 @@ class SequenceNLL(SpecOp):
 
 
 class CountEquation(Equation):
-    """A parameter count: no inputs, one scalar output ``N`` bound to a closed-form formula in the axes.
-
-    Its axes are those of the formula (an equation's axes otherwise come from the shapes of its inputs,
-    parameters and outputs, and a scalar without inputs has none).
-    """
+    """A parameter count: no inputs, one scalar output ``N`` bound to a closed-form formula in the axes
+    (the equation's axes are the formula's)."""
 
     def __init__(self, eq_id: str, title: str, formula: sp.Expr, **kwargs) -> None:
         self.formula = sp.sympify(formula)
@@ -134,11 +132,6 @@ class CountEquation(Equation):
         super().__init__(
             eq_id, title, intermediates=(N,), bindings=[(N, Scalar(self.formula))], outputs=(N,), **kwargs
         )
-
-    @property
-    def axes(self) -> tuple[str, ...]:
-        names = set(super().axes) | set(axis_names(self.formula))
-        return tuple(k for k in GLOSSARY if k in names)
 
 
 def _index_tex(printer, s: sp.Expr) -> str:

@@ -53,11 +53,10 @@ def _chain_rule(eq, target, example, data, options, tol):
     seqs = np.array(list(itertools.product(range(v), repeat=length)), dtype=np.int64)  # lexicographic
 
     def code(prefix: np.ndarray) -> np.ndarray:
-        return (
-            prefix @ (v ** np.arange(prefix.shape[-1] - 1, -1, -1))
-            if prefix.shape[-1]
-            else np.zeros(len(prefix), int)
-        )
+        """The row of a prefix in its table: the prefix read as a number in base v."""
+        if prefix.shape[-1] == 0:
+            return np.zeros(len(prefix), dtype=np.int64)
+        return prefix @ (v ** np.arange(prefix.shape[-1] - 1, -1, -1))
 
     Y = np.stack([tables[i][code(seqs[:, :i])] for i in range(length)], axis=-1)  # (v^len, v, len)
     out = target({options["conditionals"]: Y, options["tokens"]: seqs}, {**example.sizes, "n": length})
@@ -294,9 +293,11 @@ def _top_k(eq, target, example, data, options, tol):
     distinct = np.array([len(set(row)) == len(row) for row in z.reshape(-1, z.shape[-1])]).reshape(
         z.shape[:-1]
     )
-    count = kept.sum(axis=-1)
+    count = (out[options["filtered"]] > -np.inf).sum(axis=-1)
     if (count < k).any() or (count[distinct] != k).any():
-        raise _violation(name, target, f"the spec keeps {count.tolist()} tokens for k = {k}")
+        raise _violation(
+            name, target, f"it keeps {count.tolist()} tokens for k = {k} (distinct: {distinct.tolist()})"
+        )
     _agree(
         name, target, out[options["filtered"]], np.where(kept, z, -np.inf), "the filtered logits differ", tol
     )

@@ -19,7 +19,7 @@ from verify.targets import ImplTarget
 
 torch.set_default_dtype(torch.float64)
 # distinct sizes per axis, so that a swapped axis cannot pass
-B, n, v, d_e, d_h, c = 2, 4, 7, 2, 5, 3
+B, n, v, d_e, d_h, c = 2, 4, 7, 6, 5, 3
 
 
 def test_context_by_hand():
@@ -124,7 +124,7 @@ def test_runtime_checks_reject_a_wrong_context_width():
         hidden(torch.randn(B, c * d_e), torch.randn(d_h, c * d_e + 1), torch.randn(d_h))
     p = _params()
     p["W_h"] = torch.randn(d_h, c * d_e + 1)
-    with pytest.raises(ValueError, match=r"W_h has 7 columns, which is not c·d_e for d_e = 2"):
+    with pytest.raises(ValueError, match=r"W_h has 19 columns, which is not c·d_e for d_e = 6"):
         loss(torch.randint(0, v, (n,)), **p)
 
 

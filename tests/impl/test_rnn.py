@@ -7,14 +7,20 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from jaxtyping import Float, Int, TypeCheckError
 from torch import Tensor, nn
 
 import spec
 from impl.rnn import RNNLM, elman_sequence, elman_step, gate, loss, output, params, unroll
+from verify._errors import PropertyViolation
+from verify.compare import POLICY
 from verify.oracle import Oracle
+from verify.properties import PROPERTIES, properties_of
 from verify.runner import PROFILES, checks_for, run_check, verify
-from verify.targets import ImplTarget
+from verify.strategies import examples, size_tuples
+from verify.targets import GeneratedTarget, ImplTarget, Target
 
 torch.set_default_dtype(torch.float64)
 # distinct sizes per axis, so that a swapped axis cannot pass
@@ -216,3 +222,57 @@ def test_wrong_implementation_fails_naming_the_check(bug, eq_id, fn, catchers):
     failed = {r.check for r in results if not r.passed}
     assert catchers <= failed, f"{bug}: expected {sorted(catchers)} to fail, failed {sorted(failed)}"
     assert all(r.passed for r in results if r.check == "generated=oracle")
+
+
+# --- each property of verify/properties_rnn catches a target that breaks it, and says so ----------------
+class Broken(Target):
+    """The generated code of an equation with one output changed on purpose."""
+
+    name = "broken"
+
+    def __init__(self, eq_id: str, output: str, change) -> None:
+        super().__init__(spec.get(eq_id))
+        self.inner, self.output, self.change = GeneratedTarget(self.eq), output, change
+
+    def __call__(self, example, sizes):
+        out = self.inner(example, sizes)
+        out[self.output] = self.change(out[self.output], example)
+        return out
+
+
+BROKEN = [
+    # (property, equation, output, change, words of the message)
+    ("unrolls_to_sequence", "rnn.elman_step", "h_t", lambda h, ex: h + 1e-3 * ex["h_prev"] ** 2,
+     "h_t over 2 token(s), each step fed the previous state, differs from H of rnn.elman_step[sequence]"),
+    ("causal_in_tokens", "rnn.output", "Y_hat", lambda y, ex: y + 1e-3 * ex["k"][..., None, -1:],
+     "changing the tokens after position"),
+    ("context_window", "ffnn.context", "Z", lambda z, ex: z + 1e-3 * ex["k"][..., None, :1],
+     "(0-based) changed column"),
+    ("gates_in_unit_interval", "rnn.gate", "m", lambda m, ex: np.round(m),
+     "with every real array scaled by 1/8"),
+    ("lies_between", "rnn.gate", "u_tilde", lambda u, ex: 2 * ex["u"], "u_tilde entry"),
+    ("convex_interpolation", "gru.step", "h_t", lambda h, ex: h + 1e-3,
+     "h_t is not (1 − z_t) ⊙ h_prev + z_t ⊙ h_tilde"),
+    ("count_equals_model_numel", "rnn.params", "N", lambda count, ex: count + 1, "but impl.rnn:RNNLM(v="),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "eq_id", "output", "change", "words"), BROKEN, ids=[b[0] for b in BROKEN])
+def test_property_catches_a_broken_target(name, eq_id, output, change, words):
+    target = Broken(eq_id, output, change)
+    eq = target.eq
+    options = next(o for p, o in properties_of(eq) if p.name == name)
+    pool = size_tuples(eq, 3, 0, "small")
+
+    @settings(max_examples=30, deadline=None, database=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))  # fmt: skip
+    @given(st.data())
+    def run(data):
+        ex = data.draw(examples(eq, data.draw(st.sampled_from(pool))))
+        PROPERTIES[name].check(eq, target, ex, data, options, POLICY["float64"])
+
+    with pytest.raises(PropertyViolation) as err:
+        run()
+    assert err.value.check == f"property:{name}"
+    assert str(err.value).startswith(f"broken violates {name}: ")
+    assert words in str(err.value)

@@ -116,7 +116,9 @@ class Changed(Target):
 def _holds(eq, target, name, options, max_examples=6):
     pool = size_tuples(eq, 3, 0, "small")
 
-    @settings(max_examples=max_examples, deadline=None, database=None, phases=[Phase.generate])
+    @settings(
+        max_examples=max_examples, deadline=None, database=None, phases=[Phase.generate], derandomize=True
+    )
     @given(st.data())
     def run(data):
         ex = data.draw(examples(eq, data.draw(st.sampled_from(pool))))

@@ -94,22 +94,24 @@ def test_reset_before_and_after_the_recurrent_product_differ_by_hand():
 
 
 def test_sequence_by_hand():
-    # one unit: the step written out in Python from h_0 = 0
-    w = {"r": (0.5, -1.0, 0.25), "z": (-0.75, 0.5, 0.1), "": (1.0, 0.5, -0.3)}
-    arrays = {"X": np.array([[1.0, -2, 0.5]])}
+    # one unit, two inputs: the step written out in Python from h_0 = 0
+    w = {"r": ((0.5, 0.2), -1.0, 0.25), "z": ((-0.75, 0.5), 0.5, 0.1), "": ((1.0, -0.5), 0.5, -0.3)}
+    arrays = {"X": np.array([[1.0, -2, 0.5], [0.5, 1, -1]])}
     for g, (W, U, b) in w.items():
         s = f"_{g}" if g else ""
-        arrays.update({f"W{s}": np.array([[W]]), f"U{s}": np.array([[U]]), f"b{s}": np.array([b])})
-    H = Oracle(spec.get("gru.step[sequence]"))(arrays, {"d_e": 1, "d_h": 1, "n": 3})["H"]
+        arrays.update({f"W{s}": np.array([W]), f"U{s}": np.array([[U]]), f"b{s}": np.array([b])})
+    H = Oracle(spec.get("gru.step[sequence]"))(arrays, {"d_e": 2, "d_h": 1, "n": 3})["H"]
 
-    def sigma(a):
-        return 1 / (1 + math.exp(-a))
+    def pre(g, x, h):
+        (W0, W1), U, b = w[g]
+        return W0 * x[0] + W1 * x[1] + U * h + b
 
     h, want = 0.0, []
-    for x in arrays["X"][0]:
-        r = sigma(w["r"][0] * x + w["r"][1] * h + w["r"][2])
-        z = sigma(w["z"][0] * x + w["z"][1] * h + w["z"][2])
-        h_tilde = math.tanh(w[""][0] * x + w[""][1] * (r * h) + w[""][2])
+    for x in arrays["X"].T:
+        r = 1 / (1 + math.exp(-pre("r", x, h)))
+        z = 1 / (1 + math.exp(-pre("z", x, h)))
+        (W0, W1), U, b = w[""]
+        h_tilde = math.tanh(W0 * x[0] + W1 * x[1] + U * (r * h) + b)
         h = (1 - z) * h + z * h_tilde
         want.append(h)
     np.testing.assert_allclose(H[0], want, rtol=1e-14)

@@ -124,20 +124,21 @@ def test_whole_step_by_hand():
 
 
 def test_unrolled_lstm_by_hand():
-    # one unit, one input: the step written out in Python, from h_0 = c_0 = 0
-    w = {"f": (0.5, -0.25, 0.1), "i": (-0.5, 0.75, 0.0), "o": (1.0, 0.5, -0.2), "c": (0.25, -1.0, 0.3)}
-    arrays = {"X": np.array([[1.0, -2, 0.5]])}
+    # one unit, two inputs: the step written out in Python, from h_0 = c_0 = 0
+    w = {"f": ((0.5, 0.2), -0.25, 0.1), "i": ((-0.5, 0.0), 0.75, 0.0), "o": ((1.0, -1.0), 0.5, -0.2),
+         "c": ((0.25, 0.5), -1.0, 0.3)}  # fmt: skip
+    arrays = {"X": np.array([[1.0, -2, 0.5], [0.5, 1, -1]])}
     for g, (W, U, b) in w.items():
-        arrays.update({f"W_{g}": np.array([[W]]), f"U_{g}": np.array([[U]]), f"b_{g}": np.array([b])})
-    out = Oracle(spec.get("lstm.hidden[sequence]"))(arrays, {"d_e": 1, "d_h": 1, "n": 3})
+        arrays.update({f"W_{g}": np.array([W]), f"U_{g}": np.array([[U]]), f"b_{g}": np.array([b])})
+    out = Oracle(spec.get("lstm.hidden[sequence]"))(arrays, {"d_e": 2, "d_h": 1, "n": 3})
 
     def sigma(a):
         return 1 / (1 + math.exp(-a))
 
     h = c = 0.0
     H, C = [], []
-    for x in arrays["X"][0]:
-        pre = {g: W * x + U * h + b for g, (W, U, b) in w.items()}
+    for x in arrays["X"].T:
+        pre = {g: W[0] * x[0] + W[1] * x[1] + U * h + b for g, (W, U, b) in w.items()}
         c = sigma(pre["f"]) * c + sigma(pre["i"]) * math.tanh(pre["c"])
         h = sigma(pre["o"]) * math.tanh(c)
         H.append(h)

@@ -124,7 +124,9 @@ class Table(Target):
 def _holds(eq, target, name, options, max_examples=8):
     pool = size_tuples(eq, 4, 0, "small")
 
-    @settings(max_examples=max_examples, deadline=None, database=None, phases=[Phase.generate])
+    @settings(
+        max_examples=max_examples, deadline=None, database=None, phases=[Phase.generate], derandomize=True
+    )
     @given(st.data())
     def run(data):
         ex = data.draw(examples(eq, data.draw(st.sampled_from(pool))))

@@ -104,13 +104,13 @@ def test_elman_step_by_hand():
 
 
 def test_sequence_by_hand():
-    # one unit: h_t = tanh(0.5 x_t − 0.75 h_{t−1} + 0.25) from h_0 = 0, written out step by step
-    X = np.array([[1.0, -2, 0.5]])
-    arrays = {"X": X, "W_x": np.array([[0.5]]), "W_h": np.array([[-0.75]]), "b_h": np.array([0.25])}
-    H = Oracle(spec.get("rnn.elman_step[sequence]"))(arrays, {"d_e": 1, "d_h": 1, "n": 3})["H"]
+    # one unit, two inputs: h_t = tanh(0.5 x_t[0] − 0.25 x_t[1] − 0.75 h_{t−1} + 0.25) from h_0 = 0, by hand
+    X = np.array([[1.0, -2, 0.5], [0.5, 1, -1]])
+    arrays = {"X": X, "W_x": np.array([[0.5, -0.25]]), "W_h": np.array([[-0.75]]), "b_h": np.array([0.25])}
+    H = Oracle(spec.get("rnn.elman_step[sequence]"))(arrays, {"d_e": 2, "d_h": 1, "n": 3})["H"]
     h, want = 0.0, []
-    for x in X[0]:
-        h = math.tanh(0.5 * x - 0.75 * h + 0.25)
+    for x0, x1 in X.T:
+        h = math.tanh(0.5 * x0 - 0.25 * x1 - 0.75 * h + 0.25)
         want.append(h)
     np.testing.assert_allclose(H[0], want, rtol=1e-14)
 

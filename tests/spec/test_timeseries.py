@@ -13,7 +13,10 @@ from spec.axes import axis
 from spec.printing import latex
 from spec.tensors import tensor
 from spec.timeseries import Difference, Ratio, Unfold
-from verify.oracle import Oracle
+from verify.compare import POLICY, assert_close
+from verify.oracle import Oracle, concrete_shape
+from verify.strategies import seeded_tensor, size_tuples
+from verify.targets import GeneratedTarget
 
 TIMESERIES = ["timeseries.input", "timeseries.masked_mse", "timeseries.patching"]
 d_e, d_x, n, L_in, S_p, N_p, P = (axis(a) for a in ("d_e", "d_x", "n", "L_in", "S_p", "N_p", "P"))
@@ -164,3 +167,20 @@ def test_operators_print_and_check():
     assert Unfold(A, 2, P, S_p, N_p).shape == (P, N_p)
     with pytest.raises(SpecError, match=r"Ratio: empty must be one of \('zero', 'nan'\), found 'inf'"):
         Ratio(a, b, "inf")
+
+
+VARIANTS = [f"{eq.id}[{name}]" for eq in spec.select(["timeseries"]) for name in eq.variant_names]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_generated_code_of_every_variant_matches_its_oracle(variant):
+    eq = spec.get(variant)
+    sizes = size_tuples(eq, 1, 0)[0]  # the first tuple pins the smallest case (n = 1 where there is an n)
+    rng = np.random.default_rng(7)
+    arrays = {}
+    for d in (*eq.inputs, *eq.params):
+        shape = ((2,) if d in eq.inputs else ()) + concrete_shape(d, sizes)
+        arrays[d.ascii] = seeded_tensor(rng, d.entry_kind, shape, sizes)
+    want = Oracle(eq)(arrays, sizes)
+    got = GeneratedTarget(eq)(arrays, sizes)
+    assert_close(got, want, POLICY["float64"], check="generated=oracle", who="generated", reference="oracle")

@@ -313,7 +313,9 @@ class Changed(Target):
 def _holds(eq, target, name, options, max_examples=6):
     pool = size_tuples(eq, 3, 0, "small")
 
-    @settings(max_examples=max_examples, deadline=None, database=None, phases=[Phase.generate])
+    @settings(
+        max_examples=max_examples, deadline=None, database=None, phases=[Phase.generate], derandomize=True
+    )
     @given(st.data())
     def run(data):
         ex = data.draw(examples(eq, data.draw(st.sampled_from(pool))))
@@ -398,6 +400,11 @@ def test_position_wise_catches_an_ffn_that_mixes_tokens():
 
 def test_token_locality_catches_positions_from_the_next_token():
     eq = spec.get("transformer.input")
+
     # adds token j + 1's embedding to column j
-    shifted = Changed(eq, GeneratedTarget(eq), lambda h, ex: h + np.roll(ex["E"][:, ex["k"]], -1, axis=-1))
+    def next_token(h, ex):
+        embedded = np.moveaxis(ex["E"][:, ex["k"]], 0, -2)  # (*batch, d_e, n): E Ω
+        return h + np.roll(embedded, -1, axis=-1)
+
+    shifted = Changed(eq, GeneratedTarget(eq), next_token)
     assert "changed another column of H0" in _violates(eq.id, "input_token_locality", shifted)

@@ -13,7 +13,10 @@ from spec.equation import Equation, Reference
 from spec.printing import latex
 from spec.tensors import tensor
 from spec.vit import HCat, Patchify
+from verify.compare import POLICY, assert_close
 from verify.oracle import Oracle, concrete_shape
+from verify.strategies import seeded_tensor, size_tuples
+from verify.targets import GeneratedTarget
 
 VIT = ["vit.patchify", "vit.input", "vit.encoder", "vit.head"]
 C_i, H_i, W_i, N_p, N_h, N_w, d_p = (axis(a) for a in ("C_i", "H_i", "W_i", "N_p", "N_h", "N_w", "d_p"))
@@ -195,3 +198,20 @@ def test_patchify_checks_the_image_against_the_grid():
             "vit.t", "t", inputs=(X,), intermediates=(Y,),
             bindings=[(Y, Patchify(X[k], k, C_i, P, N_h, N_w))], outputs=(Y,), reference=Reference("t"),
         )  # fmt: skip
+
+
+VARIANTS = [f"{eq.id}[{name}]" for eq in spec.select(["vit"]) for name in eq.variant_names]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_generated_code_of_every_variant_matches_its_oracle(variant):
+    eq = spec.get(variant)
+    sizes = size_tuples(eq, 1, 0)[0]  # the first tuple pins the smallest case (n = 1 where there is an n)
+    rng = np.random.default_rng(7)
+    arrays = {}
+    for d in (*eq.inputs, *eq.params):
+        shape = ((2,) if d in eq.inputs else ()) + concrete_shape(d, sizes)
+        arrays[d.ascii] = seeded_tensor(rng, d.entry_kind, shape, sizes)
+    want = Oracle(eq)(arrays, sizes)
+    got = GeneratedTarget(eq)(arrays, sizes)
+    assert_close(got, want, POLICY["float64"], check="generated=oracle", who="generated", reference="oracle")
