@@ -51,7 +51,8 @@ class Layout:
             return float(value) if self.dtype == "python float" else int(value)
         batch_ndim = batch_ndim if self.batched else 0
         axes = list(range(batch_ndim)) + [batch_ndim + p for p in self.perm]
-        data = np.ascontiguousarray(np.transpose(np.asarray(arr), axes))
+        moved = np.transpose(np.asarray(arr), axes)
+        data = np.ascontiguousarray(moved).reshape(moved.shape)  # keeps a 0-d scalar 0-d
         t = torch.from_numpy(data)
         if self.dtype == "bool":
             return (t > 0).to(device)
