@@ -177,8 +177,8 @@ class PatchTST(nn.Module):
     variable to its next T values.
 
     The head flattens each variable's encoder output (d_e, N) feature-major, as the official Flatten_Head
-    does, so its weight is ``(T, d_e N)``. Not reproduced: RevIN instance normalisation, BatchNorm in the
-    blocks, dropout.
+    does, so its weight is ``(T, d_e N)``. Not reproduced from the official code's defaults: RevIN instance
+    normalisation, BatchNorm in the blocks, residual attention scores (res_attention), dropout.
     """
 
     def __init__(
