@@ -1,7 +1,11 @@
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hseed
+from hypothesis import strategies as st
 
 import impl
+from verify._errors import Mismatch
 
 
 @pytest.fixture(autouse=True)
@@ -14,3 +18,33 @@ def _runtime_checks_on():
 @pytest.fixture
 def rng():
     return np.random.default_rng(20240107)
+
+
+@pytest.fixture
+def caught():
+    """``caught(check)``: the mismatch a check raises on one of ``examples`` generated examples, or None.
+    No shrinking: a wrong implementation's failure is expected, only that it is found (the runner's
+    shrinking is tested in tests/verify)."""
+
+    def first(check, examples: int = 12, seed: int = 0) -> Mismatch | None:
+        found: list[Mismatch] = []
+
+        @settings(
+            max_examples=examples,
+            phases=(Phase.explicit, Phase.generate),
+            database=None,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        @hseed(seed)
+        @given(st.data())
+        def run(data) -> None:
+            try:
+                check.run(data, {})
+            except Mismatch as exc:  # anything else (a crash) fails the test
+                found.append(exc)
+
+        run()
+        return found[0] if found else None
+
+    return first

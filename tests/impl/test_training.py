@@ -7,9 +7,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import seed as hseed
-from hypothesis import strategies as st
 from jaxtyping import Float, Int, TypeCheckError
 from torch import Tensor
 
@@ -17,7 +14,6 @@ import impl
 import spec
 from impl._registry import checked
 from impl.training import SpecAdamW, adamw, mle, sgd, softmax_ce_grad, weight_decay
-from verify._errors import Mismatch
 from verify.codegen import compiled
 from verify.runner import PROFILES, checks_for, run_check, verify
 from verify.targets import ImplTarget
@@ -197,25 +193,6 @@ def penalty_without_the_half(
     return lam * (theta * theta).sum(dim=-1), g_l2, theta_l2, theta_dec
 
 
-def _caught(check, examples: int = 12, seed: int = 0) -> Mismatch | None:
-    """The mismatch a check raises on one of ``examples`` generated examples, or None. No shrinking: the
-    failure is expected, only that it is found (the runner's shrinking is tested in tests/verify)."""
-    found: list[Mismatch] = []
-
-    @settings(max_examples=examples, phases=(Phase.explicit, Phase.generate), database=None, deadline=None,
-              suppress_health_check=list(HealthCheck))  # fmt: skip
-    @hseed(seed)
-    @given(st.data())
-    def run(data) -> None:
-        try:
-            check.run(data, {})
-        except Mismatch as exc:  # anything else (a crash) fails the test
-            found.append(exc)
-
-    run()
-    return found[0] if found else None
-
-
 WRONG = [
     ("no bias correction", "training.adamw", adam_without_bias_correction,
      {"impl=oracle", "impl=generated", "property:torch_optimizer_step"}),
@@ -229,13 +206,13 @@ WRONG = [
 
 
 @pytest.mark.parametrize(("bug", "eq_id", "fn", "catchers"), WRONG, ids=[w[0] for w in WRONG])
-def test_wrong_implementation_fails_naming_the_check(bug, eq_id, fn, catchers):
+def test_wrong_implementation_fails_naming_the_check(bug, eq_id, fn, catchers, caught):
     eq = spec.get(eq_id)
     target = ImplTarget(eq, fn, name=f"wrong[{bug}]")
     checks = [c for c in checks_for(eq, PROFILES["default"], 0, target) if c.name in catchers]
     assert {c.name for c in checks} == catchers
     for check in checks:
-        mismatch = _caught(check)
+        mismatch = caught(check)
         assert mismatch is not None, f"{bug}: {check.name} did not catch it"
         assert mismatch.check == check.name
         assert f"wrong[{bug}]" in str(mismatch)
