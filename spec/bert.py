@@ -21,7 +21,7 @@ from spec.axes import GLOSSARY, L, M, d_e, d_f, d_k, d_v, m, n, n_max, v
 from spec.equation import Equation, Invariant, Reference, register
 from spec.norm import eps_symbol, normalise
 from spec.ops import Ones, PaddingMask, Softmax, SpecOp, T, add, mul
-from spec.ops_nn import Column, FirstColumns, OneHot, Pick, apply, call, had
+from spec.ops_nn import Column, FirstColumns, Neg, OneHot, Pick, apply, call, had
 from spec.tensors import Family, Kind, tensor
 from spec.transformer import block_id
 
@@ -70,26 +70,6 @@ class Constant(SpecOp):
         rows = ", ".join("[" + ", ".join(repr(float(x)) for x in self.value.row(r)) + "]" for r in
                          range(self.value.rows))  # fmt: skip
         return f"torch.tensor([{rows}], dtype={ctx.dtype}, device={ctx.device})"
-
-
-class Neg(SpecOp):
-    """``−X``, printed with a plain minus sign (a coefficient −1 would print as ``-1 X``)."""
-
-    def __new__(cls, X: sp.Basic) -> "Neg":
-        return MatrixExpr.__new__(cls, X)
-
-    @property
-    def shape(self):
-        return self.args[0].shape
-
-    def _entry(self, i, j, **kwargs):
-        return -self.args[0][i, j]
-
-    def _latex(self, printer) -> str:
-        return f"-{printer._print(self.args[0])}"
-
-    def _torchcode(self, ctx) -> str:
-        return f"(-{ctx.emit(ctx.expr(self.args[0]))})"
 
 
 def _number(x: sp.Expr) -> str:

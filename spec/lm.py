@@ -28,7 +28,7 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 from spec.axes import GLOSSARY, d_e, n, v
 from spec.equation import Equation, Invariant, Reference, register
 from spec.ops import Ones, Softmax, SpecOp, T, _str, mul
-from spec.ops_nn import OneHot, Pick, Scaled, apply, call
+from spec.ops_nn import Neg, OneHot, Pick, Scaled, apply, call
 from spec.tensors import Kind, tensor
 
 k_top = GLOSSARY["k_top"].symbol
@@ -39,28 +39,6 @@ GOODFELLOW = "Goodfellow, Bengio & Courville 2016, §6.2.2.3"
 
 
 # --- operators of this family ---------------------------------------------------------------------
-class Neg(SpecOp):
-    """``−X``, printed with a plain minus sign (``mul(-1, X)`` would print as ``-1 X``)."""
-
-    def __new__(cls, X: sp.Basic) -> "Neg":
-        return MatrixExpr.__new__(cls, X)
-
-    @property
-    def shape(self):
-        return self.args[0].shape
-
-    def _entry(self, i, j, **kwargs):
-        return -self.args[0][i, j]
-
-    def _latex(self, printer) -> str:
-        X = self.args[0]
-        text = printer._print(X)
-        return rf"-\left({text}\right)" if isinstance(X, (sp.MatAdd, Neg)) else f"-{text}"
-
-    def _torchcode(self, ctx) -> str:
-        return f"(-{ctx.emit(ctx.expr(self.args[0]))})"
-
-
 class Ratio(SpecOp):
     """``a / b`` for 1×1 matrices a and b; NaN where ``b = 0`` (a mean over no position)."""
 
@@ -233,7 +211,7 @@ class TopKFilter(SpecOp):
 
 
 #: The operators of this module, for tests.
-OPERATORS_LM = (Neg, Ratio, Shift, RowNormalise, TopKFilter)
+OPERATORS_LM = (Ratio, Shift, RowNormalise, TopKFilter)
 FUNCTIONS_LM = (Above,)
 
 

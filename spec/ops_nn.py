@@ -504,6 +504,28 @@ def call(
     return Call(Str(str(equation)), Str(str(output)), pairs, renames, Str(tex or ""))
 
 
+class Neg(SpecOp):
+    """``−X``, printed with a plain minus sign (``mul(-1, X)`` would print as ``-1 X``): losses ``−log …``."""
+
+    def __new__(cls, X: sp.Basic) -> "Neg":
+        return MatrixExpr.__new__(cls, X)
+
+    @property
+    def shape(self):
+        return self.args[0].shape
+
+    def _entry(self, i, j, **kwargs):
+        return -self.args[0][i, j]
+
+    def _latex(self, printer) -> str:
+        X = self.args[0]
+        text = printer._print(X)
+        return rf"-\left({text}\right)" if isinstance(X, (sp.MatAdd, Neg)) else f"-{text}"
+
+    def _torchcode(self, ctx) -> str:
+        return f"(-{ctx.emit(ctx.expr(self.args[0]))})"
+
+
 def had(*factors: sp.Basic) -> sp.HadamardProduct:
     """``a ⊙ b ⊙ …`` in the order written."""
     return sp.HadamardProduct(*factors, evaluate=False)
@@ -511,6 +533,7 @@ def had(*factors: sp.Basic) -> sp.HadamardProduct:
 
 #: The operators of this module, for registry-wide tests.
 OPERATORS_NN = (
+    Neg,
     Elementwise,
     LayerNorm,
     OneHot,

@@ -126,11 +126,6 @@ class CountEquation(Equation):
     def terms(self) -> tuple[Term, ...]:
         return self.breakdown.terms
 
-    @property
-    def axes(self) -> tuple[str, ...]:
-        names = set(super().axes) | set(self.breakdown.axes)
-        return tuple(k for k in GLOSSARY if k in names)
-
     def count(self, **sizes: int) -> int:
         return self.breakdown.count(**sizes)
 

@@ -110,6 +110,7 @@ def _nn_instances():
         Elementwise,
         FirstColumns,
         LayerNorm,
+        Neg,
         OneHot,
         Pick,
         Scalar,
@@ -125,6 +126,7 @@ def _nn_instances():
     tau = tensor("tau", (), Kind.POSITIVE, tex=r"\tau")
     x = Family("x", m, 2, (d_e,), tex="x_{{index}}")
     return {
+        Neg: Neg(H),
         Elementwise: Elementwise(H, "gelu"),
         LayerNorm: LayerNorm(H, alpha, beta),
         OneHot: OneHot(k, v),
