@@ -22,3 +22,15 @@ def test_public_error_families():
     assert issubclass(verify.BindingError, spec.SpecError)
     for cls in (verify.ShapeMismatch, verify.ValueMismatch, verify.PropertyViolation):
         assert issubclass(cls, verify.Mismatch) and not issubclass(cls, spec.SpecError)
+
+
+def test_readme_params_examples_print_the_numbers_they_quote(capsys):
+    """Each tour line ``lmspec params ... # N`` prints ``N = <that number>``."""
+    from verify.cli import main
+
+    text = README.read_text(encoding="utf-8")
+    lines = re.findall(r"^lmspec params ([^#\n]+?)\s+#.*?([\d,]{7,})", text, re.M)
+    assert len(lines) == 2  # gpt2 (124,439,808) and a block (593,024)
+    for args, number in lines:
+        assert main(["params", *args.split()]) == 0
+        assert f"N = {number} " in capsys.readouterr().out
