@@ -17,9 +17,9 @@ import numpy as np
 import sympy as sp
 import torch
 
-from spec import Equation, Family
+from spec import Equation, Family, Kind
 from spec.axes import GLOSSARY
-from verify._errors import BindingError
+from verify._errors import BindingError, ShapeMismatch
 from verify.oracle import concrete_shape
 
 _AXIS_LOCALS = {name: a.symbol for name, a in GLOSSARY.items()}
@@ -44,6 +44,8 @@ class Layout:
     perm: tuple[int, ...]
     batched: bool
     optional: bool = False
+    convention: str | None = None  # for masks: "bool_keep", "bool_ignore" or "additive" (MASK_CONVENTIONS)
+    additive_spec: bool = False  # the spec's array is an additive mask (0 / −∞), not a keep mask (1 / 0)
 
     def to_impl(self, arr: np.ndarray, batch_ndim: int, dtype: torch.dtype, device: str) -> torch.Tensor:
         if self.dtype in ("python float", "python int"):
@@ -53,14 +55,14 @@ class Layout:
         axes = list(range(batch_ndim)) + [batch_ndim + p for p in self.perm]
         moved = np.transpose(np.asarray(arr), axes)
         data = np.ascontiguousarray(moved).reshape(moved.shape)  # keeps a 0-d scalar 0-d
+        if self.convention is not None or self.dtype == "bool":
+            return convert_mask(data, self.additive_spec, self.convention or "bool_keep", dtype, device)
         t = torch.from_numpy(data)
-        if self.dtype == "bool":
-            return (t > 0).to(device)
         if self.dtype == "int":
             return t.to(torch.int64).to(device)
         return t.to(dtype=dtype, device=device)
 
-    def from_impl(self, t: torch.Tensor, batch_ndim: int) -> np.ndarray:
+    def from_impl(self, t: torch.Tensor, batch_ndim: int, sizes: Mapping[str, int] | None = None) -> np.ndarray:
         if self.dtype in ("python float", "python int"):
             return np.asarray(float(t))
         arr = (
@@ -71,6 +73,26 @@ class Layout:
         inverse = np.argsort(self.perm)
         axes = list(range(batch_ndim)) + [batch_ndim + int(p) for p in inverse]
         return np.transpose(arr, axes)
+
+
+#: How an implementation may take a mask: True where attention is allowed, True where it is not, or
+#: added to the scores (0 / −∞).
+MASK_CONVENTIONS = ("bool_keep", "bool_ignore", "additive")
+
+
+def convert_mask(
+    data: np.ndarray, additive_spec: bool, convention: str, dtype: torch.dtype, device: str
+) -> torch.Tensor:
+    """A spec mask (additive 0/−∞, or keep 1/0) in the implementation's ``convention``."""
+    keep = (data == 0) if additive_spec else (data > 0)
+    if convention == "bool_keep":
+        return torch.from_numpy(np.ascontiguousarray(keep)).to(device)
+    if convention == "bool_ignore":
+        return torch.from_numpy(np.ascontiguousarray(~keep)).to(device)
+    if convention == "additive":
+        return torch.from_numpy(np.where(keep, 0.0, -np.inf)).to(dtype=dtype, device=device)
+    known = ", ".join(MASK_CONVENTIONS)
+    raise BindingError(f"unknown mask convention {convention!r}: expected one of {known}")
 
 
 def _jaxtyping_type(annotation: object) -> tuple[object | None, bool]:
@@ -208,24 +230,55 @@ class ImplBinding:
             kwargs["dtype"] = dtype
         result = self.fn(**kwargs)
         results = tuple(result) if self.returns_tuple else (result,)
+        if len(results) != len(self.outputs):
+            raise ShapeMismatch(
+                f"{who(self.fn)} returned {len(results)} value(s), its binding expects {len(self.outputs)}",
+                check="shape",
+            )
         out = {}
         for lay, value in zip(self.outputs, results, strict=True):
-            out[lay.name] = lay.from_impl(value, batch_ndim)
+            if lay.name is None:  # a returned value the binding ignores
+                continue
+            if not isinstance(value, torch.Tensor) and "python" not in lay.dtype:
+                raise ShapeMismatch(
+                    f"{who(self.fn)} returned a {type(value).__name__} for {lay.name}, not a tensor",
+                    check="shape",
+                )
+            out[lay.name] = lay.from_impl(value, batch_ndim, sizes)
         return out
 
 
-def bind(fn: Callable, eq: Equation) -> ImplBinding:
-    """Bind ``fn`` to ``eq`` from its signature and jaxtyping annotations, or raise BindingError."""
+def is_mask(decl) -> bool:
+    return getattr(decl, "entry_kind", None) in (Kind.MASK, Kind.ADDITIVE_MASK)
+
+
+def bind(
+    fn: Callable,
+    eq: Equation,
+    *,
+    symbols: tuple | None = None,
+    missing_ok: typing.Collection[str] = (),
+    mask: str | None = None,
+) -> ImplBinding:
+    """Bind ``fn`` to ``eq`` from its signature and jaxtyping annotations, or raise BindingError.
+
+    ``symbols`` are the spec symbols it must take (every input and parameter by default), of which those
+    in ``missing_ok`` it may leave out (the target fixes them itself: an audit pins their values).
+    ``mask`` is the convention in which it takes masks (MASK_CONVENTIONS; bool annotations default to
+    "bool_keep").
+    """
     try:
         sig = inspect.signature(fn)
         hints = typing.get_type_hints(fn)
     except (TypeError, ValueError, NameError) as exc:
         raise BindingError(f"{who(fn)}: cannot read its signature or annotations ({exc})") from exc
-    decls = {d.ascii: d for d in (*eq.inputs, *eq.params)}
+    decls = {d.ascii: d for d in (symbols if symbols is not None else (*eq.inputs, *eq.params))}
     args: list[Layout] = []
     sizes: list[tuple[str, str]] = []
     seen: set[str] = set()
-    for name, p in sig.parameters.items():
+    for k, (name, p) in enumerate(sig.parameters.items()):
+        if k == 0 and name == "self":  # a module's forward, read from its class
+            continue
         if name in decls and decls[name].is_scalar and hints.get(name) in (float, int):
             if decls[name] in eq.inputs:
                 raise BindingError(
@@ -245,8 +298,19 @@ def bind(fn: Callable, eq: Equation) -> ImplBinding:
                     f'{" ".join(str(a) for a in spec_axes(decls[name]))}"]'
                 )
             perm = _match(fn, name, jt, decls[name], eq)
+            masky = is_mask(decls[name])
             args.append(
-                Layout(name, name, jt.dim_str, _dtype_kind(jt), perm, decls[name] in eq.inputs, optional)
+                Layout(
+                    name,
+                    name,
+                    jt.dim_str,
+                    _dtype_kind(jt),
+                    perm,
+                    decls[name] in eq.inputs,
+                    optional,
+                    convention=mask if masky else None,
+                    additive_spec=getattr(decls[name], "entry_kind", None) == Kind.ADDITIVE_MASK,
+                )
             )
             seen.add(name)
         elif name in eq.axes and hints.get(name) is int:
@@ -258,7 +322,7 @@ def bind(fn: Callable, eq: Equation) -> ImplBinding:
                 f"{who(fn)} (implementing {eq.id}): parameter {name!r} is not a symbol of the spec "
                 f"(symbols: {', '.join(decls) or 'none'}; sizes: {', '.join(eq.axes)})"
             )
-    missing = [k for k in decls if k not in seen]
+    missing = [k for k in decls if k not in seen and k not in missing_ok]
     if missing:
         raise BindingError(
             f"{who(fn)} (implementing {eq.id}): no parameter for the spec's "

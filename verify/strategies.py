@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
+import sympy as sp
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -38,11 +39,20 @@ class Example(NamedTuple):
     arrays: dict[str, np.ndarray]
 
 
-def size_tuples(eq: Equation, count: int, seed: int, scale: str = "small") -> list[dict[str, int]]:
+def size_tuples(
+    eq: Equation,
+    count: int,
+    seed: int,
+    scale: str = "small",
+    *,
+    fixed: Mapping[str, int] | None = None,
+    derive: Mapping[str, str] | None = None,
+) -> list[dict[str, int]]:
     """``count`` size assignments for ``eq``: distinct per axis, constraints met, edge cases first.
 
     The first tuple pins n = 1 (or the equation's first sequence axis) and the second M = 1 when the
-    equation has those axes; the rest are random.
+    equation has those axes; the rest are random. ``fixed`` sizes are kept in every tuple and ``derive``
+    computes axes from the others (``{"d_e": "M*d_k"}``): an audited target may need both.
     """
     if count < 1:
         raise SpecError(f"size_tuples: count must be at least 1, found {count}")
@@ -52,18 +62,24 @@ def size_tuples(eq: Equation, count: int, seed: int, scale: str = "small") -> li
     if scale == "small" and is_composite(eq):
         lo, hi = COMPOSITE
     rng = random.Random(f"{eq.id}/{seed}/{scale}")
+    fixed, derive = dict(fixed or {}), dict(derive or {})
+    for a in (*fixed, *derive):
+        if a not in eq.free_axes:
+            raise SpecError(
+                f"{eq.id}: cannot fix or derive the size {a!r}: the free axes are {', '.join(eq.free_axes)}"
+            )
     free = [a for a in eq.free_axes]
     tuples: list[dict[str, int]] = []
     pins: list[dict[str, int]] = []
-    seq = next((a for a in ("n", "n_d", "n_e") if a in free), None)
+    seq = next((a for a in ("n", "n_d", "n_e") if a in free and a not in fixed), None)
     if seq:
         pins.append({seq: 1})
-    if "M" in free:
+    if "M" in free and "M" not in fixed:
         pins.append({"M": 1})
     for k in range(count):
-        pin = pins[k] if k < len(pins) else {}
+        pin = {**(pins[k] if k < len(pins) else {}), **fixed}
         for _attempt in range(200):
-            sizes = _draw_sizes(eq, free, pin, lo, hi, scale, rng)
+            sizes = _draw_sizes(eq, free, pin, lo, hi, scale, rng, derive)
             if sizes is not None:
                 break
         else:
@@ -72,7 +88,7 @@ def size_tuples(eq: Equation, count: int, seed: int, scale: str = "small") -> li
     return tuples
 
 
-def _draw_sizes(eq, free, pin, lo, hi, scale, rng) -> dict[str, int] | None:
+def _draw_sizes(eq, free, pin, lo, hi, scale, rng, derive=None) -> dict[str, int] | None:
     """One size assignment, or None when it breaks an inequality constraint (drawn again)."""
     pool = list(range(lo, hi + 1))
     rng.shuffle(pool)
@@ -95,6 +111,12 @@ def _draw_sizes(eq, free, pin, lo, hi, scale, rng) -> dict[str, int] | None:
                 rng.shuffle(pool)
             sizes[a] = pool.pop()
     sizes = {a: sizes[a] for a in free}  # glossary order
+    for a, expr in (derive or {}).items():
+        value = sp.sympify(expr, locals={k: sp.Symbol(k, integer=True, positive=True) for k in sizes})
+        value = value.subs({sp.Symbol(k, integer=True, positive=True): v for k, v in sizes.items()})
+        if not value.is_Integer or value < 1:
+            return None
+        sizes[a] = int(value)
     subs = size_subs(sizes)
     for c in eq.equalities:
         sizes[c.lhs.name] = int(c.rhs.subs(subs))

@@ -1,0 +1,913 @@
+"""Audit: hold anyone's implementation to the spec, and say how it differs.
+
+``audit(target, as_=ID, ...)`` takes impl/ itself, a built-in target (torch.nn, Hugging Face transformers:
+verify.adapters), a function or an nn.Module (class or instance), or a string naming one
+(``package.module:name`` or ``path/to/file.py:Name``), binds it to the equation (jaxtyping annotations in
+glossary names, or a layout string: verify.layout), and runs every applicable check:
+
+- ``shape``            the results have the spec's shapes;
+- ``value=oracle``     values against the exact oracle, at small sizes;
+- ``value=generated``  values against the PyTorch generated from the SymPy, at larger sizes;
+- ``property:<name>``  each invariant the equation declares;
+- ``gradient``         the vector-Jacobian product against autograd through the generated code.
+
+It checks everything and reports every failure with its shrunk counterexample. When values differ it tries
+the equation's named variants and the other mask polarity, and says which the target matches instead.
+Verdicts: ``pass`` (the equation as given), ``variant`` (values fail, a named variant or convention
+matches), ``fail`` (nothing matches, or a property or the gradient fails), ``error`` (the target cannot be
+loaded or bound).
+"""
+
+import dataclasses
+import importlib
+import importlib.util
+import inspect
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import sympy as sp
+import torch
+from hypothesis import strategies as st
+
+import spec
+from spec import Equation, Kind, SpecError
+from verify._errors import BindingError, Mismatch, ShapeMismatch
+from verify.audit_report import AuditCheck, AuditReport, Heatmap, VariantTrial
+from verify.binding import ImplBinding, bind, who
+from verify.compare import POLICY, Tolerance, assert_close
+from verify.layout import PatternLayout, layout_binding, parse_param
+from verify.oracle import _batch_shape
+from verify.runner import PROFILES, Check, CheckResult, Profile, Setting, _draw, checks_for, run_check
+from verify.strategies import COMPOSITE, SMALL, is_composite, size_tuples
+from verify.targets import GeneratedTarget, Target
+
+#: ε values tried for an ``eps`` variant when the target does not say its own (torch/GPT-2, ViT/TF, BERT).
+EPS_CANDIDATES = (1e-5, 1e-6, 1e-8, 1e-12)
+
+DTYPES = {
+    "float64": torch.float64,
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+
+#: Sizes above this are beyond the exact oracle (its straight-line program grows with the sizes).
+ORACLE_LIMIT = max(SMALL[1], COMPOSITE[1])
+
+
+class AuditError(SpecError):
+    """The audit cannot start: the target does not import, is not callable, the equation is unknown …"""
+
+
+# --- loading ----------------------------------------------------------------------------------------
+def load(target: str) -> object:
+    """The object named by ``package.module:name`` or ``path/to/file.py:Name`` (or a built-in's name)."""
+    from verify.adapters import builtins
+
+    found = builtins()
+    if target in found:
+        return found[target]
+    if ":" not in target:
+        near = [n for n in found if target.lower() in n.lower()]
+        hint = f" (built-ins like it: {', '.join(near[:6])})" if near else ""
+        raise AuditError(
+            f"cannot audit {target!r}: expected a built-in name (lmspec audit --list), 'module:name' or "
+            f"'path/to/file.py:Name'{hint}"
+        )
+    where, _, attr = target.rpartition(":")
+    if not attr:
+        raise AuditError(f"cannot audit {target!r}: nothing after ':' names the callable")
+    try:
+        if where.endswith(".py") or "/" in where or "\\" in where:
+            path = Path(where)
+            if not path.is_file():
+                raise AuditError(f"cannot audit {target!r}: there is no file {where}")
+            name = f"lmspec_audit_{abs(hash(str(path.resolve())))}"
+            module_spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[name] = module
+            module_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(where)
+    except AuditError:
+        raise
+    except Exception as exc:
+        raise AuditError(
+            f"cannot audit {target!r}: importing {where} raised {type(exc).__name__}: {exc}"
+        ) from exc
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise AuditError(f"cannot audit {target!r}: {where} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise AuditError(f"cannot audit {target!r}: {attr} is a {type(obj).__name__}, not callable")
+    return obj
+
+
+# --- targets ----------------------------------------------------------------------------------------
+class BoundTarget(Target):
+    """A callable (or a module's forward) behind a binding, on a device and in a dtype."""
+
+    def __init__(
+        self,
+        eq: Equation,
+        binding: ImplBinding,
+        name: str,
+        dtype: torch.dtype,
+        device: str,
+        partial: bool = False,
+    ) -> None:
+        super().__init__(eq)
+        self.binding = binding
+        self.name = name
+        self.dtype = dtype
+        self.device = device
+        self.partial_outputs = partial
+
+    def prepare(self, example, sizes) -> ImplBinding:
+        return self.binding
+
+    def __call__(self, example, sizes):
+        batch = _batch_shape(self.eq, example, sizes)
+        binding = self.prepare(example, sizes)
+        with torch.no_grad():
+            return binding.call(example, sizes, len(batch), self.dtype, self.device)
+
+    # the gradient check -------------------------------------------------------------------------------
+    def vjp(self, example, sizes, cotangents: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        batch = _batch_shape(self.eq, example, sizes)
+        binding = self.prepare(example, sizes)
+        kwargs, leaves = {}, {}
+        for lay in binding.args:
+            value = lay.to_impl(example[lay.name], len(batch), self.dtype, self.device)
+            if (
+                isinstance(value, torch.Tensor)
+                and value.is_floating_point()
+                and _differentiable(self.eq, lay.name)
+            ):
+                value = value.detach().requires_grad_(True)
+                leaves[lay.name] = (lay, value)
+            kwargs[lay.param] = value
+        for param, axis in binding.sizes:
+            kwargs[param] = int(sizes[axis])
+        if binding.takes_dtype:
+            kwargs["dtype"] = self.dtype
+        result = binding.fn(**kwargs)
+        results = tuple(result) if binding.returns_tuple else (result,)
+        total = 0
+        for lay, value in zip(binding.outputs, results, strict=True):
+            if lay.name is None or lay.name not in cotangents or not isinstance(value, torch.Tensor):
+                continue
+            if not value.is_floating_point():
+                continue
+            cot = _to_layout(lay, cotangents[lay.name], len(batch), sizes, value.dtype, value.device)
+            total = total + (value * cot).sum()
+        if not isinstance(total, torch.Tensor) or not total.requires_grad:
+            return {}
+        names = list(leaves)
+        grads = torch.autograd.grad(total, [leaves[k][1] for k in names], allow_unused=True)
+        out = {}
+        for k, g in zip(names, grads, strict=True):
+            lay = leaves[k][0]
+            g = torch.zeros_like(leaves[k][1]) if g is None else g
+            out[k] = lay.from_impl(g, len(batch), sizes)
+        return out
+
+
+def _to_layout(lay, arr, batch_ndim, sizes, dtype, device) -> torch.Tensor:
+    """A spec-layout array (a cotangent of an output) in the target's layout of that output."""
+    if isinstance(lay, PatternLayout):
+        plain = dataclasses.replace(lay, convention=None, dtype="float")
+        return plain.to_impl(arr, batch_ndim, dtype, device)
+    plain = dataclasses.replace(lay, convention=None, dtype="float", batched=lay.batched)
+    return plain.to_impl(arr, batch_ndim, dtype, device)
+
+
+def _differentiable(eq: Equation, name: str) -> bool:
+    decl = eq.declared(name)
+    return decl.entry_kind in (Kind.REAL, Kind.SCORE) and not decl.is_scalar
+
+
+class ModuleTarget(BoundTarget):
+    """An nn.Module: built per size tuple from a class (``init``) or used as given, its parameters filled
+    from the spec's through ``params``, called through a binding of its forward."""
+
+    def __init__(self, eq, binding, name, dtype, device, module, init, params, partial=False) -> None:
+        super().__init__(eq, binding, name, dtype, device, partial)
+        self.module = module
+        self.init = dict(init or {})
+        self.params = [parse_param(path, text, eq) for path, text in (params or {}).items()]
+        self._built: dict[tuple, torch.nn.Module] = {}
+
+    def _instance(self, sizes) -> torch.nn.Module:
+        if isinstance(self.module, torch.nn.Module):
+            return self.module
+        key = tuple(sorted(sizes.items()))
+        if key not in self._built:
+            kwargs = {k: _init_value(k, v, sizes) for k, v in self.init.items()}
+            try:
+                mod = self.module(**kwargs)
+            except Exception as exc:
+                raise Mismatch(
+                    f"{self.name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) raised "
+                    f"{type(exc).__name__}: {exc}",
+                    check="shape",
+                ) from exc
+            self._built = {key: mod}  # one at a time: sizes repeat in runs of examples
+            self._check_params(mod)
+        return self._built[key]
+
+    def _check_params(self, mod: torch.nn.Module) -> None:
+        names = dict(mod.named_parameters())
+        mapped = {p.path for p in self.params}
+        unknown = sorted(mapped - set(names) - {n for n, _ in mod.named_buffers()})
+        if unknown:
+            raise BindingError(
+                f"{self.name}: the parameter mapping names {', '.join(unknown)}, which the module does not "
+                f"have (its parameters: {', '.join(names) or 'none'})"
+            )
+        unmapped = sorted(set(names) - mapped)
+        if unmapped:
+            raise BindingError(
+                f"{self.name}: no mapping for the module parameters {', '.join(unmapped)}; map each to spec "
+                "parameters ('W_Q -> (M d_k) d_e'), to '0' or to 'keep'"
+            )
+
+    def prepare(self, example, sizes) -> ImplBinding:
+        mod = self._instance(sizes)
+        mod.to(device=self.device, dtype=self.dtype).eval()
+        with torch.no_grad():
+            for m in self.params:
+                tensor = mod.get_parameter(m.path) if _has_param(mod, m.path) else mod.get_buffer(m.path)
+                if m.mode == "keep":
+                    continue
+                if m.mode == "zero":
+                    tensor.zero_()
+                    continue
+                value = m.value(example, self.eq)
+                if tuple(value.shape) != tuple(tensor.shape):
+                    raise ShapeMismatch(
+                        f"{self.name}: the mapping {m.path} = {m.text} gives shape {list(value.shape)}, the "
+                        f"module's {m.path} has shape {list(tensor.shape)}",
+                        check="shape",
+                    )
+                tensor.copy_(torch.from_numpy(value).to(dtype=tensor.dtype, device=tensor.device))
+        return dataclasses.replace(self.binding, fn=mod)
+
+
+def _has_param(mod: torch.nn.Module, path: str) -> bool:
+    try:
+        mod.get_parameter(path)
+        return True
+    except AttributeError:
+        return False
+
+
+def _init_value(key: str, value, sizes):
+    if isinstance(value, str):
+        try:
+            expr = sp.sympify(value, locals={k: sp.Symbol(k) for k in sizes})
+        except (sp.SympifyError, TypeError, SyntaxError):
+            return value
+        if expr.free_symbols and all(str(s) in sizes for s in expr.free_symbols):
+            return int(expr.subs({sp.Symbol(k): v for k, v in sizes.items()}))
+        if expr.free_symbols:
+            unknown = ", ".join(sorted(str(s) for s in expr.free_symbols if str(s) not in sizes))
+            raise AuditError(f"init {key}={value!r}: {unknown} is not an axis here ({', '.join(sizes)})")
+    return value
+
+
+def make_target(
+    obj: object,
+    eq: Equation,
+    *,
+    name: str,
+    layout: str | None = None,
+    mask: str | None = None,
+    init: Mapping | None = None,
+    params: Mapping[str, str] | None = None,
+    missing_ok=(),
+    dtype: torch.dtype = torch.float64,
+    device: str = "cpu",
+) -> BoundTarget:
+    """Bind ``obj`` (a function, an nn.Module class or instance) to ``eq``; BindingError when it cannot."""
+    is_module = isinstance(obj, torch.nn.Module) or (
+        inspect.isclass(obj) and issubclass(obj, torch.nn.Module)
+    )
+    if is_module:
+        forward = obj.forward
+        if inspect.isclass(obj) and init is None:
+            raise BindingError(f"{name} is an nn.Module class: say how to build it (init=, --init k=axis)")
+        symbols = tuple(eq.inputs)
+        partial = False
+        if layout:
+            binding, partial = layout_binding(
+                forward, eq, layout, mask=mask, symbols=symbols, missing_ok=missing_ok
+            )
+        else:
+            binding = bind(forward, eq, symbols=symbols, missing_ok=missing_ok, mask=mask)
+        return ModuleTarget(eq, binding, name, dtype, device, obj, init, params, partial)
+    if not callable(obj):
+        raise BindingError(f"{name} is a {type(obj).__name__}, not callable")
+    if layout:
+        binding, partial = layout_binding(obj, eq, layout, mask=mask, missing_ok=missing_ok)
+        return BoundTarget(eq, binding, name, dtype, device, partial)
+    return BoundTarget(eq, bind(obj, eq, missing_ok=missing_ok, mask=mask), name, dtype, device)
+
+
+def _target_batches(target: BoundTarget) -> tuple[tuple[int, ...], ...]:
+    counts = [
+        lay.target_batch for lay in target.binding.args if isinstance(lay, PatternLayout) and lay.batched
+    ]
+    fixed = [c for c in counts if c is not None]
+    if fixed and min(fixed) == 0:
+        return ((),)
+    return ((), (2,))
+
+
+# --- the audit --------------------------------------------------------------------------------------
+def audit(
+    target: object,
+    as_: str | None = None,
+    *,
+    layout: str | None = None,
+    mask: str | None = None,
+    init: Mapping | None = None,
+    params: Mapping[str, str] | None = None,
+    constants: Mapping[str, float] | None = None,
+    sizes: Mapping[str, int] | None = None,
+    derive: Mapping[str, str] | None = None,
+    pins: Mapping[str, object] | None = None,
+    device: str = "cpu",
+    dtype: str = "float64",
+    profile: str | Profile = "default",
+    seed: int = 0,
+    name: str | None = None,
+    diagnose: bool = True,
+) -> AuditReport:
+    """Audit ``target`` against the equation ``as_`` (see the module docstring and README)."""
+    start = time.perf_counter()
+    prof = PROFILES[profile] if isinstance(profile, str) else profile
+    if dtype not in DTYPES:
+        raise AuditError(f"unknown dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+    if device != "cpu" and not _device_ok(device):
+        raise AuditError(f"device {device!r} is not available here (torch sees: {_devices()})")
+    from verify.adapters import Builtin
+
+    obj = load(target) if isinstance(target, str) else target
+    label = name or (target if isinstance(target, str) else _display(obj))
+    setting_pins: dict[str, object] = {}
+    fixed_sizes, tied = dict(sizes or {}), dict(derive or {})
+    consts = dict(constants or {})
+    if isinstance(obj, Builtin):
+        as_ = as_ or obj.equation
+        setting_pins.update(obj.pins)
+        consts = {**obj.constants, **consts}
+        fixed_sizes = {**obj.sizes, **fixed_sizes}
+        tied = {**obj.derive, **tied}
+        label = name or obj.name
+        obj = obj.make()
+    if as_ is None:
+        as_ = getattr(obj, "__lmspec_id__", None)
+        if as_ is None:
+            raise AuditError(f"say which equation {label} implements: --as ID (lmspec list)")
+    try:
+        eq = spec.get(as_)
+    except SpecError as exc:
+        raise AuditError(str(exc)) from exc
+    setting_pins.update(pins or {})
+    auditor = _Auditor(
+        eq,
+        obj,
+        label,
+        layout,
+        mask,
+        init,
+        params,
+        consts,
+        fixed_sizes,
+        tied,
+        setting_pins,
+        DTYPES[dtype],
+        device,
+        dtype,
+        prof,
+        seed,
+    )
+    report = auditor.run(diagnose)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _display(obj: object) -> str:
+    if isinstance(obj, torch.nn.Module):
+        return type(obj).__qualname__
+    return who(obj) if callable(obj) else repr(obj)
+
+
+def _device_ok(device: str) -> bool:
+    try:
+        torch.empty(1, device=device)
+        return True
+    except (RuntimeError, AssertionError):
+        return False
+
+
+def _devices() -> str:
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += [f"cuda:{k}" for k in range(torch.cuda.device_count())]
+    return ", ".join(found)
+
+
+class _Auditor:
+    def __init__(
+        self,
+        eq,
+        obj,
+        label,
+        layout,
+        mask,
+        init,
+        params,
+        constants,
+        sizes,
+        derive,
+        pins,
+        torch_dtype,
+        device,
+        dtype,
+        profile,
+        seed,
+    ) -> None:
+        self.eq, self.obj, self.label = eq, obj, label
+        self.layout, self.mask, self.init, self.params = layout, mask, init, params
+        self.constants, self.sizes, self.derive, self.pins = constants, sizes, derive, pins
+        self.torch_dtype, self.device, self.dtype = torch_dtype, device, dtype
+        self.profile, self.seed = profile, seed
+        self.tol: Tolerance = POLICY[dtype]
+
+    # -- binding -------------------------------------------------------------------------------------
+    def _missing_ok(self, eq: Equation) -> set[str]:
+        """Spec symbols the target may leave out: those it fixes itself (pins, constants)."""
+        scalars = {d.ascii for d in eq.params if d.is_scalar and d.ascii in self.constants}
+        return set(self.pins) | scalars | ({d.ascii for d in eq.params if d.ascii == "eps"})
+
+    def target_for(self, eq: Equation, mask: str | None) -> BoundTarget:
+        return make_target(
+            self.obj,
+            eq,
+            name=self.label,
+            layout=self.layout,
+            mask=mask,
+            init=self.init,
+            params=self.params,
+            missing_ok=self._missing_ok(eq),
+            dtype=self.torch_dtype,
+            device=self.device,
+        )
+
+    def setting_for(self, eq: Equation, target: BoundTarget, extra: Mapping[str, object] = ()) -> Setting:
+        pins = {k: v for k, v in self.pins.items() if _has(eq, k)}
+        pins.update({k: v for k, v in self.constants.items() if _has(eq, k)})
+        pins.update(dict(extra))
+        sizes = {k: v for k, v in self.sizes.items()}
+        return Setting(pins, sizes, dict(self.derive), _target_batches(target), self.tol)
+
+    def oracle_reachable(self) -> bool:
+        limit = ORACLE_LIMIT if not is_composite(self.eq) else COMPOSITE[1]
+        return all(v <= max(limit, 7) for v in self.sizes.values())
+
+    # -- running -------------------------------------------------------------------------------------
+    def run(self, diagnose: bool) -> AuditReport:
+        eq = self.eq
+        try:
+            target = self.target_for(eq, self.mask)
+        except (BindingError, AuditError) as exc:
+            return self._unbound(exc, diagnose)
+        missing_eps = [
+            d.ascii
+            for d in eq.params
+            if d.ascii == "eps" and "eps" not in self.constants and not _takes(target, "eps")
+        ]
+        if missing_eps:
+            return self._unbound(
+                BindingError(
+                    f"{self.label} fixes ε itself: give its value (constants={{'eps': …}}, "
+                    "--constant eps=1e-5)"
+                ),
+                diagnose,
+            )
+        setting = self.setting_for(eq, target)
+        checks = self._checks(eq, target, setting)
+        variants: list[VariantTrial] = []
+        value_failed = any(c.status == "fail" and c.name.startswith(("value", "shape")) for c in checks)
+        if diagnose and value_failed and not any(c.name == "shape" and c.status == "fail" for c in checks):
+            variants = self._diagnose(target)
+        heatmaps = self._heatmaps(eq, target, checks)
+        return self._report(checks, variants, heatmaps)
+
+    def _unbound(self, exc: Exception, diagnose: bool) -> AuditReport:
+        checks = [AuditCheck("binding", "fail", str(exc))]
+        variants = self._diagnose(None) if diagnose else []
+        if any(v.matched for v in variants):
+            return self._report(checks, variants, [])
+        report = self._report(checks, variants, [])
+        report.verdict = "error"
+        report.summary = f"{self.label} cannot be held to {self.eq.id}: {exc}"
+        return report
+
+    def _checks(self, eq: Equation, target: BoundTarget, setting: Setting) -> list[AuditCheck]:
+        out: list[AuditCheck] = []
+        planned = checks_for(eq, self.profile, self.seed, target, setting)
+        shape = _shape_check(eq, target, setting, self.profile, self.seed)
+        out.append(self._result(run_check(shape, self.profile, self.seed)))
+        for check in planned:
+            if check.name == "generated=oracle":
+                continue  # the spec's own check (lmspec verify), not the target's
+            renamed = {"impl=oracle": "value=oracle", "impl=generated": "value=generated"}.get(
+                check.name, check.name
+            )
+            if renamed == "value=oracle" and not self.oracle_reachable():
+                out.append(
+                    AuditCheck(
+                        renamed,
+                        "skip",
+                        "the target's fixed sizes are beyond the exact oracle; "
+                        "values are checked against the generated code, which lmspec verify "
+                        "checks against the oracle",
+                    )
+                )
+                continue
+            if check.name.startswith("property:"):
+                why = _inapplicable(eq, check.name.split(":", 1)[1], setting)
+                if why:
+                    out.append(AuditCheck(check.name, "skip", why))
+                    continue
+            result = run_check(dataclasses.replace(check, name=renamed), self.profile, self.seed)
+            out.append(self._result(result))
+        gradient = _gradient_check(eq, target, setting)
+        if gradient is None:
+            out.append(
+                AuditCheck("gradient", "skip", "the equation has no real-valued inputs to differentiate")
+            )
+        else:
+            out.append(self._result(run_check(gradient, self.profile, self.seed)))
+        return out
+
+    def _result(self, r: CheckResult) -> AuditCheck:
+        check = AuditCheck(
+            r.check,
+            r.status,
+            r.message,
+            r.examples,
+            r.max_abs,
+            r.max_rel,
+            self.tol.atol,
+            self.tol.rtol,
+            r.counterexample,
+            r.seconds,
+        )
+        check._example = r.example  # for heat maps; not part of the report
+        return check
+
+    # -- diagnosis -----------------------------------------------------------------------------------
+    def _candidates(self) -> list[tuple[str, str, Equation]]:
+        root = spec.get(self.eq.variant_of) if self.eq.variant_of else self.eq
+        out = []
+        if root is not self.eq:
+            out.append((f"base {root.id}", "variant", root))
+        for vname in root.variant_names:
+            v = root.variant(vname)
+            if v.id != self.eq.id:
+                out.append((vname, "variant", v))
+        return out
+
+    def _diagnose(self, target: BoundTarget | None) -> list[VariantTrial]:
+        trials: list[VariantTrial] = []
+        polarity = self._flipped_mask(target)
+        conventions = [(None, "")] + ([(polarity, "mask polarity inverted")] if polarity else [])
+        for conv, conv_name in conventions:
+            cands = self._candidates()
+            if conv is not None:
+                cands = [(conv_name, "convention", self.eq)] + [
+                    (f"{n} + {conv_name}", k, e) for n, k, e in cands
+                ]
+            for cname, kind, veq in cands:
+                trials.append(self._try(cname, kind, veq, conv if conv is not None else self.mask))
+            if any(t.matched for t in trials):
+                break
+        return trials
+
+    def _flipped_mask(self, target: BoundTarget | None) -> str | None:
+        conv = self.mask
+        if target is not None:
+            convs = [lay.convention for lay in target.binding.args if getattr(lay, "convention", None)]
+            conv = convs[0] if convs else None
+            if conv is None and any(getattr(lay, "dtype", "") == "bool" for lay in target.binding.args):
+                conv = "bool_keep"
+        return {"bool_keep": "bool_ignore", "bool_ignore": "bool_keep"}.get(conv or "")
+
+    def _try(self, cname: str, kind: str, veq: Equation, mask: str | None) -> VariantTrial:
+        description = veq.description or veq.title
+        try:
+            target = self.target_for(veq, mask)
+        except (BindingError, AuditError) as exc:
+            return VariantTrial(cname, kind, description, False, {}, f"cannot bind: {exc}")
+        eps_free = (
+            any(d.ascii == "eps" for d in veq.params)
+            and "eps" not in self.constants
+            and not _takes(target, "eps")
+        )
+        options = [{"eps": e} for e in EPS_CANDIDATES] if eps_free else [{}]
+        last = None
+        for extra in options:
+            setting = self.setting_for(veq, target, extra)
+            result = self._value_check(veq, target, setting)
+            consts = {**{k: v for k, v in self.constants.items() if _has(veq, k)}, **extra}
+            if result.passed:
+                return VariantTrial(cname, kind, description, True, consts, "", result.max_abs)
+            last = (consts, result)
+        consts, result = last
+        return VariantTrial(cname, kind, description, False, consts, result.message, result.max_abs)
+
+    def _value_check(self, veq: Equation, target: BoundTarget, setting: Setting) -> CheckResult:
+        quick = dataclasses.replace(PROFILES["quick"], shrink_seconds=0.0)
+        planned = checks_for(veq, quick, self.seed, target, setting)
+        name = "impl=oracle" if self.oracle_reachable() else "impl=generated"
+        check = next(c for c in planned if c.name == name)
+        return run_check(check, quick, self.seed)
+
+    # -- heat maps -----------------------------------------------------------------------------------
+    def _heatmaps(self, eq: Equation, target: BoundTarget, checks: list[AuditCheck]) -> list[Heatmap]:
+        maps: list[Heatmap] = []
+        for c in checks:
+            ex = getattr(c, "_example", None)
+            if c.status != "fail" or ex is None or not c.name.startswith("value"):
+                continue
+            try:
+                maps.extend(_value_maps(eq, target, c, ex))
+            except Exception:  # noqa: BLE001 - a heat map is a courtesy: never fail the audit for it
+                continue
+        return maps
+
+    # -- the report ----------------------------------------------------------------------------------
+    def _report(self, checks, variants, heatmaps) -> AuditReport:
+        failed = [c for c in checks if c.status == "fail"]
+        value_failed = [c for c in failed if c.name.startswith(("value", "binding"))]
+        other_failed = [c for c in failed if c not in value_failed]
+        matched = [v for v in variants if v.matched]
+        if not failed:
+            verdict = "pass"
+            summary = (
+                f"{self.label} computes {self.eq.id}: {len(checks)} checks, all passed or not applicable."
+            )
+        elif value_failed and matched and not other_failed:
+            verdict = "variant"
+            names = ", ".join(_with_constants(v) for v in matched)
+            summary = (
+                f"{self.label} does not compute {self.eq.id} as given; it matches {names} instead "
+                f"(audit it --as {_suggest(self.eq, matched[0])} to hold it to that form)."
+            )
+        else:
+            verdict = "fail"
+            what = ", ".join(c.name for c in failed)
+            tail = ""
+            if matched:
+                tail = f"; its values match {', '.join(_with_constants(v) for v in matched)}"
+            elif variants:
+                tail = "; no named variant matches either"
+            summary = f"{self.label} does not compute {self.eq.id}: {what} failed{tail}."
+        return AuditReport(
+            self.label,
+            self.eq.id,
+            verdict,
+            summary,
+            checks,
+            variants,
+            heatmaps,
+            self.device,
+            self.dtype,
+            self.profile.name,
+            self.seed,
+        )
+
+
+def _with_constants(v: VariantTrial) -> str:
+    if not v.constants:
+        return v.name
+    return f"{v.name} ({', '.join(f'{k} = {val:g}' for k, val in v.constants.items())})"
+
+
+def _suggest(eq: Equation, trial: VariantTrial) -> str:
+    root = eq.variant_of or eq.id
+    if trial.kind == "convention":
+        return f"{eq.id} with the other --mask polarity"
+    name = trial.name.split(" + ")[0]
+    if name.startswith("base "):
+        return root
+    return f"{root}[{name}]"
+
+
+def _has(eq: Equation, name: str) -> bool:
+    return any(d.ascii == name for d in (*eq.inputs, *eq.params))
+
+
+def _takes(target: BoundTarget, name: str) -> bool:
+    return any(lay.name == name for lay in target.binding.args)
+
+
+def _inapplicable(eq: Equation, prop: str, setting: Setting) -> str:
+    """Why a property does not apply to a target that fixes some inputs (it would perturb them)."""
+    options = next((inv.options for inv in eq.invariants if inv.name == prop), {})
+    text = repr(options)
+    fixed = [k for k in setting.pins if f"'{k}'" in text and eq.declared(k) in eq.inputs]
+    if fixed:
+        return f"the target fixes {', '.join(fixed)} itself, and this property varies it"
+    return ""
+
+
+# --- extra checks -----------------------------------------------------------------------------------
+def _shape_check(eq: Equation, target: Target, setting: Setting, profile: Profile, seed: int) -> Check:
+    pool = size_tuples(eq, 1, seed, "small", fixed=setting.sizes, derive=setting.derive)
+
+    def run(data, record):
+        ex = _draw(data, eq, pool, record, setting)
+        got = target(ex.arrays, ex.sizes)
+        want = {o.ascii: _expected_shape(eq, o, ex) for o in eq.outputs}
+        for k, shape in want.items():
+            if k not in got:
+                if getattr(target, "partial_outputs", False):
+                    continue
+                raise ShapeMismatch(f"{target.name} returned no value for {k}", check="shape")
+            if tuple(np.shape(got[k])) != shape:
+                raise ShapeMismatch(
+                    f"{target.name}: {k} has shape {tuple(np.shape(got[k]))} in spec layout, the spec "
+                    f"expects {shape} ({eq.space(eq.declared(k))})",
+                    check="shape",
+                )
+        return None
+
+    return Check(eq, "shape", target.name, run)
+
+
+def _expected_shape(eq: Equation, out, ex) -> tuple[int, ...]:
+    from verify.oracle import concrete_shape
+
+    lead = ex.batch if eq.inputs else ()
+    return (*lead, *concrete_shape(out, ex.sizes))
+
+
+def _gradient_check(eq: Equation, target: BoundTarget, setting: Setting) -> Check | None:
+    if not any(_differentiable(eq, d.ascii) for d in (*eq.inputs, *eq.params)):
+        return None
+    if not any(o.entry_kind in (Kind.REAL, Kind.SCORE, Kind.PROBABILITY) for o in eq.outputs):
+        return None
+    generated = _GeneratedVJP(eq)
+    pool = size_tuples(eq, 2, 0, "small", fixed=setting.sizes, derive=setting.derive)
+
+    def run(data, record):
+        ex = _draw(data, eq, pool, record, setting)
+        rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="cotangent seed"))
+        want_out = generated.values(ex.arrays, ex.sizes)
+        cot = {
+            k: rng.standard_normal(np.shape(v))
+            for k, v in want_out.items()
+            if eq.declared(k).entry_kind in (Kind.REAL, Kind.SCORE, Kind.PROBABILITY)
+        }
+        got = target.vjp(ex.arrays, ex.sizes, cot)
+        want = generated.vjp(ex.arrays, ex.sizes, cot)
+        if not got:
+            raise Mismatch(
+                f"{target.name}: its results do not depend differentiably on its inputs (no gradient flows)",
+                check="gradient",
+            )
+        return assert_close(
+            {f"∂/∂{k}": v for k, v in got.items()},
+            {f"∂/∂{k}": v for k, v in want.items() if k in got},
+            _grad_tol(setting.tol),
+            check="gradient",
+            who=target.name,
+            reference="autograd through the generated code",
+        )
+
+    return Check(eq, "gradient", target.name, run)
+
+
+def _grad_tol(tol: Tolerance) -> Tolerance:
+    return Tolerance(tol.atol * 10, tol.rtol * 10)  # a backward pass sums once more
+
+
+class _GeneratedVJP:
+    """Autograd through the generated code, in float64."""
+
+    def __init__(self, eq: Equation) -> None:
+        self.eq = eq
+        self.gen = GeneratedTarget(eq)
+
+    def _args(self, example, grad: bool):
+        from verify.codegen import size_arguments
+
+        args, leaves = [], {}
+        for d in (*self.eq.inputs, *self.eq.params):
+            t = torch.as_tensor(np.asarray(example[d.ascii], dtype=np.float64))
+            if grad and _differentiable(self.eq, d.ascii):
+                t = t.clone().requires_grad_(True)
+                leaves[d.ascii] = t
+            u = t.unsqueeze(-1).unsqueeze(-1) if d.is_scalar else t
+            args.append(u.unsqueeze(-1) if d.is_vector else u)
+        return args, leaves, size_arguments(self.eq)
+
+    def values(self, example, sizes):
+        return self.gen(example, sizes)
+
+    def vjp(self, example, sizes, cot):
+        args, leaves, size_args = self._args(example, True)
+        outs = self.gen.fn(*args, *(int(sizes[a]) for a in size_args))
+        total = 0
+        for o, t in zip(self.eq.outputs, outs, strict=True):
+            if o.ascii not in cot:
+                continue
+            t = t.squeeze(-1) if o.is_vector else t
+            t = t.squeeze(-1).squeeze(-1) if o.is_scalar else t
+            total = total + (t * torch.as_tensor(cot[o.ascii])).sum()
+        names = list(leaves)
+        grads = torch.autograd.grad(total, [leaves[k] for k in names], allow_unused=True)
+        return {
+            k: (np.zeros(leaves[k].shape) if g is None else g.detach().numpy())
+            for k, g in zip(names, grads, strict=True)
+        }
+
+
+# --- heat maps --------------------------------------------------------------------------------------
+def _slice2d(arr: np.ndarray, where: list[int]) -> np.ndarray:
+    arr = np.asarray(arr, dtype=np.float64)
+    if arr.ndim == 0:
+        return arr.reshape(1, 1)
+    if arr.ndim == 1:
+        return arr.reshape(1, -1)
+    lead = tuple(where[: arr.ndim - 2]) if len(where) >= arr.ndim - 2 else (0,) * (arr.ndim - 2)
+    return arr[lead]
+
+
+def _value_maps(eq: Equation, target: BoundTarget, check: AuditCheck, ex) -> list[Heatmap]:
+    from verify.targets import OracleTarget
+
+    reference = OracleTarget(eq) if check.name == "value=oracle" else GeneratedTarget(eq)
+    got = target(ex.arrays, ex.sizes)
+    want = reference(ex.arrays, ex.sizes)
+    details_out = next((k for k in want if k in got), None)
+    where = list(np.unravel_index(0, (1,)))
+    maps = []
+    if details_out is not None:
+        g, w = np.asarray(got[details_out]), np.asarray(want[details_out])
+        if g.shape == w.shape:
+            diff = np.abs(np.nan_to_num(g - w, nan=np.inf))
+            where = [int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape)] if diff.size else []
+        decl = eq.declared(details_out)
+        maps.append(
+            Heatmap(
+                f"output {details_out} (spec layout {eq.space(decl)}), the slice with the largest difference",
+                check.name,
+                _slice2d(g, where),
+                _slice2d(w, where),
+                "row",
+                "column",
+            )
+        )
+    names = {d.ascii for d in eq.inputs}
+    if {"Q", "K", "V"} <= names and "d_v" in eq.free_axes:
+        weights = _attention_weights(eq, target, reference, ex)
+        if weights is not None:
+            tw, sw = weights
+            maps.insert(
+                0,
+                Heatmap(
+                    "attention weights (read by feeding V = I: P = softmax(QKᵀ/√d_k + S) V)",
+                    check.name,
+                    _slice2d(tw, where),
+                    _slice2d(sw, where),
+                    "query i",
+                    "key j",
+                ),
+            )
+    return maps
+
+
+def _attention_weights(eq, target, reference, ex):
+    n = int(ex.sizes["n"])
+    sizes = {**ex.sizes, "d_v": n}
+    arrays = dict(ex.arrays)
+    arrays["V"] = np.broadcast_to(np.eye(n), (*ex.batch, n, n)).copy()
+    out = eq.outputs[0].ascii
+    try:
+        return target(arrays, sizes)[out], reference(arrays, sizes)[out]
+    except Exception:  # noqa: BLE001 - a target bound to fixed sizes may refuse d_v = n
+        return None
+
+
+__all__ = ["AuditError", "ModuleTarget", "audit", "load", "make_target"]
