@@ -1,4 +1,4 @@
-"""The ``lmspec`` command line: list, show, verify, codegen, params.
+"""The ``lmspec`` command line: list, show, verify, codegen, params, audit.
 
 Exit codes: 0 everything passed, 1 a check failed, 2 bad usage or input (one sentence, no traceback).
 """
@@ -15,6 +15,7 @@ from rich.table import Table
 
 import spec
 from spec import SpecError
+from verify.audit_cli import audit_command
 from verify.params_cli import params_command
 
 app = typer.Typer(
@@ -220,6 +221,9 @@ def _write(path: Path, text: str) -> None:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+audit_command(app, console, err, UsageError, _writable, _write)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -158,13 +158,14 @@ def _flags(shape: tuple[int, ...], weight: int) -> st.SearchStrategy[np.ndarray]
 
 @st.composite
 def additive_masks(draw: st.DrawFn, shape: tuple[int, ...]) -> np.ndarray:
-    """Masks ``{0, −∞}`` shaped ``(*batch, n_q, n_k)``: none, causal, padding, or random entries.
+    """Masks ``{0, −∞}`` shaped ``(*batch, n_q, n_k)``: none, causal, padding, random entries, or random
+    entries with one row fully masked.
 
-    Padding may pad every key of an example, and random masks may mask whole rows: fully masked rows
-    are part of the domain.
+    Fully masked rows are part of the domain, and real code disagrees about them (NaN, uniform weights,
+    zeros): one pattern in five has one, so that every check meets them, not only lucky ones.
     """
     *lead, rows, cols = shape
-    pattern = draw(st.sampled_from(["none", "causal", "padding", "random"]))
+    pattern = draw(st.sampled_from(["none", "causal", "padding", "random", "masked row"]))
     if pattern == "none":
         masked = np.zeros(shape, dtype=bool)
     elif pattern == "causal":
@@ -174,6 +175,8 @@ def additive_masks(draw: st.DrawFn, shape: tuple[int, ...]) -> np.ndarray:
         masked = np.broadcast_to(pad, shape).copy()
     else:
         masked = draw(_flags(shape, 3))
+        if pattern == "masked row":
+            masked[..., draw(st.integers(0, rows - 1), label="masked row"), :] = True
     return np.where(masked, -np.inf, 0.0)
 
 
