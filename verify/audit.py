@@ -174,7 +174,7 @@ class BoundTarget(Target):
         for k, g in zip(names, grads, strict=True):
             lay = leaves[k][0]
             g = torch.zeros_like(leaves[k][1]) if g is None else g
-            out[k] = lay.from_impl(g, len(batch), sizes)
+            out[k] = lay.from_impl(g, len(batch) if lay.batched else 0, sizes)
         return out
 
 
@@ -595,6 +595,7 @@ class _Auditor:
 
     def _diagnose(self, target: BoundTarget | None) -> list[VariantTrial]:
         trials: list[VariantTrial] = []
+        self._tried: list[tuple] = []
         polarity = self._flipped_mask(target)
         conventions = [(None, "")] + ([(polarity, "mask polarity inverted")] if polarity else [])
         for conv, conv_name in conventions:
@@ -604,10 +605,33 @@ class _Auditor:
                     (f"{n} + {conv_name}", k, e) for n, k, e in cands
                 ]
             for cname, kind, veq in cands:
-                trials.append(self._try(cname, kind, veq, conv if conv is not None else self.mask))
+                mask = conv if conv is not None else self.mask
+                self._tried.append((cname, kind, veq, mask))
+                trials.append(self._try(cname, kind, veq, mask))
             if any(t.matched for t in trials):
                 break
-        return trials
+        return self._separate(trials)
+
+    def _separate(self, trials: list[VariantTrial]) -> list[VariantTrial]:
+        """Several forms matched: look harder (more examples) and keep those that still match."""
+        matched = [t for t in trials if t.matched]
+        if len(matched) < 2:
+            return trials
+        harder = dataclasses.replace(
+            self.profile, examples=max(40, 4 * self.profile.examples), shrink_examples=0
+        )
+        by_name = {name: (kind, veq, conv) for name, kind, veq, conv in self._tried}
+        out = []
+        for t in trials:
+            if t.matched and t.name in by_name:
+                _, veq, conv = by_name[t.name]
+                target = self.target_for(veq, conv)
+                setting = self.setting_for(veq, target, t.constants)
+                result = self._value_check(veq, target, setting, harder)
+                if not result.passed:
+                    t = dataclasses.replace(t, matched=False, message=f"with more examples: {result.message}")
+            out.append(t)
+        return out
 
     def _flipped_mask(self, target: BoundTarget | None) -> str | None:
         conv = self.mask
@@ -672,7 +696,7 @@ class _Auditor:
     def _confirm(self, cname, kind, description, veq, target, setting, consts, result) -> VariantTrial:
         """The values match: every property and the gradient must hold under the variant too."""
         failed = []
-        fast = dataclasses.replace(self.profile, shrink_seconds=0.0)
+        fast = dataclasses.replace(self.profile, shrink_examples=0)
         for check in checks_for(veq, self.profile, self.seed, target, setting):
             if not check.name.startswith("property:") or _inapplicable(veq, check.name[9:], setting):
                 continue
@@ -689,12 +713,12 @@ class _Auditor:
             return VariantTrial(cname, kind, description, False, consts, message, result.max_abs)
         return VariantTrial(cname, kind, description, True, consts, "", result.max_abs)
 
-    def _value_check(self, veq: Equation, target: BoundTarget, setting: Setting) -> CheckResult:
-        quick = dataclasses.replace(PROFILES["quick"], shrink_seconds=0.0)
-        planned = checks_for(veq, quick, self.seed, target, setting)
+    def _value_check(self, veq: Equation, target: BoundTarget, setting: Setting, profile=None) -> CheckResult:
+        fast = profile or dataclasses.replace(self.profile, shrink_examples=0)
+        planned = checks_for(veq, fast, self.seed, target, setting)
         name = "impl=oracle" if self.oracle_reachable() else "impl=generated"
         check = next(c for c in planned if c.name == name)
-        return run_check(check, quick, self.seed)
+        return run_check(check, fast, self.seed)
 
     # -- heat maps -----------------------------------------------------------------------------------
     def _heatmaps(self, eq: Equation, target: BoundTarget, checks: list[AuditCheck]) -> list[Heatmap]:
@@ -712,20 +736,20 @@ class _Auditor:
     # -- the report ----------------------------------------------------------------------------------
     def _report(self, checks, variants, heatmaps) -> AuditReport:
         failed = [c for c in checks if c.status == "fail"]
-        value_failed = [c for c in failed if c.name.startswith(("value", "binding"))]
-        other_failed = [c for c in failed if c not in value_failed]
         matched = [v for v in variants if v.matched]
         if not failed:
             verdict = "pass"
             summary = (
                 f"{self.label} computes {self.eq.id}: {len(checks)} checks, all passed or not applicable."
             )
-        elif value_failed and matched and not other_failed:
+        elif matched:  # confirmed: under that form every property and the gradient hold too
             verdict = "variant"
             names = ", ".join(_with_constants(v) for v in matched)
+            consts = " ".join(f"--constant {k}={v:g}" for k, v in matched[0].constants.items())
             summary = (
                 f"{self.label} does not compute {self.eq.id} as given; it matches {names} instead "
-                f"(audit it --as {_suggest(self.eq, matched[0])} to hold it to that form)."
+                f"(audit it --as {_suggest(self.eq, matched[0])}{' ' + consts if consts else ''} to hold "
+                "it to that form)."
             )
         else:
             verdict = "fail"
@@ -775,11 +799,21 @@ def _takes(target: BoundTarget, name: str) -> bool:
     return any(lay.name == name for lay in target.binding.args)
 
 
+#: Properties that vary a parameter named in their options (not only read it): LN's affine invariance
+#: compares LN_ε(a h + b) with LN_{ε/a²}(h).
+VARIES_PARAMETER = {"layer_norm_affine_invariance": ("eps",)}
+#: Properties that call the target at other sizes than the example's (M = 1 with the same d_e).
+RESIZES = {"heads_concat", "single_head"}
+
+
 def _inapplicable(eq: Equation, prop: str, setting: Setting) -> str:
-    """Why a property does not apply to a target that fixes some inputs (it would perturb them)."""
+    """Why a property does not apply to a target that fixes some inputs (it would vary them)."""
     options = next((inv.options for inv in eq.invariants if inv.name == prop), {})
     text = repr(options)
-    fixed = [k for k in setting.pins if f"'{k}'" in text and eq.declared(k) in eq.inputs]
+    if prop in RESIZES and (setting.derive or setting.sizes):
+        return "it calls the target at other sizes (one head, the same d_e); the target ties its sizes"
+    varied = {options.get(key) for key in VARIES_PARAMETER.get(prop, ())}
+    fixed = [k for k in setting.pins if f"'{k}'" in text and (eq.declared(k) in eq.inputs or k in varied)]
     if fixed:
         return f"the target fixes {', '.join(fixed)} itself, and this property varies it"
     return ""

@@ -62,7 +62,9 @@ class Layout:
             return t.to(torch.int64).to(device)
         return t.to(dtype=dtype, device=device)
 
-    def from_impl(self, t: torch.Tensor, batch_ndim: int, sizes: Mapping[str, int] | None = None) -> np.ndarray:
+    def from_impl(
+        self, t: torch.Tensor, batch_ndim: int, sizes: Mapping[str, int] | None = None
+    ) -> np.ndarray:
         if self.dtype in ("python float", "python int"):
             return np.asarray(float(t))
         arr = (

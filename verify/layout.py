@@ -30,7 +30,7 @@ import sympy as sp
 import torch
 
 from spec import Equation, Kind
-from verify._errors import BindingError
+from verify._errors import BindingError, ShapeMismatch
 from verify.binding import _AXIS_LOCALS, convert_mask, is_mask, spec_axes
 
 _TOKEN = re.compile(r"\(|\)|\.\.\.|[^\s()]+")
@@ -101,6 +101,15 @@ def _resolve(pattern: Pattern, axes: Sequence[sp.Expr], names: Sequence[str], wh
     free = list(range(len(axes)))
     out: list[tuple[int, ...]] = []
     for group in groups:
+        if len(group) > 1 and "..." not in group:  # one spec axis that is itself a product (W_O: M·d_v)
+            product = sp.Mul(
+                *(sp.Integer(int(t)) if t.isdigit() else sp.sympify(t, locals=_AXIS_LOCALS) for t in group)
+            )
+            whole = next((k for k in free if sp.simplify(axes[k] - product) == 0), None)
+            if whole is not None:
+                out.append((whole,))
+                free.remove(whole)
+                continue
         idx = []
         for tok in group:
             if tok == "...":
@@ -347,6 +356,13 @@ class ParamMapping:
         if self.mode != "map":
             return None
         arrays = [np.asarray(example[s], dtype=np.float64) for s in self.sources]
+        if len({a.shape for a in arrays}) > 1:
+            shapes = ", ".join(f"{s} {list(a.shape)}" for s, a in zip(self.sources, arrays, strict=True))
+            raise ShapeMismatch(
+                f"parameter mapping {self.path!r}: cannot stack {shapes}; tie their sizes (derive=, e.g. "
+                "{'d_v': 'd_k'})",
+                check="shape",
+            )
         arr = np.stack(arrays) if len(arrays) > 1 else arrays[0]
         perm = [i for g in self.groups for i in g]
         moved = np.transpose(arr, perm)
@@ -370,9 +386,9 @@ def parse_param(path: str, text: str, eq: Equation) -> ParamMapping:
         if s not in decls:
             raise BindingError(f"{where}: {s!r} is not a parameter of {eq.id} ({', '.join(decls) or 'none'})")
     axes = spec_axes(decls[sources[0]])
-    for s in sources[1:]:
-        if [str(a) for a in spec_axes(decls[s])] != [str(a) for a in axes]:
-            raise BindingError(f"{where}: {sources[0]} and {s} have different shapes and cannot be stacked")
+    for s in sources[1:]:  # stacked: the same number of axes; the sizes must agree when filled
+        if len(spec_axes(decls[s])) != len(axes):
+            raise BindingError(f"{where}: {sources[0]} and {s} have different ranks and cannot be stacked")
     if len(sources) > 1:
         if not arrow:
             raise BindingError(f"{where}: several sources need '-> axes' with {len(sources)} as their axis")

@@ -425,7 +425,7 @@ WRONG = [
 
 
 #: The default profile's examples with little shrinking: a caught bug need not be shrunk far here.
-TEETH = Profile("teeth", oracle_sizes=3, large_sizes=2, examples=12, property_examples=8, shrink_seconds=0.2)
+TEETH = Profile("teeth", oracle_sizes=3, large_sizes=2, examples=12, property_examples=8, shrink_examples=10)
 
 
 @pytest.mark.parametrize(("bug", "eq_id", "fn", "catchers"), WRONG, ids=[w[0] for w in WRONG])

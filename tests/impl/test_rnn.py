@@ -211,7 +211,7 @@ WRONG = [
 
 
 #: The default profile, shrinking for 0.2 s only: these tests need the verdict, not the smallest case.
-TEETH = dataclasses.replace(PROFILES["default"], name="teeth", shrink_seconds=0.2)
+TEETH = dataclasses.replace(PROFILES["default"], name="teeth", shrink_examples=10)
 
 
 @pytest.mark.parametrize(("bug", "eq_id", "fn", "catchers"), WRONG, ids=[w[0] for w in WRONG])

@@ -1,0 +1,393 @@
+"""The audit engine: binding by annotations, layout strings and module parameter maps; pins, constants and
+fixed sizes; every check; the variant diagnosis; reports; the pytest fixture."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+import impl
+import spec
+from verify._errors import BindingError
+from verify.audit import AuditError, audit, load
+from verify.audit_report import to_json, to_junit
+from verify.layout import parse_axes, parse_param
+
+SDPA_LAYOUT = "q=b h n d_k, k=b h n d_k, v=b h n d_v, mask=b h n n -> b h n d_v"
+
+
+def sdpa_keep(q, k, v, mask):
+    """(batch, heads, seq, dim) attention with a keep mask; a fully masked row gives zeros, as the spec."""
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)
+    return weights @ v
+
+
+def statuses(report) -> dict[str, str]:
+    return {c.name: c.status for c in report.checks}
+
+
+# --- impl/ audits clean (dogfood) --------------------------------------------------------------------
+DOGFOOD = [
+    "attention.scaled_dot_product",
+    "attention.multi_head",
+    "norm.layer_norm",
+    "transformer.ffn",
+    "transformer.block_pre_ln",
+    "lm.cross_entropy",
+    "lstm.hidden",
+    "positional.sinusoidal",
+]
+
+
+@pytest.mark.parametrize("eq_id", DOGFOOD)
+def test_impl_audits_clean(eq_id):
+    report = audit(impl.implementation(eq_id), profile="quick")  # the equation comes from @implements
+    assert report.equation == eq_id
+    assert report.verdict == "pass", report.summary
+    assert report.variants == [] and report.failures == []
+
+
+def test_impl_audit_by_name_uses_the_registered_equation():
+    report = audit("impl.attention:scaled_dot_product", profile="quick")
+    assert (report.equation, report.verdict) == ("attention.scaled_dot_product", "pass")
+    assert {c.name for c in report.checks} >= {"shape", "value=oracle", "value=generated", "gradient"}
+
+
+# --- layout strings ----------------------------------------------------------------------------------
+def test_layout_string_function_passes_every_check():
+    report = audit(
+        sdpa_keep, "attention.scaled_dot_product", layout=SDPA_LAYOUT, mask="bool_keep", profile="quick"
+    )
+    assert report.verdict == "pass", report.summary
+    assert set(statuses(report).values()) == {"pass"}
+    oracle = next(c for c in report.checks if c.name == "value=oracle")
+    assert oracle.max_abs < 1e-12 and oracle.atol == 1e-10 and oracle.rtol == 1e-9
+
+
+def test_grouped_axes_and_transposed_layout():
+    """Heads side by side in one axis ((M d_k)) and the spec's d_e×n H read as (n, d_e)."""
+    mha = impl.implementation("attention.multi_head")
+
+    def fused(x, wq, bq, wk, bk, wv, bv, wo, bo, mask):
+        return mha(x, wq, bq, wk, bk, wv, bv, wo, bo, mask)
+
+    layout = (
+        "x:H=b n d_e, wq:W_Q=M d_e d_k, bq:b_Q=M d_k, wk:W_K=M d_e d_k, bk:b_K=M d_k, wv:W_V=M d_e d_v, "
+        "bv:b_V=M d_v, wo:W_O=(M d_v) d_e, bo:b_O=d_e, mask:S=b n n -> b n d_e"
+    )
+    report = audit(fused, "attention.multi_head", layout=layout, profile="quick")
+    assert report.verdict == "pass", report.summary
+
+
+def test_parse_axes_groups_and_errors():
+    assert parse_axes("b h n (M d_k)", "t").groups == (("b",), ("h",), ("n",), ("M", "d_k"))
+    with pytest.raises(BindingError, match="unclosed parenthesis"):
+        parse_axes("n (M d_k", "t")
+    with pytest.raises(BindingError, match="nested parentheses"):
+        parse_axes("((n))", "t")
+
+
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [
+        ("q=b h n d_k, k=b h n d_k, v=b h n d_v, mask=b h n n", r"no single '->'"),
+        ("q=b h n d_k, k=b h n d_k, v=b h n d_v -> b h n d_v", r"no argument takes the spec's S"),
+        (
+            "q=b h n d_k, k=b h n d_k, v=b h n d_v, mask=b h n n -> b h n d_e",
+            r"axis 'd_e' .* not a \(remaining\)",
+        ),
+        ("q=b h n, k=b h n d_k, v=b h n d_v, mask=b h n n -> b h n d_v", r"leaves out the axes d_k"),
+        ("query=b n d_k, k=b n d_k, v=b n d_v, mask=b n n -> b n d_v", r"has no parameter 'query'"),
+        ("q=b n d_k, k=b n d_k, v=b n d_v, mask=b n n -> b n d_v, b n d_v", r"more results than"),
+    ],
+)
+def test_malformed_layouts_are_clear_errors(layout, message):
+    report = audit(sdpa_keep, "attention.scaled_dot_product", layout=layout, profile="quick", diagnose=False)
+    assert report.verdict == "error"
+    assert report.checks[0].name == "binding"
+    assert __import__("re").search(message, report.checks[0].message), report.checks[0].message
+
+
+# --- modules: classes built per size, parameters mapped --------------------------------------------
+class FusedSelfAttention(torch.nn.Module):
+    """Karpathy-style: one Linear for q, k and v, heads split with view/transpose, its own bias names."""
+
+    def __init__(self, d_model: int, n_head: int, bias: bool = True):
+        super().__init__()
+        self.n_head = n_head
+        self.qkv = torch.nn.Linear(d_model, 3 * d_model, bias=bias)
+        self.proj = torch.nn.Linear(d_model, d_model, bias=bias)
+
+    def forward(self, x, mask):
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).split(d, dim=-1)
+        q, k, v = (t.view(b, n, self.n_head, d // self.n_head).transpose(1, 2) for t in (q, k, v))
+        out = sdpa_keep(q, k, v, mask[:, None])
+        return self.proj(out.transpose(1, 2).reshape(b, n, d))
+
+
+FUSED_PARAMS = {
+    "qkv.weight": "W_Q, W_K, W_V -> (3 M d_k) d_e",
+    "qkv.bias": "b_Q, b_K, b_V -> (3 M d_k)",
+    "proj.weight": "W_O -> d_e (M d_v)",
+    "proj.bias": "b_O",
+}
+FUSED = dict(
+    init={"d_model": "d_e", "n_head": "M"},
+    params=FUSED_PARAMS,
+    layout="x:H=b n d_e, mask:S=b n n -> b n d_e",
+    mask="bool_keep",
+    derive={"d_e": "M*d_k", "d_v": "d_k"},
+)
+
+
+def test_module_class_with_fused_qkv_passes():
+    report = audit(FusedSelfAttention, "attention.multi_head", profile="quick", **FUSED)
+    assert report.verdict == "pass", report.summary
+
+
+def test_module_without_biases_is_the_no_bias_variant():
+    params = {k: v for k, v in FUSED_PARAMS.items() if "bias" not in k}
+    init = {"d_model": "d_e", "n_head": "M", "bias": False}
+    report = audit(
+        FusedSelfAttention,
+        "attention.multi_head",
+        profile="quick",
+        **{**FUSED, "init": init, "params": params},
+    )
+    assert report.verdict == "variant", report.summary
+    assert report.matched == ["no_bias"]
+    assert "--as attention.multi_head[no_bias]" in report.summary
+
+
+def test_unmapped_and_misshapen_module_parameters():
+    params = {k: v for k, v in FUSED_PARAMS.items() if k != "qkv.bias"}
+    report = audit(
+        FusedSelfAttention,
+        "attention.multi_head",
+        profile="quick",
+        diagnose=False,
+        **{**FUSED, "params": params},
+    )
+    assert report.verdict == "fail"
+    shape = next(c for c in report.checks if c.name == "shape")
+    assert "no mapping for the module parameters qkv.bias" in shape.message
+    wrong = {**FUSED_PARAMS, "proj.weight": "W_O -> (M d_v) d_e"}  # transposed: only square sizes fit
+    report = audit(
+        FusedSelfAttention,
+        "attention.multi_head",
+        profile="quick",
+        diagnose=False,
+        **{**FUSED, "params": wrong},
+    )
+    assert report.verdict == "fail"
+    assert any(c.status == "fail" for c in report.checks if c.name.startswith("value"))
+
+
+def test_parse_param_errors():
+    eq = spec.get("attention.multi_head")
+    with pytest.raises(BindingError, match="'W_X' is not a parameter"):
+        parse_param("q.weight", "W_X -> d_e d_k", eq)
+    with pytest.raises(BindingError, match="W_Q and b_Q have different ranks"):
+        parse_param("qkv.weight", "W_Q, b_Q -> d_e (3 M d_k)", eq)
+    assert parse_param("extra.bias", "0", eq).mode == "zero"
+
+
+# --- pins, constants and fixed sizes -----------------------------------------------------------------
+def causal_only(
+    Q: Float[Tensor, "*batch n d_k"], K: Float[Tensor, "*batch n d_k"], V: Float[Tensor, "*batch n d_v"]
+) -> Float[Tensor, "*batch n d_v"]:
+    return torch.nn.functional.scaled_dot_product_attention(Q, K, V, is_causal=True)
+
+
+def test_pinned_mask_and_inapplicable_properties():
+    from verify.adapters import causal_pin
+
+    report = audit(causal_only, "attention.scaled_dot_product", pins={"S": causal_pin}, profile="quick")
+    assert report.verdict == "pass", report.summary
+    st = statuses(report)
+    assert st["property:causal"] == "skip" and st["value=oracle"] == "pass"
+    skipped = next(c for c in report.checks if c.name == "property:causal")
+    assert "fixes S itself" in skipped.message
+    # without the pin it cannot be bound: the spec's S has no argument
+    report = audit(causal_only, "attention.scaled_dot_product", profile="quick", diagnose=False)
+    assert report.verdict == "error" and "S" in report.summary
+
+
+def hand_layer_norm(x, gamma, beta):
+    mu = x.mean(-1, keepdim=True)
+    var = ((x - mu) ** 2).mean(-1, keepdim=True)
+    return gamma * (x - mu) / torch.sqrt(var + 1e-5) + beta
+
+
+LN_LAYOUT = "x:H=b n d_e, gamma:alpha=d_e, beta:beta=d_e -> b n d_e"
+
+
+def test_layer_norm_eps_is_found_with_its_value():
+    report = audit(hand_layer_norm, "norm.layer_norm", layout=LN_LAYOUT, profile="quick")
+    assert report.verdict == "variant", report.summary
+    matched = [v for v in report.variants if v.matched]
+    assert [v.name for v in matched] == ["eps"] and matched[0].constants == {"eps": 1e-5}
+    # held to the variant with the constant given, it passes
+    report = audit(
+        hand_layer_norm, "norm.layer_norm[eps]", layout=LN_LAYOUT, constants={"eps": 1e-5}, profile="quick"
+    )
+    assert report.verdict == "pass", report.summary
+
+
+def test_variant_without_its_constant_is_an_error_naming_it():
+    report = audit(hand_layer_norm, "norm.layer_norm[eps]", layout=LN_LAYOUT, profile="quick", diagnose=False)
+    assert report.verdict == "error" and "--constant eps=" in report.summary
+
+
+def test_fixed_sizes_beyond_the_oracle_use_the_generated_code():
+    report = audit(impl.implementation("transformer.ffn"), sizes={"d_e": 24, "d_f": 40}, profile="quick")
+    st = statuses(report)
+    assert report.verdict == "pass" and st["value=oracle"] == "skip" and st["value=generated"] == "pass"
+
+
+# --- diagnosis ---------------------------------------------------------------------------------------
+def sdpa_ignore_polarity(q, k, v, mask):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    scores = scores.masked_fill(mask, float("-inf"))  # written for an ignore mask
+    return torch.softmax(scores, dim=-1).nan_to_num(0.0) @ v
+
+
+def test_mask_polarity_is_diagnosed():
+    report = audit(
+        sdpa_ignore_polarity,
+        "attention.scaled_dot_product",
+        layout=SDPA_LAYOUT,
+        mask="bool_keep",
+        profile="quick",
+    )
+    assert report.verdict == "variant", report.summary
+    assert report.matched == ["mask polarity inverted"]
+    # and under its own convention it passes
+    report = audit(
+        sdpa_ignore_polarity,
+        "attention.scaled_dot_product",
+        layout=SDPA_LAYOUT,
+        mask="bool_ignore",
+        profile="quick",
+    )
+    assert report.verdict == "pass"
+
+
+def sdpa_query_softmax(q, k, v, mask):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]) + mask
+    return torch.softmax(scores, dim=-2).nan_to_num(0.0) @ v
+
+
+def test_a_bug_with_no_variant_fails_with_every_check_reported_and_heat_maps():
+    report = audit(sdpa_query_softmax, "attention.scaled_dot_product", layout=SDPA_LAYOUT, profile="quick")
+    assert report.verdict == "fail"
+    assert not report.matched and report.variants  # every variant tried, none fits
+    failed = {c.name for c in report.failures}
+    assert {"value=oracle", "value=generated"} <= failed
+    oracle = next(c for c in report.checks if c.name == "value=oracle")
+    assert oracle.counterexample["sizes"] and oracle.max_abs > 1e-3
+    titles = [h.title for h in report.heatmaps]
+    assert any(t.startswith("attention weights") for t in titles)
+    weights = next(h for h in report.heatmaps if h.title.startswith("attention weights"))
+    assert weights.target.shape == weights.spec.shape and weights.target.ndim == 2
+    # the spec's weights are rows that sum to one (or zero rows where fully masked); the target's are not
+    row_sums = np.nansum(weights.spec, axis=-1)
+    assert np.all(np.isclose(row_sums, 1.0) | np.isclose(row_sums, 0.0))
+
+
+def test_a_target_that_raises_is_a_failure_with_its_message():
+    def broken(q, k, v, mask):
+        raise RuntimeError("CUDA kernel not found")
+
+    report = audit(
+        broken, "attention.scaled_dot_product", layout=SDPA_LAYOUT, profile="quick", diagnose=False
+    )
+    assert report.verdict == "fail"
+    assert "RuntimeError: CUDA kernel not found" in report.checks[0].message
+
+
+# --- dtypes and devices -----------------------------------------------------------------------------
+def test_float32_uses_the_float32_tolerance():
+    report = audit(impl.implementation("attention.multi_head"), dtype="float32", profile="quick")
+    assert report.verdict == "pass", report.summary
+    oracle = next(c for c in report.checks if c.name == "value=oracle")
+    assert (oracle.atol, oracle.rtol) == (1e-5, 1e-4)
+    assert oracle.max_abs > 1e-9  # float32 rounding is visible (and within the float32 tolerance: it passed)
+    strict = audit(
+        impl.implementation("attention.multi_head"), dtype="float32", profile="quick", diagnose=False
+    )
+    assert strict.verdict == "pass"
+
+
+def test_unknown_device_and_dtype_are_clear_errors():
+    with pytest.raises(AuditError, match="device 'cuda:7' is not available here"):
+        audit(sdpa_keep, "attention.scaled_dot_product", layout=SDPA_LAYOUT, device="cuda:7")
+    with pytest.raises(AuditError, match="unknown dtype 'float8'"):
+        audit(sdpa_keep, "attention.scaled_dot_product", layout=SDPA_LAYOUT, dtype="float8")
+
+
+# --- loading -----------------------------------------------------------------------------------------
+def test_load_errors(tmp_path):
+    with pytest.raises(AuditError, match="no file"):
+        load(str(tmp_path / "missing.py") + ":f")
+    bad = tmp_path / "bad.py"
+    bad.write_text("import not_a_module_anywhere\n")
+    with pytest.raises(AuditError, match="importing .*bad.py raised ModuleNotFoundError"):
+        load(f"{bad}:f")
+    ok = tmp_path / "ok.py"
+    ok.write_text("x = 3\ndef f():\n    pass\n")
+    with pytest.raises(AuditError, match="x is a int, not callable"):
+        load(f"{ok}:x")
+    with pytest.raises(AuditError, match="has no attribute 'g'"):
+        load(f"{ok}:g")
+    with pytest.raises(AuditError, match="expected a built-in name"):
+        load("no_such_target")
+    assert callable(load(f"{ok}:f"))
+
+
+def test_unknown_equation_is_an_audit_error():
+    with pytest.raises(AuditError, match="attention.nope"):
+        audit(sdpa_keep, "attention.nope", layout=SDPA_LAYOUT)
+
+
+# --- reports -----------------------------------------------------------------------------------------
+def test_json_is_byte_identical_for_a_seed_and_junit_lists_every_check():
+    runs = [
+        audit(sdpa_query_softmax, "attention.scaled_dot_product", layout=SDPA_LAYOUT, profile="quick", seed=3)
+        for _ in range(2)
+    ]
+    first, second = (to_json([r]) for r in runs)
+    assert first == second
+    doc = json.loads(first)["reports"][0]
+    assert doc["verdict"] == "fail" and doc["checks"][1]["name"] == "value=oracle"
+    xml = to_junit(runs[:1])
+    assert xml.count("<testcase") == len(runs[0].checks) and "<failure" in xml
+
+
+# --- the pytest fixture (the plugin is loaded through its entry point) ---------------------------------
+def test_fixture_passes_a_correct_target(lmspec_audit):
+    report = lmspec_audit(
+        sdpa_keep, "attention.scaled_dot_product", layout=SDPA_LAYOUT, mask="bool_keep", profile="quick"
+    )
+    assert report.verdict == "pass"
+
+
+def test_fixture_fails_a_wrong_target_with_the_findings(lmspec_audit):
+    with pytest.raises(AssertionError, match=r"FAIL value=oracle: .*sdpa_query_softmax"):
+        lmspec_audit(sdpa_query_softmax, "attention.scaled_dot_product", layout=SDPA_LAYOUT, profile="quick")
+
+
+def test_fixture_accepts_a_named_variant_only_when_asked(lmspec_audit):
+    with pytest.raises(AssertionError, match="matches eps"):
+        lmspec_audit(hand_layer_norm, "norm.layer_norm", layout=LN_LAYOUT, profile="quick")
+    report = lmspec_audit(
+        hand_layer_norm, "norm.layer_norm", layout=LN_LAYOUT, profile="quick", accept=["eps"]
+    )
+    assert report.matched == ["eps"]
