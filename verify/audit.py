@@ -610,7 +610,43 @@ class _Auditor:
                 trials.append(self._try(cname, kind, veq, mask))
             if any(t.matched for t in trials):
                 break
+        if not any(t.matched for t in trials) and self._masks():
+            trials.append(self._fully_masked_trial(target))
         return self._separate(trials)
+
+    def _masks(self) -> list[str]:
+        return [d.ascii for d in self.eq.inputs if d.entry_kind in (Kind.ADDITIVE_MASK, Kind.MASK)]
+
+    def _fully_masked_trial(self, target: BoundTarget | None) -> VariantTrial:
+        """The fully-masked-row convention: does the target compute the equation everywhere else?"""
+        name = "fully masked rows differ"
+        description = (
+            "the target agrees with the equation except where a query may attend to nothing (a fully masked "
+            "row), to which the spec gives zero weights"
+        )
+        if target is None:
+            return VariantTrial(name, "convention", description, False, {}, "the target cannot be bound")
+        masks = [(m, self.eq.declared(m).entry_kind == Kind.ADDITIVE_MASK) for m in self._masks()]
+
+        def fully_masked(ex) -> bool:
+            for m, additive in masks:
+                arr = np.asarray(ex.arrays[m])
+                blocked = np.isneginf(arr) if additive else arr <= 0
+                if arr.ndim and blocked.all(axis=-1).any():
+                    return True
+            return False
+
+        setting = dataclasses.replace(self.setting_for(self.eq, target), exclude=fully_masked)
+        result = self._value_check(self.eq, target, setting)
+        if not result.passed:
+            return VariantTrial(name, "convention", description, False, {}, result.message, result.max_abs)
+        seen = [ex for _, ex in self.witnesses if fully_masked(ex)]
+        if seen:
+            got = target(seen[0].arrays, seen[0].sizes)
+            values = np.concatenate([np.ravel(v) for v in got.values()])
+            what = "NaN" if np.isnan(values).any() else "finite values, not the spec's zeros"
+            description += f"; on them it gives {what}"
+        return self._confirm(name, "convention", description, self.eq, target, setting, {}, result)
 
     def _separate(self, trials: list[VariantTrial]) -> list[VariantTrial]:
         """Several forms matched: look harder (more examples) and keep those that still match."""

@@ -18,9 +18,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, reject, settings
 from hypothesis import seed as hseed
 from hypothesis import strategies as st
+from hypothesis.errors import UnsatisfiedAssumption
 
 from spec import Equation
 from verify._errors import Mismatch
@@ -112,6 +113,7 @@ class Setting:
     derive: Mapping[str, str] = field(default_factory=dict)
     batches: tuple[tuple[int, ...], ...] = ((), (2,))
     tol: Tolerance = POLICY["float64"]
+    exclude: Callable[[Example], bool] | None = None  # examples outside the domain being checked
 
     def pinned(self, eq: Equation, ex: Example) -> Example:
         if not self.pins:
@@ -134,6 +136,8 @@ def _draw(data, eq: Equation, pool: list[dict], record: dict, setting: Setting =
     sizes = data.draw(st.sampled_from(pool), label="sizes")
     batch = data.draw(st.sampled_from(setting.batches), label="batch axes")
     ex = setting.pinned(eq, data.draw(examples(eq, sizes, batch), label="example"))
+    if setting.exclude is not None and setting.exclude(ex):
+        reject()
     record["example"] = ex
     gate = record.get("gate")
     if gate is not None:
@@ -231,6 +235,8 @@ def run_check(check: Check, profile: Profile, seed: int) -> CheckResult:
         try:
             result = check.run(data, record)
             state["count"] += 1
+        except UnsatisfiedAssumption:  # an example outside the checked domain (Setting.exclude)
+            raise
         except Exception as exc:  # a mismatch, or the target crashed on an input the spec accepts
             state["failure"] = (exc, record.get("example"))
             if state["shrunk"] is None:

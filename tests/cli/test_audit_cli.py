@@ -1,0 +1,228 @@
+"""`lmspec audit`: exit codes, one-sentence errors, reports, the README walkthrough."""
+
+import json
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from verify.cli import main
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+LAYOUT = "q=b h n d_k, k=b h n d_k, v=b h n d_v, mask=b h n n -> b h n d_v"
+
+GOOD = """
+import math
+import torch
+
+def attention(q, k, v, mask):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
+    scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=-1).nan_to_num(0.0) @ v
+
+def unscaled(q, k, v, mask):
+    scores = (q @ k.transpose(-2, -1)).masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=-1).nan_to_num(0.0) @ v
+
+def broken(q, k, v, mask):
+    raise ValueError("not implemented yet")
+
+NOT_CALLABLE = 3
+"""
+
+
+@pytest.fixture
+def user_file(tmp_path):
+    path = tmp_path / "attn.py"
+    path.write_text(textwrap.dedent(GOOD))
+    return path
+
+
+def run(capsys, *args):
+    code = main(["audit", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_a_correct_function_passes_with_exit_0_and_writes_every_report(user_file, tmp_path, capsys):
+    paths = {k: tmp_path / f"report.{k}" for k in ("json", "xml", "html")}
+    code, out, err = run(
+        capsys,
+        f"{user_file}:attention",
+        "--as",
+        "attention.scaled_dot_product",
+        "--layout",
+        LAYOUT,
+        "--mask",
+        "bool_keep",
+        "--profile",
+        "quick",
+        "--json",
+        str(paths["json"]),
+        "--junit",
+        str(paths["xml"]),
+        "--html",
+        str(paths["html"]),
+    )
+    assert code == 0, out + err
+    assert ": pass" in out and "value=oracle" in out and "gradient" in out
+    doc = json.loads(paths["json"].read_text())
+    assert doc["reports"][0]["verdict"] == "pass"
+    assert "<testsuites" in paths["xml"].read_text()
+    html = paths["html"].read_text()
+    assert html.startswith("<!DOCTYPE html>") and "<script" not in html
+
+
+def test_a_variant_exits_1_and_names_the_variant(user_file, capsys):
+    code, out, _ = run(
+        capsys,
+        f"{user_file}:unscaled",
+        "--as",
+        "attention.scaled_dot_product",
+        "--layout",
+        LAYOUT,
+        "--mask",
+        "bool_keep",
+        "--profile",
+        "quick",
+    )
+    assert code == 1
+    assert ": variant" in out and "unscaled — matches" in out
+    assert "--as attention.scaled_dot_product[unscaled]" in out
+
+
+def test_a_target_that_raises_fails_with_its_message(user_file, capsys):
+    code, out, _ = run(
+        capsys,
+        f"{user_file}:broken",
+        "--as",
+        "attention.scaled_dot_product",
+        "--layout",
+        LAYOUT,
+        "--profile",
+        "quick",
+    )
+    assert code == 1
+    assert "raised ValueError: not implemented yet" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "sentence"),
+    [
+        (
+            ["{f}:attention", "--as", "attention.nope", "--layout", LAYOUT],
+            r"unknown equation|attention\.nope",
+        ),
+        (
+            ["{f}:NOT_CALLABLE", "--as", "attention.scaled_dot_product"],
+            r"NOT_CALLABLE is a int, not callable",
+        ),
+        (["{f}:missing", "--as", "attention.scaled_dot_product"], r"has no attribute 'missing'"),
+        (["no/such/file.py:f", "--as", "attention.scaled_dot_product"], r"there is no file no/such/file.py"),
+        (["nonexistent_pkg_xyz:f", "--as", "attention.scaled_dot_product"], r"ModuleNotFoundError"),
+        (
+            ["{f}:attention", "--as", "attention.scaled_dot_product"],
+            r"has no jaxtyping annotation|not a symbol",
+        ),
+        (
+            ["{f}:attention", "--as", "attention.scaled_dot_product", "--layout", "q=b n d_k"],
+            r"no single '->'",
+        ),
+        (
+            ["{f}:attention", "--as", "attention.scaled_dot_product", "--layout", LAYOUT, "--mask", "maybe"],
+            r"--mask",
+        ),
+        (["{f}:attention", "--as", "attention.scaled_dot_product", "--dtype", "float8"], r"--dtype"),
+        (["{f}:attention", "--as", "attention.scaled_dot_product", "--profile", "slow"], r"unknown profile"),
+        (
+            ["{f}:attention", "--as", "attention.scaled_dot_product", "--size", "d_e=big"],
+            r"not a whole number",
+        ),
+        (["{f}:attention", "--as", "attention.scaled_dot_product", "--constant", "eps"], r"KEY=VALUE"),
+        (
+            ["{f}:attention", "--as", "attention.scaled_dot_product", "--device", "cuda:9"],
+            r"not available here",
+        ),
+        (["{f}:attention"], r"say which equation"),
+        ([], r"say what to audit"),
+        (["--builtins", "jax"], r"--builtins takes torch, hf or all"),
+        (["torch.nn.NotAThing"], r"expected a built-in name"),
+    ],
+)
+def test_bad_input_is_exit_2_and_one_sentence(user_file, capsys, args, sentence):
+    args = [a.replace("{f}", str(user_file)) for a in args]
+    code, out, err = run(capsys, *args)
+    assert code == 2, out + err
+    assert err.startswith("lmspec: error: ") and len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err + out
+    assert re.search(sentence, err), err
+
+
+def test_unwritable_report_is_refused_before_the_audit(user_file, tmp_path, capsys):
+    code, _, err = run(
+        capsys,
+        f"{user_file}:attention",
+        "--as",
+        "attention.scaled_dot_product",
+        "--layout",
+        LAYOUT,
+        "--json",
+        str(tmp_path),
+    )
+    assert code == 2 and "it is a directory" in err
+
+
+def test_list_shows_every_builtin(capsys):
+    from verify.adapters import builtins
+
+    code, out, _ = run(capsys, "--list")
+    assert code == 0
+    for name in builtins():
+        assert name in out
+    assert f"{len(builtins())} built-ins" in out
+
+
+def test_a_builtin_by_name(capsys):
+    code, out, _ = run(capsys, "torch.nn.LayerNorm", "--profile", "quick")
+    assert code == 0, out
+    assert "torch.nn.LayerNorm as norm.layer_norm[eps]: pass" in out
+
+
+def test_json_report_is_byte_identical_for_a_seed(user_file, tmp_path, capsys):
+    texts = []
+    for k in range(2):
+        path = tmp_path / f"r{k}.json"
+        run(
+            capsys,
+            f"{user_file}:unscaled",
+            "--as",
+            "attention.scaled_dot_product",
+            "--layout",
+            LAYOUT,
+            "--profile",
+            "quick",
+            "--seed",
+            "5",
+            "--json",
+            str(path),
+        )
+        texts.append(path.read_bytes())
+    assert texts[0] == texts[1]
+
+
+def test_readme_audit_walkthrough_runs_as_written(tmp_path, capsys, monkeypatch):
+    """The README's one-command audit of a user's attention function: the file and the command, verbatim."""
+    text = README.read_text(encoding="utf-8")
+    source = re.search(r"```python\n# my_attention\.py\n(.*?)```", text, re.S)
+    command = re.search(r"^lmspec audit my_attention\.py:attention (.*)$", text, re.M)
+    assert source and command, "the README has the audit walkthrough"
+    (tmp_path / "my_attention.py").write_text(source.group(1))
+    monkeypatch.chdir(tmp_path)
+    args = re.findall(r'"[^"]*"|\S+', command.group(1))
+    code = main(["audit", "my_attention.py:attention", *[a.strip('"') for a in args]])
+    out = capsys.readouterr().out
+    verdict = re.search(r"^\s*# → (\w+)", text[command.end() :], re.M)
+    assert verdict, "the README says what the walkthrough's audit concludes"
+    assert f": {verdict.group(1)}" in out
+    assert code == (0 if verdict.group(1) == "pass" else 1)
