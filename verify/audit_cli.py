@@ -73,6 +73,7 @@ def audit_command(app, console, err, usage_error, writable, write) -> None:
         ),
         constant: list[str] = typer.Option(None, "--constant", help="A scalar it fixes, e.g. eps=1e-5."),
         size: list[str] = typer.Option(None, "--size", help="An axis size it fixes, e.g. d_e=64."),
+        derive: list[str] = typer.Option(None, "--derive", help="An axis it ties to others, e.g. d_e=M*d_k."),
         device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 …"),
         dtype: str = typer.Option("float64", "--dtype", help="float64, float32, float16 or bfloat16."),
         profile: str = typer.Option("default", "--profile", "-p", help="quick, default or thorough."),
@@ -81,6 +82,7 @@ def audit_command(app, console, err, usage_error, writable, write) -> None:
         junit_path: Path = typer.Option(None, "--junit", help="Write a JUnit XML report here."),
         html_path: Path = typer.Option(None, "--html", help="Write a self-contained HTML report here."),
         list_: bool = typer.Option(False, "--list", help="List the built-in targets and exit."),
+        markdown: bool = typer.Option(False, "--markdown", help="With --list: each one's parameter mapping."),
         builtins_: str = typer.Option(
             None, "--builtins", help="Audit every built-in of a group: torch, hf or all."
         ),
@@ -90,6 +92,11 @@ def audit_command(app, console, err, usage_error, writable, write) -> None:
         from verify.audit import DTYPES, audit
         from verify.runner import PROFILES
 
+        if list_ and markdown:
+            from verify.adapters import mapping_markdown
+
+            print(mapping_markdown(), end="")
+            return
         if list_:
             _list(console, builtins())
             return
@@ -139,6 +146,7 @@ def audit_command(app, console, err, usage_error, writable, write) -> None:
                         params=params,
                         constants=constants or None,
                         sizes=sizes or None,
+                        derive=_pairs(derive, "--derive", usage_error) or None,
                         device=device,
                         dtype=dtype,
                         profile=profile,

@@ -93,3 +93,31 @@ def causal_pin(sizes: Mapping[str, int]) -> np.ndarray:
 
 
 __all__ = ["BUILTINS", "Builtin", "builtin", "builtins", "causal_pin"]
+
+
+def mapping_markdown() -> str:
+    """The built-ins' parameter mappings as Markdown (docs/audit.md holds this text; a test keeps it so)."""
+    lines = []
+    for group, title in (("torch", "torch"), ("hf", "Hugging Face transformers")):
+        lines.append(f"### {title}\n")
+        for b in builtins().values():
+            if b.group != group:
+                continue
+            lines.append(f"#### `{b.name}` → `{b.equation}`\n")
+            lines.append(b.description.strip() + "\n")
+            extras = []
+            if b.constants:
+                extras.append("constants: " + ", ".join(f"{k} = {v:g}" for k, v in b.constants.items()))
+            if b.pins:
+                extras.append("fixes: " + ", ".join(b.pins))
+            if b.derive:
+                extras.append("ties sizes: " + ", ".join(f"{k} = {v}" for k, v in b.derive.items()))
+            if b.sizes:
+                extras.append("fixes sizes: " + ", ".join(f"{k} = {v}" for k, v in b.sizes.items()))
+            if extras:
+                lines.append("; ".join(extras) + ".\n")
+            lines.append("| spec | target |\n|---|---|")
+            for spec_name, where in b.mapping:
+                lines.append(f"| `{spec_name}` | {where.replace('|', '∣')} |")
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
