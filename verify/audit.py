@@ -591,6 +591,10 @@ class _Auditor:
             v = root.variant(vname)
             if v.id != self.eq.id:
                 out.append((vname, "variant", v))
+        for other in SIBLINGS.get(root.id, ()):  # the same parameters in the other arrangement
+            sibling = spec.get(other)
+            out.append((other, "equation", sibling))
+            out.extend((f"{other}[{v}]", "equation", sibling.variant(v)) for v in sibling.variant_names)
         return out
 
     def _diagnose(self, target: BoundTarget | None) -> list[VariantTrial]:
@@ -649,7 +653,15 @@ class _Auditor:
         return self._confirm(name, "convention", description, self.eq, target, setting, {}, result)
 
     def _separate(self, trials: list[VariantTrial]) -> list[VariantTrial]:
-        """Several forms matched: look harder (more examples) and keep those that still match."""
+        """Several forms matched: drop an ε form whose form without ε matches too (a tried ε of 10⁻¹² is
+        invisible), then look harder (more examples) and keep those that still match."""
+        names = {t.name for t in trials if t.matched}
+        trials = [
+            dataclasses.replace(t, matched=False, message=f"{_without_eps(t.name)} matches without an ε")
+            if t.matched and "eps" not in self.constants and _without_eps(t.name) in names - {t.name}
+            else t
+            for t in trials
+        ]
         matched = [t for t in trials if t.matched]
         if len(matched) < 2:
             return trials
@@ -811,6 +823,11 @@ class _Auditor:
         )
 
 
+def _without_eps(name: str) -> str:
+    """The name of the same form without its ε: gelu_eps → gelu, X[eps] → X."""
+    return name.replace("[eps]", "").replace("_eps", "")
+
+
 def _with_constants(v: VariantTrial) -> str:
     if not v.constants:
         return v.name
@@ -824,6 +841,8 @@ def _suggest(eq: Equation, trial: VariantTrial) -> str:
     name = trial.name.split(" + ")[0]
     if name.startswith("base "):
         return root
+    if trial.kind == "equation":
+        return name
     return f"{root}[{name}]"
 
 
@@ -834,6 +853,13 @@ def _has(eq: Equation, name: str) -> bool:
 def _takes(target: BoundTarget, name: str) -> bool:
     return any(lay.name == name for lay in target.binding.args)
 
+
+#: Equations with the same symbols in another arrangement: a target written as one may compute the other
+#: (the pre-LN ↔ post-LN swap).
+SIBLINGS = {
+    "transformer.block_pre_ln": ("transformer.block_post_ln",),
+    "transformer.block_post_ln": ("transformer.block_pre_ln",),
+}
 
 #: Properties that vary a parameter named in their options (not only read it): LN's affine invariance
 #: compares LN_ε(a h + b) with LN_{ε/a²}(h).

@@ -86,6 +86,7 @@ def audit_command(app, console, err, usage_error, writable, write) -> None:
         builtins_: str = typer.Option(
             None, "--builtins", help="Audit every built-in of a group: torch, hf or all."
         ),
+        impl_: bool = typer.Option(False, "--impl", help="Audit impl/ itself, every equation (dogfood)."),
     ) -> None:
         """Audit an implementation (yours, torch.nn's, transformers') against the spec."""
         from verify.adapters import builtins
@@ -106,6 +107,11 @@ def audit_command(app, console, err, usage_error, writable, write) -> None:
             if builtins_ not in groups:
                 raise usage_error(f"--builtins takes torch, hf or all, found {builtins_!r}")
             names += [n for n, b in builtins().items() if b.group in groups[builtins_]]
+        if impl_:
+            import impl
+            import spec
+
+            names += [f"{f.__module__}:{f.__name__}" for f in (impl.implementation(e.id) for e in spec.all())]
         if not names:
             raise usage_error(
                 "say what to audit: a target (lmspec audit --list shows the built-ins) or --builtins"

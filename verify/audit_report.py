@@ -40,7 +40,7 @@ class VariantTrial:
     """One alternative the audit tried after the base equation's value check failed."""
 
     name: str  # a variant name ("eps", "fill_1e4") or a convention ("mask polarity inverted")
-    kind: str  # "variant" or "convention"
+    kind: str  # "variant", "equation" (a sibling: pre- vs post-LN) or "convention"
     description: str
     matched: bool
     constants: dict = field(default_factory=dict)  # values it was tried with, e.g. {"eps": 1e-5}

@@ -391,3 +391,15 @@ def test_fixture_accepts_a_named_variant_only_when_asked(lmspec_audit):
         hand_layer_norm, "norm.layer_norm", layout=LN_LAYOUT, profile="quick", accept=["eps"]
     )
     assert report.matched == ["eps"]
+
+
+def test_pre_ln_block_held_to_post_ln_is_diagnosed_as_the_other_block():
+    """Pre- vs post-LN are two equations, not variants of one: the audit tries the sibling and its forms,
+    and an ε form is dropped when the form without ε matches as well."""
+    report = audit(
+        impl.implementation("transformer.block_pre_ln"), "transformer.block_post_ln", profile="quick"
+    )
+    assert report.verdict == "variant", report.summary
+    assert report.matched == ["transformer.block_pre_ln"]
+    assert "--as transformer.block_pre_ln " in report.summary
+    assert next(v for v in report.variants if v.name == "transformer.block_pre_ln").kind == "equation"
