@@ -225,7 +225,8 @@ class ImplBinding:
     ) -> dict[str, np.ndarray]:
         kwargs: dict[str, object] = {}
         for lay in self.args:
-            kwargs[lay.param] = lay.to_impl(example[lay.name], batch_ndim, dtype, device)
+            extra = {"sizes": sizes} if getattr(lay, "needs_sizes", False) else {}
+            kwargs[lay.param] = lay.to_impl(example[lay.name], batch_ndim, dtype, device, **extra)
         for param, axis in self.sizes:
             kwargs[param] = int(sizes[axis])
         if self.takes_dtype:

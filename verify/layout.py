@@ -4,7 +4,8 @@ A function's layout::
 
     "q=b h n d_k, k=b h n d_k, v=b h n d_v, mask=b h n n -> b h n d_v"
 
-Each entry before ``->`` is ``argument=axes`` for one parameter of the target. The argument names a spec
+Each entry before ``->`` is ``argument=axes`` for one parameter of the target, or ``argument:axis`` for
+an ``int`` parameter that receives that axis's size (``sz:n``). The argument names a spec
 symbol when it matches one ignoring case (``q`` is Q) or when it is a mask and the equation has one mask;
 otherwise write ``argument:Symbol=axes``. The axes are glossary names of the symbol's axes (``lmspec show
 ID`` lists them) in the target's order; names before them that are not axes of the equation (``b``, ``h``)
@@ -30,6 +31,7 @@ import sympy as sp
 import torch
 
 from spec import Equation, Kind
+from spec.axes import GLOSSARY
 from verify._errors import BindingError, ShapeMismatch
 from verify.binding import _AXIS_LOCALS, convert_mask, is_mask, spec_axes
 
@@ -81,53 +83,126 @@ def _is_axis(token: str, axes: Sequence[sp.Expr]) -> bool:
     return any(sp.simplify(expr - a) == 0 for a in axes)
 
 
-def _resolve(pattern: Pattern, axes: Sequence[sp.Expr], names: Sequence[str], where: str, batch_ok: bool):
-    """Split leading batch names off and map each remaining token to a spec axis index.
+def _expr(tok: str) -> sp.Expr:
+    return sp.Integer(int(tok)) if tok.isdigit() else sp.sympify(tok, locals=_AXIS_LOCALS)
 
-    Returns (batch count or None, groups of spec-axis indices)."""
+
+def _find(free: list[int], axes: Sequence[sp.Expr], expr: sp.Expr) -> int | None:
+    return next((k for k in free if sp.simplify(axes[k] - expr) == 0), None)
+
+
+def _readable(tok: str) -> bool:
+    try:
+        _expr(tok)
+        return True
+    except (sp.SympifyError, TypeError, SyntaxError):
+        return False
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A pattern against a symbol's spec axes.
+
+    ``factors[s]`` are the target axes spec axis s is split into (usually one: itself); the "virtual" axes
+    are these factors in spec order. ``entries`` are the target's axes: ``("batch", k)`` for its k-th batch
+    axis or ``("axes", (virtual indices…))`` for spec axes (a group of several is one target axis).
+    ``batch`` counts the batch axes (None: "...", any number, leading).
+    """
+
+    factors: tuple[tuple[sp.Expr, ...], ...]
+    entries: tuple[tuple[str, object], ...]
+    batch: int | None
+
+
+def _resolve(pattern: Pattern, axes: Sequence[sp.Expr], names: Sequence[str], where: str, batch_ok: bool):
+    """Map the pattern's names to the symbol's spec axes (see Resolved)."""
     groups = list(pattern.groups)
-    batch: int | None = 0
-    if groups and groups[0] == ("...",):
-        batch, groups = None, groups[1:]
-    else:
-        while groups and len(groups[0]) == 1 and not _is_axis(groups[0][0], axes):
-            if not batch_ok:
-                raise BindingError(
-                    f"{where}: {groups[0][0]!r} in {pattern.text!r} is not an axis of this symbol "
-                    f"(its axes: {', '.join(names)})"
-                )
-            batch += 1
-            groups = groups[1:]
+    variadic = bool(groups) and groups[0] == ("...",)
+    if variadic:
+        groups = groups[1:]
     free = list(range(len(axes)))
-    out: list[tuple[int, ...]] = []
-    for group in groups:
-        if len(group) > 1 and "..." not in group:  # one spec axis that is itself a product (W_O: M·d_v)
-            product = sp.Mul(
-                *(sp.Integer(int(t)) if t.isdigit() else sp.sympify(t, locals=_AXIS_LOCALS) for t in group)
+    factors: dict[int, tuple[sp.Expr, ...]] = {}
+    raw: list[tuple[str, object]] = []  # ("batch", None) | ("spec", [(spec axis, factor k)])
+    k = 0
+    while k < len(groups):
+        group = groups[k]
+        if "..." in group:
+            raise BindingError(f"{where}: '...' must come first in {pattern.text!r}")
+        if len(group) > 1:  # one target axis holding several spec axes, or one spec axis that is a product
+            whole = (
+                _find(free, axes, sp.Mul(*(_expr(t) for t in group))) if all(map(_readable, group)) else None
             )
-            whole = next((k for k in free if sp.simplify(axes[k] - product) == 0), None)
             if whole is not None:
-                out.append((whole,))
+                factors[whole] = (axes[whole],)
                 free.remove(whole)
+                raw.append(("spec", [(whole, 0)]))
+                k += 1
                 continue
-        idx = []
-        for tok in group:
-            if tok == "...":
-                raise BindingError(f"{where}: '...' must come first in {pattern.text!r}")
-            expr = sp.Integer(int(tok)) if tok.isdigit() else sp.sympify(tok, locals=_AXIS_LOCALS)
-            hit = next((k for k in free if sp.simplify(axes[k] - expr) == 0), None)
-            if hit is None:
-                raise BindingError(
-                    f"{where}: axis {tok!r} in {pattern.text!r} is not a (remaining) axis of this symbol "
-                    f"(its axes: {', '.join(names)})"
-                )
-            idx.append(hit)
+            members = []
+            for tok in group:
+                hit = _find(free, axes, _expr(tok)) if _readable(tok) else None
+                if hit is None:
+                    raise BindingError(
+                        f"{where}: axis {tok!r} in {pattern.text!r} is not a (remaining) axis of this symbol "
+                        f"(its axes: {', '.join(names)})"
+                    )
+                factors[hit] = (axes[hit],)
+                free.remove(hit)
+                members.append((hit, 0))
+            raw.append(("spec", members))
+            k += 1
+            continue
+        tok = group[0]
+        hit = _find(free, axes, _expr(tok)) if _readable(tok) else None
+        if hit is not None:
+            factors[hit] = (axes[hit],)
             free.remove(hit)
-        out.append(tuple(idx))
+            raw.append(("spec", [(hit, 0)]))
+            k += 1
+            continue
+        # several single axes holding one spec axis between them (W_O's M·d_v as M, d_v)?
+        split = None
+        if _readable(tok):
+            run: list[str] = []
+            for nxt in groups[k:]:
+                if len(nxt) != 1 or not _readable(nxt[0]):
+                    break
+                run.append(nxt[0])
+                if len(run) > 1:
+                    s_hit = _find(free, axes, sp.Mul(*(_expr(t) for t in run)))
+                    if s_hit is not None:
+                        split = (s_hit, run)
+                        break
+        if split is not None:
+            s_hit, run = split
+            factors[s_hit] = tuple(_expr(t) for t in run)
+            free.remove(s_hit)
+            raw.extend(("spec", [(s_hit, j)]) for j in range(len(run)))
+            k += len(run)
+            continue
+        leading = all(kind == "batch" for kind, _ in raw)
+        if not batch_ok or variadic or (not leading and tok in GLOSSARY):
+            raise BindingError(
+                f"{where}: {tok!r} in {pattern.text!r} is not an axis of this symbol "
+                f"(its axes: {', '.join(names)})"
+            )
+        raw.append(("batch", None))
+        k += 1
     if free:
-        missing = ", ".join(names[k] for k in free)
+        missing = ", ".join(names[i] for i in free)
         raise BindingError(f"{where}: {pattern.text!r} leaves out the axes {missing}")
-    return batch, tuple(out)
+    ordered = tuple(factors[i] for i in range(len(axes)))
+    offset = [0]
+    for f in ordered:
+        offset.append(offset[-1] + len(f))
+    entries, nb = [], 0
+    for kind, what in raw:
+        if kind == "batch":
+            entries.append(("batch", nb))
+            nb += 1
+        else:
+            entries.append(("axes", tuple(offset[s] + j for s, j in what)))
+    return Resolved(ordered, tuple(entries), None if variadic else nb)
 
 
 def _axis_names(axes: Sequence[sp.Expr]) -> list[str]:
@@ -142,34 +217,55 @@ class PatternLayout:
     param: str
     annotation: str
     dtype: str  # "float", "int", "bool"
-    groups: tuple[tuple[int, ...], ...]  # target axis -> spec axes it holds
-    target_batch: int | None  # leading batch axes of the target (None: any number)
+    resolved: Resolved | None
     batched: bool
     decl: object = None
     convention: str | None = None
     additive_spec: bool = False
     optional: bool = False
 
+    needs_sizes = True  # to_impl takes the sizes (split axes)
+
     @property
-    def perm(self) -> tuple[int, ...]:
-        return tuple(i for g in self.groups for i in g)
+    def target_batch(self) -> int | None:
+        return self.resolved.batch if self.resolved else 0
 
-    def _spec_shape(self, sizes: Mapping[str, int]) -> tuple[int, ...]:
-        from verify.oracle import concrete_shape
+    def _virtual(self, sizes: Mapping[str, int]) -> list[int]:
+        from verify.oracle import size_subs
 
-        return concrete_shape(self.decl, sizes)
+        subs = size_subs(sizes)
+        return [int(sp.sympify(f).subs(subs)) for fs in self.resolved.factors for f in fs]
+
+    def _order(self, nb: int) -> tuple[list[int], list[list[int]]]:
+        """The target's axis order over the (batch…, virtual…) array; each target axis's members."""
+        order, members = [], []
+        for kind, what in self.resolved.entries:
+            idx = [what] if kind == "batch" else [nb + v for v in what]
+            order.extend(idx)
+            members.append(idx)
+        return order, members
+
+    def _batch_count(self, bn: int) -> int:
+        tb = self.resolved.batch
+        if tb is None:
+            return bn
+        if bn > tb:  # the audit draws at most as many batch axes as the target takes
+            raise BindingError(f"{self.param}: the target takes {tb} batch axes, not {bn}")
+        return tb
 
     def to_impl(self, arr, batch_ndim: int, dtype: torch.dtype, device: str, sizes=None) -> torch.Tensor:
         arr = np.asarray(arr)
         bn = batch_ndim if self.batched else 0
-        batch_shape, spec_shape = arr.shape[:bn], arr.shape[bn:]
-        moved = np.transpose(arr, [*range(bn), *(bn + p for p in self.perm)])
-        shape = [int(np.prod([spec_shape[i] for i in g])) for g in self.groups]
-        if self.target_batch is not None and self.batched:
-            if bn > self.target_batch:  # the audit draws at most as many batch axes as the target takes
-                raise BindingError(f"{self.param}: the target takes {self.target_batch} batch axes, not {bn}")
-            batch_shape = (1,) * (self.target_batch - len(batch_shape)) + tuple(batch_shape)
-        data = np.ascontiguousarray(moved).reshape((*batch_shape, *shape))
+        nb = self._batch_count(bn) if self.batched else 0
+        batch_shape = (1,) * (nb - bn) + tuple(arr.shape[:bn])
+        virtual = self._virtual(sizes) if sizes is not None else list(arr.shape[bn:])
+        expanded = arr.reshape((*batch_shape, *virtual))
+        order, members = self._order(nb)
+        if self.resolved.batch is None:  # "...": the batch axes lead, as they are
+            order, members = list(range(nb)) + order, [[i] for i in range(nb)] + members
+        moved = np.transpose(expanded, order)
+        shape = [int(np.prod([expanded.shape[i] for i in m])) for m in members]
+        data = np.ascontiguousarray(moved).reshape(shape)
         if self.convention is not None:
             return convert_mask(data, self.additive_spec, self.convention, dtype, device)
         t = torch.from_numpy(data)
@@ -184,25 +280,35 @@ class PatternLayout:
     ) -> np.ndarray:
         if not isinstance(t, torch.Tensor):
             t = torch.as_tensor(t)
-        arr = t.detach().to("cpu", torch.float64 if t.dtype != torch.bool else torch.bool).numpy()
-        arr = arr.astype(np.float64)
+        arr = t.detach().to("cpu").numpy().astype(np.float64)
         bn = batch_ndim if self.batched else 0
-        spec_shape = self._spec_shape(sizes or {})
-        tb = bn if self.target_batch is None or not self.batched else self.target_batch
-        lead = arr.shape[:tb] if arr.ndim >= tb else arr.shape
-        rest = arr.shape[tb:]
-        want = [int(np.prod([spec_shape[i] for i in g])) for g in self.groups]
-        if list(rest) != want:
+        nb = self._batch_count(bn) if self.batched else 0
+        virtual = self._virtual(sizes or {})
+        order, members = self._order(nb)
+        if self.resolved.batch is None:
+            order, members = list(range(nb)) + order, [[i] for i in range(nb)] + members
+        # sizes of the padded (batch…, virtual…) axes: batch sizes are read from the result
+        if arr.ndim != len(members):
             return arr  # the wrong shape: the comparison reports it
-        if tb > bn:
-            extra = lead[: tb - bn]
-            if any(e != 1 for e in extra):
+        full: dict[int, int] = {nb + i: v for i, v in enumerate(virtual)}
+        for m, size in zip(members, arr.shape, strict=True):
+            if len(m) == 1 and m[0] < nb:
+                full[m[0]] = size
+            elif int(np.prod([full[i] for i in m])) != size:
                 return arr
-            lead = lead[tb - bn :]
-        split = [spec_shape[i] for g in self.groups for i in g]
-        arr = arr.reshape((*lead, *split))
-        inverse = np.argsort(self.perm)
-        return np.transpose(arr, [*range(len(lead)), *(len(lead) + int(p) for p in inverse)])
+        expanded = arr.reshape([full[i] for m in members for i in m])
+        back = np.transpose(expanded, np.argsort(order))
+        lead = back.shape[:nb]
+        if any(e != 1 for e in lead[: nb - bn]):
+            return arr
+        spec = [int(np.prod(self._factor_sizes(sizes or {}, s))) for s in range(len(self.resolved.factors))]
+        return back.reshape((*lead[nb - bn :], *spec))
+
+    def _factor_sizes(self, sizes, s: int) -> list[int]:
+        from verify.oracle import size_subs
+
+        subs = size_subs(sizes)
+        return [int(sp.sympify(f).subs(subs)) for f in self.resolved.factors[s]]
 
 
 def _symbol_for(arg: str, explicit: str | None, eq: Equation, decls: Mapping[str, object], where: str):
@@ -252,9 +358,18 @@ def layout_binding(fn, eq: Equation, layout: str, *, mask: str | None = None, sy
         raise BindingError(f"{who(fn)}: cannot read its signature ({exc})") from exc
     args: list[PatternLayout] = []
     seen: set[str] = set()
+    sizes: list[tuple[str, str]] = []
     for entry in filter(None, (e.strip() for e in _split(left))):
+        if "=" not in entry and ":" in entry:  # a size: "sz:n" passes n to the parameter sz
+            arg, _, axis = (x.strip() for x in entry.partition(":"))
+            if arg not in params:
+                raise BindingError(f"{where}: {who(fn)} has no parameter {arg!r} ({', '.join(params)})")
+            if axis not in eq.axes:
+                raise BindingError(f"{where}: {axis!r} is not an axis of {eq.id} ({', '.join(eq.axes)})")
+            sizes.append((arg, axis))
+            continue
         if "=" not in entry:
-            raise BindingError(f"{where}: entry {entry!r} is not 'argument=axes'")
+            raise BindingError(f"{where}: entry {entry!r} is not 'argument=axes' or 'argument:axis'")
         lhs, axes_text = (x.strip() for x in entry.split("=", 1))
         arg, _, explicit = lhs.partition(":")
         arg, explicit = arg.strip(), (explicit.strip() or None)
@@ -270,7 +385,7 @@ def layout_binding(fn, eq: Equation, layout: str, *, mask: str | None = None, sy
         raise BindingError(
             f"{where}: no argument takes the spec's {', '.join(eq.space(decls[k]) for k in missing)}"
         )
-    taken = {a.param for a in args}
+    taken = {a.param for a in args} | {p for p, _ in sizes}
     for name, p in params.items():
         required = p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         if name not in taken and required and name != "self":
@@ -281,7 +396,7 @@ def layout_binding(fn, eq: Equation, layout: str, *, mask: str | None = None, sy
     for k, entry in enumerate(entries):
         label = f"return[{k}]" if len(entries) > 1 else "return"
         if entry == "_":
-            outs.append(PatternLayout(None, label, "_", "float", (), 0, False))
+            outs.append(PatternLayout(None, label, "_", "float", None, False))
             continue
         name, sep, axes_text = entry.partition("=")
         if sep and not re.fullmatch(r"[A-Za-z_]\w*", name.strip()):
@@ -303,7 +418,7 @@ def layout_binding(fn, eq: Equation, layout: str, *, mask: str | None = None, sy
         outs.append(_layout(label, decl, axes_text, eq, f"{where}, {label}", None, output=True))
     if not any(o.name for o in outs):
         raise BindingError(f"{where}: the layout maps no result to an output of {eq.id}")
-    binding = ImplBinding(eq, fn, tuple(args), (), False, tuple(outs), len(outs) > 1)
+    binding = ImplBinding(eq, fn, tuple(args), tuple(sizes), False, tuple(outs), len(outs) > 1)
     return binding, bool(remaining)
 
 
@@ -325,15 +440,14 @@ def _split(text: str) -> list[str]:
 def _layout(param, decl, axes_text, eq, where, mask, output=False) -> PatternLayout:
     axes = spec_axes(decl)
     per_example = decl in eq.inputs or (output and bool(eq.inputs))
-    batch, groups = _resolve(parse_axes(axes_text, where), axes, _axis_names(axes), where, per_example)
+    resolved = _resolve(parse_axes(axes_text, where), axes, _axis_names(axes), where, per_example)
     dtype, convention = ("float", None) if output else _dtype_of(decl, mask)
     return PatternLayout(
         decl.ascii,
         param,
         axes_text,
         dtype,
-        groups,
-        batch,
+        resolved,
         per_example,
         decl,
         convention,
@@ -350,12 +464,15 @@ class ParamMapping:
     text: str
     sources: tuple[str, ...]  # spec ASCII names; () for "0" and "keep"
     mode: str  # "map", "zero" or "keep"
-    groups: tuple[tuple[int, ...], ...] = ()
+    layout: PatternLayout | None = None
+    loop: tuple[str, int, sp.Expr] | None = None  # per-layer path "h.{l}.…": (index, its axis, its count)
 
-    def value(self, example: Mapping[str, np.ndarray], eq: Equation) -> np.ndarray | None:
+    def value(self, example: Mapping[str, np.ndarray], sizes: Mapping[str, int], index: int | None = None):
         if self.mode != "map":
             return None
         arrays = [np.asarray(example[s], dtype=np.float64) for s in self.sources]
+        if self.loop is not None:
+            arrays = [np.take(a, index, axis=self.loop[1]) for a in arrays]
         if len({a.shape for a in arrays}) > 1:
             shapes = ", ".join(f"{s} {list(a.shape)}" for s, a in zip(self.sources, arrays, strict=True))
             raise ShapeMismatch(
@@ -364,10 +481,7 @@ class ParamMapping:
                 check="shape",
             )
         arr = np.stack(arrays) if len(arrays) > 1 else arrays[0]
-        perm = [i for g in self.groups for i in g]
-        moved = np.transpose(arr, perm)
-        shape = [int(np.prod([arr.shape[i] for i in g])) for g in self.groups]
-        return np.ascontiguousarray(moved).reshape(shape)
+        return self.layout.to_impl(arr, 0, torch.float64, "cpu", sizes).numpy()
 
 
 def parse_param(path: str, text: str, eq: Equation) -> ParamMapping:
@@ -386,18 +500,32 @@ def parse_param(path: str, text: str, eq: Equation) -> ParamMapping:
         if s not in decls:
             raise BindingError(f"{where}: {s!r} is not a parameter of {eq.id} ({', '.join(decls) or 'none'})")
     axes = spec_axes(decls[sources[0]])
+    loop = None
+    looped = re.findall(r"\{(\w+)\}", path)
+    if looped:  # one module parameter per member of the family: h.{l}.ln_1.weight ← α_1^{(l)}
+        decl = decls[sources[0]]
+        index_names = [str(i) for i in getattr(decl, "indices", ())]
+        if len(looped) != 1 or looped[0] not in index_names:
+            raise BindingError(
+                f"{where}: {{{looped[0]}}} must name an index of the family {sources[0]} "
+                f"({', '.join(index_names) or 'it is not a family'})"
+            )
+        pos = index_names.index(looped[0])
+        loop = (looped[0], pos, decl.counts[pos])
+        axes = [a for k, a in enumerate(axes) if k != pos]
     for s in sources[1:]:  # stacked: the same number of axes; the sizes must agree when filled
         if len(spec_axes(decls[s])) != len(axes):
             raise BindingError(f"{where}: {sources[0]} and {s} have different ranks and cannot be stacked")
     if len(sources) > 1:
         if not arrow:
             raise BindingError(f"{where}: several sources need '-> axes' with {len(sources)} as their axis")
-        axes = [sp.Integer(len(sources)), *axes]
-    if not arrow:
-        return ParamMapping(path, text, sources, "map", tuple((k,) for k in range(len(axes))))
+        axes = [sp.Integer(len(sources)), *axes]  # (the layer is taken from each source before stacking)
     names = _axis_names(axes)
-    _, groups = _resolve(parse_axes(axes_text, where), axes, names, where, batch_ok=False)
-    return ParamMapping(path, text, sources, "map", groups)
+    if not arrow:
+        axes_text = " ".join(f"({n.replace('·', ' ')})" if "·" in n else n for n in names)
+    resolved = _resolve(parse_axes(axes_text, where), axes, names, where, batch_ok=False)
+    layout = PatternLayout(None, path, axes_text, "float", resolved, False)
+    return ParamMapping(path, text, sources, "map", layout, loop)
 
 
 __all__ = ["ParamMapping", "Pattern", "PatternLayout", "layout_binding", "parse_axes", "parse_param"]
