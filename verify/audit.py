@@ -40,9 +40,19 @@ from verify.binding import ImplBinding, bind, who
 from verify.compare import POLICY, Tolerance, assert_close
 from verify.layout import PatternLayout, layout_binding, parse_param
 from verify.oracle import _batch_shape
-from verify.runner import PROFILES, Check, CheckResult, Profile, Setting, _draw, checks_for, run_check
-from verify.strategies import COMPOSITE, SMALL, is_composite, size_tuples
-from verify.targets import GeneratedTarget, Target
+from verify.runner import (
+    PROFILES,
+    Check,
+    CheckResult,
+    Profile,
+    Setting,
+    _describe,
+    _draw,
+    checks_for,
+    run_check,
+)
+from verify.strategies import COMPOSITE, SMALL, Example, is_composite, size_tuples
+from verify.targets import GeneratedTarget, OracleTarget, Target
 
 #: ε values tried for an ``eps`` variant when the target does not say its own (torch/GPT-2, ViT/TF, BERT).
 EPS_CANDIDATES = (1e-5, 1e-6, 1e-8, 1e-12)
@@ -478,6 +488,8 @@ class _Auditor:
         self.torch_dtype, self.device, self.dtype = torch_dtype, device, dtype
         self.profile, self.seed = profile, seed
         self.tol: Tolerance = POLICY[dtype]
+        # at least three size tuples: past the n = 1 and M = 1 edge cases, one where heads and tokens interact
+        self.wide = dataclasses.replace(profile, oracle_sizes=max(3, profile.oracle_sizes))
 
     # -- binding -------------------------------------------------------------------------------------
     def _missing_ok(self, eq: Equation) -> set[str]:
@@ -557,7 +569,7 @@ class _Auditor:
 
     def _checks(self, eq: Equation, target: BoundTarget, setting: Setting) -> list[AuditCheck]:
         out: list[AuditCheck] = []
-        planned = checks_for(eq, self.profile, self.seed, target, setting)
+        planned = checks_for(eq, self.wide, self.seed, target, setting)
         shape = _shape_check(eq, target, setting, self.profile, self.seed)
         out.append(self._result(run_check(shape, self.profile, self.seed)))
         for check in planned:
@@ -584,6 +596,9 @@ class _Auditor:
                     continue
             result = run_check(dataclasses.replace(check, name=renamed), self.profile, self.seed)
             out.append(self._result(result))
+        edges = self._edges(eq, target, setting)
+        if edges is not None:
+            out.append(edges)
         gradient = _gradient_check(eq, target, setting)
         if gradient is None:
             out.append(
@@ -592,6 +607,87 @@ class _Auditor:
         else:
             out.append(self._result(run_check(gradient, self.profile, self.seed)))
         return out
+
+    def _edges(self, eq: Equation, target: BoundTarget, setting: Setting) -> AuditCheck | None:
+        """``value=edges``: the inputs random examples rarely reach, built on purpose — a fully masked row,
+        and scores of ±10⁵ (which beat a −10⁴ mask fill). Only for equations that take an additive mask."""
+        from verify.oracle import concrete_shape
+        from verify.strategies import seeded_tensor
+
+        masks = [d for d in eq.inputs if d.entry_kind == Kind.ADDITIVE_MASK and d.ascii not in setting.pins]
+        if not masks:
+            return None
+        pool = size_tuples(eq, 4, self.seed, "small", fixed=setting.sizes, derive=setting.derive)
+        sizes = max(pool, key=lambda z: (min(z.get("n", 1), 4), z.get("M", 1)))
+        rng = np.random.default_rng(self.seed)
+        batch = setting.batches[-1]
+        base = {}
+        for d in (*eq.inputs, *eq.params):
+            shape = concrete_shape(d, sizes)
+            base[d.ascii] = seeded_tensor(
+                rng, d.entry_kind, (*batch, *shape) if d in eq.inputs else shape, sizes
+            )
+        reference = OracleTarget(eq) if self.oracle_reachable() else GeneratedTarget(eq)
+        cases = []
+        masked_row = dict(base)
+        for m in masks:
+            arr = np.where(rng.random(masked_row[m.ascii].shape) < 0.3, -np.inf, 0.0)
+            arr[..., 0, :] = -np.inf
+            masked_row[m.ascii] = arr
+        cases.append(("a fully masked row", masked_row))
+        large = {
+            k: (v * 100.0 if eq.declared(k).entry_kind == Kind.REAL and k not in setting.pins else v)
+            for k, v in base.items()
+        }
+        for m in masks:
+            arr = np.where(rng.random(large[m.ascii].shape) < 0.3, -np.inf, 0.0)
+            arr[..., :, 0] = 0.0  # no fully masked row here
+            large[m.ascii] = arr
+        cases.append(("scores of order 10⁵", large))
+        start = time.perf_counter()
+        worst = None
+        for label, arrays in cases:
+            ex = setting.pinned(eq, Example(dict(sizes), tuple(batch), arrays))
+            try:
+                got = target(ex.arrays, ex.sizes)
+                want = {k: v for k, v in reference(ex.arrays, ex.sizes).items() if k in got}
+                c = assert_close(
+                    got, want, setting.tol, check="value=edges", who=target.name, reference=reference.name
+                )
+            except Exception as exc:  # noqa: BLE001 - a mismatch or a crash: the check fails on this input
+                message = (
+                    str(exc)
+                    if isinstance(exc, Mismatch)
+                    else f"{target.name} raised {type(exc).__name__}: {exc}"
+                )
+                details = getattr(exc, "details", {}) or {}
+                check = AuditCheck(
+                    "value=edges",
+                    "fail",
+                    f"with {label}: {message}",
+                    len(cases),
+                    details.get("max_abs"),
+                    details.get("max_rel"),
+                    setting.tol.atol,
+                    setting.tol.rtol,
+                    _describe(ex),
+                    time.perf_counter() - start,
+                )
+                check._example = ex
+                return check
+            worst = c if worst is None or c.max_abs > worst.max_abs else worst
+        return AuditCheck(
+            "value=edges",
+            "pass",
+            "",
+            len(cases),
+            worst.max_abs,
+            worst.max_rel,
+            setting.tol.atol,
+            setting.tol.rtol,
+            {},
+            time.perf_counter() - start,
+        )
 
     def _result(self, r: CheckResult) -> AuditCheck:
         check = AuditCheck(
@@ -694,7 +790,7 @@ class _Auditor:
         if len(matched) < 2:
             return trials
         harder = dataclasses.replace(
-            self.profile, examples=max(40, 4 * self.profile.examples), shrink_examples=0
+            self.wide, examples=max(40, 4 * self.profile.examples), shrink_examples=0
         )
         by_name = {name: (kind, veq, conv) for name, kind, veq, conv in self._tried}
         out = []
@@ -772,8 +868,8 @@ class _Auditor:
     def _confirm(self, cname, kind, description, veq, target, setting, consts, result) -> VariantTrial:
         """The values match: every property and the gradient must hold under the variant too."""
         failed = []
-        fast = dataclasses.replace(self.profile, shrink_examples=0)
-        for check in checks_for(veq, self.profile, self.seed, target, setting):
+        fast = dataclasses.replace(self.wide, shrink_examples=0)
+        for check in checks_for(veq, self.wide, self.seed, target, setting):
             if not check.name.startswith("property:") or _inapplicable(veq, check.name[9:], setting):
                 continue
             r = run_check(check, fast, self.seed)
@@ -790,7 +886,7 @@ class _Auditor:
         return VariantTrial(cname, kind, description, True, consts, "", result.max_abs)
 
     def _value_check(self, veq: Equation, target: BoundTarget, setting: Setting, profile=None) -> CheckResult:
-        fast = profile or dataclasses.replace(self.profile, shrink_examples=0)
+        fast = profile or dataclasses.replace(self.wide, shrink_examples=0)
         planned = checks_for(veq, fast, self.seed, target, setting)
         name = "impl=oracle" if self.oracle_reachable() else "impl=generated"
         check = next(c for c in planned if c.name == name)
@@ -822,11 +918,19 @@ class _Auditor:
             verdict = "variant"
             names = ", ".join(_with_constants(v) for v in matched)
             consts = " ".join(f"--constant {k}={v:g}" for k, v in matched[0].constants.items())
-            summary = (
-                f"{self.label} does not compute {self.eq.id} as given; it matches {names} instead "
-                f"(audit it --as {_suggest(self.eq, matched[0])}{' ' + consts if consts else ''} to hold "
-                "it to that form)."
-            )
+            if matched[0].name == "fully masked rows differ":
+                on = matched[0].description.rpartition("; on them it gives ")[2]
+                summary = (
+                    f"{self.label} computes {self.eq.id} except on fully masked rows (a query that may "
+                    "attend to nothing), where the spec gives zero weights"
+                    + (f" and it gives {on}." if "; on them" in matched[0].description else ".")
+                )
+            else:
+                summary = (
+                    f"{self.label} does not compute {self.eq.id} as given; it matches {names} instead "
+                    f"(audit it --as {_suggest(self.eq, matched[0])}{' ' + consts if consts else ''} to hold "
+                    "it to that form)."
+                )
         else:
             verdict = "fail"
             what = ", ".join(c.name for c in failed)

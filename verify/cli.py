@@ -1,4 +1,4 @@
-"""The ``lmspec`` command line: list, show, verify, codegen, params, audit.
+"""The ``lmspec`` command line: list, show, verify, codegen, params, audit, render.
 
 Exit codes: 0 everything passed, 1 a check failed, 2 bad usage or input (one sentence, no traceback).
 """
@@ -9,7 +9,6 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -17,6 +16,7 @@ import spec
 from spec import SpecError
 from verify.audit_cli import audit_command
 from verify.params_cli import params_command
+from verify.render_cli import render_command, show_equation
 
 app = typer.Typer(
     add_completion=False,
@@ -54,51 +54,14 @@ def list_(
 
 
 @app.command()
-def show(equation: str = typer.Argument(..., help="An equation id, e.g. attention.multi_head.")) -> None:
-    """Show one equation: LaTeX, symbols with their spaces, reference, variants, invariants."""
-    eq = spec.get(equation)
-    console.print(f"[bold]{eq.id}[/bold] — {eq.title}")
-    console.print(f"Reference: {eq.reference}")
-    if eq.description:
-        console.print(eq.description)
-    console.print("\n[bold]LaTeX[/bold]")
-    console.print(eq.latex(), markup=False, highlight=False)
-    where = eq.where_latex()
-    if where:
-        console.print("where")
-        for line in where:
-            console.print(f"  {line}", markup=False, highlight=False)
-    table = Table(title="Symbols")
-    table.add_column("symbol", no_wrap=True)
-    table.add_column("space", no_wrap=True)
-    for col in ("role", "meaning"):
-        table.add_column(col)
-    roles = {**{d.name: "input" for d in eq.inputs}, **{d.name: "parameter" for d in eq.params}}
-    outputs = {o.name for o in eq.outputs}
-    for d in eq.symbols:
-        role = roles.get(d.name, "output" if d.name in outputs else "intermediate")
-        table.add_row(escape(d.ascii), escape(eq.space(d)), role, escape(d.meaning))
-    console.print(table)
-    if eq.constraints:
-        console.print("Constraints: " + ", ".join(_relation(c) for c in eq.constraints), markup=False)
-    if eq.variant_names:
-        console.print("\n[bold]Variants[/bold]")
-        for name, var in eq.variants().items():
-            console.print(f"  {eq.id}[{name}]: {var.description}", highlight=False, markup=False)
-            base = set(eq.latex_lines())
-            for line in var.latex_lines():
-                if line not in base:
-                    console.print(f"    {line}", markup=False, highlight=False)
-    if eq.invariants:
-        console.print("\n[bold]Invariants[/bold]: " + ", ".join(i.name for i in eq.invariants))
-    if eq.notes:
-        console.print(f"\n[bold]Notes[/bold]: {escape(eq.notes)}", highlight=False)
-
-
-def _relation(c) -> str:
-    """``d_e = M·d_k`` or ``n ≤ n_max``: a constraint with its own relation."""
-    op = {"==": "=", "<=": "≤", "<": "<", ">=": "≥", ">": ">"}[c.rel_op]
-    return f"{c.lhs} {op} {c.rhs}".replace("*", "·")
+def show(
+    equation: str = typer.Argument(..., help="An equation id, e.g. attention.multi_head."),
+    format_: str = typer.Option(
+        "unicode", "--format", help="unicode (the equation, symbols, variants…), latex or mathml (raw)."
+    ),
+) -> None:
+    """Show one equation: the formula, symbols with their spaces, reference, variants, invariants."""
+    show_equation(spec.get(equation), format_, console, UsageError)
 
 
 @app.command()
@@ -224,6 +187,7 @@ def _write(path: Path, text: str) -> None:
 
 
 audit_command(app, console, err, UsageError, _writable, _write)
+render_command(app, console, err, UsageError, _writable)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -514,7 +514,7 @@ def parse_param(path: str, text: str, eq: Equation) -> ParamMapping:
         loop = (looped[0], pos, decl.counts[pos])
         axes = [a for k, a in enumerate(axes) if k != pos]
     for s in sources[1:]:  # stacked: the same number of axes; the sizes must agree when filled
-        if len(spec_axes(decls[s])) != len(axes):
+        if len(spec_axes(decls[s])) != len(spec_axes(decls[sources[0]])):
             raise BindingError(f"{where}: {sources[0]} and {s} have different ranks and cannot be stacked")
     if len(sources) > 1:
         if not arrow:

@@ -208,7 +208,8 @@ def _one_head(example: Example, m: int, arrays: Mapping[str, np.ndarray]) -> dic
     d_v = example.sizes["d_v"]
     out = dict(arrays)
     for name in _HEAD_FAMILIES:
-        out[name] = arrays[name][m : m + 1]
+        if name in arrays:  # (the no_bias variant has no biases)
+            out[name] = arrays[name][m : m + 1]
     out["W_O"] = arrays["W_O"][m * d_v : (m + 1) * d_v]
     return out
 
@@ -221,9 +222,11 @@ def _heads_concat(eq, target, example, data, options, tol):
     total = np.zeros_like(whole)
     for m in range(sizes["M"]):
         arrays = _one_head(example, m, example.arrays)
-        arrays["b_O"] = np.zeros_like(arrays["b_O"])
+        if "b_O" in arrays:  # (the no_bias variant has none)
+            arrays["b_O"] = np.zeros_like(arrays["b_O"])
         total = total + target(arrays, one)["A"]
-    total = total + example.arrays["b_O"][:, None]
+    if "b_O" in example.arrays:
+        total = total + example.arrays["b_O"][:, None]
     _agree(
         "heads_concat",
         target,
@@ -243,12 +246,25 @@ def _single_head(eq, target, example, data, options, tol):
     got = target(arrays, sizes)["A"]
     H = arrays["H"]
     Ht = np.swapaxes(H, -1, -2)  # (*batch, n, d_e)
-    Q = Ht @ arrays["W_Q"][0] + arrays["b_Q"][0]
-    K = Ht @ arrays["W_K"][0] + arrays["b_K"][0]
-    V = Ht @ arrays["W_V"][0] + arrays["b_V"][0]
-    sdp = OracleTarget(spec.get("attention.scaled_dot_product"))
-    P = sdp({"Q": Q, "K": K, "V": V, "S": arrays["S"]}, {k: sizes[k] for k in ("n", "d_k", "d_v")})["P"]
-    want = np.swapaxes(P @ arrays["W_O"], -1, -2) + arrays["b_O"][:, None]
+
+    def bias(name: str) -> np.ndarray | float:  # the no_bias variant has none
+        return arrays[name][0] if name in arrays else 0.0
+
+    Q = Ht @ arrays["W_Q"][0] + bias("b_Q")
+    K = Ht @ arrays["W_K"][0] + bias("b_K")
+    V = Ht @ arrays["W_V"][0] + bias("b_V")
+    # the same form of attention as the variant under test (its scale, its fully-masked-row convention)
+    variant = getattr(eq, "variant_name", None)
+    base = spec.get("attention.scaled_dot_product")
+    sdp_eq = base.variant(variant) if variant in base.variant_names else base
+    if variant == "scale_sqrt_d_e":  # QKᵀ/√d_e = (Q √d_k/√d_e) Kᵀ/√d_k
+        Q = Q * np.sqrt(sizes["d_k"] / sizes["d_e"])
+    P = OracleTarget(sdp_eq)(
+        {"Q": Q, "K": K, "V": V, "S": arrays["S"]}, {k: sizes[k] for k in ("n", "d_k", "d_v")}
+    )["P"]
+    want = np.swapaxes(P @ arrays["W_O"], -1, -2)
+    if "b_O" in arrays:
+        want = want + arrays["b_O"][:, None]
     _agree(
         "single_head",
         target,

@@ -1,0 +1,114 @@
+"""The zoo: small implementations written the way other people write them, correct and buggy.
+
+Each module of this package holds implementations in their authors' own styles (their own argument names
+and layouts, fused projections, masks of either polarity, hand-written layer norms, einsum, ``.view`` head
+splits) and, next to them, a list ``CASES`` of :class:`ZooCase`: how to audit each one
+(``verify.audit.audit``) and what the audit must conclude. tests/verify/test_zoo.py runs them all.
+
+The buggy ones reproduce real bug classes (:data:`BUG_CLASSES`); each case names the classes it exhibits
+in ``tags`` and, for a bug, the checks that must catch it in ``caught_by``.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+#: The bug classes the zoo must cover (issue 4's list, and the spec's named variants they map to).
+BUG_CLASSES: dict[str, str] = {
+    "wrong_scale": "scores scaled by √d_e, √d_v or not at all instead of 1/√d_k",
+    "softmax_axis": "softmax over the query axis instead of the keys",
+    "causal_off_by_one": "causal mask hides the diagonal, or shows one future token",
+    "mask_polarity": "a keep mask used as an ignore mask (or the other way round)",
+    "mask_fill_1e4": "masked scores filled with −10⁴, which large scores beat",
+    "heads_merge": "heads merged with .view/.reshape without moving the head axis",
+    "ln_axis": "layer norm statistics over the wrong axis",
+    "ln_bessel": "layer norm with Bessel's correction (unbiased variance) and ε outside the root",
+    "ln_eps": "layer norm with an ε inside the root (the spec's eps variant)",
+    "gelu_mixup": "GELU's tanh approximation where erf is specified, or the other way round",
+    "sinusoid_indices": "sinusoidal table with wrong indices (2i vs i, sin/cos swapped, halves)",
+    "lstm_gate_plus": "an LSTM gate added (+) where it multiplies (⊙)",
+    "ppl_padding": "perplexity averaged over padding positions too",
+    "label_shift": "next-token loss with the label shift off by one",
+    "pre_post_ln_swap": "a post-LN block where pre-LN is specified (or the other way round)",
+    "residual_normed": "the residual taken from the normalised input instead of the stream",
+    "missing_bias": "an output (or every) bias left out",
+    "fully_masked_row": "a query with every key masked gives NaN or uniform weights instead of 0",
+}
+
+
+def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    return None if mapping is None else MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True)
+class ZooCase:
+    """One zoo entry: the target, how to audit it, and the audit's expected conclusion.
+
+    ``verdict`` is "pass", "variant" or "fail"; ``matched`` the variants/conventions the audit must report
+    (exactly, as a set); ``caught_by`` the checks that must fail (a bug's fingerprint); ``tags`` the bug
+    classes it exhibits (empty for a correct implementation, unless it is a named variant of the spec).
+    """
+
+    name: str
+    target: Callable | type
+    as_: str
+    verdict: str
+    matched: tuple[str, ...] = ()
+    layout: str | None = None
+    mask: str | None = None
+    init: Mapping[str, Any] | None = None
+    params: Mapping[str, str] | None = None
+    constants: Mapping[str, float] | None = None
+    sizes: Mapping[str, int] | None = None
+    derive: Mapping[str, str] | None = None
+    pins: Mapping[str, Any] | None = None
+    bug: str = ""
+    tags: tuple[str, ...] = ()
+    caught_by: tuple[str, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)  # further audit() keyword arguments
+
+    def __post_init__(self) -> None:
+        if self.verdict not in ("pass", "variant", "fail"):
+            raise ValueError(f"zoo case {self.name}: unknown verdict {self.verdict!r}")
+        unknown = set(self.tags) - set(BUG_CLASSES)
+        if unknown:
+            raise ValueError(f"zoo case {self.name}: unknown bug classes {sorted(unknown)}")
+        if self.verdict == "pass" and (self.matched or self.caught_by):
+            raise ValueError(f"zoo case {self.name}: a passing case matches no variant and fails no check")
+        if self.verdict == "variant" and not self.matched:
+            raise ValueError(f"zoo case {self.name}: a variant verdict names what it matches")
+        for name in ("init", "params", "constants", "sizes", "derive", "pins"):
+            object.__setattr__(self, name, _frozen(getattr(self, name)))
+
+    @property
+    def correct(self) -> bool:
+        """A correct implementation: it passes the base equation."""
+        return self.verdict == "pass"
+
+    def audit_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``verify.audit.audit`` for this case (target and profile aside)."""
+        out: dict[str, Any] = {"as_": self.as_}
+        for name in ("layout", "mask", "init", "params", "constants", "sizes", "derive", "pins"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = dict(value) if isinstance(value, Mapping) else value
+        out.update(self.extra)
+        return out
+
+
+def all_cases() -> list[ZooCase]:
+    """Every case of every zoo module, in module order."""
+    from . import activation, attention, blocks, lm, lstm, mha, norm, positional
+
+    cases: list[ZooCase] = []
+    for module in (attention, mha, norm, activation, positional, lstm, lm, blocks):
+        cases.extend(module.CASES)
+    names = [c.name for c in cases]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"zoo cases named twice: {duplicates}")
+    return cases
+
+
+__all__ = ["BUG_CLASSES", "ZooCase", "all_cases"]

@@ -1,0 +1,57 @@
+"""Language-model losses as training scripts write them: perplexity from F.cross_entropy with an
+attention mask, and the next-token loss with its label shift. Audited against lm.perplexity and gpt2.loss
+(the equation with the shift: column i of Ŷ is scored on token k_{i+1})."""
+
+import torch
+import torch.nn.functional as F
+
+from . import ZooCase
+
+PPL = "logits:Z=b n v, labels:k=b n, attention_mask:keep=b n -> b"
+NLL = "probs:Y_hat=b n v, input_ids:k=b n -> b"
+
+
+def perplexity(logits, labels, attention_mask):
+    """Per-sequence perplexity over the real tokens (attention_mask 1), padding left out."""
+    nll = F.cross_entropy(logits.transpose(1, 2), labels, reduction="none")  # (b, n)
+    mask = attention_mask.to(nll.dtype)
+    return torch.exp((nll * mask).sum(-1) / mask.sum(-1))
+
+
+def perplexity_counting_padding(logits, labels, attention_mask):
+    """The mask is accepted but the mean runs over every position, padding included."""
+    nll = F.cross_entropy(logits.transpose(1, 2), labels, reduction="none")
+    return nll.mean(dim=-1).exp()
+
+
+def next_token_nll(probs, input_ids):
+    """Σ_i −log p_i(token i+1): predictions 1..n−1 against tokens 2..n."""
+    picked = probs[:, :-1].gather(-1, input_ids[:, 1:, None]).squeeze(-1)  # (b, n − 1)
+    return -picked.log().sum(-1)
+
+
+def nll_without_shift(probs, input_ids):
+    """Labels not shifted: position i is scored on its own token."""
+    picked = probs.gather(-1, input_ids.unsqueeze(-1)).squeeze(-1)
+    return -torch.log(picked).sum(-1)
+
+
+def nll_shifted_backwards(probs, input_ids):
+    """Shifted the wrong way: prediction i + 1 scored on token i."""
+    picked = torch.gather(probs[:, 1:], 2, input_ids[:, :-1].unsqueeze(2)).squeeze(2)
+    return -torch.log(picked).sum(dim=1)
+
+
+CASES = [
+    ZooCase("perplexity_masked", perplexity, as_="lm.perplexity", layout=PPL, verdict="pass"),
+    ZooCase("perplexity_counting_padding", perplexity_counting_padding, as_="lm.perplexity", layout=PPL,
+            verdict="fail", bug="mean NLL over every position, padding included", tags=("ppl_padding",),
+            caught_by=("value=oracle", "property:ignores_padding")),
+    ZooCase("next_token_nll", next_token_nll, as_="gpt2.loss", layout=NLL, verdict="pass"),
+    ZooCase("nll_without_shift", nll_without_shift, as_="gpt2.loss", layout=NLL, verdict="fail",
+            bug="labels not shifted: column i scored on k_i", tags=("label_shift",),
+            caught_by=("value=oracle", "property:shifted_loss")),
+    ZooCase("nll_shifted_backwards", nll_shifted_backwards, as_="gpt2.loss", layout=NLL, verdict="fail",
+            bug="column i+1 scored on k_i", tags=("label_shift",),
+            caught_by=("value=oracle", "property:shifted_loss")),
+]  # fmt: skip
