@@ -8,7 +8,7 @@ import sympy as sp
 
 from spec._errors import SpecError, UnknownEquation
 from spec.axes import GLOSSARY, axis_names
-from spec.printing import latex
+from spec.printing import SpecLatexPrinter, latex
 from spec.shapes import ShapeChecker, fmt_shape
 from spec.tensors import Declared, Family, FamilyMember, FamilySlice, Kind, TensorSymbol
 
@@ -248,14 +248,143 @@ class Equation:
         )
 
     def space(self, d: Declared) -> str:
-        """``Q ∈ ℝ^{n×d_k}`` in Unicode, with the family index if any."""
-        dims = "×".join(str(s).replace("*", "·") for s in d.spec_shape)
+        """``Q ∈ ℝ^(n×d_k)`` in Unicode, with the family index if any; axes under the glossary's names
+        (``ℝ^(H_img×W_img)``, ``P²·C``), the symbol under its code name (what an implementation calls it)."""
+        from spec.printing_unicode import size_unicode
+
+        dims = "×".join(_paren_sum(s, size_unicode(s), len(d.spec_shape)) for s in d.spec_shape)
         space = d.entry_kind.space_unicode + (f"^({dims})" if dims else "")
         if not isinstance(d, Family):
             return f"{d.name} ∈ {space}"
         idx = ",".join(str(i) for i in d.indices)
-        rng = ", ".join(f"{i} = {d.start}..{c}" for i, c in zip(d.indices, d.counts, strict=True))
+        rng = ", ".join(
+            f"{i} = {d.start}..{size_unicode(c)}" for i, c in zip(d.indices, d.counts, strict=True)
+        )
         return f"{d.name}^({idx}) ∈ {space}, {rng}"
+
+    # -- printing: LaTeX (above), MathML, Unicode, spaces, notebooks ---------------------------------
+    def space_latex(self, d: Declared) -> str:
+        r"""``Q \in \mathbb{R}^{n \times d_{k}}``: the declared name, the glossary's axes, and for a family
+        its index and range (``W_{Q}^{(m)} \in \mathbb{R}^{d_{e} \times d_{k}}, \quad m = 1, \ldots, M``)."""
+        printer = SpecLatexPrinter(self.tex_names())
+        shape = d.spec_shape
+        dims = r" \times ".join(
+            rf"\left({printer.doprint(s)}\right)"
+            if len(shape) > 1 and isinstance(s, sp.Add)
+            else printer.doprint(s)
+            for s in (sp.sympify(x) for x in shape)
+        )
+        base = d.entry_kind.space
+        if base not in (r"\mathbb{R}", r"\mathbb{N}"):  # {0,1}, [0,1]: one base for the exponent
+            base = f"{{{base}}}"
+        space = f"{base}^{{{dims}}}" if dims else d.entry_kind.space
+        if not isinstance(d, Family):
+            return rf"{printer.doprint(d)} \in {space}"
+        member = printer.doprint(d[d.indices])
+        ranges = r",\ ".join(
+            rf"{printer.doprint(i)} = {d.start}, \ldots, {printer.doprint(c)}"
+            for i, c in zip(d.indices, d.counts, strict=True)
+        )
+        return rf"{member} \in {space}, \quad {ranges}"
+
+    def space_mathml(self, d: Declared) -> str:
+        """The space of a symbol as an inline ``<math>`` element (the MathML of ``space_latex``)."""
+        from spec.printing_mathml import tex_to_mathml
+
+        return tex_to_mathml(self.space_latex(d), display="inline")
+
+    def mathml(self) -> str:
+        """One ``<math display="block">`` element: the definitions, several aligned on ``=`` in an
+        ``<mtable>`` (``columnalign`` for MathML 3, ``text-align`` styles for MathML Core)."""
+        from spec.printing_mathml import SpecMathMLPrinter
+
+        p = SpecMathMLPrinter(self.tex_names())
+        rows = [(p._print(b.lhs), p._print(b.rhs)) for b in self.bindings]
+        if len(rows) == 1:
+            lhs, rhs = rows[0]
+            return p.math(p.el("mrow", lhs, p.mo("="), rhs))
+        trs = [
+            p.el(
+                "mtr",
+                p.el("mtd", lhs, style="text-align: right", displaystyle="true"),
+                p.el("mtd", p.el("mrow", p.mo("="), rhs), style="text-align: left", displaystyle="true"),
+            )
+            for lhs, rhs in rows
+        ]
+        return p.math(p.el("mtable", *trs, columnalign="right left", displaystyle="true"))
+
+    def unicode_lines(self) -> list[str]:
+        """One Unicode line per definition: ``P⁽ᵐ⁾ = softmax(Q⁽ᵐ⁾ K⁽ᵐ⁾ᵀ / √d_k + S) V⁽ᵐ⁾``."""
+        from spec.printing_unicode import SpecUnicodePrinter
+
+        p = SpecUnicodePrinter(self.tex_names())
+        return [f"{p.doprint(b.lhs)} = {p.doprint(b.rhs)}" for b in self.bindings]
+
+    def unicode(self) -> str:
+        """The definitions in Unicode for the terminal, one line each."""
+        return "\n".join(self.unicode_lines())
+
+    def where_mathml(self) -> list[str]:
+        """The element-wise definitions (``where_latex``), each a ``<math display="block">`` element."""
+        from spec.printing_mathml import tex_to_mathml
+
+        return [tex_to_mathml(text, display="block") for text in self.where_latex()]
+
+    def where_unicode(self) -> list[str]:
+        """The element-wise definitions (``where_latex``) in Unicode, one line each."""
+        from spec.printing_unicode import tex_to_unicode
+
+        return [tex_to_unicode(text) for text in self.where_latex()]
+
+    def constraints_latex(self) -> list[str]:
+        r"""The constraints between axes in LaTeX: ``d_{e} = M d_{k}``, ``n \le n_{\max}``."""
+        printer = SpecLatexPrinter()
+        return [printer.doprint(c) for c in self.constraints]
+
+    def constraints_unicode(self) -> list[str]:
+        """The constraints between axes in Unicode: ``d_e = M·d_k``, ``d_p = P²·C``, ``n ≤ n_max``."""
+        from spec.printing_unicode import relation_unicode
+
+        return [relation_unicode(c) for c in self.constraints]
+
+    def _roles(self) -> dict[str, str]:
+        outputs = {o.name for o in self.outputs}
+        roles = {**{d.name: "input" for d in self.inputs}, **{d.name: "parameter" for d in self.params}}
+        return {
+            d.name: roles.get(d.name, "output" if d.name in outputs else "intermediate") for d in self.symbols
+        }
+
+    def _repr_latex_(self) -> str:
+        return f"$${self.latex()}$$"
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        roles = self._roles()
+        where = "".join(f"<li>{m}</li>" for m in self.where_mathml())
+        symbols = "".join(
+            f"<li>{self.space_mathml(d)} <small>({roles[d.name]})</small>"
+            + (f" — {escape(d.meaning)}" if d.meaning else "")
+            + "</li>"
+            for d in self.symbols
+        )
+        return (
+            f'<div class="lmspec-equation"><p><strong>{escape(self.title)}</strong> '
+            f"<code>{escape(self.id)}</code></p>{self.mathml()}"
+            + (f"<p>where</p><ul>{where}</ul>" if where else "")
+            + f"<ul>{symbols}</ul></div>"
+        )
+
+    def _repr_markdown_(self) -> str:
+        roles = self._roles()
+        out = [f"**{self.title}** (`{self.id}`)", "", "$$", self.latex(), "$$", ""]
+        where = self.where_latex()
+        if where:
+            out += ["where", ""] + [f"$$ {w} $$" for w in where] + [""]
+        for d in self.symbols:
+            meaning = f" — {d.meaning}" if d.meaning else ""
+            out.append(f"- ${self.space_latex(d)}$ ({roles[d.name]}){meaning}")
+        return "\n".join(out) + "\n"
 
     # -- variants ------------------------------------------------------------------------------------
     def add_variant(self, name: str, build: Callable[[], "Equation"], description: str) -> None:
@@ -365,6 +494,11 @@ def select(names: Iterable[str]) -> list[Equation]:
         else:
             chosen.append(get(name))
     return chosen
+
+
+def _paren_sum(size: sp.Expr, text: str, count: int) -> str:
+    """``(L_in + S)`` when a sum is one of several axes of a space (``ℝ^(m×(L_in + S))``)."""
+    return f"({text})" if count > 1 and isinstance(sp.sympify(size), sp.Add) else text
 
 
 __all__ = ["Binding", "Equation", "Invariant", "Kind", "Reference", "TensorSymbol", "all", "families", "get"]

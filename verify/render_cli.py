@@ -5,6 +5,7 @@ The documents are spec/render.py's; parameter counts are evaluated at the preset
 (GPT-2 small to XL, BERT base and large, ViT-B/16 and ViT-L/16).
 """
 
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -14,7 +15,8 @@ from rich.markup import escape
 from rich.table import Table
 
 import spec
-from spec.render import FORMATS, Configuration, RenderError, pdf, render, roles
+from spec.render import FORMATS, Configuration, render, roles
+from spec.render_tex import INSTALL, RenderError, pdf
 
 SHOW_FORMATS = ("unicode", "latex", "mathml")
 _EXTENSIONS = {"tex": ".tex", "pdf": ".pdf", "md": ".md", "html": ".html"}
@@ -45,8 +47,11 @@ def render_command(app, console, err, usage_error, writable) -> None:
         unknown = [f for f in family or [] if f not in spec.FAMILIES]
         if unknown:
             raise usage_error(f"unknown family {unknown[0]!r}; the families are {', '.join(spec.FAMILIES)}")
-        if output is None and format_ == "pdf":
-            output = Path("lmspec.pdf")
+        if format_ == "pdf":
+            output = output or Path("lmspec.pdf")
+            if not (shutil.which("latexmk") and shutil.which("pdflatex")):
+                raise usage_error(INSTALL)
+        existed = output is not None and output.exists()
         if output is not None:
             writable(output)
         start = time.perf_counter()
@@ -57,6 +62,8 @@ def render_command(app, console, err, usage_error, writable) -> None:
             try:
                 pages = pdf(render("tex", doc_families, configurations()), output)
             except RenderError as exc:
+                if not existed and output.exists() and output.stat().st_size == 0:
+                    output.unlink()  # the empty file the writability check left
                 raise usage_error(str(exc)) from None
             what = f"{n} equations, {pages} pages"
         else:

@@ -33,9 +33,10 @@ def test_list_of_one_family(capsys):
 
 
 def test_show_prints_latex_symbols_reference_and_variants(capsys):
+    assert main(["show", "attention.multi_head", "--format", "latex"]) == 0
+    assert r"A &= \left(P W_{O}\right)^{\top} + b_{O} \mathbf{1}_{n}^{\top}" in capsys.readouterr().out
     assert main(["show", "attention.multi_head"]) == 0
     out = capsys.readouterr().out
-    assert r"A &= \left(P W_{O}\right)^{\top} + b_{O} \mathbf{1}_{n}^{\top}" in out
     assert "W_Q^(m) ∈ ℝ^(d_e×d_k), m = 1..M" in out
     assert "equation (28)" in out
     assert "attention.multi_head[scale_sqrt_d_e]: scores scaled by 1/√d_e" in out

@@ -31,7 +31,7 @@ def test_registry():
 def test_latex():
     assert spec.get("positional.learned").latex() == r"\Lambda^{(n)} = \Lambda_{:,1:n}"
     eq = spec.get("positional.sinusoidal")
-    assert eq.latex() == r"\Lambda = \operatorname{PE}_{d_{e} \times n_{max}}"
+    assert eq.latex() == r"\Lambda = \operatorname{PE}_{d_{e} \times n_{\max}}"
     assert eq.where_latex() == [
         r"\operatorname{PE}_{2i,t} = \sin\left(t / 10000^{2i/d_{e}}\right), \quad "
         r"\operatorname{PE}_{2i+1,t} = \cos\left(t / 10000^{2i/d_{e}}\right) \quad (i, t \text{ from } 0)"

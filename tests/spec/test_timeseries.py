@@ -40,18 +40,18 @@ def test_latex():
         r"U = \sqrt{d_{e}} \left(W_{p} X + b_{p} \mathbf{1}_{n}^{\top}\right) + \Lambda_{:,1:n}"
     )
     assert spec.get("timeseries.masked_mse").latex_lines() == [
-        r"E = \mathbf{1}_{d_{x}}^{\top} \left(\mathcal{M} \odot \operatorname{sq}\left(\hat{X} - X\right)"
+        r"E = \mathbf{1}_{m}^{\top} \left(\mathcal{M} \odot \operatorname{sq}\left(\hat{X} - X\right)"
         r"\right) \mathbf{1}_{n}",
-        r"|\mathcal{M}| = \mathbf{1}_{d_{x}}^{\top} \mathcal{M} \mathbf{1}_{n}",
+        r"|\mathcal{M}| = \mathbf{1}_{m}^{\top} \mathcal{M} \mathbf{1}_{n}",
         r"\mathcal{L} = \frac{E}{|\mathcal{M}|}",
     ]
     assert spec.get("timeseries.patching").latex_lines() == [
-        r"\tilde{X} = \left[X, X_{:,L_{in}} \mathbf{1}_{S_{p}}^{\top}\right]",
-        r"X_{p}^{(i)} = \operatorname{unfold}_{P,S_{p}}\left(\tilde{X}_{i,:}\right)",
-        r"U^{(i)} = W_{p} X_{p}^{(i)} + b_{p} \mathbf{1}_{N_{p}}^{\top} + W_{\mathrm{pos}}",
+        r"\tilde{X} = \left[X, X_{:,L_{\mathrm{in}}} \mathbf{1}_{S}^{\top}\right]",
+        r"X_{p}^{(i)} = \operatorname{unfold}_{P,S}\left(\tilde{X}_{i,:}\right)",
+        r"U^{(i)} = W_{p} X_{p}^{(i)} + b_{p} \mathbf{1}_{N}^{\top} + W_{\mathrm{pos}}",
     ]
     assert spec.get("timeseries.patching[no_padding]").latex_lines()[0] == (
-        r"X_{p}^{(i)} = \operatorname{unfold}_{P,S_{p}}\left(X_{i,:}\right)"
+        r"X_{p}^{(i)} = \operatorname{unfold}_{P,S}\left(X_{i,:}\right)"
     )
 
 
@@ -61,7 +61,7 @@ def test_where_lines():
         r"\frac{a}{b} := \mathrm{NaN} \text{ if } b = 0"
     )
     assert spec.get("timeseries.patching").where_latex() == [
-        r"\left[\operatorname{unfold}_{P,S_{p}}(x)\right]_{r,j} = x_{(j-1)S_{p} + r}, \quad r = 1..P"
+        r"\left[\operatorname{unfold}_{P,S}(x)\right]_{r,j} = x_{(j-1)S + r}, \quad r = 1..P"
     ]
 
 

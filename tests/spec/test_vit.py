@@ -36,7 +36,7 @@ def test_registry_holds_the_vit_family_in_order():
 def test_latex_of_the_four_equations():
     assert spec.get("vit.patchify").latex() == r"X_{p} = \operatorname{patchify}_{P}\left(X\right)"
     assert spec.get("vit.input").latex() == (
-        r"H^{0} = \left[x_{\mathrm{cls}}, E_{p} X_{p} + b_{p} \mathbf{1}_{N_{p}}^{\top}\right] + \Lambda"
+        r"H^{0} = \left[x_{\mathrm{cls}}, E_{p} X_{p} + b_{p} \mathbf{1}_{N}^{\top}\right] + \Lambda"
     )
     assert spec.get("vit.input[no_bias]").latex() == (
         r"H^{0} = \left[x_{\mathrm{cls}}, E_{p} X_{p}\right] + \Lambda"
@@ -69,7 +69,7 @@ def test_image_is_a_family_of_channel_planes_and_the_grid_is_constrained():
     eq = spec.get("vit.patchify")
     X = eq.declared("X")
     assert isinstance(X, Family) and X.count == C_i and X.shape == (H_i, W_i)
-    assert eq.space(X) == "X^(k) ∈ ℝ^(H_i×W_i), k = 1..C_i"
+    assert eq.space(X) == "X^(k) ∈ ℝ^(H_img×W_img), k = 1..C"
     assert eq.declared("X_p").shape == (d_p, N_p)
     assert {str(c) for c in eq.constraints} == {
         "Eq(H_i, N_h*P)",
