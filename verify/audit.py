@@ -1150,7 +1150,8 @@ def _value_maps(eq: Equation, target: BoundTarget, check: AuditCheck, ex) -> lis
     if details_out is not None:
         g, w = np.asarray(got[details_out]), np.asarray(want[details_out])
         if g.shape == w.shape:
-            diff = np.abs(np.nan_to_num(g - w, nan=np.inf))
+            with np.errstate(invalid="ignore"):  # ∞ − ∞ where both sides are masked
+                diff = np.abs(np.nan_to_num(g - w, nan=np.inf))
             where = [int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape)] if diff.size else []
         decl = eq.declared(details_out)
         maps.append(
