@@ -1007,10 +1007,24 @@ def _inapplicable(eq: Equation, prop: str, setting: Setting) -> str:
     if prop in RESIZES and (setting.derive or setting.sizes):
         return "it calls the target at other sizes (one head, the same d_e); the target ties its sizes"
     varied = {options.get(key) for key in VARIES_PARAMETER.get(prop, ())}
-    fixed = [k for k in setting.pins if f"'{k}'" in text and (eq.declared(k) in eq.inputs or k in varied)]
+    fixed = [
+        k
+        for k in setting.pins
+        if f"'{k}'" in text
+        and (eq.declared(k) in eq.inputs or k in varied)
+        and not _sets_as_pinned(prop, options, k, setting.pins[k])
+    ]
     if fixed:
         return f"the target fixes {', '.join(fixed)} itself, and this property varies it"
     return ""
+
+
+def _sets_as_pinned(prop: str, options, name: str, pin) -> bool:
+    """Whether the property sets the pinned input to the very value the target fixes (the causal property
+    runs with the causal mask, which is what an ``is_causal=True`` target uses)."""
+    from verify.adapters import causal_pin
+
+    return prop == "causal" and options.get("mask") == name and pin is causal_pin
 
 
 # --- extra checks -----------------------------------------------------------------------------------

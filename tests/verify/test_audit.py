@@ -212,9 +212,22 @@ def test_pinned_mask_and_inapplicable_properties():
     report = audit(causal_only, "attention.scaled_dot_product", pins={"S": causal_pin}, profile="quick")
     assert report.verdict == "pass", report.summary
     st = statuses(report)
-    assert st["property:causal"] == "skip" and st["value=oracle"] == "pass"
-    skipped = next(c for c in report.checks if c.name == "property:causal")
+    assert st["value=oracle"] == "pass"
+    # the causal property runs with the causal mask, the value the target fixes: it applies
+    assert st["property:causal"] == "pass"
+    # permutation equivariance needs S = 0, which this target cannot take: skipped, with the reason
+    assert st["property:permutation_equivariance"] == "skip"
+    skipped = next(c for c in report.checks if c.name == "property:permutation_equivariance")
     assert "fixes S itself" in skipped.message
+    # a target that ignores S altogether, pinned to no mask: the causal property does not apply
+    no_mask = audit(
+        lambda Q, K, V: torch.softmax(Q @ K.transpose(-1, -2) / math.sqrt(Q.shape[-1]), -1) @ V,
+        "attention.scaled_dot_product",
+        layout="Q=b n d_k, K=b n d_k, V=b n d_v -> b n d_v",
+        pins={"S": lambda sizes: np.zeros((sizes["n"], sizes["n"]))},
+        profile="quick",
+    )
+    assert no_mask.verdict == "pass" and statuses(no_mask)["property:causal"] == "skip"
     # without the pin it cannot be bound: the spec's S has no argument
     report = audit(causal_only, "attention.scaled_dot_product", profile="quick", diagnose=False)
     assert report.verdict == "error" and "S" in report.summary
