@@ -39,7 +39,7 @@ from verify.audit_report import AuditCheck, AuditReport, Heatmap, VariantTrial
 from verify.binding import ImplBinding, bind, who
 from verify.compare import POLICY, Tolerance, assert_close
 from verify.layout import PatternLayout, layout_binding, parse_param
-from verify.oracle import _batch_shape
+from verify.oracle import _batch_shape, size_subs
 from verify.runner import (
     PROFILES,
     Check,
@@ -247,11 +247,7 @@ class ModuleTarget(BoundTarget):
                 out.append((m.path, m, None))
                 continue
             name, _, count = m.loop
-            n = int(
-                sp.sympify(count).subs(
-                    {sp.Symbol(k, integer=True, positive=True): v for k, v in sizes.items()}
-                )
-            )
+            n = int(sp.sympify(count).subs(size_subs(sizes)))
             out.extend((m.path.replace("{" + name + "}", str(i)), m, i) for i in range(n))
         return out
 
@@ -993,20 +989,18 @@ SIBLINGS = {
     "transformer.block_post_ln": ("transformer.block_pre_ln",),
 }
 
-#: Properties that vary a parameter named in their options (not only read it): LN's affine invariance
-#: compares LN_ε(a h + b) with LN_{ε/a²}(h).
-VARIES_PARAMETER = {"layer_norm_affine_invariance": ("eps",)}
-#: Properties that call the target at other sizes than the example's (M = 1 with the same d_e).
-RESIZES = {"heads_concat", "single_head"}
-
 
 def _inapplicable(eq: Equation, prop: str, setting: Setting) -> str:
     """Why a property does not apply to a target that fixes some inputs (it would vary them)."""
+    from verify.properties import PROPERTIES, properties_of
+
+    properties_of(eq)  # registers every property module
     options = next((inv.options for inv in eq.invariants if inv.name == prop), {})
     text = repr(options)
-    if prop in RESIZES and (setting.derive or setting.sizes):
+    declared = PROPERTIES[prop]
+    if declared.resizes and (setting.derive or setting.sizes):
         return "it calls the target at other sizes (one head, the same d_e); the target ties its sizes"
-    varied = {options.get(key) for key in VARIES_PARAMETER.get(prop, ())}
+    varied = {options.get(key) for key in declared.varies}
     fixed = [
         k
         for k in setting.pins
@@ -1105,32 +1099,15 @@ class _GeneratedVJP:
         self.eq = eq
         self.gen = GeneratedTarget(eq)
 
-    def _args(self, example, grad: bool):
-        from verify.codegen import size_arguments
-
-        args, leaves = [], {}
-        for d in (*self.eq.inputs, *self.eq.params):
-            t = torch.as_tensor(np.asarray(example[d.ascii], dtype=np.float64))
-            if grad and _differentiable(self.eq, d.ascii):
-                t = t.clone().requires_grad_(True)
-                leaves[d.ascii] = t
-            u = t.unsqueeze(-1).unsqueeze(-1) if d.is_scalar else t
-            args.append(u.unsqueeze(-1) if d.is_vector else u)
-        return args, leaves, size_arguments(self.eq)
-
     def values(self, example, sizes):
         return self.gen(example, sizes)
 
     def vjp(self, example, sizes, cot):
-        args, leaves, size_args = self._args(example, True)
-        outs = self.gen.fn(*args, *(int(sizes[a]) for a in size_args))
+        args, leaves = self.gen.tensors(example, grad=lambda name: _differentiable(self.eq, name))
         total = 0
-        for o, t in zip(self.eq.outputs, outs, strict=True):
-            if o.ascii not in cot:
-                continue
-            t = t.squeeze(-1) if o.is_vector else t
-            t = t.squeeze(-1).squeeze(-1) if o.is_scalar else t
-            total = total + (t * torch.as_tensor(cot[o.ascii])).sum()
+        for name, t in self.gen.run(args, sizes).items():
+            if name in cot:
+                total = total + (t * torch.as_tensor(cot[name])).sum()
         names = list(leaves)
         if not isinstance(total, torch.Tensor) or not total.requires_grad:  # nothing depends on the inputs
             return {k: np.zeros(tuple(leaves[k].shape)) for k in names}

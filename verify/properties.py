@@ -26,19 +26,24 @@ class Property:
     name: str
     description: str
     check: Callable[..., None]
+    #: it calls the target at other sizes than the example's (one head of the same width)
+    resizes: bool = False
+    #: option keys naming parameters it varies, not only reads (LN_ε(a h + b) against LN_{ε/a²}(h))
+    varies: tuple[str, ...] = ()
 
 
 PROPERTIES: dict[str, Property] = {}
 
 
-def prop(name: str, description: str) -> Callable:
-    """Register a property under a name no other property has taken."""
+def prop(name: str, description: str, *, resizes: bool = False, varies: tuple[str, ...] = ()) -> Callable:
+    """Register a property under a name no other property has taken. ``resizes`` and ``varies`` tell an
+    audit when a target that fixes its sizes or a parameter cannot take part."""
 
     def register(fn: Callable) -> Callable:
         if name in PROPERTIES and PROPERTIES[name].check is not fn:
             other = PROPERTIES[name].check
             raise SpecError(f"property {name!r} is registered twice ({other.__module__} and {fn.__module__})")
-        PROPERTIES[name] = Property(name, description, fn)
+        PROPERTIES[name] = Property(name, description, fn, resizes, tuple(varies))
         return fn
 
     return register
@@ -214,7 +219,9 @@ def _one_head(example: Example, m: int, arrays: Mapping[str, np.ndarray]) -> dic
     return out
 
 
-@prop("heads_concat", "multi-head attention is the sum of its heads, each with its block of W_O")
+@prop(
+    "heads_concat", "multi-head attention is the sum of its heads, each with its block of W_O", resizes=True
+)
 def _heads_concat(eq, target, example, data, options, tol):
     sizes = example.sizes
     whole = target(example.arrays, sizes)["A"]
@@ -237,7 +244,9 @@ def _heads_concat(eq, target, example, data, options, tol):
     )
 
 
-@prop("single_head", "with M = 1, multi-head attention is scaled dot-product attention, projected")
+@prop(
+    "single_head", "with M = 1, multi-head attention is scaled dot-product attention, projected", resizes=True
+)
 def _single_head(eq, target, example, data, options, tol):
     sizes = {**example.sizes, "M": 1}
     arrays = _one_head(

@@ -141,6 +141,7 @@ def _ln_statistics(eq, target, example, data, options, tol):
 @prop(
     "layer_norm_affine_invariance",
     "LN(a h + b) = LN(h) for every column h, a > 0 and b; with ε, LN_ε(a h + b) = LN_{ε/a²}(h)",
+    varies=("eps",),
 )
 def _ln_affine(eq, target, example, data, options, tol):
     name, out = options["input"], options["output"]

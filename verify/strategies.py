@@ -112,8 +112,7 @@ def _draw_sizes(eq, free, pin, lo, hi, scale, rng, derive=None) -> dict[str, int
             sizes[a] = pool.pop()
     sizes = {a: sizes[a] for a in free}  # glossary order
     for a, expr in (derive or {}).items():
-        value = sp.sympify(expr, locals={k: sp.Symbol(k, integer=True, positive=True) for k in sizes})
-        value = value.subs({sp.Symbol(k, integer=True, positive=True): v for k, v in sizes.items()})
+        value = sp.sympify(expr, locals={s.name: s for s in size_subs(sizes)}).subs(size_subs(sizes))
         if not value.is_Integer or value < 1:
             return None
         sizes[a] = int(value)

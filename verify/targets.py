@@ -51,21 +51,32 @@ class GeneratedTarget(Target):
         self.fn = compiled(eq)
         self.dtype = dtype
 
-    def __call__(self, example: Example, sizes: Mapping[str, int]) -> dict[str, np.ndarray]:
-        args = []
+    def tensors(self, example: Example, grad: Callable[[str], bool] = lambda name: False):
+        """The generated function's tensor arguments from a spec-layout example, and the leaves that
+        require grad (those for which ``grad(name)`` holds)."""
+        args, leaves = [], {}
         for d in (*self.eq.inputs, *self.eq.params):
             t = torch.as_tensor(np.asarray(example[d.ascii], dtype=np.float64)).to(self.dtype)
+            if grad(d.ascii):
+                t = t.clone().requires_grad_(True)
+                leaves[d.ascii] = t
             if d.is_scalar:  # scalars are 1×1 in SymPy
                 t = t.unsqueeze(-1).unsqueeze(-1)
             args.append(t.unsqueeze(-1) if d.is_vector else t)  # vectors are columns in SymPy
-        args.extend(int(sizes[a]) for a in size_arguments(self.eq))
-        outs = self.fn(*args)
+        return args, leaves
+
+    def run(self, args: list, sizes: Mapping[str, int]) -> dict[str, torch.Tensor]:
+        """The outputs as tensors in spec layout."""
+        outs = self.fn(*args, *(int(sizes[a]) for a in size_arguments(self.eq)))
         result = {}
         for o, t in zip(self.eq.outputs, outs, strict=True):
             t = t.squeeze(-1) if o.is_vector else t
-            t = t.squeeze(-1).squeeze(-1) if o.is_scalar else t
-            result[o.ascii] = t.detach().to(torch.float64).numpy()
+            result[o.ascii] = t.squeeze(-1).squeeze(-1) if o.is_scalar else t
         return result
+
+    def __call__(self, example: Example, sizes: Mapping[str, int]) -> dict[str, np.ndarray]:
+        args, _ = self.tensors(example)
+        return {k: t.detach().to(torch.float64).numpy() for k, t in self.run(args, sizes).items()}
 
 
 class ImplTarget(Target):
