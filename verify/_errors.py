@@ -28,3 +28,7 @@ class ValueMismatch(Mismatch):
 
 class PropertyViolation(Mismatch):
     """An invariant of the equation does not hold for the implementation."""
+
+
+class AuditError(SpecError):
+    """The audit cannot start: the target does not import, is not callable, the equation is unknown …"""

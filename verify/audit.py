@@ -21,38 +21,33 @@ loaded or bound).
 import dataclasses
 import importlib
 import importlib.util
-import inspect
 import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-import sympy as sp
 import torch
-from hypothesis import strategies as st
 
 import spec
 from spec import Equation, Kind, SpecError
-from verify._errors import BindingError, Mismatch, ShapeMismatch
+from verify._errors import AuditError, BindingError, Mismatch
+from verify.audit_checks import gradient_check, shape_check, value_maps
 from verify.audit_report import AuditCheck, AuditReport, Heatmap, VariantTrial
-from verify.binding import ImplBinding, bind, who
+from verify.audit_targets import BoundTarget, ModuleTarget, make_target, target_batches
+from verify.binding import who
 from verify.compare import POLICY, Tolerance, assert_close
-from verify.layout import PatternLayout, layout_binding, parse_param
-from verify.oracle import _batch_shape, size_subs
 from verify.runner import (
     PROFILES,
-    Check,
     CheckResult,
     Profile,
     Setting,
     _describe,
-    _draw,
     checks_for,
     run_check,
 )
 from verify.strategies import COMPOSITE, SMALL, Example, is_composite, size_tuples
-from verify.targets import GeneratedTarget, OracleTarget, Target
+from verify.targets import GeneratedTarget, OracleTarget
 
 #: ε values tried for an ``eps`` variant when the target does not say its own (torch/GPT-2, ViT/TF, BERT).
 EPS_CANDIDATES = (1e-5, 1e-6, 1e-8, 1e-12)
@@ -66,10 +61,6 @@ DTYPES = {
 
 #: Sizes above this are beyond the exact oracle (its straight-line program grows with the sizes).
 ORACLE_LIMIT = max(SMALL[1], COMPOSITE[1])
-
-
-class AuditError(SpecError):
-    """The audit cannot start: the target does not import, is not callable, the equation is unknown …"""
 
 
 # --- loading ----------------------------------------------------------------------------------------
@@ -116,251 +107,6 @@ def load(target: str) -> object:
     if not callable(obj):
         raise AuditError(f"cannot audit {target!r}: {attr} is a {type(obj).__name__}, not callable")
     return obj
-
-
-# --- targets ----------------------------------------------------------------------------------------
-class BoundTarget(Target):
-    """A callable (or a module's forward) behind a binding, on a device and in a dtype."""
-
-    def __init__(
-        self,
-        eq: Equation,
-        binding: ImplBinding,
-        name: str,
-        dtype: torch.dtype,
-        device: str,
-        partial: bool = False,
-    ) -> None:
-        super().__init__(eq)
-        self.binding = binding
-        self.name = name
-        self.dtype = dtype
-        self.device = device
-        self.partial_outputs = partial
-
-    def prepare(self, example, sizes) -> ImplBinding:
-        return self.binding
-
-    def __call__(self, example, sizes):
-        batch = _batch_shape(self.eq, example, sizes)
-        binding = self.prepare(example, sizes)
-        with torch.no_grad():
-            return binding.call(example, sizes, len(batch), self.dtype, self.device)
-
-    # the gradient check -------------------------------------------------------------------------------
-    def vjp(self, example, sizes, cotangents: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        batch = _batch_shape(self.eq, example, sizes)
-        binding = self.prepare(example, sizes)
-        kwargs, leaves = {}, {}
-        for lay in binding.args:
-            extra = {"sizes": sizes} if getattr(lay, "needs_sizes", False) else {}
-            value = lay.to_impl(example[lay.name], len(batch), self.dtype, self.device, **extra)
-            if (
-                isinstance(value, torch.Tensor)
-                and value.is_floating_point()
-                and _differentiable(self.eq, lay.name)
-            ):
-                value = value.detach().requires_grad_(True)
-                leaves[lay.name] = (lay, value)
-            kwargs[lay.param] = value
-        for param, axis in binding.sizes:
-            kwargs[param] = int(sizes[axis])
-        if binding.takes_dtype:
-            kwargs["dtype"] = self.dtype
-        result = binding.fn(**kwargs)
-        results = tuple(result) if binding.returns_tuple else (result,)
-        total = 0
-        for lay, value in zip(binding.outputs, results, strict=True):
-            if lay.name is None or lay.name not in cotangents or not isinstance(value, torch.Tensor):
-                continue
-            if not value.is_floating_point():
-                continue
-            cot = _to_layout(lay, cotangents[lay.name], len(batch), sizes, value.dtype, value.device)
-            total = total + (value * cot).sum()
-        names = list(leaves)
-        if not isinstance(total, torch.Tensor) or not total.requires_grad:  # nothing depends on the inputs
-            return {
-                k: np.zeros(
-                    np.shape(
-                        leaves[k][0].from_impl(leaves[k][1], len(batch) if leaves[k][0].batched else 0, sizes)
-                    )
-                )
-                for k in names
-            }
-        grads = torch.autograd.grad(total, [leaves[k][1] for k in names], allow_unused=True)
-        out = {}
-        for k, g in zip(names, grads, strict=True):
-            lay = leaves[k][0]
-            g = torch.zeros_like(leaves[k][1]) if g is None else g
-            out[k] = lay.from_impl(g, len(batch) if lay.batched else 0, sizes)
-        return out
-
-
-def _to_layout(lay, arr, batch_ndim, sizes, dtype, device) -> torch.Tensor:
-    """A spec-layout array (a cotangent of an output) in the target's layout of that output."""
-    if isinstance(lay, PatternLayout):
-        plain = dataclasses.replace(lay, convention=None, dtype="float")
-        return plain.to_impl(arr, batch_ndim, dtype, device, sizes)
-    plain = dataclasses.replace(lay, convention=None, dtype="float", batched=lay.batched)
-    return plain.to_impl(arr, batch_ndim, dtype, device)
-
-
-def _differentiable(eq: Equation, name: str) -> bool:
-    decl = eq.declared(name)
-    return decl.entry_kind in (Kind.REAL, Kind.SCORE) and not decl.is_scalar
-
-
-class ModuleTarget(BoundTarget):
-    """An nn.Module: built per size tuple from a class (``init``) or used as given, its parameters filled
-    from the spec's through ``params``, called through a binding of its forward."""
-
-    def __init__(self, eq, binding, name, dtype, device, module, init, params, partial=False) -> None:
-        super().__init__(eq, binding, name, dtype, device, partial)
-        self.module = module
-        self.init = dict(init or {})
-        self.params = [parse_param(path, text, eq) for path, text in (params or {}).items()]
-        self._built: dict[tuple, torch.nn.Module] = {}
-        self._checked: set[tuple] = set()
-
-    def _instance(self, sizes) -> torch.nn.Module:
-        if isinstance(self.module, torch.nn.Module):
-            return self.module
-        key = tuple(sorted(sizes.items()))
-        if key not in self._built:
-            kwargs = {k: _init_value(k, v, sizes) for k, v in self.init.items()}
-            try:
-                mod = self.module(**kwargs)
-            except Exception as exc:
-                raise Mismatch(
-                    f"{self.name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) raised "
-                    f"{type(exc).__name__}: {exc}",
-                    check="shape",
-                ) from exc
-            self._built = {key: mod}  # one at a time: sizes repeat in runs of examples
-        return self._built[key]
-
-    def _expanded(self, sizes) -> list[tuple[str, object, int | None]]:
-        """(module path, mapping, layer index) for every mapping, per-layer paths ("h.{l}.…") unrolled."""
-        out = []
-        for m in self.params:
-            if m.loop is None:
-                out.append((m.path, m, None))
-                continue
-            name, _, count = m.loop
-            n = int(sp.sympify(count).subs(size_subs(sizes)))
-            out.extend((m.path.replace("{" + name + "}", str(i)), m, i) for i in range(n))
-        return out
-
-    def _check_params(self, mod: torch.nn.Module, sizes) -> None:
-        names = dict(mod.named_parameters())
-        mapped = {path for path, _, _ in self._expanded(sizes)}
-        unknown = sorted(mapped - set(names) - {n for n, _ in mod.named_buffers()})
-        if unknown:
-            raise BindingError(
-                f"{self.name}: the parameter mapping names {', '.join(unknown)}, which the module does not "
-                f"have (its parameters: {', '.join(names) or 'none'})"
-            )
-        unmapped = sorted(set(names) - mapped)
-        if unmapped:
-            raise BindingError(
-                f"{self.name}: no mapping for the module parameters {', '.join(unmapped)}; map each to spec "
-                "parameters ('W_Q -> (M d_k) d_e'), to '0' or to 'keep'"
-            )
-
-    def prepare(self, example, sizes) -> ImplBinding:
-        mod = self._instance(sizes)
-        key = (id(mod), tuple(sorted(sizes.items())))
-        if key not in self._checked:
-            self._check_params(mod, sizes)
-            self._checked.add(key)
-        mod.to(device=self.device, dtype=self.dtype).eval()
-        with torch.no_grad():
-            for path, m, index in self._expanded(sizes):
-                tensor = mod.get_parameter(path) if _has_param(mod, path) else mod.get_buffer(path)
-                if m.mode == "keep":
-                    continue
-                if m.mode == "zero":
-                    tensor.zero_()
-                    continue
-                value = m.value(example, sizes, index)
-                if tuple(value.shape) != tuple(tensor.shape):
-                    raise ShapeMismatch(
-                        f"{self.name}: the mapping {path} = {m.text} gives shape {list(value.shape)}, the "
-                        f"module's {path} has shape {list(tensor.shape)}",
-                        check="shape",
-                    )
-                tensor.copy_(torch.from_numpy(value).to(dtype=tensor.dtype, device=tensor.device))
-        return dataclasses.replace(self.binding, fn=mod)
-
-
-def _has_param(mod: torch.nn.Module, path: str) -> bool:
-    try:
-        mod.get_parameter(path)
-        return True
-    except AttributeError:
-        return False
-
-
-def _init_value(key: str, value, sizes):
-    if isinstance(value, str):
-        try:
-            expr = sp.sympify(value, locals={k: sp.Symbol(k) for k in sizes})
-        except (sp.SympifyError, TypeError, SyntaxError):
-            return value
-        if expr.free_symbols and all(str(s) in sizes for s in expr.free_symbols):
-            return int(expr.subs({sp.Symbol(k): v for k, v in sizes.items()}))
-        if expr.free_symbols:
-            unknown = ", ".join(sorted(str(s) for s in expr.free_symbols if str(s) not in sizes))
-            raise AuditError(f"init {key}={value!r}: {unknown} is not an axis here ({', '.join(sizes)})")
-    return value
-
-
-def make_target(
-    obj: object,
-    eq: Equation,
-    *,
-    name: str,
-    layout: str | None = None,
-    mask: str | None = None,
-    init: Mapping | None = None,
-    params: Mapping[str, str] | None = None,
-    missing_ok=(),
-    dtype: torch.dtype = torch.float64,
-    device: str = "cpu",
-) -> BoundTarget:
-    """Bind ``obj`` (a function, an nn.Module class or instance) to ``eq``; BindingError when it cannot."""
-    is_module = isinstance(obj, torch.nn.Module) or (
-        inspect.isclass(obj) and issubclass(obj, torch.nn.Module)
-    )
-    if is_module:
-        forward = obj.forward
-        if inspect.isclass(obj) and init is None:
-            raise BindingError(f"{name} is an nn.Module class: say how to build it (init=, --init k=axis)")
-        symbols = tuple(eq.inputs)
-        partial = False
-        if layout:
-            binding, partial = layout_binding(
-                forward, eq, layout, mask=mask, symbols=symbols, missing_ok=missing_ok
-            )
-        else:
-            binding = bind(forward, eq, symbols=symbols, missing_ok=missing_ok, mask=mask)
-        return ModuleTarget(eq, binding, name, dtype, device, obj, init, params, partial)
-    if not callable(obj):
-        raise BindingError(f"{name} is a {type(obj).__name__}, not callable")
-    if layout:
-        binding, partial = layout_binding(obj, eq, layout, mask=mask, missing_ok=missing_ok)
-        return BoundTarget(eq, binding, name, dtype, device, partial)
-    return BoundTarget(eq, bind(obj, eq, missing_ok=missing_ok, mask=mask), name, dtype, device)
-
-
-def _target_batches(target: BoundTarget) -> tuple[tuple[int, ...], ...]:
-    counts = [
-        lay.target_batch for lay in target.binding.args if isinstance(lay, PatternLayout) and lay.batched
-    ]
-    fixed = [c for c in counts if c is not None]
-    if fixed and min(fixed) == 0:
-        return ((),)
-    return ((), (2,))
 
 
 # --- the audit --------------------------------------------------------------------------------------
@@ -512,7 +258,7 @@ class _Auditor:
         pins.update({k: v for k, v in self.constants.items() if _has(eq, k)})
         pins.update(dict(extra))
         sizes = {k: v for k, v in self.sizes.items()}
-        return Setting(pins, sizes, dict(self.derive), _target_batches(target), self.tol)
+        return Setting(pins, sizes, dict(self.derive), target_batches(target), self.tol)
 
     def oracle_reachable(self) -> bool:
         limit = ORACLE_LIMIT if not is_composite(self.eq) else COMPOSITE[1]
@@ -566,7 +312,7 @@ class _Auditor:
     def _checks(self, eq: Equation, target: BoundTarget, setting: Setting) -> list[AuditCheck]:
         out: list[AuditCheck] = []
         planned = checks_for(eq, self.wide, self.seed, target, setting)
-        shape = _shape_check(eq, target, setting, self.profile, self.seed)
+        shape = shape_check(eq, target, setting, self.profile, self.seed)
         out.append(self._result(run_check(shape, self.profile, self.seed)))
         for check in planned:
             if check.name == "generated=oracle":
@@ -595,7 +341,7 @@ class _Auditor:
         edges = self._edges(eq, target, setting)
         if edges is not None:
             out.append(edges)
-        gradient = _gradient_check(eq, target, setting)
+        gradient = gradient_check(eq, target, setting)
         if gradient is None:
             out.append(
                 AuditCheck("gradient", "skip", "the equation has no real-valued inputs to differentiate")
@@ -871,7 +617,7 @@ class _Auditor:
             r = run_check(check, fast, self.seed)
             if not r.passed:
                 failed.append(f"{r.check}: {r.message}")
-        gradient = _gradient_check(veq, target, setting)
+        gradient = gradient_check(veq, target, setting)
         if gradient is not None:
             r = run_check(gradient, fast, self.seed)
             if not r.passed:
@@ -896,7 +642,7 @@ class _Auditor:
             if c.status != "fail" or ex is None or not c.name.startswith("value"):
                 continue
             try:
-                maps.extend(_value_maps(eq, target, c, ex))
+                maps.extend(value_maps(eq, target, c, ex))
             except Exception:  # noqa: BLE001 - a heat map is a courtesy: never fail the audit for it
                 continue
         return maps
@@ -1019,171 +765,6 @@ def _sets_as_pinned(prop: str, options, name: str, pin) -> bool:
     from verify.adapters import causal_pin
 
     return prop == "causal" and options.get("mask") == name and pin is causal_pin
-
-
-# --- extra checks -----------------------------------------------------------------------------------
-def _shape_check(eq: Equation, target: Target, setting: Setting, profile: Profile, seed: int) -> Check:
-    pool = size_tuples(eq, 1, seed, "small", fixed=setting.sizes, derive=setting.derive)
-
-    def run(data, record):
-        ex = _draw(data, eq, pool, record, setting)
-        got = target(ex.arrays, ex.sizes)
-        want = {o.ascii: _expected_shape(eq, o, ex) for o in eq.outputs}
-        for k, shape in want.items():
-            if k not in got:
-                if getattr(target, "partial_outputs", False):
-                    continue
-                raise ShapeMismatch(f"{target.name} returned no value for {k}", check="shape")
-            if tuple(np.shape(got[k])) != shape:
-                raise ShapeMismatch(
-                    f"{target.name}: {k} has shape {tuple(np.shape(got[k]))} in spec layout, the spec "
-                    f"expects {shape} ({eq.space(eq.declared(k))})",
-                    check="shape",
-                )
-        return None
-
-    return Check(eq, "shape", target.name, run)
-
-
-def _expected_shape(eq: Equation, out, ex) -> tuple[int, ...]:
-    from verify.oracle import concrete_shape
-
-    lead = ex.batch if eq.inputs else ()
-    return (*lead, *concrete_shape(out, ex.sizes))
-
-
-def _gradient_check(eq: Equation, target: BoundTarget, setting: Setting) -> Check | None:
-    if not any(_differentiable(eq, d.ascii) for d in (*eq.inputs, *eq.params)):
-        return None
-    if not any(o.entry_kind in (Kind.REAL, Kind.SCORE, Kind.PROBABILITY) for o in eq.outputs):
-        return None
-    generated = _GeneratedVJP(eq)
-    pool = size_tuples(eq, 2, 0, "small", fixed=setting.sizes, derive=setting.derive)
-
-    def run(data, record):
-        ex = _draw(data, eq, pool, record, setting)
-        rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="cotangent seed"))
-        want_out = generated.values(ex.arrays, ex.sizes)
-        cot = {
-            k: rng.standard_normal(np.shape(v))
-            for k, v in want_out.items()
-            if eq.declared(k).entry_kind in (Kind.REAL, Kind.SCORE, Kind.PROBABILITY)
-        }
-        want = generated.vjp(ex.arrays, ex.sizes, cot)
-        finite = all(np.isfinite(v).all() for v in (*want_out.values(), *want.values()))
-        if not finite:  # masked rows: the derivative is not defined through −∞; values decide there
-            return None
-        got = target.vjp(ex.arrays, ex.sizes, cot)
-        if not got:  # it takes no real-valued tensor the spec differentiates
-            return None
-        return assert_close(
-            {f"∂/∂{k}": v for k, v in got.items()},
-            {f"∂/∂{k}": v for k, v in want.items() if k in got},
-            _grad_tol(setting.tol),
-            check="gradient",
-            who=target.name,
-            reference="autograd through the generated code",
-        )
-
-    return Check(eq, "gradient", target.name, run)
-
-
-def _grad_tol(tol: Tolerance) -> Tolerance:
-    return Tolerance(tol.atol * 10, tol.rtol * 10)  # a backward pass sums once more
-
-
-class _GeneratedVJP:
-    """Autograd through the generated code, in float64."""
-
-    def __init__(self, eq: Equation) -> None:
-        self.eq = eq
-        self.gen = GeneratedTarget(eq)
-
-    def values(self, example, sizes):
-        return self.gen(example, sizes)
-
-    def vjp(self, example, sizes, cot):
-        args, leaves = self.gen.tensors(example, grad=lambda name: _differentiable(self.eq, name))
-        total = 0
-        for name, t in self.gen.run(args, sizes).items():
-            if name in cot:
-                total = total + (t * torch.as_tensor(cot[name])).sum()
-        names = list(leaves)
-        if not isinstance(total, torch.Tensor) or not total.requires_grad:  # nothing depends on the inputs
-            return {k: np.zeros(tuple(leaves[k].shape)) for k in names}
-        grads = torch.autograd.grad(total, [leaves[k] for k in names], allow_unused=True)
-        return {
-            k: (np.zeros(leaves[k].shape) if g is None else g.detach().numpy())
-            for k, g in zip(names, grads, strict=True)
-        }
-
-
-# --- heat maps --------------------------------------------------------------------------------------
-def _slice2d(arr: np.ndarray, where: list[int]) -> np.ndarray:
-    arr = np.asarray(arr, dtype=np.float64)
-    if arr.ndim == 0:
-        return arr.reshape(1, 1)
-    if arr.ndim == 1:
-        return arr.reshape(1, -1)
-    lead = tuple(where[: arr.ndim - 2]) if len(where) >= arr.ndim - 2 else (0,) * (arr.ndim - 2)
-    return arr[lead]
-
-
-def _value_maps(eq: Equation, target: BoundTarget, check: AuditCheck, ex) -> list[Heatmap]:
-    from verify.targets import OracleTarget
-
-    reference = OracleTarget(eq) if check.name == "value=oracle" else GeneratedTarget(eq)
-    got = target(ex.arrays, ex.sizes)
-    want = reference(ex.arrays, ex.sizes)
-    details_out = next((k for k in want if k in got), None)
-    where = list(np.unravel_index(0, (1,)))
-    maps = []
-    if details_out is not None:
-        g, w = np.asarray(got[details_out]), np.asarray(want[details_out])
-        if g.shape == w.shape:
-            with np.errstate(invalid="ignore"):  # ∞ − ∞ where both sides are masked
-                diff = np.abs(np.nan_to_num(g - w, nan=np.inf))
-            where = [int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape)] if diff.size else []
-        decl = eq.declared(details_out)
-        maps.append(
-            Heatmap(
-                f"output {details_out} (spec layout {eq.space(decl)}), the slice with the largest difference",
-                check.name,
-                _slice2d(g, where),
-                _slice2d(w, where),
-                "row",
-                "column",
-            )
-        )
-    names = {d.ascii for d in eq.inputs}
-    if {"Q", "K", "V"} <= names and "d_v" in eq.free_axes:
-        weights = _attention_weights(eq, target, reference, ex)
-        if weights is not None:
-            tw, sw = weights
-            maps.insert(
-                0,
-                Heatmap(
-                    "attention weights (read by feeding V = I: P = softmax(QKᵀ/√d_k + S) V)",
-                    check.name,
-                    _slice2d(tw, where),
-                    _slice2d(sw, where),
-                    "query i",
-                    "key j",
-                ),
-            )
-    return maps
-
-
-def _attention_weights(eq, target, reference, ex):
-    n = int(ex.sizes["n"])
-    sizes = {**ex.sizes, "d_v": n}
-    arrays = dict(ex.arrays)
-    arrays["V"] = np.broadcast_to(np.eye(n), (*ex.batch, n, n)).copy()
-    out = eq.outputs[0].ascii
-    try:
-        return target(arrays, sizes)[out], reference(arrays, sizes)[out]
-    except Exception:  # noqa: BLE001 - a target bound to fixed sizes may refuse d_v = n
-        return None
 
 
 __all__ = ["AuditError", "ModuleTarget", "audit", "load", "make_target"]
