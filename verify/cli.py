@@ -80,24 +80,39 @@ def verify_(
     selection: list[str] = typer.Argument(None, help="Equation ids or families (default: all)."),
     profile: str = typer.Option("default", "--profile", "-p", help="quick, default or thorough."),
     seed: int = typer.Option(0, "--seed", help="Hypothesis seed; the same seed gives the same report."),
+    seeds: int = typer.Option(1, "--seeds", help="Run under K seeds: --seed, --seed+1, …, --seed+K−1."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Worker processes (0: one per core)."),
+    shard: str = typer.Option(None, "--shard", help="i/n: run every n-th check from the i-th (CI splits)."),
+    fail_fast: bool = typer.Option(False, "--fail-fast", "-x", help="Stop at the first failing check."),
     json_path: Path = typer.Option(None, "--json", help="Write a JSON report here."),
     junit_path: Path = typer.Option(None, "--junit", help="Write a JUnit XML report here."),
 ) -> None:
     """Verify impl/ against the spec: oracle, generated code and properties."""
+    from verify.parallel import default_jobs, parse_shard, plan_units, run_units
     from verify.report import to_json, to_junit
-    from verify.runner import PROFILES, plan, run
+    from verify.runner import PROFILES
 
     if profile not in PROFILES:
         raise UsageError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     if seed < 0:
         raise UsageError(f"--seed must be a non-negative integer, found {seed}")
+    if seeds < 1:
+        raise UsageError(f"--seeds must be at least 1, found {seeds}")
+    if jobs < 0:
+        raise UsageError(f"--jobs must be 0 (one per core) or a positive integer, found {jobs}")
+    try:
+        part = parse_shard(shard) if shard is not None else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     names = selection or list(spec.FAMILIES)
     eqs = spec.select(names)
     for path in (json_path, junit_path):
         if path is not None:
             _writable(path)
     prof = PROFILES[profile]
-    checks = plan(eqs, prof, seed)
+    seed_list = list(range(seed, seed + seeds))
+    units = plan_units([eq.id for eq in eqs], prof, seed_list, part)
+    workers = jobs or default_jobs()
     start = time.perf_counter()
     with Progress(
         TextColumn("{task.description}"),
@@ -107,45 +122,53 @@ def verify_(
         console=err,
         transient=True,
     ) as progress:
-        task = progress.add_task("verifying", total=len(checks))
-        results = run(
-            checks,
-            prof,
-            seed,
-            on_start=lambda c: progress.update(task, description=f"{c.equation.id} {c.name}"),
-            on_result=lambda r: progress.advance(task),
-        )
+        task = progress.add_task("verifying", total=len(units))
+
+        def started(u) -> None:
+            progress.update(task, description=f"{u.equation} {u.check}")
+
+        def finished(r) -> None:
+            progress.update(task, advance=1, description=f"{r.equation} {r.check}")
+
+        results = run_units(units, prof, workers, fail_fast, on_start=started, on_result=finished)
     wall = time.perf_counter() - start
-    table = Table(title=f"lmspec verify — profile {profile}, seed {seed}")
-    for col, just in (
-        ("equation", "left"),
-        ("check", "left"),
-        ("examples", "right"),
-        ("result", "left"),
-        ("max |Δ|", "right"),
-        ("time", "right"),
-    ):
+    title = f"lmspec verify — profile {profile}, " + (
+        f"seed {seed}" if seeds == 1 else f"seeds {seed}–{seed + seeds - 1}"
+    )
+    if part:
+        title += f", shard {part[0]}/{part[1]}"
+    table = Table(title=title)
+    columns = [("equation", "left"), ("check", "left")]
+    columns += [("seed", "right")] if seeds > 1 else []
+    columns += [("examples", "right"), ("result", "left"), ("max |Δ|", "right"), ("time", "right")]
+    for col, just in columns:
         table.add_column(col, justify=just)
     for r in results:
         mark = "[green]pass[/green]" if r.passed else "[red]FAIL[/red]"
         err_ = "" if r.max_abs is None else f"{r.max_abs:.1e}"
-        table.add_row(r.equation, r.check, str(r.examples), mark, err_, f"{r.seconds:.2f}s")
+        cells = [r.equation, r.check] + ([str(r.seed)] if seeds > 1 else [])
+        table.add_row(*cells, str(r.examples), mark, err_, f"{r.seconds:.2f}s")
     console.print(table)
     if len({r.equation.split(".", 1)[0] for r in results}) > 1:
         console.print(_family_table(results))
     failed = [r for r in results if not r.passed]
     for r in failed:
-        console.print(f"[red]FAIL[/red] {r.equation} {r.check}: {r.message}", highlight=False)
+        where = f" (seed {r.seed})" if seeds > 1 else ""
+        console.print(f"[red]FAIL[/red] {r.equation} {r.check}{where}: {r.message}", highlight=False)
         if r.counterexample:
             console.print(
                 f"  counterexample: sizes {r.counterexample['sizes']}, batch {r.counterexample['batch']}",
                 highlight=False,
             )
-    console.print(f"{len(results) - len(failed)} passed, {len(failed)} failed in {wall:.1f}s")
+    skipped = len(units) - len(results)
+    tail = f", {skipped} not run (--fail-fast)" if skipped else ""
+    jobs_note = f" with {workers} jobs" if workers > 1 else ""
+    passed = len(results) - len(failed)
+    console.print(f"{passed} passed, {len(failed)} failed{tail} in {wall:.1f}s{jobs_note}")
     if json_path:
-        _write(json_path, to_json(results, profile=profile, seed=seed, selection=names))
+        _write(json_path, to_json(results, profile=profile, seeds=seed_list, selection=names, shard=part))
     if junit_path:
-        _write(junit_path, to_junit(results, profile=profile, seed=seed))
+        _write(junit_path, to_junit(results, profile=profile, seeds=seed_list))
     if failed:
         raise typer.Exit(1)
 

@@ -24,12 +24,22 @@ def _plain(obj: object) -> object:
     return obj
 
 
-def to_json(results: Sequence[CheckResult], *, profile: str, seed: int, selection: Sequence[str]) -> str:
-    """The JSON report. Wall times are left out, so that the same seed gives the same bytes."""
+def to_json(
+    results: Sequence[CheckResult],
+    *,
+    profile: str,
+    seeds: Sequence[int],
+    selection: Sequence[str],
+    shard: tuple[int, int] | None = None,
+) -> str:
+    """The JSON report. Wall times are left out, so that the same seeds give the same bytes (whatever the
+    number of jobs). ``seed`` is the first seed, ``shard`` ``[i, n]`` or null."""
     doc = {
         "tool": "lmspec",
         "profile": profile,
-        "seed": seed,
+        "seed": seeds[0],
+        "seeds": list(seeds),
+        "shard": list(shard) if shard else None,
         "selection": list(selection),
         "summary": summary(results),
         "results": [r.as_json() for r in results],
@@ -37,8 +47,8 @@ def to_json(results: Sequence[CheckResult], *, profile: str, seed: int, selectio
     return json.dumps(_plain(doc), indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
-def to_junit(results: Sequence[CheckResult], *, profile: str, seed: int) -> str:
-    """JUnit XML: one test suite per family, one test case per (equation, check)."""
+def to_junit(results: Sequence[CheckResult], *, profile: str, seeds: Sequence[int]) -> str:
+    """JUnit XML: one test suite per family, one test case per (equation, check), per seed when several."""
     suites = ET.Element(
         "testsuites",
         name="lmspec verify",
@@ -59,11 +69,10 @@ def to_junit(results: Sequence[CheckResult], *, profile: str, seed: int) -> str:
         )
         props = ET.SubElement(suite, "properties")
         ET.SubElement(props, "property", name="profile", value=profile)
-        ET.SubElement(props, "property", name="seed", value=str(seed))
+        ET.SubElement(props, "property", name="seeds", value=" ".join(map(str, seeds)))
         for r in rs:
-            case = ET.SubElement(
-                suite, "testcase", classname=r.equation, name=r.check, time=f"{r.seconds:.3f}"
-            )
+            name = r.check if len(seeds) == 1 else f"{r.check} [seed {r.seed}]"
+            case = ET.SubElement(suite, "testcase", classname=r.equation, name=name, time=f"{r.seconds:.3f}")
             if not r.passed:
                 fail = ET.SubElement(case, "failure", message=r.message, type=r.check)
                 fail.text = json.dumps(_plain(r.counterexample), indent=1, allow_nan=False)

@@ -63,6 +63,7 @@ class CheckResult:
     max_abs: float | None = None
     max_rel: float | None = None
     example: Example | None = field(default=None, repr=False, compare=False)  # the failing one, raw
+    seed: int = 0
 
     @property
     def status(self) -> str:
@@ -270,6 +271,7 @@ def run_check(check: Check, profile: Profile, seed: int) -> CheckResult:
             details.get("max_abs"),
             details.get("max_rel"),
             example,
+            seed,
         )
     worst = state["worst"]
     return CheckResult(
@@ -281,6 +283,7 @@ def run_check(check: Check, profile: Profile, seed: int) -> CheckResult:
         time.perf_counter() - start,
         max_abs=worst.max_abs if worst else None,
         max_rel=worst.max_rel if worst else None,
+        seed=seed,
     )
 
 

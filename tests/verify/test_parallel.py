@@ -1,0 +1,123 @@
+"""The suite across seeds, shards and worker processes: the same units, the same results, in plan order."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from jaxtyping import Float
+from torch import Tensor
+
+import impl._registry as registry
+from verify.parallel import parse_shard, plan_units, run_suite, run_units
+from verify.runner import PROFILES
+
+QUICK = PROFILES["quick"]
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(("text", "expected"), [("1/1", (1, 1)), ("2/4", (2, 4)), ("4/4", (4, 4))])
+def test_parse_shard(text, expected):
+    assert parse_shard(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0/2", "3/2", "1/0", "2", "a/b", "1/2/3", "-1/2", ""])
+def test_parse_shard_rejects_what_is_not_i_over_n(text):
+    with pytest.raises(ValueError, match=r"--shard takes i/n with 1 ≤ i ≤ n \(e.g. 2/4\), found"):
+        parse_shard(text)
+
+
+def test_units_run_seed_by_seed_in_catalogue_order():
+    units = plan_units(["norm.layer_norm", "activation.relu"], QUICK, [5, 6])
+    per_seed = len(units) // 2
+    assert [u.seed for u in units] == [5] * per_seed + [6] * per_seed
+    assert units[:per_seed] == [u.__class__(5, u.equation, u.check) for u in units[per_seed:]]
+    assert [u.equation for u in units[:per_seed]] == sorted(
+        (u.equation for u in units[:per_seed]), key=["norm.layer_norm", "activation.relu"].index
+    )
+    assert units[0].check == "impl=oracle"
+
+
+def test_shards_partition_the_run():
+    everything = plan_units(["attention"], QUICK, [0, 1])
+    shards = [plan_units(["attention"], QUICK, [0, 1], (i, 3)) for i in (1, 2, 3)]
+    assert max(map(len, shards)) - min(map(len, shards)) <= 1
+    merged = [u for s in shards for u in s]
+    assert len(merged) == len(set(merged)) == len(everything)
+    assert set(merged) == set(everything)
+    assert shards[1] == everything[1::3]  # every third unit from the second, in plan order
+
+
+def test_two_jobs_give_the_serial_results_in_plan_order():
+    selection = ["norm.layer_norm", "activation.gelu_tanh", "attention.softmax_rows"]
+    serial = run_suite(selection, "quick", seeds=[3, 4], jobs=1)
+    parallel = run_suite(selection, "quick", seeds=[3, 4], jobs=2)
+    assert [r.as_json() for r in parallel] == [r.as_json() for r in serial]
+    assert {r.seed for r in serial} == {3, 4} and all(r.passed for r in serial)
+
+
+def test_fail_fast_stops_at_the_first_failure(monkeypatch):
+    @registry.checked
+    def relu(X: Float[Tensor, "*batch n d_e"]) -> Float[Tensor, "*batch n d_e"]:
+        return X  # wrong: the identity, so impl=oracle fails on the first negative entry
+
+    units = plan_units(["activation.relu", "norm.layer_norm"], QUICK, [0])
+    monkeypatch.setitem(registry._IMPLEMENTATIONS, "activation.relu", relu)
+    results = run_units(units, QUICK, jobs=1, fail_fast=True)
+    assert len(results) == 1 and not results[0].passed
+    assert (results[0].equation, results[0].check) == ("activation.relu", "impl=oracle")
+    assert len(run_units(units, QUICK, jobs=1)) == len(units)  # without it, every unit runs
+
+
+def _shadowed_impl(tmp_path: Path, family: str, old: str, new: str) -> dict:
+    """An environment whose PYTHONPATH puts a copy of impl/ with one edit before the repository's."""
+    shutil.copytree(REPO / "impl", tmp_path / "impl", ignore=shutil.ignore_patterns("__pycache__"))
+    path = tmp_path / "impl" / f"{family}.py"
+    source = path.read_text()
+    assert source.count(old) == 1, f"{old!r} is not once in impl/{family}.py"
+    path.write_text(source.replace(old, new))
+    return {**os.environ, "PYTHONPATH": str(tmp_path), "OMP_NUM_THREADS": "1"}
+
+
+def _lmspec(*args, env=None, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from verify.cli import main; sys.exit(main())", *args],
+        capture_output=True, text=True, timeout=600, env=env, cwd=cwd,
+    )  # fmt: skip
+
+
+def test_cli_fail_fast_with_two_jobs_stops_early_and_exits_1(tmp_path):
+    population = "((H - mu) ** 2).mean(dim=-1, keepdim=True)"
+    bessel = "((H - mu) ** 2).sum(dim=-1, keepdim=True) / (H.shape[-1] - 1)"  # wrong: sample variance
+    env = _shadowed_impl(tmp_path, "norm", population, bessel)
+    report = tmp_path / "r.json"
+    args = ["verify", "norm", "activation", "-p", "quick", "-j", "2", "--fail-fast", "--json", str(report)]
+    res = _lmspec(*args, env=env, cwd=tmp_path)  # not the repository: `-c` puts the cwd first on sys.path
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "not run (--fail-fast)" in res.stdout
+    doc = json.loads(report.read_text())
+    failed = [r for r in doc["results"] if r["status"] == "fail"]
+    assert failed and failed[0]["equation"].startswith("norm.layer_norm")
+    assert doc["summary"]["checks"] < len(plan_units(["norm", "activation"], QUICK, [0]))
+
+
+def test_cli_seeds_and_shards_make_one_report(tmp_path):
+    full, one, two = (tmp_path / f"{name}.json" for name in ("full", "one", "two"))
+    base = ["verify", "attention.softmax_rows", "-p", "quick", "--seed", "2", "--seeds", "3"]
+    res = _lmspec(*base, "--json", str(full))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "seeds 2–4" in res.stdout
+    doc = json.loads(full.read_text())
+    assert doc["seeds"] == [2, 3, 4] and doc["shard"] is None
+    assert [r["seed"] for r in doc["results"]] == sorted(r["seed"] for r in doc["results"])
+    for part, path in (("1/2", one), ("2/2", two)):
+        assert _lmspec(*base, "--shard", part, "--json", str(path)).returncode == 0
+    halves = [json.loads(p.read_text()) for p in (one, two)]
+    assert [h["shard"] for h in halves] == [[1, 2], [2, 2]]
+    merged = sorted(
+        (r for h in halves for r in h["results"]), key=lambda r: doc["results"].index(r)
+    )  # every result of the full run, once
+    assert merged == doc["results"]
