@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from impl._registry import checked, implements
 from impl.activation import activation_function
 from impl.attention import padding_mask
+from impl.lm import check_ids
 from impl.norm import layer_norm
 from impl.transformer import block_post_ln
 
@@ -52,6 +53,8 @@ def embed(
     n, n_max = k.shape[-1], Lambda.shape[-1]
     if n > n_max:
         raise ValueError(f"embed: the sequence has n = {n} tokens, more than n_max = {n_max} positions")
+    check_ids("embed", k, E.shape[-1])
+    check_ids("embed", s, 2, name="segment ids s")
     X = E.T[k]  # (*batch, n, d_e): E ω_i, column k_i of E
     P = Lambda.T[:n]  # (n, d_e): Λ_{:,1:n}
     Seg = G.T[s]  # (*batch, n, d_e): G σ_i, column s_i of G
@@ -154,6 +157,9 @@ def mlm_masking(
 ) -> tuple[Float[Tensor, "*batch n 4"], Float[Tensor, "*batch n v"]]:
     """The distribution of MLM masking, per token: ``Π`` (not selected, [MASK], random token, selected
     but unchanged) and ``Q̃``, the distribution of the token that replaces it (uniform random over all v)."""
+    check_ids("mlm_masking", k, v)
+    if not 0 <= mask_id < v:
+        raise ValueError(f"mlm_masking: mask_id must be a vocabulary index in [0, {v}), found {mask_id}")
     Pi = _outcome_rates(special, select, split, dtype)  # (*batch, n, 4)
     Omega = nn.functional.one_hot(k, v).to(dtype)  # (*batch, n, v)
     mu = nn.functional.one_hot(torch.tensor(mask_id, device=k.device), v).to(dtype)  # (v,)
@@ -194,6 +200,7 @@ def mlm_loss(
     Y_hat: Float[Tensor, "*batch n v"], k: Int[Tensor, "*batch n"], sel: Bool[Tensor, "*batch n"]
 ) -> Float[Tensor, "*batch"]:
     """``𝓛 = −Σ_{i∈𝓜} log Ŷ_{k_i, i}``: the original tokens' log-probability at the selected positions."""
+    check_ids("mlm_loss", k, Y_hat.shape[-1])
     picked = Y_hat.gather(-1, k.unsqueeze(-1)).squeeze(-1)  # (*batch, n): Ŷ_{k_i, i}
     return -torch.where(sel, picked.log(), 0.0).sum(dim=-1)
 
@@ -205,6 +212,8 @@ def pooler(
     H: Float[Tensor, "*batch n d_e"], W_p: Float[Tensor, "d_e d_e"], b_p: Float[Tensor, " d_e"]
 ) -> Float[Tensor, "*batch d_e"]:
     """``p = tanh(W_p h^L_[CLS] + b_p)``, [CLS] the first token."""
+    if H.shape[-2] == 0:
+        raise ValueError("pooler: the sequence is empty (n = 0), expected at least its first token, [CLS]")
     return torch.tanh(H[..., 0, :] @ W_p.T + b_p)
 
 
@@ -404,6 +413,8 @@ class BERTClassifier(nn.Module):
         c: Int[Tensor, "*batch"] | None = None,
     ) -> ClassifierOutput:
         """Token ids, segments, padding, and optionally the class labels ``c`` (0-based) for the loss."""
+        if c is not None:
+            check_ids("BERTClassifier", c, self.n_c, name="class labels c")
         p = self.bert(k, s, keep).p
         labels = c if c is not None else torch.zeros(p.shape[:-1], dtype=torch.long, device=p.device)
         y = nn.functional.one_hot(labels, self.n_c).to(p.dtype).unsqueeze(-1)  # (*batch, n_c, 1)

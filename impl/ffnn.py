@@ -19,6 +19,7 @@ from jaxtyping import Float, Int
 from torch import Tensor, nn
 
 from impl._registry import checked, implements
+from impl.lm import check_ids
 
 #: The context width c·d_e as the runtime checks see it (see ``_checked_context``).
 _CONTEXT_AXIS = "c_times_d_e"
@@ -89,6 +90,7 @@ def language_model_output(
 
 def embed(k: Int[Tensor, "*batch n"], E: Float[Tensor, "d_e v"]) -> Float[Tensor, "*batch n d_e"]:
     """``x_t = E ω_t``: column k_t of E, looked up rather than multiplied."""
+    check_ids("ffnn.embed", k, E.shape[-1])
     return E.T[k]  # (*batch, n, d_e)
 
 

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from impl._registry import checked, implements
 from impl.attention import projections
-from impl.lm import temperature, top_k
+from impl.lm import check_ids, temperature, top_k
 from impl.norm import LayerNorm, layer_norm
 from impl.transformer import BLOCK_PARAMS, TransformerBlock, ffn
 
@@ -82,6 +82,7 @@ def decode(
     n, n_max = k.shape[-1], Lambda.shape[-1]
     if start + n > n_max:
         raise ValueError(f"gpt2: {start} cached + {n} new tokens exceed n_max = {n_max} positions of Lambda")
+    check_ids("gpt2", k, E.shape[-1])
     H = E.T[k] + Lambda[:, start : start + n].T  # (*batch, n, d_e): columns k_i of E plus positions
     cache = []
     for l, p in enumerate(layers):
@@ -144,6 +145,7 @@ def _next_token_nll(logY: Float[Tensor, "*batch n v"], k: Int[Tensor, "*batch n"
 @checked
 def loss(Y_hat: Float[Tensor, "*batch n v"], k: Int[Tensor, "*batch n"]) -> Float[Tensor, "*batch"]:
     """``𝓛 = −Σ_{i=1}^{n−1} log Ŷ_{k_{i+1}, i}`` (labels shifted by one; 0 when n = 1)."""
+    check_ids("gpt2.loss", k, Y_hat.shape[-1])
     return _next_token_nll(torch.log(Y_hat), k)
 
 

@@ -13,6 +13,19 @@ from torch import Tensor, nn
 from impl._registry import checked, implements
 
 
+def check_ids(who: str, k: Tensor, v: int, name: str = "token ids k") -> None:
+    """Raise a ValueError naming ``who`` if a token id in ``k`` lies outside ``[0, v)``.
+
+    Indexing would wrap a negative id round to the end of the vocabulary (a silently wrong row) and fail
+    deep inside torch for an id ≥ v; this says which function, the valid range and the offending value.
+    """
+    if k.numel() == 0 or k.device.type == "meta":  # nothing to check, or no values to look at
+        return
+    low, high = int(k.min()), int(k.max())
+    if low < 0 or high >= v:
+        raise ValueError(f"{who}: {name} must lie in [0, {v}), found {low if low < 0 else high}")
+
+
 @implements("lm.chain_rule")
 @checked
 def chain_rule(
@@ -22,6 +35,7 @@ def chain_rule(
 
     Returns the log-probability and the probability of each sequence.
     """
+    check_ids("chain_rule", k, Y.shape[-1])
     p = Y.gather(-1, k.unsqueeze(-1)).squeeze(-1)  # (*batch, n): p_i = P(w_i | w_<i)
     log_prob = p.log().sum(dim=-1)
     return log_prob, log_prob.exp()
@@ -37,6 +51,7 @@ def ngram(
     ``c(h) = Σ_w c(h, w)`` counts h followed by a token; a history never seen (``c(h) = 0``) gets the
     uniform row ``1/v``. Row h of ``P̂`` is the distribution of the next token after h.
     """
+    check_ids("ngram", k, v)
     Omega = torch.nn.functional.one_hot(k, v).to(dtype)  # (*batch, n, v)
     C = Omega[..., :-1, :].transpose(-1, -2) @ Omega[..., 1:, :]  # (*batch, v, v): histories × next tokens
     c_h = C.sum(dim=-1, keepdim=True)  # (*batch, v, 1)
@@ -50,6 +65,7 @@ def one_hot(
     k: Int[Tensor, "*batch n"], v: int, *, dtype: torch.dtype = torch.float32
 ) -> Float[Tensor, "*batch n v"]:
     """``Ω_{k_i, i} = 1``: row i is the one-hot vector ``ω_i`` of token i (this is ``Ωᵀ``)."""
+    check_ids("one_hot", k, v)
     return torch.nn.functional.one_hot(k, v).to(dtype)
 
 
@@ -57,6 +73,7 @@ def one_hot(
 @checked
 def embedding(k: Int[Tensor, "*batch n"], E: Float[Tensor, "d_e v"]) -> Float[Tensor, "*batch n d_e"]:
     """``X = E Ω``: ``x_i = E ω_i`` is column ``k_i`` of E, a lookup."""
+    check_ids("embedding", k, E.shape[-1])
     return E.T[k]  # (*batch, n, d_e)
 
 
@@ -92,6 +109,7 @@ def cross_entropy(
     """``ℓ_i = −log softmax(z_i)_{k_i}``, summed (``κᵀ ℓ``) and averaged (``κᵀ ℓ / Σ κ``) over the kept
     positions; the mean over no kept position is NaN.
     """
+    check_ids("cross_entropy", k, Z.shape[-1])
     if keep is None:
         keep = torch.ones_like(k, dtype=torch.bool)
     log_probs = torch.log_softmax(Z, dim=-1)  # (*batch, n, v)

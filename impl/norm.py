@@ -13,13 +13,15 @@ from impl._registry import checked, implements
 
 
 def _normalise(H: Tensor, eps: float) -> Tensor:
-    """``(h − μ1)/√(σ² + ε)`` over the last axis, population variance; 0 for a constant h when ε = 0."""
+    """``(h − μ1)/√(σ² + ε)`` over the last axis, population variance; 0 for a constant h when ε = 0
+    (NaN when h holds a NaN or an infinity, as the spec's formula)."""
     mu = H.mean(dim=-1, keepdim=True)  # (*batch, n, 1)
     var = ((H - mu) ** 2).mean(dim=-1, keepdim=True)  # (*batch, n, 1), divisor d_e
     if eps > 0:
         return (H - mu) / torch.sqrt(var + eps)
-    spread = torch.sqrt(torch.where(var > 0, var, torch.ones_like(var)))  # no 0/0, even in the gradient
-    return torch.where(var > 0, (H - mu) / spread, torch.zeros_like(H))
+    constant = var == 0  # not `var > 0`: a NaN variance (NaN or ±∞ in h) must give NaN, not 0
+    spread = torch.sqrt(torch.where(constant, torch.ones_like(var), var))  # no 0/0, even in the gradient
+    return torch.where(constant, torch.zeros_like(H), (H - mu) / spread)
 
 
 @implements("norm.layer_norm")

@@ -13,6 +13,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from impl._registry import checked, implements
+from impl.lm import check_ids
 
 
 @implements("training.mle")
@@ -27,6 +28,7 @@ def mle(
     Returns the log-likelihood of the kept tokens and their average negative log-likelihood (NaN when no
     token is kept).
     """
+    check_ids("mle", k, Y_hat.shape[-1])
     if keep is None:
         keep = torch.ones_like(k, dtype=torch.bool)
     p = Y_hat.gather(-1, k.unsqueeze(-1)).squeeze(-1)  # (*batch, n): P_θ(w_i | w_<i)
@@ -40,6 +42,7 @@ def softmax_ce_grad(
     Z: Float[Tensor, "*batch n v"], k: Int[Tensor, "*batch n"]
 ) -> tuple[Float[Tensor, "*batch"], Float[Tensor, "*batch n v"]]:
     """``𝓛 = Σ_i −log softmax(z_i)_{k_i}`` and its gradient ``∂𝓛/∂Z = Ŷ − Ω`` (row i: ``ŷ_i − ω_i``)."""
+    check_ids("softmax_ce_grad", k, Z.shape[-1])
     log_Y = torch.log_softmax(Z, dim=-1)  # (*batch, n, v)
     loss = -log_Y.gather(-1, k.unsqueeze(-1)).sum(dim=(-2, -1))
     Omega = torch.nn.functional.one_hot(k, Z.shape[-1]).to(Z.dtype)  # (*batch, n, v)

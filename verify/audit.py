@@ -23,6 +23,7 @@ import importlib
 import importlib.util
 import sys
 import time
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -86,7 +87,9 @@ def load(target: str) -> object:
             path = Path(where)
             if not path.is_file():
                 raise AuditError(f"cannot audit {target!r}: there is no file {where}")
-            name = f"lmspec_audit_{abs(hash(str(path.resolve())))}"
+            # the same name in every process (hash() of a str is salted per process), since it appears in
+            # messages and reports: the file's stem and a checksum of its absolute path
+            name = f"lmspec_audit_{path.stem}_{zlib.crc32(str(path.resolve()).encode()):08x}"
             module_spec = importlib.util.spec_from_file_location(name, path)
             module = importlib.util.module_from_spec(module_spec)
             sys.modules[name] = module
@@ -336,7 +339,9 @@ class _Auditor:
                 if why:
                     out.append(AuditCheck(check.name, "skip", why))
                     continue
-            result = run_check(dataclasses.replace(check, name=renamed), self.profile, self.seed)
+            # target_name only labels messages: "<target> raised …", not "impl raised …"
+            named = dataclasses.replace(check, name=renamed, target_name=target.name)
+            result = run_check(named, self.profile, self.seed)
             out.append(self._result(result))
         edges = self._edges(eq, target, setting)
         if edges is not None:

@@ -120,9 +120,12 @@ def _resolve(pattern: Pattern, axes: Sequence[sp.Expr], names: Sequence[str], wh
     variadic = bool(groups) and groups[0] == ("...",)
     if variadic:
         groups = groups[1:]
+    if any("..." in group for group in groups):
+        raise BindingError(f"{where}: '...' must come first in {pattern.text!r}")
     free = list(range(len(axes)))
     factors: dict[int, tuple[sp.Expr, ...]] = {}
     raw: list[tuple[str, object]] = []  # ("batch", None) | ("spec", [(spec axis, factor k)])
+    batch_names: list[str] = []  # for the message when an axis is left out
     k = 0
     while k < len(groups):
         group = groups[k]
@@ -187,10 +190,12 @@ def _resolve(pattern: Pattern, axes: Sequence[sp.Expr], names: Sequence[str], wh
                 f"(its axes: {', '.join(names)})"
             )
         raw.append(("batch", None))
+        batch_names.append(tok)
         k += 1
     if free:
         missing = ", ".join(names[i] for i in free)
-        raise BindingError(f"{where}: {pattern.text!r} leaves out the axes {missing}")
+        read = f" (read {', '.join(batch_names)} as batch axes)" if batch_names else ""
+        raise BindingError(f"{where}: {pattern.text!r} leaves out the axes {missing}{read}")
     ordered = tuple(factors[i] for i in range(len(axes)))
     offset = [0]
     for f in ordered:
