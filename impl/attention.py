@@ -11,6 +11,7 @@ import math
 import torch
 from jaxtyping import Bool, Float
 from torch import Tensor, nn
+from torch.nn.functional import linear
 
 from impl._registry import checked, implements
 
@@ -18,9 +19,12 @@ from impl._registry import checked, implements
 def _project(
     X: Float[Tensor, "*batch n d_e"], W: Float[Tensor, "M d_e d"], b: Float[Tensor, "M d"] | None
 ) -> Float[Tensor, "*batch M n d"]:
-    """``Xᵀ W^{(m)} + 1 b^{(m)ᵀ}`` for every head m at once."""
-    out = torch.einsum("...ne,med->...mnd", X, W)  # (*batch, M, n, d)
-    return out if b is None else out + b.unsqueeze(-2)
+    """``Xᵀ W^{(m)} + 1 b^{(m)ᵀ}`` for every head m at once: one product with the heads side by side,
+    ``X [W^{(1)}, …, W^{(M)}]``, then split into heads."""
+    M, d_e, d = W.shape
+    W_heads = W.transpose(0, 1).reshape(d_e, M * d)  # (d_e, M*d)
+    out = linear(X, W_heads.transpose(0, 1), None if b is None else b.reshape(M * d))  # (*batch, n, M*d)
+    return out.unflatten(-1, (M, d)).transpose(-3, -2)  # (*batch, M, n, d)
 
 
 @implements("attention.projections")
@@ -104,7 +108,7 @@ def _heads(
         scores = scores + S.unsqueeze(-3)  # one mask for every head
     P = _softmax_rows(scores) @ V  # (*batch, M, n_q, d_v)
     P = P.transpose(-3, -2).flatten(-2)  # (*batch, n_q, M*d_v): [P_1, …, P_M]
-    return P @ W_O + b_O  # (*batch, n_q, d_e)
+    return linear(P, W_O.transpose(0, 1), b_O)  # P W_O + 1 b_Oᵀ: (*batch, n_q, d_e)
 
 
 @implements("attention.multi_head")

@@ -14,6 +14,7 @@ layer norm ``alpha_e, beta_e``.
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
+from torch.nn.functional import linear
 
 from impl._registry import checked, implements
 from impl.activation import activation_function
@@ -62,8 +63,8 @@ def ffn(
 ) -> Float[Tensor, "*batch n d_e"]:
     """Equation (37): ``d_i = W_2 φ(W_1 c_i + b_1) + b_2`` for every token, φ = ``activation``."""
     phi = activation_function(activation)
-    hidden = phi(C @ W_1.transpose(0, 1) + b_1)  # (*batch, n, d_f)
-    return hidden @ W_2.transpose(0, 1) + b_2  # (*batch, n, d_e)
+    hidden = phi(linear(C, W_1, b_1))  # W_1 c_i + b_1 for every token: (*batch, n, d_f)
+    return linear(hidden, W_2, b_2)  # (*batch, n, d_e)
 
 
 def _attention(params: dict[str, Tensor], suffix: str = "") -> dict[str, Tensor]:

@@ -1,4 +1,4 @@
-"""The ``lmspec`` command line: list, show, verify, codegen, params, audit, render.
+"""The ``lmspec`` command line: list, show, verify, codegen, params, audit, render, mutate, bench.
 
 Exit codes: 0 everything passed, 1 a check failed, 2 bad usage or input (one sentence, no traceback).
 """
@@ -15,6 +15,8 @@ from rich.table import Table
 import spec
 from spec import SpecError
 from verify.audit_cli import audit_command
+from verify.bench_cli import bench_command
+from verify.mutate_cli import mutate_command
 from verify.params_cli import params_command
 from verify.render_cli import render_command, show_equation
 
@@ -211,6 +213,8 @@ def _write(path: Path, text: str) -> None:
 
 audit_command(app, console, err, UsageError, _writable, _write)
 render_command(app, console, err, UsageError, _writable)
+mutate_command(app, console, err, UsageError, _writable, _write)
+bench_command(app, console, err, UsageError, _writable, _write)
 
 
 def main(argv: list[str] | None = None) -> int:
