@@ -1,56 +1,25 @@
-"""Print the oracle's compile time and per-example evaluation time as sizes grow.
+"""The oracle's compile time and per-example evaluation time as sizes grow: part 5 of ``lmspec bench``.
 
-Run: .venv/bin/python benchmarks/oracle_timing.py
+A thin caller of ``verify.bench.oracle`` (the same as ``lmspec bench --only oracle``), kept for its name.
+Run: .venv/bin/python benchmarks/oracle_timing.py [--size small|gpt2-small] [--repeat K]
 """
 
-import time
+import argparse
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from rich.console import Console
 
-import spec
-from verify.oracle import Oracle, _compile
-from verify.strategies import examples, size_tuples
-
-CASES = ["attention.softmax_rows", "attention.scaled_dot_product", "attention.multi_head", "attention.cross"]
-
-
-def draw_example(eq, sizes):
-    box = {}
-
-    @settings(max_examples=1, database=None, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(st.data())
-    def one(data):
-        box["ex"] = data.draw(examples(eq, sizes, batch=()))
-
-    one()
-    return box["ex"]
+from verify.bench import SIZES, oracle
+from verify.bench_cli import oracle_table
 
 
 def main() -> None:
-    print(
-        f"{'equation':30s} {'sizes':48s} {'compile':>9s} {'lines':>6s} {'float64/ex':>11s} {'mpmath/ex':>10s}"
-    )
-    for eq_id in CASES:
-        eq = spec.get(eq_id)
-        for sizes in size_tuples(eq, 3, 0, "small"):
-            _compile.cache_clear()
-            oracle = Oracle(eq)
-            compiled = oracle.compiled(sizes)
-            oracle.compiled(sizes, "mpmath")
-            ex = draw_example(eq, sizes)
-            reps = 20
-            start = time.perf_counter()
-            for _ in range(reps):
-                oracle(ex.arrays, sizes)
-            per64 = (time.perf_counter() - start) / reps
-            start = time.perf_counter()
-            oracle(ex.arrays, sizes, precision="mpmath")
-            permp = time.perf_counter() - start
-            print(
-                f"{eq_id:30s} {sizes!s:48s} {compiled.compile_seconds * 1e3:7.0f}ms "
-                f"{len(compiled.program.assignments):6d} {per64 * 1e3:9.2f}ms {permp * 1e3:8.1f}ms"
-            )
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=list(SIZES), default="gpt2-small")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    console = Console()
+    data = oracle(SIZES[args.size], args.repeat, note=lambda text: console.print(text, style="dim"))
+    console.print(oracle_table(data))
 
 
 if __name__ == "__main__":

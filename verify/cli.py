@@ -90,7 +90,7 @@ def verify_(
     junit_path: Path = typer.Option(None, "--junit", help="Write a JUnit XML report here."),
 ) -> None:
     """Verify impl/ against the spec: oracle, generated code and properties."""
-    from verify.parallel import default_jobs, parse_shard, plan_units, run_units
+    from verify.parallel import default_jobs, parse_shard, plan_units, run_units, start_workers_server
     from verify.report import to_json, to_junit
     from verify.runner import PROFILES
 
@@ -113,8 +113,10 @@ def verify_(
             _writable(path)
     prof = PROFILES[profile]
     seed_list = list(range(seed, seed + seeds))
-    units = plan_units([eq.id for eq in eqs], prof, seed_list, part)
     workers = jobs or default_jobs()
+    if workers > 1:
+        start_workers_server()  # its start-up overlaps the planning
+    units = plan_units([eq.id for eq in eqs], prof, seed_list, part)
     start = time.perf_counter()
     with Progress(
         TextColumn("{task.description}"),

@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from multiprocessing import forkserver
 
 import torch
 
@@ -100,6 +101,16 @@ def _work(units: list[Unit], fail_fast: bool) -> list[CheckResult]:
     return results
 
 
+def start_workers_server() -> multiprocessing.context.BaseContext:
+    """Start (once) the server that worker processes fork from, and return its context. The server imports
+    torch, the verifier, the catalogue and impl/ once, so each worker starts in milliseconds; called before
+    planning a parallel run, the server's start-up overlaps the planning."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["verify.parallel", "verify._preload"])
+    forkserver.ensure_running()
+    return context
+
+
 def default_jobs() -> int:
     """``--jobs 0``: one worker per core this process may use."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -126,9 +137,7 @@ def run_units(
             groups.append([(index, unit)])
     if jobs == 1 or len(groups) <= 1:
         return _run_serial(units, profile, fail_fast, on_start, on_result)
-    # forkserver: one process imports torch, spec and the verifier once; workers fork from it, cheaply.
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["verify.parallel"])
+    context = start_workers_server()
     results: dict[int, CheckResult] = {}
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(profile,)) as pool:
         pending: dict[Future, list[int]] = {
