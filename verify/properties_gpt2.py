@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from verify._errors import PropertyViolation
 from verify.properties import PROPERTIES, _agree, _axis, _with, prop
-from verify.strategies import tensors
+from verify.strategies import Example, tensors
 
 
 def _gpt2_prop(name: str, description: str):
@@ -29,6 +29,10 @@ def _token_axis(eq, example, options) -> tuple[str, int, str, int]:
     "causal_tokens", "changing the tokens after position i leaves the outputs at positions ≤ i unchanged"
 )
 def _causal_tokens(eq, target, example, data, options, tol):
+    _causality("causal_tokens", eq, target, example, data, options, tol)
+
+
+def _causality(prop_name, eq, target, example, data, options, tol):
     name, axis, out, out_axis = _token_axis(eq, example, options)
     k = example.arrays[name]
     n, v = k.shape[axis], example.sizes["v"]
@@ -41,13 +45,27 @@ def _causal_tokens(eq, target, example, data, options, tol):
     before = target(example.arrays, example.sizes)[out]
     after = target(_with(example, **{name: moved}), example.sizes)[out]
     _agree(
-        "causal_tokens",
+        prop_name,
         target,
         np.take(after, range(i + 1), axis=out_axis),
         np.take(before, range(i + 1), axis=out_axis),
         f"changing the tokens after position {i} changed {out} at a position ≤ {i}",
         tol,
     )
+
+
+@_gpt2_prop(
+    "causal_large_scores",
+    "with the queries and keys scaled up (scores of order 10⁸), changing the tokens after position i still "
+    "leaves the outputs at positions ≤ i unchanged: the causal mask is −∞, not a finite fill such as −10⁴",
+)
+def _causal_large_scores(eq, target, example, data, options, tol):
+    # A finite fill f leaks a future key once its score exceeds the largest allowed one by about |f| + 745
+    # (exp underflows below −745 in float64); the drawn reals (|x| ≤ 3) keep scores far below 10⁴.
+    factor = float(options.get("factor", 1e4))
+    arrays = {k: (a * factor if k in options["scale"] else a) for k, a in example.arrays.items()}
+    scaled = Example(example.sizes, example.batch, arrays)
+    _causality("causal_large_scores", eq, target, scaled, data, options, tol)
 
 
 @_gpt2_prop(
