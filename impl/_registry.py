@@ -4,7 +4,7 @@ impl/ never imports spec/: an equation id is a plain string here.
 """
 
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -17,8 +17,15 @@ F = TypeVar("F", bound=Callable)
 _IMPLEMENTATIONS: dict[str, Callable] = {}
 
 
-def implements(equation_id: str) -> Callable[[F], F]:
-    """Register a function as the implementation of ``equation_id`` (``family.name``)."""
+def implements(
+    equation_id: str, variants: Mapping[str, Mapping[str, object]] | None = None
+) -> Callable[[F], F]:
+    """Register a function as the implementation of ``equation_id`` (``family.name``).
+
+    ``variants`` names the equation's variants the function also implements, each with the keyword
+    arguments that select it (``{"start_token": {"start": 0}}``; ``{}`` when the variant's own symbols, such
+    as ε, bind to parameters the function has). ``lmspec verify`` checks those variants too.
+    """
 
     def register(fn: F) -> F:
         if equation_id in _IMPLEMENTATIONS:
@@ -29,9 +36,25 @@ def implements(equation_id: str) -> Callable[[F], F]:
             )
         _IMPLEMENTATIONS[equation_id] = fn
         fn.__lmspec_id__ = equation_id  # type: ignore[attr-defined]
+        fn.__lmspec_variants__ = {name: dict(kw) for name, kw in (variants or {}).items()}  # type: ignore[attr-defined]
         return fn
 
     return register
+
+
+def variant_options(equation_id: str, variant: str) -> dict[str, object] | None:
+    """The keyword arguments selecting ``variant`` of ``equation_id`` in its implementation, or None when
+    the implementation does not declare that variant."""
+    return getattr(implementation(equation_id), "__lmspec_variants__", {}).get(variant)
+
+
+def implemented_variants() -> dict[str, tuple[str, ...]]:
+    """Every equation id whose implementation declares variants, with their names."""
+    return {
+        eq_id: tuple(fn.__lmspec_variants__)
+        for eq_id, fn in implementations().items()
+        if getattr(fn, "__lmspec_variants__", None)
+    }
 
 
 def implementation(equation_id: str) -> Callable:

@@ -37,7 +37,7 @@ SPLIT = (0.8, 0.1, 0.1)
 
 
 # --- bert.input ----------------------------------------------------------------------------------
-@implements("bert.input")
+@implements("bert.input", variants={"eps": {}})
 @checked
 def embed(
     k: Int[Tensor, "*batch n"],
@@ -62,7 +62,7 @@ def embed(
 
 
 # --- bert.encoder --------------------------------------------------------------------------------
-@implements("bert.encoder")
+@implements("bert.encoder", variants={"eps": {}})
 @checked
 def encoder(
     X: Float[Tensor, "*batch n d_e"],
@@ -117,7 +117,7 @@ def mlm_logits(
     return T @ E + b_out  # (*batch, n, v): row i is column i of Eᵀ T + b_out 1ᵀ
 
 
-@implements("bert.mlm_head")
+@implements("bert.mlm_head", variants={"eps": {}})
 @checked
 def mlm_head(
     H: Float[Tensor, "*batch n d_e"],

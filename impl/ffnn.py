@@ -94,7 +94,7 @@ def embed(k: Int[Tensor, "*batch n"], E: Float[Tensor, "d_e v"]) -> Float[Tensor
     return E.T[k]  # (*batch, n, d_e)
 
 
-@implements("ffnn.context")
+@implements("ffnn.context", variants={"start_token": {"start": 0}})
 @_checked_context
 def context(
     k: Int[Tensor, "*batch n"], E: Float[Tensor, "d_e v"], c: int, *, start: int | None = None
@@ -130,7 +130,7 @@ def _logits(
     return logits if U is None else logits + z_t @ U.T
 
 
-@implements("ffnn.output")
+@implements("ffnn.output", variants={"direct": {}})
 @_checked_context
 def output(
     h_t: Float[Tensor, "*batch d_h"],
@@ -163,7 +163,7 @@ def _forward(
     return language_model_output(logits, k, shift=0)
 
 
-@implements("ffnn.loss")
+@implements("ffnn.loss", variants={"direct": {}})
 @_checked_context
 def loss(
     k: Int[Tensor, "*batch n"],

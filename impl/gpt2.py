@@ -91,7 +91,7 @@ def decode(
     return layer_norm(H, alpha_e, beta_e, eps), tuple(cache)
 
 
-@implements("gpt2.forward")
+@implements("gpt2.forward", variants={"eps": {}})
 @checked
 def forward(
     k: Int[Tensor, "*batch n"],

@@ -24,7 +24,7 @@ def _normalise(H: Tensor, eps: float) -> Tensor:
     return torch.where(constant, torch.zeros_like(H), (H - mu) / spread)
 
 
-@implements("norm.layer_norm")
+@implements("norm.layer_norm", variants={"eps": {}})
 @checked
 def layer_norm(
     H: Float[Tensor, "*batch n d_e"],

@@ -61,7 +61,7 @@ def pad_end(X: Float[Tensor, "*batch d_x L_in"], S: int) -> Float[Tensor, "*batc
     return torch.cat([X, X[..., -1:].expand(*X.shape[:-1], S)], dim=-1)
 
 
-@implements("timeseries.patching")
+@implements("timeseries.patching", variants={"no_bias": {}})
 @checked
 def patching(
     X: Float[Tensor, "*batch L_in d_x"],

@@ -51,7 +51,7 @@ def residual(
     return H + F
 
 
-@implements("transformer.ffn")
+@implements("transformer.ffn", variants={"gelu": {"activation": "gelu"}, "relu": {"activation": "relu"}})
 @checked
 def ffn(
     C: Float[Tensor, "*batch n d_e"],
@@ -71,7 +71,7 @@ def _attention(params: dict[str, Tensor], suffix: str = "") -> dict[str, Tensor]
     return {name: params[f"{name}{suffix}"] for name in MHA_PARAMS}
 
 
-@implements("transformer.block_pre_ln")
+@implements("transformer.block_pre_ln", variants={"eps": {}, "gelu": {"activation": "gelu"}})
 @checked
 def block_pre_ln(
     H: Float[Tensor, "*batch n d_e"],
@@ -104,7 +104,7 @@ def block_pre_ln(
     return X + ffn(C, W_1, b_1, W_2, b_2, activation)
 
 
-@implements("transformer.block_post_ln")
+@implements("transformer.block_post_ln", variants={"eps": {}, "gelu_tanh": {"activation": "gelu_tanh"}})
 @checked
 def block_post_ln(
     H: Float[Tensor, "*batch n d_e"],
@@ -135,7 +135,7 @@ def block_post_ln(
     return layer_norm(C + ffn(C, W_1, b_1, W_2, b_2, activation), alpha_2, beta_2, eps)
 
 
-@implements("transformer.decoder_block")
+@implements("transformer.decoder_block", variants={"eps": {}, "gelu": {"activation": "gelu"}})
 @checked
 def decoder_block(
     H: Float[Tensor, "*batch n_d d_e"],
@@ -181,7 +181,10 @@ def decoder_block(
     return layer_norm(C_2 + ffn(C_2, W_1, b_1, W_2, b_2, activation), alpha_3, beta_3, eps)
 
 
-@implements("transformer.stack")
+@implements(
+    "transformer.stack",
+    variants={"eps": {}, "final_ln": {}, "final_ln_eps": {}, "post_ln": {"norm_first": False}},
+)
 @checked
 def stack(
     X: Float[Tensor, "*batch n d_e"],

@@ -43,7 +43,7 @@ def unpatchify(
     return grid.flatten(-2).flatten(-3, -2)  # (*batch, C, N_h P, N_w P)
 
 
-@implements("vit.input")
+@implements("vit.input", variants={"no_bias": {}})
 @checked
 def input_(
     X_p: Float[Tensor, "*batch N_p d_p"],
@@ -64,7 +64,7 @@ def input_(
     return torch.cat([cls, patches], dim=-2) + Lambda.transpose(0, 1)  # (*batch, N + 1, d_e)
 
 
-@implements("vit.encoder")
+@implements("vit.encoder", variants={"eps": {}})
 @checked
 def encoder(
     X: Float[Tensor, "*batch n d_e"],
@@ -97,7 +97,7 @@ def encoder(
     return stack(X, None, **params, norm_first=True, activation=activation, eps=eps)
 
 
-@implements("vit.head")
+@implements("vit.head", variants={"eps": {}, "no_bias": {}, "no_bias_eps": {}})
 @checked
 def head(
     H: Float[Tensor, "*batch n d_e"],

@@ -208,6 +208,7 @@ def forward(eps: bool = False) -> Equation:
         constraints=(sp.Le(n, n_max),),
         invariants=(
             Invariant("causal_tokens", {"tokens": "k", "output": "H_out"}),
+            Invariant("causal_large_scores", {"tokens": "k", "output": "H_out", "scale": ("W_Q", "W_K")}),
             Invariant("prefix_consistency", {"tokens": "k", "output": "H_out"}),
         ),
         notes="H^0 = E Ω + Λ_{:,1:n} (transformer.input), then L pre-LN blocks (transformer.block_pre_ln: "

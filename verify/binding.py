@@ -11,7 +11,7 @@ and what was found.
 import inspect
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import sympy as sp
@@ -214,6 +214,7 @@ class ImplBinding:
     takes_dtype: bool
     outputs: tuple[Layout, ...]
     returns_tuple: bool
+    options: Mapping[str, object] = field(default_factory=dict)  # keyword arguments selecting a variant
 
     def call(
         self,
@@ -231,7 +232,7 @@ class ImplBinding:
             kwargs[param] = int(sizes[axis])
         if self.takes_dtype:
             kwargs["dtype"] = dtype
-        result = self.fn(**kwargs)
+        result = self.fn(**kwargs, **self.options)
         results = tuple(result) if self.returns_tuple else (result,)
         if len(results) != len(self.outputs):
             raise ShapeMismatch(

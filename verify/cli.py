@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -107,7 +108,7 @@ def verify_(
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     names = selection or list(spec.FAMILIES)
-    eqs = spec.select(names)
+    spec.select(names)  # an unknown id or family is a usage error before any work
     for path in (json_path, junit_path):
         if path is not None:
             _writable(path)
@@ -116,7 +117,7 @@ def verify_(
     workers = jobs or default_jobs()
     if workers > 1:
         start_workers_server()  # its start-up overlaps the planning
-    units = plan_units([eq.id for eq in eqs], prof, seed_list, part)
+    units = plan_units(names, prof, seed_list, part)
     start = time.perf_counter()
     with Progress(
         TextColumn("{task.description}"),
@@ -150,7 +151,7 @@ def verify_(
     for r in results:
         mark = "[green]pass[/green]" if r.passed else "[red]FAIL[/red]"
         err_ = "" if r.max_abs is None else f"{r.max_abs:.1e}"
-        cells = [r.equation, r.check] + ([str(r.seed)] if seeds > 1 else [])
+        cells = [escape(r.equation), r.check] + ([str(r.seed)] if seeds > 1 else [])
         table.add_row(*cells, str(r.examples), mark, err_, f"{r.seconds:.2f}s")
     console.print(table)
     if len({r.equation.split(".", 1)[0] for r in results}) > 1:
@@ -158,7 +159,8 @@ def verify_(
     failed = [r for r in results if not r.passed]
     for r in failed:
         where = f" (seed {r.seed})" if seeds > 1 else ""
-        console.print(f"[red]FAIL[/red] {r.equation} {r.check}{where}: {r.message}", highlight=False)
+        line = escape(f"{r.equation} {r.check}{where}: {r.message}")
+        console.print(f"[red]FAIL[/red] {line}", highlight=False)
         if r.counterexample:
             console.print(
                 f"  counterexample: sizes {r.counterexample['sizes']}, batch {r.counterexample['batch']}",

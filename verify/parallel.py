@@ -21,6 +21,7 @@ from multiprocessing import forkserver
 import torch
 
 import spec
+from spec import Equation
 from verify.runner import PROFILES, Check, CheckResult, Profile, checks_for, run_check
 
 
@@ -45,17 +46,33 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
+def planned_equations(names: Sequence[str]) -> list[Equation]:
+    """The equations ``names`` select (ids, variant ids or families), each base equation followed by the
+    variants its implementation declares it implements (``@implements(id, variants=…)`` in impl/)."""
+    from impl._registry import implemented_variants
+
+    declared = implemented_variants()
+    out: dict[str, Equation] = {}
+    for eq in spec.select(list(names)):
+        out.setdefault(eq.id, eq)
+        if eq.variant_of is None:
+            for name in declared.get(eq.id, ()):
+                variant = eq.variant(name)
+                out.setdefault(variant.id, variant)
+    return list(out.values())
+
+
 def plan_units(
     equations: Sequence[str],
     profile: Profile,
     seeds: Sequence[int],
     shard: tuple[int, int] | None = None,
 ) -> list[Unit]:
-    """The units of a run over ``equations`` (ids, variant ids or families), in plan order, keeping only
-    this shard's when ``shard = (i, n)``."""
+    """The units of a run over ``equations`` (ids, variant ids or families, with the variants impl/ declares:
+    ``planned_equations``), in plan order, keeping only this shard's when ``shard = (i, n)``."""
     if not seeds:
         raise ValueError("plan_units: at least one seed is needed")
-    names = [(eq.id, c.name) for eq in spec.select(list(equations)) for c in checks_for(eq, profile, 0)]
+    names = [(eq.id, c.name) for eq in planned_equations(equations) for c in checks_for(eq, profile, 0)]
     units = [Unit(seed, eq_id, check) for seed in seeds for eq_id, check in names]
     if shard is not None:
         i, n = shard

@@ -6,6 +6,7 @@ against this convention and apply to every target.
 """
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -92,11 +93,15 @@ class ImplTarget(Target):
         name: str = "impl",
     ) -> None:
         super().__init__(eq)
+        options: dict[str, object] = {}
         if fn is None:
             import impl
+            from impl._registry import variant_options
 
             fn = impl.implementation(eq.variant_of or eq.id)
-        self.binding: ImplBinding = bind(fn, eq)
+            if eq.variant_of:
+                options = variant_options(eq.variant_of, eq.id.split("[", 1)[1].rstrip("]")) or {}
+        self.binding: ImplBinding = replace(bind(fn, eq), options=options)
         self.dtype = dtype
         self.device = device
         self.name = name

@@ -11,8 +11,11 @@ import pytest
 from jaxtyping import Float
 from torch import Tensor
 
+import impl
 import impl._registry as registry
-from verify.parallel import parse_shard, plan_units, run_suite, run_units
+import spec
+from impl._registry import implemented_variants
+from verify.parallel import parse_shard, plan_units, planned_equations, run_suite, run_units
 from verify.runner import PROFILES
 
 QUICK = PROFILES["quick"]
@@ -121,3 +124,29 @@ def test_cli_seeds_and_shards_make_one_report(tmp_path):
         (r for h in halves for r in h["results"]), key=lambda r: doc["results"].index(r)
     )  # every result of the full run, once
     assert merged == doc["results"]
+
+
+def test_a_family_plans_the_variants_impl_declares():
+    assert [eq.id for eq in planned_equations(["norm"])] == ["norm.layer_norm", "norm.layer_norm[eps]"]
+    # a variant named on its own is run on its own; a base named twice is run once
+    assert [eq.id for eq in planned_equations(["norm.layer_norm[eps]"])] == ["norm.layer_norm[eps]"]
+    assert len(planned_equations(["norm", "norm.layer_norm"])) == 2
+
+
+def test_every_declared_variant_exists_in_the_spec():
+    declared = implemented_variants()
+    assert {"norm.layer_norm", "ffnn.context", "transformer.stack", "gpt2.forward"} <= set(declared)
+    for eq_id, names in declared.items():
+        base = spec.get(eq_id)
+        for name in names:
+            assert base.variant(name).variant_of == eq_id
+
+
+def test_a_variant_selected_by_keyword_reaches_impl(monkeypatch):
+    """ffnn.context[start_token] is impl's context with start=0 (slots before the first token hold the
+    embedding of token 0): with the option it passes, without it the same function fails the variant."""
+    assert all(r.passed for r in run_suite(["ffnn.context[start_token]"], "quick"))
+    fn = impl.implementation("ffnn.context")
+    monkeypatch.setattr(fn, "__lmspec_variants__", {"start_token": {}})
+    failed = [r for r in run_suite(["ffnn.context[start_token]"], "quick") if not r.passed]
+    assert failed and failed[0].check == "impl=oracle"
