@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: verify test lint format clean
+.PHONY: verify test lint format clean mutation mutmut bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,18 @@ $(STAMP): pyproject.toml
 
 verify: $(STAMP)
 	$(VENV)/bin/lmspec verify
+
+# Mutation testing of impl/ (docs/mutation.md): every mutant through `lmspec verify`, two at a time.
+mutation: $(STAMP)
+	OMP_NUM_THREADS=1 $(VENV)/bin/lmspec mutate --jobs 2 --json build/mutation.json
+
+# mutmut 3 over spec/ops.py and impl/, file by file against each file's tests (docs/mutmut.md): about 50 min.
+mutmut: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) benchmarks/mutmut/run.py --jobs 2
+
+# Speed and scale (docs/bench.md): prints the figures the README quotes, and writes them as JSON.
+bench: $(STAMP)
+	$(VENV)/bin/lmspec bench --json build/bench.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
