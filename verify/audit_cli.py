@@ -2,6 +2,11 @@
 
 Exit codes: 0 every target passes, 1 a target fails or matches only a variant, 2 bad usage or a target
 that cannot be loaded or bound (one sentence, no traceback).
+
+``--seeds K`` audits every target under the seeds S, S+1, …, S+K−1 (S = ``--seed``) and reports, per target,
+the verdict of every seed and whether they agree. The exit code is that of the worst single-seed audit (0
+only when every seed passes), and 1 when the seeds disagree, whatever the verdicts: a verdict that depends
+on the seed is a flaky check or a finding that only some inputs reach, and either needs a look.
 """
 
 import time
@@ -14,6 +19,7 @@ from rich.table import Table
 from verify.binding import MASK_CONVENTIONS
 
 VERDICT_STYLE = {"pass": "green", "variant": "yellow", "fail": "red", "error": "magenta"}
+VERDICT_STYLE_ORDER = list(VERDICT_STYLE)  # best to worst
 
 
 def _pairs(values: list[str] | None, option: str, usage_error) -> dict[str, str]:
@@ -78,6 +84,9 @@ def audit_command(app, console, err, usage_error, writable, write) -> None:
         dtype: str = typer.Option("float64", "--dtype", help="float64, float32, float16 or bfloat16."),
         profile: str = typer.Option("default", "--profile", "-p", help="quick, default or thorough."),
         seed: int = typer.Option(0, "--seed", help="Hypothesis seed; the same seed gives the same JSON."),
+        seeds: int = typer.Option(
+            1, "--seeds", help="Audit under K seeds (S … S+K−1) and say whether their verdicts agree."
+        ),
         json_path: Path = typer.Option(None, "--json", help="Write a JSON report here."),
         junit_path: Path = typer.Option(None, "--junit", help="Write a JUnit XML report here."),
         html_path: Path = typer.Option(None, "--html", help="Write a self-contained HTML report here."),
@@ -124,6 +133,8 @@ def audit_command(app, console, err, usage_error, writable, write) -> None:
             raise usage_error(f"unknown --mask {mask!r}; choose one of {', '.join(MASK_CONVENTIONS)}")
         if seed < 0:
             raise usage_error(f"--seed must be a non-negative integer, found {seed}")
+        if seeds < 1:
+            raise usage_error(f"--seeds must be at least 1, found {seeds}")
         if (layout or init or param or mask) and len(names) > 1:
             raise usage_error("--layout, --mask, --init and --param apply to one target: audit one at a time")
         constants = {
@@ -141,37 +152,42 @@ def audit_command(app, console, err, usage_error, writable, write) -> None:
         reports = []
         start = time.perf_counter()
         for name in names:
-            with err.status(f"auditing {escape(name)}"):
-                reports.append(
-                    audit(
-                        name,
-                        as_,
-                        layout=layout,
-                        mask=mask,
-                        init=inits,
-                        params=params,
-                        constants=constants or None,
-                        sizes=sizes or None,
-                        derive=_pairs(derive, "--derive", usage_error) or None,
-                        device=device,
-                        dtype=dtype,
-                        profile=profile,
-                        seed=seed,
+            for s in range(seed, seed + seeds):
+                label = escape(name) + (f" (seed {s})" if seeds > 1 else "")
+                with err.status(f"auditing {label}"):
+                    reports.append(
+                        audit(
+                            name,
+                            as_,
+                            layout=layout,
+                            mask=mask,
+                            init=inits,
+                            params=params,
+                            constants=constants or None,
+                            sizes=sizes or None,
+                            derive=_pairs(derive, "--derive", usage_error) or None,
+                            device=device,
+                            dtype=dtype,
+                            profile=profile,
+                            seed=s,
+                        )
                     )
-                )
         wall = time.perf_counter() - start
-        for r in reports:
-            _print_report(console, r)
-        if len(reports) > 1:
-            console.print(_summary_table(reports))
-        console.print(
-            f"{len(reports)} audited in {wall:.1f}s: "
-            + ", ".join(
-                f"{sum(r.verdict == v for r in reports)} {v}"
-                for v in VERDICT_STYLE
-                if any(r.verdict == v for r in reports)
+        if seeds > 1:
+            _print_seeds(console, reports, seed, seeds, wall)
+        else:
+            for r in reports:
+                _print_report(console, r)
+            if len(reports) > 1:
+                console.print(_summary_table(reports))
+            console.print(
+                f"{len(reports)} audited in {wall:.1f}s: "
+                + ", ".join(
+                    f"{sum(r.verdict == v for r in reports)} {v}"
+                    for v in VERDICT_STYLE
+                    if any(r.verdict == v for r in reports)
+                )
             )
-        )
         if json_path:
             from verify.audit_report import to_json
 
@@ -185,9 +201,9 @@ def audit_command(app, console, err, usage_error, writable, write) -> None:
 
             write(html_path, to_html(reports))
         errors = [r for r in reports if r.verdict == "error"]
-        if errors and len(reports) == 1:
+        if errors and len(errors) == len(reports) and len(names) == 1:
             raise usage_error(errors[0].summary)
-        if any(r.verdict != "pass" for r in reports):
+        if any(r.verdict != "pass" for r in reports) or _disagreeing(reports, seeds):
             raise typer.Exit(2 if errors else 1)
 
 
@@ -250,6 +266,96 @@ def _print_report(console, r) -> None:
             why = "" if v.matched else f": {escape(v.message[:160])}"
             console.print(f"    {escape(v.name)}{consts} — {mark}{why}", highlight=False)
     console.print()
+
+
+def _by_target(reports, seeds: int) -> list[list]:
+    """The reports grouped per target, in seed order (the audit loop runs every seed of a target in turn)."""
+    return [reports[k : k + seeds] for k in range(0, len(reports), seeds)]
+
+
+def _disagreeing(reports, seeds: int) -> list[list]:
+    return [group for group in _by_target(reports, seeds) if len({r.verdict for r in group}) > 1]
+
+
+def seed_verdicts(group) -> str:
+    """A target's verdicts over its seeds, e.g. 'pass ×19, fail ×1 (seed 7)'; seeds named for a minority."""
+    counts: dict[str, list[int]] = {}
+    for r in group:
+        counts.setdefault(r.verdict, []).append(r.seed)
+    if len(counts) == 1:
+        ((verdict, found),) = counts.items()
+        return f"{verdict} ×{len(found)}"
+    top = max(counts, key=lambda v: len(counts[v]))
+    parts = []
+    for verdict, found in sorted(counts.items(), key=lambda kv: VERDICT_STYLE_ORDER.index(kv[0])):
+        named = "" if verdict == top else f" ({'seed' if len(found) == 1 else 'seeds'} {_ranges(found)})"
+        parts.append(f"{verdict} ×{len(found)}{named}")
+    return ", ".join(parts)
+
+
+def _ranges(values: list[int]) -> str:
+    """[0, 1, 2, 5, 7, 8] → '0–2, 5, 7–8'."""
+    out, start, prev = [], values[0], values[0]
+    for v in [*values[1:], None]:
+        if v is not None and v == prev + 1:
+            prev = v
+            continue
+        out.append(str(start) if start == prev else f"{start}–{prev}")
+        if v is not None:
+            start = prev = v
+    return ", ".join(out)
+
+
+def _print_seeds(console, reports, seed: int, seeds: int, wall: float) -> None:
+    """--seeds K: one row per target (its verdict under each seed, agreement), then what the odd seeds
+    found — the full report of every seed whose verdict differs from the target's most common one."""
+    last = seed + seeds - 1
+    groups = _by_target(reports, seeds)
+    table = Table(title=f"audit over seeds {seed}–{last}")
+    for col in ("target", "equation", "verdicts", "agree", "checks failed"):
+        table.add_column(col)
+    for group in groups:
+        verdicts = [r.verdict for r in group]
+        agree = len(set(verdicts)) == 1
+        failed = sorted({c.name for r in group for c in r.failures})
+        worst = max(verdicts, key=VERDICT_STYLE_ORDER.index)
+        style = VERDICT_STYLE[worst]
+        table.add_row(
+            escape(group[0].target),
+            escape(group[0].equation),
+            f"[{style}]{escape(seed_verdicts(group))}[/{style}]",
+            "[green]yes[/green]" if agree else "[red]NO[/red]",
+            escape(", ".join(failed)) or "—",
+        )
+    for group in groups:
+        verdicts = [r.verdict for r in group]
+        if len(set(verdicts)) == 1:
+            continue
+        common = max(set(verdicts), key=verdicts.count)
+        console.print(
+            f"[red]seeds disagree[/red] on [bold]{escape(group[0].target)}[/bold]: "
+            f"{escape(seed_verdicts(group))}",
+            highlight=False,
+        )
+        for r in group:
+            if r.verdict != common:
+                console.print(f"[bold]seed {r.seed}[/bold]:", highlight=False)
+                _print_report(console, r)
+    for group in groups:  # every seed agrees, on something other than pass: seed S's report says why
+        if len({r.verdict for r in group}) == 1 and group[0].verdict != "pass":
+            console.print(f"[bold]seed {group[0].seed}[/bold] (every seed agrees):", highlight=False)
+            _print_report(console, group[0])
+    console.print(table)
+    agreeing = sum(len({r.verdict for r in g}) == 1 for g in groups)
+    console.print(
+        f"{len(groups)} audited under {seeds} seeds ({seed}–{last}) in {wall:.1f}s: "
+        f"{agreeing} of {len(groups)} agree across seeds; verdicts: "
+        + ", ".join(
+            f"{sum(r.verdict == v for r in reports)} {v}"
+            for v in VERDICT_STYLE
+            if any(r.verdict == v for r in reports)
+        )
+    )
 
 
 def _summary_table(reports) -> Table:

@@ -285,7 +285,8 @@ class PatternLayout:
     ) -> np.ndarray:
         if not isinstance(t, torch.Tensor):
             t = torch.as_tensor(t)
-        arr = t.detach().to("cpu").numpy().astype(np.float64)
+        t = t.detach().to("cpu")
+        arr = (t.double() if t.is_floating_point() else t).numpy().astype(np.float64)  # numpy has no bfloat16
         bn = batch_ndim if self.batched else 0
         nb = self._batch_count(bn) if self.batched else 0
         virtual = self._virtual(sizes or {})

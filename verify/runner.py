@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, Phase, given, reject, settings
 from hypothesis import seed as hseed
 from hypothesis import strategies as st
 from hypothesis.errors import UnsatisfiedAssumption
+from hypothesis.internal.conjecture import providers as _hypothesis_providers
 
 from spec import Equation
 from verify._errors import Mismatch
@@ -29,6 +30,14 @@ from verify.compare import POLICY, Comparison, Tolerance, assert_close
 from verify.properties import properties_of
 from verify.strategies import Example, examples, size_tuples
 from verify.targets import GeneratedTarget, ImplTarget, OracleTarget, Target
+
+# Hypothesis (6.170) mixes into its draws "local constants" collected from every module in sys.modules that
+# is not installed (spec/, impl/, verify/, a user's audited file): a seed's examples would then depend on what
+# happens to be imported — a worker process, a shard, an audit after another. The verifier's examples come
+# from its own strategies only. (Pinned version: this replaces a private hook; tests/verify/test_parallel.py
+# checks that a seed's examples do not change when a module is imported.)
+_NO_LOCAL_CONSTANTS = _hypothesis_providers.Constants()
+_hypothesis_providers._get_local_constants = lambda: _NO_LOCAL_CONSTANTS
 
 
 @dataclass(frozen=True)

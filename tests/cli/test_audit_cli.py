@@ -315,3 +315,102 @@ def test_impl_audits_every_registered_implementation(monkeypatch, capsys):
     want = [f"{f.__module__}:{f.__name__}" for f in (impl.implementation(e.id) for e in spec.all())]
     assert seen == want and len(seen) == len(spec.all())
     assert f"{len(want)} audited" in out
+
+
+# --- --seeds K: the audit under K seeds, each target's verdicts and whether they agree --------------------
+GELU = """
+import math
+
+def gelu(x):
+    return 0.5 * x * (1.0 + (x / math.sqrt(2.0)).erf())
+"""
+GELU_AS = ["--as", "activation.gelu", "--layout", "x:X=b n d_e -> b n d_e"]
+
+
+@pytest.fixture
+def gelu_file(tmp_path):
+    path = tmp_path / "act.py"
+    path.write_text(GELU)
+    return path
+
+
+def test_seeds_audits_each_seed_and_reports_agreement(gelu_file, tmp_path, capsys):
+    path = tmp_path / "seeds.json"
+    code, out, err = run(
+        capsys,
+        f"{gelu_file}:gelu",
+        *GELU_AS,
+        "--profile",
+        "quick",
+        "--seed",
+        "3",
+        "--seeds",
+        "2",
+        "--json",
+        str(path),
+    )
+    assert code == 0, out + err
+    assert "audit over seeds 3–4" in out and "pass ×2" in out
+    assert "1 audited under 2 seeds (3–4)" in out and "1 of 1 agree across seeds" in out
+    doc = json.loads(path.read_text())
+    assert [(r["seed"], r["verdict"]) for r in doc["reports"]] == [(3, "pass"), (4, "pass")]
+
+
+def _fake_audit(verdict_of_seed):
+    """verify.audit.audit stand-in: a report whose verdict is a function of the seed (a flaky check)."""
+    from verify.audit_report import AuditCheck, AuditReport
+
+    def fake(target, as_=None, *, seed=0, **_):
+        verdict = verdict_of_seed(seed)
+        status = "pass" if verdict == "pass" else "fail"
+        check = AuditCheck("value=oracle", status, "" if status == "pass" else f"off at seed {seed}")
+        summary = f"{verdict} at seed {seed}"
+        return AuditReport(str(target), as_ or "lm.softmax", verdict, summary, [check], seed=seed)
+
+    return fake
+
+
+def test_seeds_a_consistent_variant_exits_1_as_a_single_seed_does(monkeypatch, capsys):
+    import verify.audit
+
+    monkeypatch.setattr(verify.audit, "audit", _fake_audit(lambda s: "variant"))
+    code, out, _ = run(capsys, "pkg:softmax", "--as", "lm.softmax", "--seeds", "3")
+    assert code == 1
+    assert "variant ×3" in out and "1 of 1 agree across seeds" in out
+    assert "seed 0 (every seed agrees):" in out and "off at seed 0" in out
+
+
+def test_seeds_that_disagree_exit_1_and_show_the_odd_seeds(monkeypatch, capsys):
+    import verify.audit
+
+    monkeypatch.setattr(verify.audit, "audit", _fake_audit(lambda s: "fail" if s == 7 else "pass"))
+    code, out, _ = run(capsys, "pkg:softmax", "--as", "lm.softmax", "--seed", "5", "--seeds", "4")
+    assert code == 1
+    assert "pass ×3, fail ×1 (seed 7)" in out
+    assert "seeds disagree on pkg:softmax" in out and "seed 7:" in out and "off at seed 7" in out
+    assert "NO" in out and "0 of 1 agree across seeds" in out
+
+
+def test_seeds_names_every_odd_seed_as_ranges(monkeypatch, capsys):
+    import verify.audit
+
+    odd = {1, 2, 3, 6}
+    monkeypatch.setattr(verify.audit, "audit", _fake_audit(lambda s: "variant" if s in odd else "pass"))
+    code, out, _ = run(capsys, "pkg:softmax", "--as", "lm.softmax", "--seeds", "10")
+    assert code == 1
+    assert "pass ×6, variant ×4 (seeds 1–3, 6)" in out
+
+
+def test_seeds_one_keeps_the_single_seed_report(gelu_file, capsys):
+    code, out, _ = run(capsys, f"{gelu_file}:gelu", *GELU_AS, "--profile", "quick", "--seeds", "1")
+    assert code == 0
+    assert ": pass" in out and "1 audited in" in out and "audit over seeds" not in out
+
+
+@pytest.mark.parametrize("value", ["0", "-2"])
+def test_seeds_below_one_is_exit_2_and_one_sentence(user_file, capsys, value):
+    code, out, err = run(
+        capsys, f"{user_file}:attention", "--as", "attention.scaled_dot_product", "--seeds", value
+    )
+    assert code == 2, out + err
+    assert err == f"lmspec: error: --seeds must be at least 1, found {value}\n"

@@ -150,3 +150,28 @@ def test_a_variant_selected_by_keyword_reaches_impl(monkeypatch):
     monkeypatch.setattr(fn, "__lmspec_variants__", {"start_token": {}})
     failed = [r for r in run_suite(["ffnn.context[start_token]"], "quick") if not r.passed]
     assert failed and failed[0].check == "impl=oracle"
+
+
+def test_a_seed_gives_the_same_examples_whatever_was_imported_before(tmp_path):
+    """Hypothesis draws constants from the local modules in sys.modules; importing one (a user's file, an
+    adapter, another family in a worker) must not change the examples a seed gives."""
+    import importlib.util
+    import sys
+
+    from verify.audit import audit
+
+    def run():
+        report = audit(impl.implementation("lm.softmax"), profile="quick", seed=3, diagnose=False)
+        return [(c.name, c.max_abs, c.examples) for c in report.checks]
+
+    before = run()
+    path = tmp_path / "user_constants.py"
+    path.write_text("A = (137, -151, 89, 173, -97, 61, 0.4375, -2.90625)\n")
+    module_spec = importlib.util.spec_from_file_location("user_constants", path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules["user_constants"] = module
+    module_spec.loader.exec_module(module)
+    try:
+        assert run() == before
+    finally:
+        del sys.modules["user_constants"]
