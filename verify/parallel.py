@@ -22,7 +22,7 @@ import torch
 
 import spec
 from spec import Equation
-from verify.runner import PROFILES, Check, CheckResult, Profile, checks_for, run_check
+from verify.runner import PROFILES, Check, CheckResult, Profile, checks_for, one_thread, run_check
 
 
 @dataclass(frozen=True)
@@ -176,13 +176,10 @@ def run_units(
 
 
 def _run_serial(units, profile, fail_fast, on_start, on_result) -> list[CheckResult]:
-    """In this process, on one torch thread (the checks' tensors are tiny: threads cost more than they
-    save)."""
+    """In this process, on one torch thread."""
     checks = _Checks(profile)
     results: list[CheckResult] = []
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         for unit in units:
             if on_start:
                 on_start(unit)
@@ -191,8 +188,6 @@ def _run_serial(units, profile, fail_fast, on_start, on_result) -> list[CheckRes
                 on_result(results[-1])
             if fail_fast and not results[-1].passed:
                 break
-    finally:
-        torch.set_num_threads(threads)
     return results
 
 

@@ -13,7 +13,8 @@ Hypothesis and reported with its (shrunk) counterexample.
 
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -326,18 +327,25 @@ def run(
     on_result: Callable[[CheckResult], None] | None = None,
     on_start: Callable[[Check], None] | None = None,
 ) -> list[CheckResult]:
-    """Run planned checks in order, on one torch thread (the checks' tensors are tiny: thread start-up
-    costs more than it saves, many times over on a loaded machine)."""
+    """Run planned checks in order, on one torch thread (``one_thread``)."""
     results = []
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         for check in checks:
             if on_start:
                 on_start(check)
             results.append(run_check(check, profile, seed))
             if on_result:
                 on_result(results[-1])
+    return results
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run a block on one torch thread: the checks' tensors are tiny, and thread start-up costs more than it
+    saves, many times over on a loaded machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
     finally:
         torch.set_num_threads(threads)
-    return results
