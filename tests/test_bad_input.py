@@ -86,7 +86,7 @@ WRONG_ARGUMENTS = {
         ["impl.lm.softmax", "parameter 'z'", "Actual value: i64[3]", "Float[Tensor, '*batch v']"],
     ),
     "dtype: embedding with float token ids": (
-        lambda: lm.embedding(torch.tensor([1.0]), rand(4, 5)),
+        lambda: lm.embedding(torch.tensor([1.0], dtype=torch.float32), rand(4, 5)),
         ["impl.lm.embedding", "parameter 'k'", "Actual value: f32[1]", "Int[Tensor, '*batch n']"],
     ),
     "dtype: a boolean mask where S is additive": (

@@ -38,9 +38,10 @@ def test_units_run_seed_by_seed_in_catalogue_order():
     per_seed = len(units) // 2
     assert [u.seed for u in units] == [5] * per_seed + [6] * per_seed
     assert units[:per_seed] == [u.__class__(5, u.equation, u.check) for u in units[per_seed:]]
-    assert [u.equation for u in units[:per_seed]] == sorted(
-        (u.equation for u in units[:per_seed]), key=["norm.layer_norm", "activation.relu"].index
-    )
+    order = ["norm.layer_norm", "norm.layer_norm[eps]", "activation.relu"]  # each base, then its variants
+    first = [u.equation for u in units[:per_seed]]
+    assert first == sorted(first, key=order.index)
+    assert {u.equation for u in units} == set(order)
     assert units[0].check == "impl=oracle"
 
 

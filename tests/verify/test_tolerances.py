@@ -192,16 +192,18 @@ def test_layer_norm_statistics_in_bfloat16_lose_rows_with_a_large_mean():
 
 
 # --- correct targets pass, at both dtypes, under several seeds --------------------------------------------
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 @pytest.mark.parametrize(
-    ("target", "how"),
+    ("target", "how", "dtype"),
     [
-        (layer_norm, LN),
-        (sdpa, SDPA),
-        (gelu, GELU),
-        ("torch.nn.LayerNorm", {}),
+        (layer_norm, LN, "float32"),
+        (layer_norm, LN, "bfloat16"),
+        (sdpa, SDPA, "float32"),  # at bfloat16 attention is ill-conditioned: see docs/tolerances.md
+        (gelu, GELU, "float32"),
+        (gelu, GELU, "bfloat16"),
+        ("torch.nn.LayerNorm", {}, "float32"),
+        ("torch.nn.LayerNorm", {}, "bfloat16"),
     ],
-    ids=["layer_norm", "sdpa", "gelu", "nn.LayerNorm"],
+    ids=lambda v: v if isinstance(v, str) else None,
 )
 def test_correct_targets_pass(target, how, dtype):
     for seed in SEEDS:
