@@ -8,8 +8,8 @@ import argparse
 
 from rich.console import Console
 
-from verify.bench import SIZES, oracle
-from verify.bench_cli import oracle_table
+from lmspec.verify.bench.measures import SIZES, oracle
+from lmspec.verify.cli.bench import oracle_table
 
 
 def main() -> None:

@@ -95,7 +95,7 @@ FAMILIES = (
 
 def _load() -> None:
     for family in FAMILIES:
-        importlib.import_module(f"impl.{family}")
+        importlib.import_module(f".{family}", __package__)
 
 
 def checked(fn: F) -> F:

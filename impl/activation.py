@@ -12,7 +12,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from impl._registry import checked, implements
+from ._registry import checked, implements
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 

@@ -13,7 +13,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor, nn
 from torch.nn.functional import linear
 
-from impl._registry import checked, implements
+from ._registry import checked, implements
 
 
 def _project(

@@ -19,12 +19,12 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 
-from impl._registry import checked, implements
-from impl.activation import activation_function
-from impl.attention import padding_mask
-from impl.lm import check_ids
-from impl.norm import layer_norm
-from impl.transformer import block_post_ln
+from ._registry import checked, implements
+from .activation import activation_function
+from .attention import padding_mask
+from .lm import check_ids
+from .norm import layer_norm
+from .transformer import block_post_ln
 
 #: The parameters of one post-LN block, by their spec names (each stacked on a leading L axis).
 BLOCK_PARAMS = (

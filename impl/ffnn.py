@@ -18,8 +18,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from impl._registry import checked, implements
-from impl.lm import check_ids
+from ._registry import checked, implements
+from .lm import check_ids
 
 #: The context width c·d_e as the runtime checks see it (see ``_checked_context``).
 _CONTEXT_AXIS = "c_times_d_e"

@@ -17,11 +17,11 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from impl._registry import checked, implements
-from impl.attention import projections
-from impl.lm import check_ids, temperature, top_k
-from impl.norm import LayerNorm, layer_norm
-from impl.transformer import BLOCK_PARAMS, TransformerBlock, ffn
+from ._registry import checked, implements
+from .attention import projections
+from .lm import check_ids, temperature, top_k
+from .norm import LayerNorm, layer_norm
+from .transformer import BLOCK_PARAMS, TransformerBlock, ffn
 
 
 class KV(NamedTuple):

@@ -13,9 +13,9 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from impl._registry import checked, implements
-from impl.ffnn import LMOutput, positive_sizes
-from impl.rnn import recurrent_language_model, unroll
+from ._registry import checked, implements
+from .ffnn import LMOutput, positive_sizes
+from .rnn import recurrent_language_model, unroll
 
 #: The parameters of the recurrence, in the order the functions take them.
 PARAMS = ("W_r", "U_r", "b_r", "W_z", "U_z", "b_z", "W", "U", "b")

@@ -10,7 +10,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 
-from impl._registry import checked, implements
+from ._registry import checked, implements
 
 
 def check_ids(who: str, k: Tensor, v: int, name: str = "token ids k") -> None:

@@ -15,9 +15,9 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from impl._registry import checked, implements
-from impl.ffnn import LMOutput, positive_sizes
-from impl.rnn import recurrent_language_model, unroll
+from ._registry import checked, implements
+from .ffnn import LMOutput, positive_sizes
+from .rnn import recurrent_language_model, unroll
 
 #: The parameters of the recurrence, in the order the functions take them.
 PARAMS = ("W_f", "U_f", "b_f", "W_i", "U_i", "b_i", "W_o", "U_o", "b_o", "W_c", "U_c", "b_c")

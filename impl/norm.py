@@ -9,7 +9,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from impl._registry import checked, implements
+from ._registry import checked, implements
 
 
 def _normalise(H: Tensor, eps: float) -> Tensor:

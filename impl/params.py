@@ -5,7 +5,7 @@ and two layer norms; GPT-2 is embeddings, a stack and a final layer norm ...). T
 GPT-2's output layer and BERT's MLM decoder are ``Eᵀ`` and add nothing.
 """
 
-from impl._registry import checked, implements
+from ._registry import checked, implements
 
 
 def _positive(who: str, **sizes: int) -> None:

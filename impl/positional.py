@@ -10,7 +10,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from impl._registry import checked, implements
+from ._registry import checked, implements
 
 #: The base of the wavelengths (Vaswani et al. 2017, §3.5).
 BASE = 10_000.0

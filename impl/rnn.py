@@ -14,8 +14,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from impl._registry import checked, implements
-from impl.ffnn import LMOutput, embed, language_model_output, positive_sizes
+from ._registry import checked, implements
+from .ffnn import LMOutput, embed, language_model_output, positive_sizes
 
 
 @implements("rnn.elman_step")

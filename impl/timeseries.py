@@ -16,9 +16,9 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor, nn
 
-from impl._registry import checked, implements
-from impl.activation import activation_function
-from impl.transformer import TransformerStack, stack
+from ._registry import checked, implements
+from .activation import activation_function
+from .transformer import TransformerStack, stack
 
 
 @implements("timeseries.input")

@@ -12,8 +12,8 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from impl._registry import checked, implements
-from impl.lm import check_ids
+from ._registry import checked, implements
+from .lm import check_ids
 
 
 @implements("training.mle")

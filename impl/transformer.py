@@ -16,10 +16,10 @@ from jaxtyping import Float, Int
 from torch import Tensor, nn
 from torch.nn.functional import linear
 
-from impl._registry import checked, implements
-from impl.activation import activation_function
-from impl.attention import MultiHeadAttention, causal_mask, cross, multi_head
-from impl.norm import LayerNorm, layer_norm
+from ._registry import checked, implements
+from .activation import activation_function
+from .attention import MultiHeadAttention, causal_mask, cross, multi_head
+from .norm import LayerNorm, layer_norm
 
 #: The FFN activation of each block form when none is given (GPT-2 pre-LN, BERT post-LN, Vaswani decoder).
 DEFAULT_ACTIVATION = {"pre": "gelu_tanh", "post": "gelu", "decoder": "relu"}

@@ -15,9 +15,9 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from impl._registry import checked, implements
-from impl.norm import LayerNorm, layer_norm
-from impl.transformer import TransformerStack, stack
+from ._registry import checked, implements
+from .norm import LayerNorm, layer_norm
+from .transformer import TransformerStack, stack
 
 
 @implements("vit.patchify")

@@ -12,11 +12,11 @@ The two GELU forms differ by up to about 4.8·10⁻⁴ (near |x| ≈ 2.7): each 
 an audit can say which one an implementation computes (``F.gelu(x)`` or ``F.gelu(x, approximate="tanh")``).
 """
 
-from spec._errors import SpecError
-from spec.axes import d_e, n
-from spec.equation import Equation, Invariant, Reference, register
-from spec.ops_nn import POINTWISE, apply
-from spec.tensors import tensor
+from ._errors import SpecError
+from .axes import d_e, n
+from .equation import Equation, Invariant, Reference, register
+from .ops_nn import POINTWISE, apply
+from .tensors import tensor
 
 SECTION = "§4 Transformers: position-wise feed-forward network"
 

@@ -11,10 +11,10 @@ instead: uniform weights (finite fills such as finfo.min) or NaN (a naive softma
 
 import sympy as sp
 
-from spec.axes import M, d_e, d_k, d_v, m, n, n_d, n_e
-from spec.equation import Equation, Invariant, Reference, register
-from spec.ops import CausalMask, HeadConcat, MaskFill, Ones, PaddingMask, Softmax, T, add, mul
-from spec.tensors import Family, Kind, tensor
+from .axes import M, d_e, d_k, d_v, m, n, n_d, n_e
+from .equation import Equation, Invariant, Reference, register
+from .ops import CausalMask, HeadConcat, MaskFill, Ones, PaddingMask, Softmax, T, add, mul
+from .tensors import Family, Kind, tensor
 
 #: The fill value of ``torch.finfo(torch.float32).min``, used by Hugging Face's eager attention.
 FINFO_FLOAT32_MIN = sp.Float("-3.4028234663852886e38")

@@ -65,7 +65,7 @@ m = sp.Symbol("m", integer=True, positive=True)
 
 def axis(name: str) -> sp.Symbol:
     """The glossary symbol called ``name``; a SpecError names the unknown axis and the known ones."""
-    from spec._errors import SpecError
+    from ._errors import SpecError
 
     try:
         return GLOSSARY[name].symbol

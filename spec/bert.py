@@ -16,14 +16,14 @@ a scalar parameter (BERT's ``layer_norm_eps`` is 10⁻¹²), as in spec/norm.py 
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from spec._errors import SpecError
-from spec.axes import GLOSSARY, L, M, d_e, d_f, d_k, d_v, m, n, n_max, v
-from spec.equation import Equation, Invariant, Reference, register
-from spec.norm import eps_symbol, normalise
-from spec.ops import Ones, PaddingMask, Softmax, SpecOp, T, add, mul
-from spec.ops_nn import Column, FirstColumns, Neg, OneHot, Pick, apply, call, had
-from spec.tensors import Family, Kind, tensor
-from spec.transformer import block_id
+from ._errors import SpecError
+from .axes import GLOSSARY, L, M, d_e, d_f, d_k, d_v, m, n, n_max, v
+from .equation import Equation, Invariant, Reference, register
+from .norm import eps_symbol, normalise
+from .ops import Ones, PaddingMask, Softmax, SpecOp, T, add, mul
+from .ops_nn import Column, FirstColumns, Neg, OneHot, Pick, apply, call, had
+from .tensors import Family, Kind, tensor
+from .transformer import block_id
 
 n_c = GLOSSARY["n_c"].symbol
 #: The layer index of a stack of blocks, l = 1..L.

@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from spec._errors import SpecError, UnknownEquation
-from spec.axes import GLOSSARY, axis_names
-from spec.printing import SpecLatexPrinter, latex
-from spec.shapes import ShapeChecker, fmt_shape
-from spec.tensors import Declared, Family, FamilyMember, FamilySlice, Kind, TensorSymbol
+from ._errors import SpecError, UnknownEquation
+from .axes import GLOSSARY, axis_names
+from .printing.latex import SpecLatexPrinter, latex
+from .shapes import ShapeChecker, fmt_shape
+from .tensors import Declared, Family, FamilyMember, FamilySlice, Kind, TensorSymbol
 
 #: The families of the catalogue in the tutorial's order; each is a module of spec/.
 FAMILIES: tuple[str, ...] = (
@@ -191,7 +191,7 @@ class Equation:
         for c in self.constraints:
             names.update(axis_names(c.lhs))
             names.update(axis_names(c.rhs))
-        from spec.ops_nn import Scalar
+        from .ops_nn import Scalar
 
         for b in self.bindings:  # a scalar formula in the sizes (a parameter count) uses its axes too
             for node in sp.preorder_traversal(b.rhs):
@@ -224,8 +224,8 @@ class Equation:
 
     def where_latex(self) -> list[str]:
         """Element-wise definitions of the operators the equation uses (each once, in order)."""
-        from spec.ops import SpecOp
-        from spec.printing import SpecLatexPrinter
+        from .ops import SpecOp
+        from .printing.latex import SpecLatexPrinter
 
         printer = SpecLatexPrinter(self.tex_names())
         out: list[str] = []
@@ -250,7 +250,7 @@ class Equation:
     def space(self, d: Declared) -> str:
         """``Q ∈ ℝ^(n×d_k)`` in Unicode, with the family index if any; axes under the glossary's names
         (``ℝ^(H_img×W_img)``, ``P²·C``), the symbol under its code name (what an implementation calls it)."""
-        from spec.printing_unicode import size_unicode
+        from .printing.unicode import size_unicode
 
         dims = "×".join(_paren_sum(s, size_unicode(s), len(d.spec_shape)) for s in d.spec_shape)
         space = d.entry_kind.space_unicode + (f"^({dims})" if dims else "")
@@ -289,14 +289,14 @@ class Equation:
 
     def space_mathml(self, d: Declared) -> str:
         """The space of a symbol as an inline ``<math>`` element (the MathML of ``space_latex``)."""
-        from spec.printing_mathml import tex_to_mathml
+        from .printing.mathml import tex_to_mathml
 
         return tex_to_mathml(self.space_latex(d), display="inline")
 
     def mathml(self) -> str:
         """One ``<math display="block">`` element: the definitions, several aligned on ``=`` in an
         ``<mtable>`` (``columnalign`` for MathML 3, ``text-align`` styles for MathML Core)."""
-        from spec.printing_mathml import SpecMathMLPrinter
+        from .printing.mathml import SpecMathMLPrinter
 
         p = SpecMathMLPrinter(self.tex_names())
         rows = [(p._print(b.lhs), p._print(b.rhs)) for b in self.bindings]
@@ -315,7 +315,7 @@ class Equation:
 
     def unicode_lines(self) -> list[str]:
         """One Unicode line per definition: ``P⁽ᵐ⁾ = softmax(Q⁽ᵐ⁾ K⁽ᵐ⁾ᵀ / √d_k + S) V⁽ᵐ⁾``."""
-        from spec.printing_unicode import SpecUnicodePrinter
+        from .printing.unicode import SpecUnicodePrinter
 
         p = SpecUnicodePrinter(self.tex_names())
         return [f"{p.doprint(b.lhs)} = {p.doprint(b.rhs)}" for b in self.bindings]
@@ -326,13 +326,13 @@ class Equation:
 
     def where_mathml(self) -> list[str]:
         """The element-wise definitions (``where_latex``), each a ``<math display="block">`` element."""
-        from spec.printing_mathml import tex_to_mathml
+        from .printing.mathml import tex_to_mathml
 
         return [tex_to_mathml(text, display="block") for text in self.where_latex()]
 
     def where_unicode(self) -> list[str]:
         """The element-wise definitions (``where_latex``) in Unicode, one line each."""
-        from spec.printing_unicode import tex_to_unicode
+        from .printing.unicode import tex_to_unicode
 
         return [tex_to_unicode(text) for text in self.where_latex()]
 
@@ -343,7 +343,7 @@ class Equation:
 
     def constraints_unicode(self) -> list[str]:
         """The constraints between axes in Unicode: ``d_e = M·d_k``, ``d_p = P²·C``, ``n ≤ n_max``."""
-        from spec.printing_unicode import relation_unicode
+        from .printing.unicode import relation_unicode
 
         return [relation_unicode(c) for c in self.constraints]
 
@@ -435,7 +435,7 @@ def _load() -> None:
     if not _LOADED:
         _LOADED = True
         for fam in FAMILIES:
-            importlib.import_module(f"spec.{fam}")
+            importlib.import_module(f".{fam}", __package__)
 
 
 def lookup(id: str) -> Equation:
@@ -446,7 +446,7 @@ def lookup(id: str) -> Equation:
         family = base.split(".", 1)[0]
         if family not in FAMILIES:
             raise UnknownEquation(f"unknown equation family {family!r} in {id!r}")
-        importlib.import_module(f"spec.{family}")
+        importlib.import_module(f".{family}", __package__)
     return _resolve(id)
 
 

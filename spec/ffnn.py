@@ -16,11 +16,11 @@ This module also defines the operators ``PaddedColumn`` (a column of X, or the p
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from spec.axes import c, d_e, d_h, n, v
-from spec.equation import Equation, Invariant, Reference, register
-from spec.ops import HeadConcat, Softmax, SpecOp, add, mul
-from spec.ops_nn import Column, OneHot, Scalar, Stacked, Zeros, apply, call
-from spec.tensors import Family, Kind, tensor
+from .axes import c, d_e, d_h, n, v
+from .equation import Equation, Invariant, Reference, register
+from .ops import HeadConcat, Softmax, SpecOp, add, mul
+from .ops_nn import Column, OneHot, Scalar, Stacked, Zeros, apply, call
+from .tensors import Family, Kind, tensor
 
 SECTION = "FFNN language models"
 BENGIO = "Bengio et al. 2003, §2 (without the direct connection)"
@@ -285,7 +285,8 @@ def params(direct: bool = False) -> Equation:
         reference=Reference(SECTION, source="Bengio et al. 2003, §2", status="R"),
         invariants=(
             Invariant(
-                "count_equals_model_numel", {"model": "impl.ffnn:FFNNLM", "options": {"direct": direct}}
+                "count_equals_model_numel",
+                {"model": "impl.ffnn:FFNNLM", "options": {"direct": direct}},
             ),
         ),
         notes="E (v d_e), W_h and b_h (d_h (c d_e + 1)), W_o and b_o (v (d_h + 1)); the direct connection "

@@ -23,14 +23,14 @@ parameter as in transformer.block_pre_ln[eps]).
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from spec.axes import GLOSSARY, L, d_e, n, n_max, v
-from spec.equation import Equation, Invariant, Reference, register
-from spec.lm import TopKFilter
-from spec.norm import eps_symbol, ln_params, normalise
-from spec.ops import CausalMask, Softmax, SpecOp, T, add, mul
-from spec.ops_nn import Column, FirstColumns, OneHot, Scaled, call
-from spec.tensors import Family, Kind, tensor
-from spec.transformer import attention_params, block_id, ffn_params, l, norm_params
+from .axes import GLOSSARY, L, d_e, n, n_max, v
+from .equation import Equation, Invariant, Reference, register
+from .lm import TopKFilter
+from .norm import eps_symbol, ln_params, normalise
+from .ops import CausalMask, Softmax, SpecOp, T, add, mul
+from .ops_nn import Column, FirstColumns, OneHot, Scaled, call
+from .tensors import Family, Kind, tensor
+from .transformer import attention_params, block_id, ffn_params, l, norm_params
 
 k_top = GLOSSARY["k_top"].symbol
 

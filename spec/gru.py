@@ -19,12 +19,12 @@ torch stacks the blocks in the order r, z, n (= h̃): ``weight_ih = [W_r; W_z; W
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from spec.axes import d_e, d_h, n
-from spec.equation import Equation, Invariant, Reference, register
-from spec.ops import HeadConcat, SpecOp, add, mul
-from spec.ops_nn import Column, Zeros, apply, call, had
-from spec.rnn import SECTION, previous_state, step_input
-from spec.tensors import Family, tensor
+from .axes import d_e, d_h, n
+from .equation import Equation, Invariant, Reference, register
+from .ops import HeadConcat, SpecOp, add, mul
+from .ops_nn import Column, Zeros, apply, call, had
+from .rnn import SECTION, previous_state, step_input
+from .tensors import Family, tensor
 
 SOURCE = "Cho et al. 2014; the interpolation as written by Chung et al. 2014"
 

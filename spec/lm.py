@@ -25,11 +25,11 @@ Conventions the spec fixes (each tested):
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from spec.axes import GLOSSARY, d_e, n, v
-from spec.equation import Equation, Invariant, Reference, register
-from spec.ops import Ones, Softmax, SpecOp, T, _str, mul
-from spec.ops_nn import Neg, OneHot, Pick, Scaled, apply, call
-from spec.tensors import Kind, tensor
+from .axes import GLOSSARY, d_e, n, v
+from .equation import Equation, Invariant, Reference, register
+from .ops import Ones, Softmax, SpecOp, T, _str, mul
+from .ops_nn import Neg, OneHot, Pick, Scaled, apply, call
+from .tensors import Kind, tensor
 
 k_top = GLOSSARY["k_top"].symbol
 
@@ -106,7 +106,7 @@ class RowNormalise(SpecOp):
 
     def __new__(cls, C: sp.Basic, unseen: str = "uniform") -> "RowNormalise":
         if str(unseen) not in UNSEEN:
-            from spec._errors import SpecError
+            from ._errors import SpecError
 
             raise SpecError(f"RowNormalise: unseen must be one of {UNSEEN}, found {str(unseen)!r}")
         return MatrixExpr.__new__(cls, C, _str(str(unseen)))

@@ -19,13 +19,13 @@ import sympy as sp
 from sympy.core.symbol import Str
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from spec.axes import d_e, d_h, n
-from spec.equation import Equation, Invariant, Reference, register
-from spec.ffnn import CountEquation
-from spec.ops import HeadConcat, SpecOp, add, mul
-from spec.ops_nn import Column, Zeros, apply, call, had
-from spec.rnn import SECTION, previous_state, step_input
-from spec.tensors import Family, FamilyMember, tensor
+from .axes import d_e, d_h, n
+from .equation import Equation, Invariant, Reference, register
+from .ffnn import CountEquation
+from .ops import HeadConcat, SpecOp, add, mul
+from .ops_nn import Column, Zeros, apply, call, had
+from .rnn import SECTION, previous_state, step_input
+from .tensors import Family, FamilyMember, tensor
 
 SOURCE = "Hochreiter & Schmidhuber 1997; forget gate: Gers et al. 2000"
 

@@ -15,12 +15,12 @@ import sympy as sp
 from sympy.core.symbol import Str
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from spec._errors import SpecError
-from spec.axes import d_e, n
-from spec.equation import Equation, Invariant, Reference, register
-from spec.ops import SpecOp
-from spec.ops_nn import LayerNorm, Rsqrt0
-from spec.tensors import Kind, TensorSymbol, tensor
+from ._errors import SpecError
+from .axes import d_e, n
+from .equation import Equation, Invariant, Reference, register
+from .ops import SpecOp
+from .ops_nn import LayerNorm, Rsqrt0
+from .tensors import Kind, TensorSymbol, tensor
 
 SECTION = "§4 Transformers: layer normalisation"
 SOURCE = "Ba, Kiros & Hinton 2016"

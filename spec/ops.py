@@ -15,7 +15,7 @@ import sympy as sp
 from sympy.core.symbol import Str
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from spec._errors import SpecError
+from ._errors import SpecError
 
 #: What a softmax row (or column) whose every score is −∞ becomes. The spec's convention is ``zero``:
 #: the weights form the empty distribution over no admissible key, so the attention output of that
@@ -323,6 +323,6 @@ def T(x: sp.Basic) -> sp.Transpose:
 
 
 # The network operators live in spec/ops_nn.py; both sets are the spec's operators.
-from spec.ops_nn import OPERATORS_NN  # noqa: E402
+from .ops_nn import OPERATORS_NN  # noqa: E402
 
 OPERATORS = OPERATORS + OPERATORS_NN

@@ -11,9 +11,9 @@ import sympy as sp
 from sympy.core.symbol import Str
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from spec._errors import SpecError
-from spec.ops import SpecOp, _str
-from spec.tensors import FamilySlice
+from ._errors import SpecError
+from .ops import SpecOp, _str
+from .tensors import FamilySlice
 
 _x = sp.Symbol("x", real=True)
 
@@ -418,7 +418,7 @@ class Call(SpecOp):
 
     @property
     def equation(self):
-        from spec.equation import lookup
+        from .equation import lookup
 
         return lookup(self.args[0].name)
 
@@ -487,7 +487,7 @@ def call(
 ) -> Call:
     """``call("attention.multi_head", "A", H=H_hat, S=S, W_Q=W_Q.slice(l), ...)``: the output ``output`` of
     equation ``equation`` on these arguments (exactly its inputs and parameters)."""
-    from spec.equation import lookup
+    from .equation import lookup
 
     sub = lookup(str(equation))
     names = {d.name for d in (*sub.inputs, *sub.params)}

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
-from spec._errors import SpecError
-from spec.axes import GLOSSARY, L, M, P, axis, axis_names, d_e, d_f, d_k, d_v, n_max, v
-from spec.equation import Equation, Invariant, Reference, register
-from spec.ops_nn import Scalar
-from spec.tensors import Kind, tensor
+from ._errors import SpecError
+from .axes import GLOSSARY, L, M, P, axis, axis_names, d_e, d_f, d_k, d_v, n_max, v
+from .equation import Equation, Invariant, Reference, register
+from .ops_nn import Scalar
+from .tensors import Kind, tensor
 
 SECTION = "§4 Transformers: number of trainable parameters"
 COMPANION = "the tutorial's parameter calculator, checked against Keras counters"

@@ -15,12 +15,12 @@ import sympy as sp
 from sympy.core.symbol import Str
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from spec._errors import SpecError
-from spec.axes import d_e, n, n_max
-from spec.equation import Equation, Invariant, Reference, register
-from spec.ops import SpecOp
-from spec.ops_nn import FirstColumns
-from spec.tensors import tensor
+from ._errors import SpecError
+from .axes import d_e, n, n_max
+from .equation import Equation, Invariant, Reference, register
+from .ops import SpecOp
+from .ops_nn import FirstColumns
+from .tensors import tensor
 
 SECTION = "§4 Transformers: positional encoding"
 #: The base of the wavelengths in Vaswani et al. (2017, §3.5).

@@ -13,12 +13,12 @@ LSTM (spec/lstm.py) or GRU (spec/gru.py) recurrence in place of the Elman step.
 
 import sympy as sp
 
-from spec.axes import d_e, d_h, n, v
-from spec.equation import Equation, Invariant, Reference, register
-from spec.ffnn import CountEquation, SequenceNLL
-from spec.ops import HeadConcat, Ones, Softmax, T, add, mul
-from spec.ops_nn import Column, OneHot, Zeros, apply, call, had
-from spec.tensors import Family, Kind, tensor
+from .axes import d_e, d_h, n, v
+from .equation import Equation, Invariant, Reference, register
+from .ffnn import CountEquation, SequenceNLL
+from .ops import HeadConcat, Ones, Softmax, T, add, mul
+from .ops_nn import Column, OneHot, Zeros, apply, call, had
+from .tensors import Family, Kind, tensor
 
 SECTION = "RNN language models"
 ELMAN = "Elman 1990; Mikolov et al. 2010 (RNN language model)"
@@ -116,10 +116,10 @@ def _cell_params(cell: str) -> tuple:
     if cell == "elman":
         return elman_params()
     if cell == "lstm":
-        from spec.lstm import lstm_params
+        from .lstm import lstm_params
 
         return lstm_params()
-    from spec.gru import gru_params
+    from .gru import gru_params
 
     return gru_params()
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from spec._errors import SpecError, SpecShapeError
+from ._errors import SpecError, SpecShapeError
 
 
 def fmt_shape(shape: Sequence[sp.Expr]) -> str:

@@ -12,7 +12,7 @@ import sympy as sp
 from sympy.core.symbol import Str
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from spec._errors import SpecError
+from ._errors import SpecError
 
 
 class Kind(enum.Enum):

@@ -16,13 +16,13 @@ import sympy as sp
 from sympy.core.symbol import Str
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from spec._errors import SpecError
-from spec.axes import P, axis, d_e, n, n_max
-from spec.equation import Equation, Invariant, Reference, register
-from spec.ops import Ones, SpecOp, T, add, mul
-from spec.ops_nn import Column, FirstColumns, apply, had
-from spec.tensors import Family, Kind, tensor
-from spec.vit import HCat
+from ._errors import SpecError
+from .axes import P, axis, d_e, n, n_max
+from .equation import Equation, Invariant, Reference, register
+from .ops import Ones, SpecOp, T, add, mul
+from .ops_nn import Column, FirstColumns, apply, had
+from .tensors import Family, Kind, tensor
+from .vit import HCat
 
 d_x, L_in, S_p, N_p = (axis(a) for a in ("d_x", "L_in", "S_p", "N_p"))
 #: The variable index of per-variable families, i = 1..m.

@@ -16,12 +16,12 @@ import sympy as sp
 from sympy.core.symbol import Str
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from spec.axes import GLOSSARY, v
-from spec.equation import Equation, Invariant, Reference, register
-from spec.lm import Neg, Ratio
-from spec.ops import Ones, Softmax, SpecOp, T, add, mul
-from spec.ops_nn import OneHot, Pick, Scaled, apply, had
-from spec.tensors import Kind, tensor
+from .axes import GLOSSARY, v
+from .equation import Equation, Invariant, Reference, register
+from .lm import Neg, Ratio
+from .ops import Ones, Softmax, SpecOp, T, add, mul
+from .ops_nn import OneHot, Pick, Scaled, apply, had
+from .tensors import Kind, tensor
 
 d_theta = GLOSSARY["d_theta"].symbol
 n = GLOSSARY["n"].symbol

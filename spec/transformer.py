@@ -26,13 +26,13 @@ Choices, each a documented default with named variants:
 import sympy as sp
 from sympy.core.symbol import Str
 
-from spec._errors import SpecError
-from spec.axes import L, M, d_e, d_f, d_k, d_v, m, n, n_d, n_e, n_max, v
-from spec.equation import Equation, Invariant, Reference, register
-from spec.norm import eps_symbol, ln_params, normalise
-from spec.ops import CausalMask, Ones, T, add, mul
-from spec.ops_nn import POINTWISE, FirstColumns, OneHot, apply, call
-from spec.tensors import Family, FamilySlice, Kind, tensor
+from ._errors import SpecError
+from .axes import L, M, d_e, d_f, d_k, d_v, m, n, n_d, n_e, n_max, v
+from .equation import Equation, Invariant, Reference, register
+from .norm import eps_symbol, ln_params, normalise
+from .ops import CausalMask, Ones, T, add, mul
+from .ops_nn import POINTWISE, FirstColumns, OneHot, apply, call
+from .tensors import Family, FamilySlice, Kind, tensor
 
 SECTION = "§4 Transformers"
 VASWANI = "Vaswani et al. 2017, §3.1"

@@ -23,13 +23,13 @@ tutorial writes it) and implementations can name it.
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from spec.axes import L, P, axis, d_e, d_k, d_v, n
-from spec.equation import Equation, Invariant, Reference, register
-from spec.norm import eps_symbol, ln_params, normalise
-from spec.ops import Ones, Softmax, SpecOp, T, add, mul
-from spec.ops_nn import Column, Zeros, call
-from spec.tensors import Family, Kind, tensor
-from spec.transformer import attention_params, block_id, ffn_params, norm_params
+from .axes import L, P, axis, d_e, d_k, d_v, n
+from .equation import Equation, Invariant, Reference, register
+from .norm import eps_symbol, ln_params, normalise
+from .ops import Ones, Softmax, SpecOp, T, add, mul
+from .ops_nn import Column, Zeros, call
+from .tensors import Family, Kind, tensor
+from .transformer import attention_params, block_id, ffn_params, norm_params
 
 C_i, H_i, W_i, N_p, N_h, N_w, d_p, n_c = (
     axis(a) for a in ("C_i", "H_i", "W_i", "N_p", "N_h", "N_w", "d_p", "n_c")

@@ -4,8 +4,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hseed
 from hypothesis import strategies as st
 
-import impl
-from verify._errors import Mismatch
+from lmspec import impl
+from lmspec.verify._errors import Mismatch
 
 
 @pytest.fixture(autouse=True)

@@ -20,12 +20,12 @@ import pytest
 import torch
 from jaxtyping import TypeCheckError
 
-import spec
-from impl import attention, bert, ffnn, gpt2, lm, norm, training
-from impl.activation import gelu
-from verify.cli import main
-from verify.compare import POLICY, compare
-from verify.oracle import Oracle
+from lmspec import spec
+from lmspec.impl import attention, bert, ffnn, gpt2, lm, norm, training
+from lmspec.impl.activation import gelu
+from lmspec.verify.cli.app import main
+from lmspec.verify.compare import POLICY, compare
+from lmspec.verify.oracle import Oracle
 
 INF, NAN = math.inf, math.nan
 f64 = torch.float64
@@ -708,7 +708,7 @@ def test_bad_option_values(capsys, case):
 def run(*args, cwd=None):
     """The console entry point in a fresh interpreter (a fresh hash seed), as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-c", "import sys; from verify.cli import main; sys.exit(main())", *args],
+        [sys.executable, "-c", "import sys; from lmspec.verify.cli import main; sys.exit(main())", *args],
         capture_output=True, text=True, timeout=300, cwd=cwd,
     )  # fmt: skip
 

@@ -6,9 +6,8 @@ Models", Saleh & Paquelet 2024), copied here so that a missing equation fails th
 
 import pytest
 
-import impl
-import spec
-from verify.runner import PROFILES, checks_for
+from lmspec import impl, spec
+from lmspec.verify.runner import PROFILES, checks_for
 
 CATALOGUE = {
     "lm": ["chain_rule", "ngram", "one_hot", "embedding", "softmax", "cross_entropy", "perplexity",

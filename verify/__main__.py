@@ -1,5 +1,7 @@
+"""``python -m lmspec.verify``: the ``lmspec`` command line."""
+
 import sys
 
-from verify.cli import main
+from .cli import main
 
 sys.exit(main())

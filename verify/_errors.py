@@ -1,6 +1,6 @@
 """Disagreements of an implementation with the spec (the malformed-spec family is spec.SpecError)."""
 
-from spec._errors import SpecError
+from ..spec._errors import SpecError
 
 
 class BindingError(SpecError):

@@ -17,10 +17,10 @@ import numpy as np
 import sympy as sp
 import torch
 
-from spec import Equation, Family, Kind
-from spec.axes import GLOSSARY
-from verify._errors import BindingError, ShapeMismatch
-from verify.oracle import concrete_shape
+from ..spec import Equation, Family, Kind
+from ..spec.axes import GLOSSARY
+from ._errors import BindingError, ShapeMismatch
+from .oracle import concrete_shape
 
 _AXIS_LOCALS = {name: a.symbol for name, a in GLOSSARY.items()}
 

@@ -18,9 +18,9 @@ import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 from sympy.printing.pytorch import TorchPrinter
 
-from spec import Equation, Family, SpecError
-from spec.axes import GLOSSARY
-from spec.tensors import FamilyMember
+from ..spec import Equation, Family, SpecError
+from ..spec.axes import GLOSSARY
+from ..spec.tensors import FamilyMember
 
 
 class _SizePrinter(PythonCodePrinter):

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from verify._errors import ShapeMismatch, ValueMismatch
+from ._errors import ShapeMismatch, ValueMismatch
 
 
 @dataclass(frozen=True)

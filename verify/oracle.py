@@ -21,10 +21,10 @@ import numpy as np
 import sympy as sp
 from sympy.printing.pycode import MpmathPrinter, PythonCodePrinter
 
-from spec import Equation, Family, Kind, SpecError
-from spec.ops import SpecOp
-from spec.ops_nn import Call
-from spec.tensors import FamilyMember, FamilySlice
+from ..spec import Equation, Family, Kind, SpecError
+from ..spec.ops import SpecOp
+from ..spec.ops_nn import Call
+from ..spec.tensors import FamilyMember, FamilySlice
 
 PRECISIONS = ("float64", "mpmath")
 

@@ -20,9 +20,9 @@ from multiprocessing import forkserver
 
 import torch
 
-import spec
-from spec import Equation
-from verify.runner import PROFILES, Check, CheckResult, Profile, checks_for, one_thread, run_check
+from .. import spec
+from ..spec import Equation
+from .runner import PROFILES, Check, CheckResult, Profile, checks_for, one_thread, run_check
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 def planned_equations(names: Sequence[str]) -> list[Equation]:
     """The equations ``names`` select (ids, variant ids or families), each base equation followed by the
     variants its implementation declares it implements (``@implements(id, variants=…)`` in impl/)."""
-    from impl._registry import implemented_variants
+    from ..impl._registry import implemented_variants
 
     declared = implemented_variants()
     out: dict[str, Equation] = {}

@@ -14,7 +14,7 @@ is ``pass``, or ``variant`` with a matched variant listed in ``accept=``. It ret
 
 import pytest
 
-from verify.audit_report import AuditReport
+from .audit.report import AuditReport
 
 
 def pytest_addoption(parser) -> None:
@@ -40,7 +40,7 @@ def describe(report: AuditReport) -> str:
 def lmspec_audit(request):
     """A function ``(target, as_=None, *, accept=(), **audit_options) -> AuditReport`` that fails the test
     when the target does not compute the equation."""
-    from verify.audit import audit
+    from .audit.auditor import audit
 
     profile = request.config.getoption("--lmspec-profile")
     seed = request.config.getoption("--lmspec-seed")

@@ -5,7 +5,7 @@ import math
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from verify.runner import CheckResult
+from .runner import CheckResult
 
 
 def summary(results: Sequence[CheckResult]) -> dict:

@@ -25,12 +25,12 @@ from hypothesis import strategies as st
 from hypothesis.errors import UnsatisfiedAssumption
 from hypothesis.internal.conjecture import providers as _hypothesis_providers
 
-from spec import Equation
-from verify._errors import Mismatch
-from verify.compare import POLICY, Comparison, Tolerance, assert_close
-from verify.properties import properties_of
-from verify.strategies import Example, examples, size_tuples
-from verify.targets import GeneratedTarget, ImplTarget, OracleTarget, Target
+from ..spec import Equation
+from ._errors import Mismatch
+from .compare import POLICY, Comparison, Tolerance, assert_close
+from .properties import properties_of
+from .strategies import Example, examples, size_tuples
+from .targets import GeneratedTarget, ImplTarget, OracleTarget, Target
 
 # Hypothesis (6.170) mixes into its draws "local constants" collected from every module in sys.modules that
 # is not installed (spec/, impl/, verify/, a user's audited file): a seed's examples would then depend on what

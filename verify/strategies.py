@@ -15,8 +15,8 @@ import sympy as sp
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from spec import Equation, Kind, SpecError
-from verify.oracle import concrete_shape, size_subs
+from ..spec import Equation, Kind, SpecError
+from .oracle import concrete_shape, size_subs
 
 #: Size ranges: small for the exact oracle, larger for generated code against the implementation.
 SMALL = (2, 7)
@@ -132,7 +132,7 @@ GRID = 64
 
 def is_composite(eq: Equation) -> bool:
     """Whether ``eq`` calls other equations (a block, a stack, a whole model)."""
-    from spec.ops_nn import Call
+    from ..spec.ops_nn import Call
 
     return any(node.atoms(Call) for node in (b.rhs for b in eq.bindings))
 

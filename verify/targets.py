@@ -11,10 +11,10 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from spec import Equation
-from verify.binding import ImplBinding, bind
-from verify.codegen import compiled, size_arguments
-from verify.oracle import Oracle, _batch_shape
+from ..spec import Equation
+from .binding import ImplBinding, bind
+from .codegen import compiled, size_arguments
+from .oracle import Oracle, _batch_shape
 
 Example = Mapping[str, np.ndarray]
 
@@ -95,8 +95,8 @@ class ImplTarget(Target):
         super().__init__(eq)
         options: dict[str, object] = {}
         if fn is None:
-            import impl
-            from impl._registry import variant_options
+            from .. import impl
+            from ..impl._registry import variant_options
 
             fn = impl.implementation(eq.variant_of or eq.id)
             if eq.variant_of:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from verify.cli import main
+from lmspec.verify.cli.app import main
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 LAYOUT = "q=b h n d_k, k=b h n d_k, v=b h n d_v, mask=b h n n -> b h n d_v"
@@ -174,7 +174,7 @@ def test_unwritable_report_is_refused_before_the_audit(user_file, tmp_path, caps
 
 
 def test_list_shows_every_builtin(capsys):
-    from verify.adapters import builtins
+    from lmspec.verify.audit.adapters import builtins
 
     code, out, _ = run(capsys, "--list")
     assert code == 0
@@ -298,10 +298,9 @@ def test_a_module_class_from_the_command_line(tmp_path, capsys):
 def test_impl_audits_every_registered_implementation(monkeypatch, capsys):
     """--impl plans one audit per catalogue equation, each of impl/'s function (the audit itself is
     tested in tests/verify/test_audit.py; here it is recorded, not run)."""
-    import impl
-    import spec
-    import verify.audit
-    from verify.audit_report import AuditReport
+    from lmspec import impl, spec
+    from lmspec.verify.audit import auditor
+    from lmspec.verify.audit.report import AuditReport
 
     seen = []
 
@@ -309,7 +308,7 @@ def test_impl_audits_every_registered_implementation(monkeypatch, capsys):
         seen.append(target)
         return AuditReport(target, as_ or "?", "pass", "recorded", [])
 
-    monkeypatch.setattr(verify.audit, "audit", record)
+    monkeypatch.setattr(auditor, "audit", record)
     code, out, _ = run(capsys, "--impl")
     assert code == 0
     want = [f"{f.__module__}:{f.__name__}" for f in (impl.implementation(e.id) for e in spec.all())]
@@ -358,7 +357,7 @@ def test_seeds_audits_each_seed_and_reports_agreement(gelu_file, tmp_path, capsy
 
 def _fake_audit(verdict_of_seed):
     """verify.audit.audit stand-in: a report whose verdict is a function of the seed (a flaky check)."""
-    from verify.audit_report import AuditCheck, AuditReport
+    from lmspec.verify.audit.report import AuditCheck, AuditReport
 
     def fake(target, as_=None, *, seed=0, **_):
         verdict = verdict_of_seed(seed)
@@ -371,9 +370,9 @@ def _fake_audit(verdict_of_seed):
 
 
 def test_seeds_a_consistent_variant_exits_1_as_a_single_seed_does(monkeypatch, capsys):
-    import verify.audit
+    from lmspec.verify.audit import auditor
 
-    monkeypatch.setattr(verify.audit, "audit", _fake_audit(lambda s: "variant"))
+    monkeypatch.setattr(auditor, "audit", _fake_audit(lambda s: "variant"))
     code, out, _ = run(capsys, "pkg:softmax", "--as", "lm.softmax", "--seeds", "3")
     assert code == 1
     assert "variant ×3" in out and "1 of 1 agree across seeds" in out
@@ -381,9 +380,9 @@ def test_seeds_a_consistent_variant_exits_1_as_a_single_seed_does(monkeypatch, c
 
 
 def test_seeds_that_disagree_exit_1_and_show_the_odd_seeds(monkeypatch, capsys):
-    import verify.audit
+    from lmspec.verify.audit import auditor
 
-    monkeypatch.setattr(verify.audit, "audit", _fake_audit(lambda s: "fail" if s == 7 else "pass"))
+    monkeypatch.setattr(auditor, "audit", _fake_audit(lambda s: "fail" if s == 7 else "pass"))
     code, out, _ = run(capsys, "pkg:softmax", "--as", "lm.softmax", "--seed", "5", "--seeds", "4")
     assert code == 1
     assert "pass ×3, fail ×1 (seed 7)" in out
@@ -392,10 +391,10 @@ def test_seeds_that_disagree_exit_1_and_show_the_odd_seeds(monkeypatch, capsys):
 
 
 def test_seeds_names_every_odd_seed_as_ranges(monkeypatch, capsys):
-    import verify.audit
+    from lmspec.verify.audit import auditor
 
     odd = {1, 2, 3, 6}
-    monkeypatch.setattr(verify.audit, "audit", _fake_audit(lambda s: "variant" if s in odd else "pass"))
+    monkeypatch.setattr(auditor, "audit", _fake_audit(lambda s: "variant" if s in odd else "pass"))
     code, out, _ = run(capsys, "pkg:softmax", "--as", "lm.softmax", "--seeds", "10")
     assert code == 1
     assert "pass ×6, variant ×4 (seeds 1–3, 6)" in out

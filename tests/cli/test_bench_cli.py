@@ -10,8 +10,9 @@ import math
 import pytest
 import typer
 
-from verify import bench, cli
-from verify.bench_cli import bench_command
+from lmspec.verify.bench import measures as bench
+from lmspec.verify.cli import app as cli
+from lmspec.verify.cli.bench import bench_command
 
 PART_KEYS = {
     "suite": {"profile", "jobs", "startup", "families", "total", "shards", "failed"},
@@ -165,7 +166,7 @@ def test_oracle_times_grow_with_the_sizes(reports):
 
 
 def test_oracle_sizes_keep_the_small_axes_small_and_the_constraints():
-    import spec
+    from lmspec import spec
 
     sizes = bench.oracle_sizes(spec.get("attention.multi_head"), 4)
     assert sizes == {"n": 4, "d_e": 4, "M": 2, "d_k": 4, "d_v": 4}

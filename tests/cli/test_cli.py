@@ -7,14 +7,14 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-import spec
-from verify.cli import main
+from lmspec import spec
+from lmspec.verify.cli.app import main
 
 
 def run(*args):
     """Run the console entry point in a fresh interpreter, as a user would."""
     return subprocess.run(
-        [sys.executable, "-c", "import sys; from verify.cli import main; sys.exit(main())", *args],
+        [sys.executable, "-c", "import sys; from lmspec.verify.cli import main; sys.exit(main())", *args],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
 
@@ -114,8 +114,8 @@ def test_a_failing_check_exits_1(monkeypatch, capsys):
     from jaxtyping import Float
     from torch import Tensor
 
-    from impl import _registry
-    from impl._registry import checked
+    from lmspec.impl import _registry
+    from lmspec.impl._registry import checked
 
     @checked
     def off_by_one(n: int, *, dtype: torch.dtype = torch.float32) -> Float[Tensor, "n n"]:
@@ -135,8 +135,8 @@ def test_failure_reports_are_valid_json_with_the_counterexample(tmp_path, monkey
     from jaxtyping import Float
     from torch import Tensor
 
-    from impl import _registry
-    from impl._registry import checked
+    from lmspec.impl import _registry
+    from lmspec.impl._registry import checked
 
     @checked
     def off_by_one(n: int, *, dtype: torch.dtype = torch.float32) -> Float[Tensor, "n n"]:

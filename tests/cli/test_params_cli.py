@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from verify.cli import main
+from lmspec.verify.cli.app import main
 
 
 def out_of(capsys, *args) -> tuple[int, str, str]:

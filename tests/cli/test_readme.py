@@ -17,8 +17,7 @@ def test_readme_python_example_runs():
 
 
 def test_public_error_families():
-    import spec
-    import verify
+    from lmspec import spec, verify
 
     assert issubclass(verify.BindingError, spec.SpecError)
     for cls in (verify.ShapeMismatch, verify.ValueMismatch, verify.PropertyViolation):
@@ -27,7 +26,7 @@ def test_public_error_families():
 
 def test_readme_params_examples_print_the_numbers_they_quote(capsys):
     """Each tour line ``lmspec params ... # N`` prints ``N = <that number>``."""
-    from verify.cli import main
+    from lmspec.verify.cli.app import main
 
     text = README.read_text(encoding="utf-8")
     lines = re.findall(r"^lmspec params ([^#\n]+?)\s+#.*?([\d,]{7,})", text, re.M)

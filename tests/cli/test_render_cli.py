@@ -8,8 +8,8 @@ import stat
 
 import pytest
 
-import spec
-from verify.cli import main
+from lmspec import spec
+from lmspec.verify.cli.app import main
 
 INSTALL = (
     "lmspec: error: rendering a PDF needs latexmk and pdflatex; install texlive-latex-base and latexmk\n"

@@ -7,10 +7,9 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import TypeCheckError
 
-import impl
-import spec
-from impl.activation import ACTIVATIONS, activation_function, gelu, gelu_tanh, relu, sigmoid, tanh
-from verify.runner import verify
+from lmspec import impl, spec
+from lmspec.impl.activation import ACTIVATIONS, activation_function, gelu, gelu_tanh, relu, sigmoid, tanh
+from lmspec.verify.runner import verify
 
 torch.set_default_dtype(torch.float64)
 B, n, d_e = 2, 5, 7  # distinct sizes per axis
@@ -72,8 +71,8 @@ def test_the_verifier_passes(seed):
 
 
 def test_the_verifier_catches_the_other_gelu_form():
-    from verify.runner import PROFILES, checks_for, run_check
-    from verify.targets import ImplTarget
+    from lmspec.verify.runner import PROFILES, checks_for, run_check
+    from lmspec.verify.targets import ImplTarget
 
     eq = spec.get("activation.gelu")
     target = ImplTarget(eq, gelu_tanh, name="wrong[tanh form]")

@@ -6,8 +6,8 @@ import pytest
 import torch
 from jaxtyping import TypeCheckError
 
-import impl
-from impl.attention import (
+from lmspec import impl
+from lmspec.impl.attention import (
     MultiHeadAttention,
     causal_mask,
     cross,

@@ -9,9 +9,8 @@ import pytest
 import torch
 from jaxtyping import TypeCheckError
 
-import impl
-import spec
-from impl.bert import (
+from lmspec import impl, spec
+from lmspec.impl.bert import (
     BERT,
     BERTClassifier,
     BERTForPreTraining,
@@ -25,9 +24,9 @@ from impl.bert import (
     nsp_head,
     pooler,
 )
-from verify.oracle import Oracle
-from verify.runner import PROFILES, checks_for, run_check, verify
-from verify.targets import ImplTarget
+from lmspec.verify.oracle import Oracle
+from lmspec.verify.runner import PROFILES, checks_for, run_check, verify
+from lmspec.verify.targets import ImplTarget
 
 torch.set_default_dtype(torch.float64)
 # distinct sizes per axis, so that a swapped axis cannot pass

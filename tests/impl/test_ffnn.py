@@ -10,12 +10,11 @@ import torch
 from jaxtyping import Float, Int, TypeCheckError
 from torch import Tensor
 
-import impl
-import spec
-from impl.ffnn import FFNNLM, context, hidden, loss, output, params, sequence_nll
-from verify.oracle import Oracle
-from verify.runner import PROFILES, checks_for, run_check, verify
-from verify.targets import ImplTarget
+from lmspec import impl, spec
+from lmspec.impl.ffnn import FFNNLM, context, hidden, loss, output, params, sequence_nll
+from lmspec.verify.oracle import Oracle
+from lmspec.verify.runner import PROFILES, checks_for, run_check, verify
+from lmspec.verify.targets import ImplTarget
 
 torch.set_default_dtype(torch.float64)
 # distinct sizes per axis, so that a swapped axis cannot pass

@@ -9,16 +9,15 @@ import torch
 from jaxtyping import Float, Int, TypeCheckError
 from torch import Tensor
 
-import impl
-import spec
-from impl._registry import checked
-from impl.attention import causal_mask
-from impl.gpt2 import GPT2, block, decode, forward, lm_head, loss, next_token
-from impl.transformer import BLOCK_PARAMS, block_pre_ln, input_, stack
-from verify.oracle import concrete_shape
-from verify.runner import Profile, checks_for, run_check, verify
-from verify.strategies import seeded_tensor
-from verify.targets import GeneratedTarget, ImplTarget
+from lmspec import impl, spec
+from lmspec.impl._registry import checked
+from lmspec.impl.attention import causal_mask
+from lmspec.impl.gpt2 import GPT2, block, decode, forward, lm_head, loss, next_token
+from lmspec.impl.transformer import BLOCK_PARAMS, block_pre_ln, input_, stack
+from lmspec.verify.oracle import concrete_shape
+from lmspec.verify.runner import Profile, checks_for, run_check, verify
+from lmspec.verify.strategies import seeded_tensor
+from lmspec.verify.targets import GeneratedTarget, ImplTarget
 
 torch.set_default_dtype(torch.float64)
 # distinct sizes per axis, so that a swapped axis cannot pass (d_k = d_e / M = 4 in the model)
@@ -313,7 +312,7 @@ def test_loss_and_greedy_generation_equal_hugging_face():
 def test_registry():
     assert impl.implementation("gpt2.forward") is forward
     assert impl.implementation("gpt2.generate") is next_token
-    assert decode.__module__ == "impl.gpt2"
+    assert decode.__module__ == "lmspec.impl.gpt2"
 
 
 def test_verifier_passes_on_the_gpt2_family():

@@ -11,11 +11,11 @@ import torch
 from jaxtyping import Float, TypeCheckError
 from torch import Tensor, nn
 
-import spec
-from impl.gru import GRULM, PARAMS, GRUCell, gru_sequence, step, step_reset_after
-from verify.oracle import Oracle
-from verify.runner import PROFILES, checks_for, run_check, verify
-from verify.targets import ImplTarget
+from lmspec import spec
+from lmspec.impl.gru import GRULM, PARAMS, GRUCell, gru_sequence, step, step_reset_after
+from lmspec.verify.oracle import Oracle
+from lmspec.verify.runner import PROFILES, checks_for, run_check, verify
+from lmspec.verify.targets import ImplTarget
 
 torch.set_default_dtype(torch.float64)
 # distinct sizes per axis, so that a swapped axis cannot pass

@@ -9,10 +9,9 @@ import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int, TypeCheckError
 from torch import Tensor
 
-import impl
-import spec
-from impl._registry import checked
-from impl.lm import (
+from lmspec import impl, spec
+from lmspec.impl._registry import checked
+from lmspec.impl.lm import (
     TokenEmbedding,
     chain_rule,
     corpus_perplexity,
@@ -25,8 +24,8 @@ from impl.lm import (
     temperature,
     top_k,
 )
-from verify.runner import PROFILES, checks_for, verify
-from verify.targets import ImplTarget
+from lmspec.verify.runner import PROFILES, checks_for, verify
+from lmspec.verify.targets import ImplTarget
 
 torch.set_default_dtype(torch.float64)
 # distinct sizes per axis, so that a swapped axis cannot pass

@@ -10,11 +10,11 @@ import torch
 from jaxtyping import Float, TypeCheckError
 from torch import Tensor, nn
 
-import spec
-from impl.lstm import LSTMLM, PARAMS, LSTMCell, candidate, cell, gates, hidden, lstm_sequence, params
-from verify.oracle import Oracle
-from verify.runner import PROFILES, checks_for, run_check, verify
-from verify.targets import ImplTarget
+from lmspec import spec
+from lmspec.impl.lstm import LSTMLM, PARAMS, LSTMCell, candidate, cell, gates, hidden, lstm_sequence, params
+from lmspec.verify.oracle import Oracle
+from lmspec.verify.runner import PROFILES, checks_for, run_check, verify
+from lmspec.verify.targets import ImplTarget
 
 torch.set_default_dtype(torch.float64)
 # distinct sizes per axis, so that a swapped axis cannot pass

@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import TypeCheckError
 
-import spec
-from impl.norm import LayerNorm, layer_norm
-from verify.runner import PROFILES, checks_for, run_check, verify
-from verify.targets import ImplTarget
+from lmspec import spec
+from lmspec.impl.norm import LayerNorm, layer_norm
+from lmspec.verify.runner import PROFILES, checks_for, run_check, verify
+from lmspec.verify.targets import ImplTarget
 
 torch.set_default_dtype(torch.float64)
 B, n, d_e = 2, 5, 7  # distinct sizes per axis
@@ -78,7 +78,7 @@ def test_the_verifier_catches_torch_layer_norm_against_the_tutorials_form():
     from jaxtyping import Float
     from torch import Tensor
 
-    from impl._registry import checked
+    from lmspec.impl._registry import checked
 
     @checked
     def torch_ln(

@@ -9,13 +9,13 @@ import torch
 from jaxtyping import TypeCheckError
 from torch import nn
 
-import spec
-from impl._registry import checked
-from impl.attention import MultiHeadAttention
-from impl.bert import BERT, BERTForPreTraining
-from impl.gpt2 import GPT2
-from impl.norm import LayerNorm
-from impl.params import (
+from lmspec import spec
+from lmspec.impl._registry import checked
+from lmspec.impl.attention import MultiHeadAttention
+from lmspec.impl.bert import BERT, BERTForPreTraining
+from lmspec.impl.gpt2 import GPT2
+from lmspec.impl.norm import LayerNorm
+from lmspec.impl.params import (
     bert,
     bert_backbone,
     block,
@@ -28,12 +28,12 @@ from impl.params import (
     positional,
     stack,
 )
-from impl.positional import LearnedPositionalEncoding
-from impl.transformer import FFN, TransformerBlock, TransformerStack
-from verify.params_cli import PRESETS
-from verify.properties_params import MODELS, numel
-from verify.runner import PROFILES, checks_for, run_check, verify
-from verify.targets import ImplTarget
+from lmspec.impl.positional import LearnedPositionalEncoding
+from lmspec.impl.transformer import FFN, TransformerBlock, TransformerStack
+from lmspec.verify.cli.params import PRESETS
+from lmspec.verify.properties.params import MODELS, numel
+from lmspec.verify.runner import PROFILES, checks_for, run_check, verify
+from lmspec.verify.targets import ImplTarget
 
 GPT2_SMALL = dict(v=50257, n_max=1024, d_e=768, M=12, d_k=64, d_v=64, d_f=3072, L=12)
 BERT_BASE = dict(GPT2_SMALL, v=30522, n_max=512)
@@ -230,7 +230,7 @@ def test_hf_bert_base(hf):
 
 
 def test_hf_vit_base(hf):
-    from spec.params import vit_count
+    from lmspec.spec.params import vit_count
 
     sizes = dict(P=16, C_i=3, H_i=224, W_i=224, n_c=1000, d_e=768, M=12, d_k=64, d_v=64, d_f=3072, L=12)
     classifier = vit_count().count(**sizes)
@@ -265,6 +265,6 @@ def _hf_preset(hf, name: str) -> int:
 
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_every_preset_of_lmspec_params_matches_hugging_face(hf, name):
-    from verify.params_cli import report
+    from lmspec.verify.cli.params import report
 
     assert report(name, [])["total"] == _hf_preset(hf, name)

@@ -5,9 +5,14 @@ import math
 import pytest
 import torch
 
-import spec
-from impl.positional import LearnedPositionalEncoding, SinusoidalPositionalEncoding, learned, sinusoidal
-from verify.runner import verify
+from lmspec import spec
+from lmspec.impl.positional import (
+    LearnedPositionalEncoding,
+    SinusoidalPositionalEncoding,
+    learned,
+    sinusoidal,
+)
+from lmspec.verify.runner import verify
 
 torch.set_default_dtype(torch.float64)
 

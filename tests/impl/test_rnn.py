@@ -12,15 +12,15 @@ from hypothesis import strategies as st
 from jaxtyping import Float, Int, TypeCheckError
 from torch import Tensor, nn
 
-import spec
-from impl.rnn import RNNLM, elman_sequence, elman_step, gate, loss, output, params, unroll
-from verify._errors import PropertyViolation
-from verify.compare import POLICY
-from verify.oracle import Oracle
-from verify.properties import PROPERTIES, properties_of
-from verify.runner import PROFILES, checks_for, run_check, verify
-from verify.strategies import examples, size_tuples
-from verify.targets import GeneratedTarget, ImplTarget, Target
+from lmspec import spec
+from lmspec.impl.rnn import RNNLM, elman_sequence, elman_step, gate, loss, output, params, unroll
+from lmspec.verify._errors import PropertyViolation
+from lmspec.verify.compare import POLICY
+from lmspec.verify.oracle import Oracle
+from lmspec.verify.properties import PROPERTIES, properties_of
+from lmspec.verify.runner import PROFILES, checks_for, run_check, verify
+from lmspec.verify.strategies import examples, size_tuples
+from lmspec.verify.targets import GeneratedTarget, ImplTarget, Target
 
 torch.set_default_dtype(torch.float64)
 # distinct sizes per axis, so that a swapped axis cannot pass

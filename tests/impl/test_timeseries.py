@@ -8,17 +8,16 @@ from hypothesis import strategies as st
 from jaxtyping import Bool, Float, TypeCheckError
 from torch import Tensor
 
-import impl
-import spec
-from impl._registry import checked
-from impl.timeseries import TST, PatchTST, input_, masked_mse, num_patches, pad_end, patching
-from verify import strategies
-from verify._errors import PropertyViolation
-from verify.compare import POLICY
-from verify.properties import properties_of
-from verify.runner import PROFILES, checks_for, run_check, verify
-from verify.strategies import size_tuples
-from verify.targets import ImplTarget
+from lmspec import impl, spec
+from lmspec.impl._registry import checked
+from lmspec.impl.timeseries import TST, PatchTST, input_, masked_mse, num_patches, pad_end, patching
+from lmspec.verify import strategies
+from lmspec.verify._errors import PropertyViolation
+from lmspec.verify.compare import POLICY
+from lmspec.verify.properties import properties_of
+from lmspec.verify.runner import PROFILES, checks_for, run_check, verify
+from lmspec.verify.strategies import size_tuples
+from lmspec.verify.targets import ImplTarget
 
 torch.set_default_dtype(torch.float64)
 # distinct sizes: batch 2, n 5 steps, m 3 variables, d_e 4, n_max 7

@@ -10,13 +10,12 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int, TypeCheckError
 from torch import Tensor
 
-import impl
-import spec
-from impl._registry import checked
-from impl.training import SpecAdamW, adamw, mle, sgd, softmax_ce_grad, weight_decay
-from verify.codegen import compiled
-from verify.runner import PROFILES, checks_for, run_check, verify
-from verify.targets import ImplTarget
+from lmspec import impl, spec
+from lmspec.impl._registry import checked
+from lmspec.impl.training import SpecAdamW, adamw, mle, sgd, softmax_ce_grad, weight_decay
+from lmspec.verify.codegen import compiled
+from lmspec.verify.runner import PROFILES, checks_for, run_check, verify
+from lmspec.verify.targets import ImplTarget
 
 torch.set_default_dtype(torch.float64)
 B, n, v, d = 2, 5, 7, 3  # d: the last axis of a parameter (d_theta)

@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from jaxtyping import TypeCheckError
 from torch import nn
 
-import spec
-from impl.attention import causal_mask
-from impl.transformer import (
+from lmspec import spec
+from lmspec.impl.attention import causal_mask
+from lmspec.impl.transformer import (
     BLOCK_PARAMS,
     FFN,
     DecoderBlock,
@@ -27,8 +27,8 @@ from impl.transformer import (
     residual,
     stack,
 )
-from verify.runner import PROFILES, Profile, checks_for, run_check, verify
-from verify.targets import ImplTarget
+from lmspec.verify.runner import PROFILES, Profile, checks_for, run_check, verify
+from lmspec.verify.targets import ImplTarget
 
 torch.set_default_dtype(torch.float64)
 # distinct sizes per axis, so that a swapped axis cannot pass

@@ -11,18 +11,17 @@ from hypothesis import strategies as st
 from jaxtyping import Float, TypeCheckError
 from torch import Tensor
 
-import impl
-import spec
-from impl._registry import checked
-from impl.transformer import stack
-from impl.vit import ViT, encoder, head, input_, patchify, unpatchify
-from verify import strategies
-from verify._errors import PropertyViolation
-from verify.compare import POLICY
-from verify.properties import properties_of
-from verify.runner import PROFILES, checks_for, run_check, verify
-from verify.strategies import size_tuples
-from verify.targets import ImplTarget
+from lmspec import impl, spec
+from lmspec.impl._registry import checked
+from lmspec.impl.transformer import stack
+from lmspec.impl.vit import ViT, encoder, head, input_, patchify, unpatchify
+from lmspec.verify import strategies
+from lmspec.verify._errors import PropertyViolation
+from lmspec.verify.compare import POLICY
+from lmspec.verify.properties import properties_of
+from lmspec.verify.runner import PROFILES, checks_for, run_check, verify
+from lmspec.verify.strategies import size_tuples
+from lmspec.verify.targets import ImplTarget
 
 torch.set_default_dtype(torch.float64)
 # distinct sizes per axis: batch 2, P 3, C 5, grid 2 × 7 (image 6 × 21), d_e 4, M 2, d_k 3, d_f 11, n_c 13

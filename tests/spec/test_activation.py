@@ -7,14 +7,14 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-import spec
-from spec import SpecError
-from spec.activation import activation
-from verify.compare import POLICY, assert_close
-from verify.oracle import Oracle
-from verify.properties import PROPERTIES, properties_of
-from verify.strategies import examples, size_tuples
-from verify.targets import GeneratedTarget, OracleTarget, Target
+from lmspec import spec
+from lmspec.spec import SpecError
+from lmspec.spec.activation import activation
+from lmspec.verify.compare import POLICY, assert_close
+from lmspec.verify.oracle import Oracle
+from lmspec.verify.properties import PROPERTIES, properties_of
+from lmspec.verify.strategies import examples, size_tuples
+from lmspec.verify.targets import GeneratedTarget, OracleTarget, Target
 
 IDS = ["activation.relu", "activation.gelu", "activation.gelu_tanh", "activation.sigmoid", "activation.tanh"]
 
@@ -136,7 +136,7 @@ def test_the_spec_satisfies_its_own_invariants(eq_id):
 
 
 def _violates(eq_id, name, change):
-    from verify._errors import PropertyViolation
+    from lmspec.verify._errors import PropertyViolation
 
     eq = spec.get(eq_id)
     options = next(o for p, o in properties_of(eq) if p.name == name)

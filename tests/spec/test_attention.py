@@ -3,9 +3,9 @@
 import pytest
 import sympy as sp
 
-import spec
-from spec import Family, Kind, UnknownEquation
-from spec.printing import latex
+from lmspec import spec
+from lmspec.spec import Family, Kind, UnknownEquation
+from lmspec.spec.printing.latex import latex
 
 ATTENTION = [
     "attention.projections",

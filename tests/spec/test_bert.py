@@ -9,17 +9,17 @@ import sympy as sp
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-import spec
-from spec import Family, Kind, SpecError
-from spec.axes import GLOSSARY
-from spec.bert import Constant, Neg, mlm_masking
-from spec.printing import latex
-from verify._errors import PropertyViolation
-from verify.compare import POLICY
-from verify.oracle import Oracle, concrete_shape
-from verify.properties import PROPERTIES, properties_of
-from verify.strategies import examples, size_tuples
-from verify.targets import GeneratedTarget, OracleTarget, Target
+from lmspec import spec
+from lmspec.spec import Family, Kind, SpecError
+from lmspec.spec.axes import GLOSSARY
+from lmspec.spec.bert import Constant, Neg, mlm_masking
+from lmspec.spec.printing.latex import latex
+from lmspec.verify._errors import PropertyViolation
+from lmspec.verify.compare import POLICY
+from lmspec.verify.oracle import Oracle, concrete_shape
+from lmspec.verify.properties import PROPERTIES, properties_of
+from lmspec.verify.strategies import examples, size_tuples
+from lmspec.verify.targets import GeneratedTarget, OracleTarget, Target
 
 BERT = [
     "bert.input",

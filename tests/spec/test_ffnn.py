@@ -8,17 +8,17 @@ import sympy as sp
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-import spec
-from spec import Kind, SpecShapeError, tensor
-from spec.axes import c, d_e, d_h, n, v
-from spec.equation import Equation, Reference
-from spec.ffnn import CountEquation, PaddedColumn, SequenceNLL
-from spec.printing import SpecLatexPrinter, latex
-from verify.compare import POLICY
-from verify.oracle import Oracle
-from verify.properties import properties_of
-from verify.strategies import examples, size_tuples
-from verify.targets import GeneratedTarget, OracleTarget
+from lmspec import spec
+from lmspec.spec import Kind, SpecShapeError, tensor
+from lmspec.spec.axes import c, d_e, d_h, n, v
+from lmspec.spec.equation import Equation, Reference
+from lmspec.spec.ffnn import CountEquation, PaddedColumn, SequenceNLL
+from lmspec.spec.printing.latex import SpecLatexPrinter, latex
+from lmspec.verify.compare import POLICY
+from lmspec.verify.oracle import Oracle
+from lmspec.verify.properties import properties_of
+from lmspec.verify.strategies import examples, size_tuples
+from lmspec.verify.targets import GeneratedTarget, OracleTarget
 
 FFNN = ["ffnn.context", "ffnn.hidden", "ffnn.output", "ffnn.loss", "ffnn.params"]
 

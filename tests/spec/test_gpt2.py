@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 import sympy as sp
 
-import spec
-from spec import Family, Kind, SpecShapeError, tensor
-from spec.axes import GLOSSARY, d_e, n, n_max, v
-from spec.equation import Equation, Reference
-from spec.gpt2 import Argmax, NegLogSum, NextTokenPick
-from spec.lm import TopKFilter
-from spec.ops_nn import Call
-from spec.printing import SpecLatexPrinter, latex
-from verify.oracle import Oracle, concrete_shape
+from lmspec import spec
+from lmspec.spec import Family, Kind, SpecShapeError, tensor
+from lmspec.spec.axes import GLOSSARY, d_e, n, n_max, v
+from lmspec.spec.equation import Equation, Reference
+from lmspec.spec.gpt2 import Argmax, NegLogSum, NextTokenPick
+from lmspec.spec.lm import TopKFilter
+from lmspec.spec.ops_nn import Call
+from lmspec.spec.printing.latex import SpecLatexPrinter, latex
+from lmspec.verify.oracle import Oracle, concrete_shape
 
 GPT2 = ["gpt2.forward", "gpt2.lm_head", "gpt2.loss", "gpt2.generate"]
 k_top = GLOSSARY["k_top"].symbol

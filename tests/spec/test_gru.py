@@ -8,16 +8,16 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-import spec
-from spec import tensor
-from spec.axes import d_e, d_h
-from spec.gru import OneMinus
-from spec.printing import latex
-from verify.compare import POLICY
-from verify.oracle import Oracle
-from verify.properties import properties_of
-from verify.strategies import examples, size_tuples
-from verify.targets import GeneratedTarget, OracleTarget
+from lmspec import spec
+from lmspec.spec import tensor
+from lmspec.spec.axes import d_e, d_h
+from lmspec.spec.gru import OneMinus
+from lmspec.spec.printing.latex import latex
+from lmspec.verify.compare import POLICY
+from lmspec.verify.oracle import Oracle
+from lmspec.verify.properties import properties_of
+from lmspec.verify.strategies import examples, size_tuples
+from lmspec.verify.targets import GeneratedTarget, OracleTarget
 
 GATES = [
     r"r_{t} = \sigma\left(W_{r} x_{t} + U_{r} h_{t - 1} + b_{r}\right)",

@@ -7,17 +7,17 @@ import pytest
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
-import spec
-from spec import Kind, SpecError, SpecShapeError, tensor
-from spec.axes import n, v
-from spec.equation import Equation, Reference
-from spec.lm import Above, Neg, Ratio, RowNormalise, Shift, TopKFilter
-from spec.ops import Ones, Softmax, T, add, mul
-from spec.ops_nn import Pick, apply
-from spec.printing import latex
-from verify.oracle import Oracle
-from verify.runner import PROFILES, checks_for, run_check
-from verify.targets import GeneratedTarget, OracleTarget, Target
+from lmspec import spec
+from lmspec.spec import Kind, SpecError, SpecShapeError, tensor
+from lmspec.spec.axes import n, v
+from lmspec.spec.equation import Equation, Reference
+from lmspec.spec.lm import Above, Neg, Ratio, RowNormalise, Shift, TopKFilter
+from lmspec.spec.ops import Ones, Softmax, T, add, mul
+from lmspec.spec.ops_nn import Pick, apply
+from lmspec.spec.printing.latex import latex
+from lmspec.verify.oracle import Oracle
+from lmspec.verify.runner import PROFILES, checks_for, run_check
+from lmspec.verify.targets import GeneratedTarget, OracleTarget, Target
 
 REF = Reference("test")
 LM = [

@@ -9,18 +9,18 @@ import sympy as sp
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-import spec
-from spec import SpecShapeError, tensor
-from spec.axes import d_e, d_h, n
-from spec.equation import Equation, Reference
-from spec.lstm import Part, VStack
-from spec.printing import latex
-from spec.tensors import Family
-from verify.compare import POLICY
-from verify.oracle import Oracle
-from verify.properties import properties_of
-from verify.strategies import examples, size_tuples
-from verify.targets import GeneratedTarget, OracleTarget
+from lmspec import spec
+from lmspec.spec import SpecShapeError, tensor
+from lmspec.spec.axes import d_e, d_h, n
+from lmspec.spec.equation import Equation, Reference
+from lmspec.spec.lstm import Part, VStack
+from lmspec.spec.printing.latex import latex
+from lmspec.spec.tensors import Family
+from lmspec.verify.compare import POLICY
+from lmspec.verify.oracle import Oracle
+from lmspec.verify.properties import properties_of
+from lmspec.verify.strategies import examples, size_tuples
+from lmspec.verify.targets import GeneratedTarget, OracleTarget
 
 
 def _zero_params(blocks: str, d_e: int, d_h: int) -> dict[str, np.ndarray]:

@@ -6,18 +6,18 @@ import sympy as sp
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-import spec
-from spec import SpecError, tensor
-from spec.axes import d_e, n
-from spec.norm import LayerNormEps, TutorialLayerNorm, layer_norm
-from spec.ops_nn import LayerNorm
-from verify._errors import PropertyViolation
-from verify.compare import POLICY, assert_close
-from verify.oracle import Oracle
-from verify.properties import PROPERTIES, properties_of
-from verify.properties_transformer import reference_layer_norm
-from verify.strategies import examples, size_tuples
-from verify.targets import GeneratedTarget, OracleTarget, Target
+from lmspec import spec
+from lmspec.spec import SpecError, tensor
+from lmspec.spec.axes import d_e, n
+from lmspec.spec.norm import LayerNormEps, TutorialLayerNorm, layer_norm
+from lmspec.spec.ops_nn import LayerNorm
+from lmspec.verify._errors import PropertyViolation
+from lmspec.verify.compare import POLICY, assert_close
+from lmspec.verify.oracle import Oracle
+from lmspec.verify.properties import PROPERTIES, properties_of
+from lmspec.verify.properties.transformer import reference_layer_norm
+from lmspec.verify.strategies import examples, size_tuples
+from lmspec.verify.targets import GeneratedTarget, OracleTarget, Target
 
 LN = "norm.layer_norm"
 VARIANTS = [f"{LN}[eps]", f"{LN}[annotated_transformer]"]

@@ -3,11 +3,11 @@
 import pytest
 import sympy as sp
 
-from spec import SpecError, tensor
-from spec.axes import d_k, m, n
-from spec.ops import OPERATORS, CausalMask, HeadConcat, MaskFill, Ones, PaddingMask, Softmax
-from spec.printing import latex
-from spec.tensors import Family, Kind
+from lmspec.spec import SpecError, tensor
+from lmspec.spec.axes import d_k, m, n
+from lmspec.spec.ops import OPERATORS, CausalMask, HeadConcat, MaskFill, Ones, PaddingMask, Softmax
+from lmspec.spec.printing.latex import latex
+from lmspec.spec.tensors import Family, Kind
 
 
 def test_softmax_entry_is_the_textbook_formula_at_symbolic_size():
@@ -103,8 +103,8 @@ def _instances():
 
 
 def _nn_instances():
-    from spec.axes import d_e, v
-    from spec.ops_nn import (
+    from lmspec.spec.axes import d_e, v
+    from lmspec.spec.ops_nn import (
         Call,
         Column,
         Elementwise,

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from spec import Kind, SpecError, tensor
-from spec.axes import L, M, d_e, d_h, d_k, d_v, m, n, v
-from spec.equation import Equation, Reference
-from spec.ops import CausalMask, HeadConcat, add
-from spec.ops_nn import POINTWISE, Column, LayerNorm, OneHot, Pick, Stacked, Zeros, apply, call, had
-from spec.printing import latex
-from spec.tensors import Family
-from verify.oracle import Oracle
+from lmspec.spec import Kind, SpecError, tensor
+from lmspec.spec.axes import L, M, d_e, d_h, d_k, d_v, m, n, v
+from lmspec.spec.equation import Equation, Reference
+from lmspec.spec.ops import CausalMask, HeadConcat, add
+from lmspec.spec.ops_nn import POINTWISE, Column, LayerNorm, OneHot, Pick, Stacked, Zeros, apply, call, had
+from lmspec.spec.printing.latex import latex
+from lmspec.spec.tensors import Family
+from lmspec.verify.oracle import Oracle
 
 REF = Reference("test")
 H = tensor("H", (d_e, n))
@@ -135,7 +135,7 @@ def test_call_checks_its_arguments():
 def test_call_of_multi_head_per_layer_equals_composed_oracles():
     """A residual stack of causal multi-head attention, expanded inline, equals the composition of
     attention.multi_head's own oracle layer by layer."""
-    import spec
+    from lmspec import spec
 
     l = sp.Symbol("l", integer=True, positive=True)
     X = tensor("X", (d_e, n))

@@ -8,13 +8,13 @@ tests/impl/test_params.py).
 import pytest
 import sympy as sp
 
-import spec
-from spec import SpecError
-from spec.axes import L, M, P, axis, d_e, d_f, d_k, d_v, n_max, v
-from spec.ops_nn import Scalar
-from spec.params import Breakdown, Term, closed_form, count_latex, vit_count
-from verify.codegen import generate
-from verify.targets import GeneratedTarget, OracleTarget
+from lmspec import spec
+from lmspec.spec import SpecError
+from lmspec.spec.axes import L, M, P, axis, d_e, d_f, d_k, d_v, n_max, v
+from lmspec.spec.ops_nn import Scalar
+from lmspec.spec.params import Breakdown, Term, closed_form, count_latex, vit_count
+from lmspec.verify.codegen import generate
+from lmspec.verify.targets import GeneratedTarget, OracleTarget
 
 PARAMS = [
     "params.embedding",

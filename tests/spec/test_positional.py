@@ -8,17 +8,17 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-import spec
-from spec import SpecError
-from spec.axes import d_e, n_max
-from spec.positional import Sinusoidal
-from verify._errors import PropertyViolation
-from verify.compare import POLICY, assert_close
-from verify.oracle import Oracle
-from verify.properties import PROPERTIES, properties_of
-from verify.properties_transformer import sinusoid_pairs
-from verify.strategies import examples, size_tuples
-from verify.targets import GeneratedTarget, OracleTarget, Target
+from lmspec import spec
+from lmspec.spec import SpecError
+from lmspec.spec.axes import d_e, n_max
+from lmspec.spec.positional import Sinusoidal
+from lmspec.verify._errors import PropertyViolation
+from lmspec.verify.compare import POLICY, assert_close
+from lmspec.verify.oracle import Oracle
+from lmspec.verify.properties import PROPERTIES, properties_of
+from lmspec.verify.properties.transformer import sinusoid_pairs
+from lmspec.verify.strategies import examples, size_tuples
+from lmspec.verify.targets import GeneratedTarget, OracleTarget, Target
 
 
 def test_registry():

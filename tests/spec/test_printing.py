@@ -9,11 +9,11 @@ import pytest
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-import spec
-from spec.ops import SpecOp
-from spec.printing import SpecLatexPrinter, TexSyntaxError, parse_tex
-from spec.printing_mathml import MATHML_NS, mathml, tex_to_mathml
-from spec.printing_unicode import size_unicode, tex_to_unicode, unicode
+from lmspec import spec
+from lmspec.spec.ops import SpecOp
+from lmspec.spec.printing.latex import SpecLatexPrinter, TexSyntaxError, parse_tex
+from lmspec.spec.printing.mathml import MATHML_NS, mathml, tex_to_mathml
+from lmspec.spec.printing.unicode import size_unicode, tex_to_unicode, unicode
 
 M = f"{{{MATHML_NS}}}"
 
@@ -31,7 +31,7 @@ CATALOGUE = _catalogue()
 
 
 def _defined_in_spec(cls: type) -> bool:
-    return cls.__module__.startswith("spec.")
+    return cls.__module__.startswith("lmspec.spec.")
 
 
 def _subclasses(cls: type) -> set[type]:
@@ -91,7 +91,7 @@ def test_the_walk_finds_every_operator_defined_in_spec():
 
 
 def _class_id(cls: type) -> str:
-    return f"{cls.__module__.removeprefix('spec.')}.{cls.__name__}"
+    return f"{cls.__module__.removeprefix('lmspec.spec.')}.{cls.__name__}"
 
 
 @pytest.mark.parametrize("cls", sorted(NODES, key=_class_id), ids=_class_id)

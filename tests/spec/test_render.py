@@ -20,13 +20,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import spec
-from spec import SpecError
-from spec import render as R
-from spec import render_tex as T
-from spec import render_text as rt
-from spec.render_web import github_slug, markdown, md_safe
-from verify.render_cli import configurations
+from lmspec import spec
+from lmspec.spec import SpecError
+from lmspec.spec.render import document as R
+from lmspec.spec.render import tex as T
+from lmspec.spec.render import text as rt
+from lmspec.spec.render.web import github_slug, markdown, md_safe
+from lmspec.verify.cli.render import configurations
 
 ARTEFACTS = Path(__file__).resolve().parents[2] / "build" / "artefacts"
 INSTALL = "apt-get install texlive-latex-base latexmk poppler-utils chromium (as .ci/run does)"
@@ -63,7 +63,7 @@ def md(doc):
 
 @pytest.fixture(scope="module")
 def page(doc):
-    from spec.render_web import html as to_html
+    from lmspec.spec.render.web import html as to_html
 
     return to_html(doc)
 
@@ -463,9 +463,9 @@ def test_html_lays_out_in_headless_chromium(page, doc, tmp_path):
 
 def test_rendering_imports_no_torch_and_no_numpy():
     code = (
-        "import sys, spec.render as R; R.render('md', ['attention']); R.render('html', ['norm']); "
-        "import spec.render_tex as T; T.tex(R.document(['lm'])); "
-        "print(sorted(m for m in ('torch', 'numpy', 'verify', 'impl') if m in sys.modules))"
+        "import sys; import lmspec.spec.render.document as R; R.render('md', ['attention']); "
+        "R.render('html', ['norm']); import lmspec.spec.render.tex as T; T.tex(R.document(['lm'])); "
+        "print(sorted(m for m in ('torch', 'numpy', 'lmspec.verify', 'lmspec.impl') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -9,13 +9,13 @@ import sympy as sp
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-import spec
-from spec.axes import d_e, d_h, n, v
-from verify.compare import POLICY
-from verify.oracle import Oracle
-from verify.properties import properties_of
-from verify.strategies import examples, size_tuples
-from verify.targets import GeneratedTarget, OracleTarget
+from lmspec import spec
+from lmspec.spec.axes import d_e, d_h, n, v
+from lmspec.verify.compare import POLICY
+from lmspec.verify.oracle import Oracle
+from lmspec.verify.properties import properties_of
+from lmspec.verify.strategies import examples, size_tuples
+from lmspec.verify.targets import GeneratedTarget, OracleTarget
 
 RNN = ["rnn.elman_step", "rnn.output", "rnn.loss", "rnn.params", "rnn.gate"]
 

@@ -3,9 +3,9 @@
 import pytest
 import sympy as sp
 
-from spec import Equation, Family, Reference, SpecError, SpecShapeError, tensor
-from spec.axes import M, d_e, d_k, d_v, m, n
-from spec.ops import Ones, Softmax, T, add, mul
+from lmspec.spec import Equation, Family, Reference, SpecError, SpecShapeError, tensor
+from lmspec.spec.axes import M, d_e, d_k, d_v, m, n
+from lmspec.spec.ops import Ones, Softmax, T, add, mul
 
 REF = Reference("test")
 

@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 import sympy as sp
 
-import spec
-from spec import Family, Kind, SpecError
-from spec.axes import axis
-from spec.printing import latex
-from spec.tensors import tensor
-from spec.timeseries import Difference, Ratio, Unfold
-from verify.compare import POLICY, assert_close
-from verify.oracle import Oracle, concrete_shape
-from verify.strategies import seeded_tensor, size_tuples
-from verify.targets import GeneratedTarget
+from lmspec import spec
+from lmspec.spec import Family, Kind, SpecError
+from lmspec.spec.axes import axis
+from lmspec.spec.printing.latex import latex
+from lmspec.spec.tensors import tensor
+from lmspec.spec.timeseries import Difference, Ratio, Unfold
+from lmspec.verify.compare import POLICY, assert_close
+from lmspec.verify.oracle import Oracle, concrete_shape
+from lmspec.verify.strategies import seeded_tensor, size_tuples
+from lmspec.verify.targets import GeneratedTarget
 
 TIMESERIES = ["timeseries.input", "timeseries.masked_mse", "timeseries.patching"]
 d_e, d_x, n, L_in, S_p, N_p, P = (axis(a) for a in ("d_e", "d_x", "n", "L_in", "S_p", "N_p", "P"))

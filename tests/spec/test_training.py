@@ -8,15 +8,15 @@ import pytest
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixElement
 
-import spec
-from spec import Kind, SpecShapeError, tensor
-from spec.axes import n, v
-from spec.equation import Equation, Reference
-from spec.printing import latex
-from spec.training import BETA1, BETA2, Constant, Formula, entrywise, plus, times
-from verify.oracle import Oracle
-from verify.runner import PROFILES, checks_for, run_check
-from verify.targets import GeneratedTarget, OracleTarget, Target
+from lmspec import spec
+from lmspec.spec import Kind, SpecShapeError, tensor
+from lmspec.spec.axes import n, v
+from lmspec.spec.equation import Equation, Reference
+from lmspec.spec.printing.latex import latex
+from lmspec.spec.training import BETA1, BETA2, Constant, Formula, entrywise, plus, times
+from lmspec.verify.oracle import Oracle
+from lmspec.verify.runner import PROFILES, checks_for, run_check
+from lmspec.verify.targets import GeneratedTarget, OracleTarget, Target
 
 TRAINING = [
     "training.mle",

@@ -6,17 +6,17 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-import spec
-from spec import Family, Kind, SpecError
-from spec.ops_nn import Call
-from spec.transformer import block_id, decoder_block, ffn, stack, stack_variant_name
-from verify._errors import PropertyViolation
-from verify.codegen import generate
-from verify.compare import POLICY, assert_close
-from verify.oracle import Oracle, concrete_shape
-from verify.properties import PROPERTIES, properties_of
-from verify.strategies import examples, seeded_tensor, size_tuples
-from verify.targets import GeneratedTarget, OracleTarget, Target
+from lmspec import spec
+from lmspec.spec import Family, Kind, SpecError
+from lmspec.spec.ops_nn import Call
+from lmspec.spec.transformer import block_id, decoder_block, ffn, stack, stack_variant_name
+from lmspec.verify._errors import PropertyViolation
+from lmspec.verify.codegen import generate
+from lmspec.verify.compare import POLICY, assert_close
+from lmspec.verify.oracle import Oracle, concrete_shape
+from lmspec.verify.properties import PROPERTIES, properties_of
+from lmspec.verify.strategies import examples, seeded_tensor, size_tuples
+from lmspec.verify.targets import GeneratedTarget, OracleTarget, Target
 
 IDS = [
     "transformer.input",

@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 import sympy as sp
 
-import spec
-from spec import Family, Kind, SpecShapeError
-from spec.axes import P, axis
-from spec.equation import Equation, Reference
-from spec.printing import latex
-from spec.tensors import tensor
-from spec.vit import HCat, Patchify
-from verify.compare import POLICY, assert_close
-from verify.oracle import Oracle, concrete_shape
-from verify.strategies import seeded_tensor, size_tuples
-from verify.targets import GeneratedTarget
+from lmspec import spec
+from lmspec.spec import Family, Kind, SpecShapeError
+from lmspec.spec.axes import P, axis
+from lmspec.spec.equation import Equation, Reference
+from lmspec.spec.printing.latex import latex
+from lmspec.spec.tensors import tensor
+from lmspec.spec.vit import HCat, Patchify
+from lmspec.verify.compare import POLICY, assert_close
+from lmspec.verify.oracle import Oracle, concrete_shape
+from lmspec.verify.strategies import seeded_tensor, size_tuples
+from lmspec.verify.targets import GeneratedTarget
 
 VIT = ["vit.patchify", "vit.input", "vit.encoder", "vit.head"]
 C_i, H_i, W_i, N_p, N_h, N_w, d_p = (axis(a) for a in ("C_i", "H_i", "W_i", "N_p", "N_h", "N_w", "d_p"))

@@ -8,19 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-import spec
-import verify.adapters.hf as hf
-from impl.attention import multi_head
-from impl.norm import layer_norm
-from impl.transformer import ffn
-from impl.vit import patchify
-from verify.adapters import builtins
-from verify.audit import audit
-from verify.binding import bind
-from verify.compare import POLICY, compare
-from verify.oracle import concrete_shape
-from verify.strategies import seeded_tensor
-from verify.targets import GeneratedTarget
+from lmspec import spec
+from lmspec.impl.attention import multi_head
+from lmspec.impl.norm import layer_norm
+from lmspec.impl.transformer import ffn
+from lmspec.impl.vit import patchify
+from lmspec.verify.audit.adapters import builtins, hf
+from lmspec.verify.audit.auditor import audit
+from lmspec.verify.binding import bind
+from lmspec.verify.compare import POLICY, compare
+from lmspec.verify.oracle import concrete_shape
+from lmspec.verify.strategies import seeded_tensor
+from lmspec.verify.targets import GeneratedTarget
 
 HF = {name: b for name, b in builtins().items() if b.group == "hf"}
 NAMES = sorted(HF)

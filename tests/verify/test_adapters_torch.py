@@ -22,15 +22,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import spec
-import verify.adapters.torch_nn as torch_nn
-from verify.adapters import BUILTINS, Builtin, causal_pin
-from verify.audit import audit, load, make_target
-from verify.compare import POLICY, compare
-from verify.oracle import concrete_shape
-from verify.runner import Profile
-from verify.strategies import seeded_tensor, size_tuples
-from verify.targets import OracleTarget
+from lmspec import spec
+from lmspec.verify.audit.adapters import BUILTINS, Builtin, causal_pin, torch_nn
+from lmspec.verify.audit.auditor import audit, load, make_target
+from lmspec.verify.compare import POLICY, compare
+from lmspec.verify.oracle import concrete_shape
+from lmspec.verify.runner import Profile
+from lmspec.verify.strategies import seeded_tensor, size_tuples
+from lmspec.verify.targets import OracleTarget
 
 #: Every built-in of torch_nn and the equation it is audited against by default.
 EXPECTED = {

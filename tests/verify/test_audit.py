@@ -10,12 +10,11 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-import impl
-import spec
-from verify._errors import BindingError
-from verify.audit import AuditError, audit, load
-from verify.audit_report import to_json, to_junit
-from verify.layout import parse_axes, parse_param
+from lmspec import impl, spec
+from lmspec.verify._errors import BindingError
+from lmspec.verify.audit.auditor import AuditError, audit, load
+from lmspec.verify.audit.layout import parse_axes, parse_param
+from lmspec.verify.audit.report import to_json, to_junit
 
 SDPA_LAYOUT = "q=b h n d_k, k=b h n d_k, v=b h n d_v, mask=b h n n -> b h n d_v"
 
@@ -54,7 +53,7 @@ def test_impl_audits_clean(eq_id):
 
 
 def test_impl_audit_by_name_uses_the_registered_equation():
-    report = audit("impl.attention:scaled_dot_product", profile="quick")
+    report = audit("lmspec.impl.attention:scaled_dot_product", profile="quick")
     assert (report.equation, report.verdict) == ("attention.scaled_dot_product", "pass")
     assert {c.name for c in report.checks} >= {"shape", "value=oracle", "value=generated", "gradient"}
 
@@ -207,7 +206,7 @@ def causal_only(
 
 
 def test_pinned_mask_and_inapplicable_properties():
-    from verify.adapters import causal_pin
+    from lmspec.verify.audit.adapters import causal_pin
 
     report = audit(causal_only, "attention.scaled_dot_product", pins={"S": causal_pin}, profile="quick")
     assert report.verdict == "pass", report.summary

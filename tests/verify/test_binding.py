@@ -8,10 +8,9 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-import impl
-import spec
-from verify._errors import BindingError
-from verify.binding import bind
+from lmspec import impl, spec
+from lmspec.verify._errors import BindingError
+from lmspec.verify.binding import bind
 
 SDP = spec.get("attention.scaled_dot_product")
 MHA = spec.get("attention.multi_head")

@@ -6,9 +6,9 @@ import sympy as sp
 import torch
 from sympy.printing.pytorch import torch_code
 
-import spec
-from verify.codegen import compiled, generate
-from verify.oracle import Oracle
+from lmspec import spec
+from lmspec.verify.codegen import compiled, generate
+from lmspec.verify.oracle import Oracle
 
 
 @pytest.mark.parametrize("eq", spec.select(["attention"]), ids=lambda e: e.id)
@@ -83,9 +83,9 @@ def test_generated_code_of_every_variant_matches_its_oracle(variant):
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from verify.compare import POLICY, assert_close
-    from verify.strategies import examples, size_tuples
-    from verify.targets import GeneratedTarget, OracleTarget
+    from lmspec.verify.compare import POLICY, assert_close
+    from lmspec.verify.strategies import examples, size_tuples
+    from lmspec.verify.targets import GeneratedTarget, OracleTarget
 
     eq = spec.get(variant)
     pool = size_tuples(eq, 2, 0)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from verify._errors import ShapeMismatch, ValueMismatch
-from verify.compare import POLICY, Tolerance, assert_close, compare
+from lmspec.verify._errors import ShapeMismatch, ValueMismatch
+from lmspec.verify.compare import POLICY, Tolerance, assert_close, compare
 
 TOL = POLICY["float64"]
 

@@ -7,8 +7,10 @@ import textwrap
 
 import pytest
 
-import verify.cli as cli
-from verify.mutate import (
+from lmspec.verify.cli import app as cli
+from lmspec.verify.cli.mutate import mutate_command
+from lmspec.verify.mutate.equivalent import EQUIVALENT, reason_for
+from lmspec.verify.mutate.operators import (
     OPERATORS,
     discover,
     equations_reaching,
@@ -20,9 +22,7 @@ from verify.mutate import (
     reachable,
     sites,
 )
-from verify.mutate_cli import mutate_command
-from verify.mutate_equivalent import EQUIVALENT, reason_for
-from verify.mutate_run import run_mutant
+from lmspec.verify.mutate.run import run_mutant
 
 if "mutate" not in [c.name for c in cli.app.registered_commands]:  # until verify/cli.py registers it
     mutate_command(cli.app, cli.console, cli.err, cli.UsageError, cli._writable, cli._write)
@@ -414,9 +414,9 @@ def _run_property(eq_id: str, prop: str, options: dict):
     """Run one property of an equation on impl/, declared here if the spec does not declare it (yet)."""
     import copy
 
-    import spec
-    from spec.equation import Invariant
-    from verify.runner import PROFILES, checks_for, run_check
+    from lmspec import spec
+    from lmspec.spec.equation import Invariant
+    from lmspec.verify.runner import PROFILES, checks_for, run_check
 
     eq = copy.copy(spec.get(eq_id))
     if prop not in [inv.name for inv in eq.invariants]:
@@ -439,9 +439,9 @@ def test_causal_large_scores_catches_a_minus_1e4_fill(monkeypatch):
     import math
     import types
 
-    import impl.gpt2
+    from lmspec.impl import gpt2
 
-    monkeypatch.setattr(impl.gpt2, "math", types.SimpleNamespace(inf=1e4, sqrt=math.sqrt))
+    monkeypatch.setattr(gpt2, "math", types.SimpleNamespace(inf=1e4, sqrt=math.sqrt))
     assert _run_property("gpt2.forward", "causal_tokens", LARGE).passed
     result = _run_property("gpt2.forward", "causal_large_scores", LARGE)
     assert not result.passed

@@ -6,9 +6,9 @@ import mpmath
 import numpy as np
 import pytest
 
-import spec
-from spec import SpecError
-from verify.oracle import Oracle, expand, source
+from lmspec import spec
+from lmspec.spec import SpecError
+from lmspec.verify.oracle import Oracle, expand, source
 
 SDP = spec.get("attention.scaled_dot_product")
 

@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,12 +10,12 @@ import pytest
 from jaxtyping import Float
 from torch import Tensor
 
-import impl
-import impl._registry as registry
-import spec
-from impl._registry import implemented_variants
-from verify.parallel import parse_shard, plan_units, planned_equations, run_suite, run_units
-from verify.runner import PROFILES
+from lmspec import impl, spec
+from lmspec.impl import _registry as registry
+from lmspec.impl._registry import implemented_variants
+from lmspec.verify.mutate.sandbox import shadow_tree
+from lmspec.verify.parallel import parse_shard, plan_units, planned_equations, run_suite, run_units
+from lmspec.verify.runner import PROFILES
 
 QUICK = PROFILES["quick"]
 REPO = Path(__file__).resolve().parents[2]
@@ -77,18 +76,17 @@ def test_fail_fast_stops_at_the_first_failure(monkeypatch):
 
 
 def _shadowed_impl(tmp_path: Path, family: str, old: str, new: str) -> dict:
-    """An environment whose PYTHONPATH puts a copy of impl/ with one edit before the repository's."""
-    shutil.copytree(REPO / "impl", tmp_path / "impl", ignore=shutil.ignore_patterns("__pycache__"))
-    path = tmp_path / "impl" / f"{family}.py"
-    source = path.read_text()
-    assert source.count(old) == 1, f"{old!r} is not once in impl/{family}.py"
-    path.write_text(source.replace(old, new))
+    """An environment whose PYTHONPATH puts an lmspec with one edit in impl/ before the installed one."""
+    sources = {p.stem: p.read_text() for p in (REPO / "impl").glob("*.py")}
+    assert sources[family].count(old) == 1, f"{old!r} is not once in impl/{family}.py"
+    sources[family] = sources[family].replace(old, new)
+    shadow_tree(tmp_path, sources)
     return {**os.environ, "PYTHONPATH": str(tmp_path), "OMP_NUM_THREADS": "1"}
 
 
 def _lmspec(*args, env=None, cwd=None):
     return subprocess.run(
-        [sys.executable, "-c", "import sys; from verify.cli import main; sys.exit(main())", *args],
+        [sys.executable, "-c", "import sys; from lmspec.verify.cli import main; sys.exit(main())", *args],
         capture_output=True, text=True, timeout=600, env=env, cwd=cwd,
     )  # fmt: skip
 
@@ -159,7 +157,7 @@ def test_a_seed_gives_the_same_examples_whatever_was_imported_before(tmp_path):
     import importlib.util
     import sys
 
-    from verify.audit import audit
+    from lmspec.verify.audit.auditor import audit
 
     def run():
         report = audit(impl.implementation("lm.softmax"), profile="quick", seed=3, diagnose=False)

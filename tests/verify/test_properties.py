@@ -5,12 +5,12 @@ import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-import spec
-from verify._errors import PropertyViolation
-from verify.compare import POLICY
-from verify.properties import PROPERTIES, properties_of
-from verify.strategies import examples, size_tuples
-from verify.targets import GeneratedTarget, OracleTarget, Target
+from lmspec import spec
+from lmspec.verify._errors import PropertyViolation
+from lmspec.verify.compare import POLICY
+from lmspec.verify.properties import PROPERTIES, properties_of
+from lmspec.verify.strategies import examples, size_tuples
+from lmspec.verify.targets import GeneratedTarget, OracleTarget, Target
 
 
 class Wrapped(Target):

@@ -6,11 +6,11 @@ import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import spec
-from spec import Equation, Kind, Reference, SpecError, tensor
-from spec.axes import M, d_e, d_k, n
-from spec.ops import mul
-from verify.strategies import ENTRYWISE_LIMIT, examples, seeded_tensor, size_tuples, tensors
+from lmspec import spec
+from lmspec.spec import Equation, Kind, Reference, SpecError, tensor
+from lmspec.spec.axes import M, d_e, d_k, n
+from lmspec.spec.ops import mul
+from lmspec.verify.strategies import ENTRYWISE_LIMIT, examples, seeded_tensor, size_tuples, tensors
 
 
 @pytest.mark.parametrize("eq", spec.select(["attention"]), ids=lambda e: e.id)

@@ -11,11 +11,10 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
-import impl
-import spec
-from impl._registry import checked
-from verify.runner import PROFILES, checks_for, run_check, verify
-from verify.targets import ImplTarget
+from lmspec import impl, spec
+from lmspec.impl._registry import checked
+from lmspec.verify.runner import PROFILES, checks_for, run_check, verify
+from lmspec.verify.targets import ImplTarget
 
 
 def _heads(Q, K, V, S, W_O, b_O, *, scale, merge_transpose=True, bias=True):

@@ -18,10 +18,10 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
-from verify.audit import audit
-from verify.compare import POLICY, compare
-from verify.runner import Profile
-from verify.strategies import GRID, REAL_BOUND
+from lmspec.verify.audit.auditor import audit
+from lmspec.verify.compare import POLICY, compare
+from lmspec.verify.runner import Profile
+from lmspec.verify.strategies import GRID, REAL_BOUND
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "tolerances.md"
 EPS = 1e-5

@@ -1,0 +1,1 @@
+"""The spec's printers: LaTeX, MathML and Unicode, one module per output language."""

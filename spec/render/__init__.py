@@ -1,0 +1,1 @@
+"""Rendering the catalogue as a document: LaTeX (and PDF), Markdown, HTML."""

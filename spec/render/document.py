@@ -1,0 +1,246 @@
+"""The rendered specification: the catalogue as a paper (LaTeX, PDF), as Markdown and as HTML.
+
+``document()`` gathers what every format shows — one section per family in the tutorial's order, each
+equation with its number (the tutorial's, (28) and (37), where it numbers the equation; otherwise
+its subsection's, ``section.k``), the element-wise definitions of its operators, every symbol with its
+space, the reference and its status, the named variants with the lines where they differ, the invariants, the
+notation note, and for parameter counts their values at named configurations. ``render`` writes it:
+spec/render_tex.py as LaTeX (and a PDF through latexmk), spec/render_web.py as Markdown and HTML.
+
+The documents carry no date and no timing, so the same catalogue gives the same bytes.
+"""
+
+import importlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+
+from .._errors import SpecError
+from ..axes import GLOSSARY
+from ..equation import FAMILIES, Equation, families
+
+TITLE = "The lmspec specification"
+SUBTITLE = "The equations of Anatomy of Neural Language Models, executable and shape-checked"
+SOURCE = "M. Saleh and S. Paquelet, Anatomy of Neural Language Models, 2024 (arXiv 2401.03797)"
+
+#: Section titles of the families, in the tutorial's order.
+FAMILY_TITLES: dict[str, str] = {
+    "lm": "Language models",
+    "ffnn": "The feed-forward language model",
+    "rnn": "Recurrent language models",
+    "lstm": "Long short-term memory",
+    "gru": "Gated recurrent units",
+    "positional": "Positional encodings",
+    "attention": "Attention",
+    "activation": "Activation functions",
+    "norm": "Layer normalisation",
+    "transformer": "Transformer blocks",
+    "gpt2": "GPT-2",
+    "bert": "BERT",
+    "vit": "The vision transformer",
+    "timeseries": "Transformers for time series",
+    "training": "Training",
+    "params": "Parameter counts",
+}
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """A named set of sizes at which parameter counts are evaluated (``GPT-2 small``: d_e = 768, ...).
+
+    ``count`` is the count the configuration describes (``params.gpt2``); the count's parts are evaluated
+    at the first configuration of each count too.
+    """
+
+    name: str
+    sizes: dict[str, int]
+    count: str
+
+
+@dataclass
+class Value:
+    """A count at one or more configurations with the same sizes."""
+
+    names: list[str]
+    sizes: dict[str, int]
+    number: int
+
+
+@dataclass
+class Entry:
+    """One equation of the document."""
+
+    eq: Equation
+    number: str
+    tutorial: bool
+    values: list[Value] = field(default_factory=list)
+    variant_values: dict[str, list[Value]] = field(default_factory=dict)
+
+    @property
+    def anchor(self) -> str:
+        return "eq-" + self.eq.id.replace(".", "-").replace("_", "-")
+
+
+@dataclass
+class Section:
+    family: str
+    number: int
+    title: str
+    intro: str
+    entries: list[Entry]
+
+    @property
+    def anchor(self) -> str:
+        return f"sec-{self.family}"
+
+
+@dataclass
+class Document:
+    sections: list[Section]
+
+    @property
+    def entries(self) -> list[Entry]:
+        return [e for s in self.sections for e in s.entries]
+
+
+# -------------------------------------------------------------------------------------- the model
+def document(
+    selection: Iterable[str] | None = None, configurations: Sequence[Configuration] = ()
+) -> Document:
+    """The document of the catalogue (or of the families named in ``selection``), in the tutorial's order."""
+    chosen = list(selection or FAMILIES)
+    unknown = [f for f in chosen if f not in FAMILIES]
+    if unknown:
+        raise SpecError(f"unknown family {unknown[0]!r}; the families are {', '.join(FAMILIES)}")
+    by_family = families()
+    sections = []
+    for fam in FAMILIES:
+        if fam not in chosen:
+            continue
+        number = len(sections) + 1
+        entries = []
+        for k, eq in enumerate(by_family[fam], 1):
+            tutorial = eq.reference.number is not None
+            entry = Entry(eq, eq.reference.number if tutorial else f"{number}.{k}", tutorial)
+            entry.values = count_values(eq, configurations)
+            for name in eq.variant_names:
+                values = count_values(eq.variant(name), configurations, like=eq.id)
+                if values:
+                    entry.variant_values[name] = values
+            entries.append(entry)
+        sections.append(Section(fam, number, FAMILY_TITLES.get(fam, fam), _intro(fam), entries))
+    return Document(sections)
+
+
+def _intro(family: str) -> str:
+    """The first paragraph of the family module's docstring, on one line."""
+    doc = importlib.import_module(f"..{family}", __package__).__doc__ or ""
+    first = doc.strip().split("\n\n", 1)[0]
+    return " ".join(first.replace("``", "").split())
+
+
+def _parts(count: str) -> set[str]:
+    """The catalogue counts a count is built from, recursively (``params.gpt2`` → stack, block, mha, ...)."""
+    from ..equation import get
+    from ..params import vit_count
+
+    breakdown = vit_count() if count == "vit" else getattr(get(count), "breakdown", None)
+    out: set[str] = set()
+    for term in breakdown.terms if breakdown else ():
+        if term.part and term.part not in out:
+            out |= {term.part} | _parts(term.part)
+    return out
+
+
+def count_values(
+    eq: Equation, configurations: Sequence[Configuration], like: str | None = None
+) -> list[Value]:
+    """A parameter count's values at the configurations that describe it (every preset of the model it
+    counts, the first preset of each model it is a part of); configurations with equal sizes merge."""
+    breakdown = getattr(eq, "breakdown", None)
+    if breakdown is None:
+        return []
+    target = like or eq.id
+    seen_counts: set[str] = set()
+    values: list[Value] = []
+    for config in configurations:
+        first = config.count not in seen_counts
+        seen_counts.add(config.count)
+        if not (config.count == target or (first and target in _parts(config.count))):
+            continue
+        if any(a not in config.sizes for a in breakdown.axes):
+            continue
+        sizes = {a: config.sizes[a] for a in breakdown.axes}
+        for v in values:
+            if v.sizes == sizes:
+                v.names.append(config.name)
+                break
+        else:
+            values.append(Value([config.name], sizes, breakdown.count(**sizes)))
+    return values
+
+
+def substituted_latex(eq: Equation, sizes: dict[str, int]) -> str:
+    """The count's formula with the sizes written in: ``12 \\cdot (…) + 768 \\cdot (1024 + 50257 + 2)``."""
+    formula = eq.breakdown.formula
+    names = {s: str(sizes[s.name]) for s in formula.free_symbols if s.name in sizes}
+    return LatexPrinter({"symbol_names": names, "mul_symbol": "dot"}).doprint(formula)
+
+
+def group(n: int, sep: str = ",") -> str:
+    return f"{n:,}".replace(",", sep)
+
+
+def roles(eq: Equation) -> dict[str, str]:
+    """Each symbol's role: input, parameter, output or intermediate."""
+    out = {d.name: "input" for d in eq.inputs} | {d.name: "parameter" for d in eq.params}
+    outputs = {o.name for o in eq.outputs}
+    for d in eq.intermediates:
+        out[d.name] = "output" if d.name in outputs else "intermediate"
+    return out
+
+
+def relation_latex(c: sp.Rel) -> str:
+    """A dimension constraint in LaTeX with the glossary's names: ``n \\le n_{\\max}``."""
+    names = {s: GLOSSARY[s.name].latex for s in c.free_symbols if s.name in GLOSSARY}
+    printer = LatexPrinter({"symbol_names": names})
+    op = {"==": "=", "<=": r"\le", "<": "<", ">=": r"\ge", ">": ">"}[c.rel_op]
+    return f"{printer.doprint(c.lhs)} {op} {printer.doprint(c.rhs)}"
+
+
+def variant_lines(base: Equation, var: Equation) -> tuple[list[str], list[str]]:
+    """The LaTeX lines of a variant that differ from the base, and its operator definitions that do."""
+    lines = [x for x in var.latex_lines() if x not in set(base.latex_lines())]
+    where = [x for x in var.where_latex() if x not in set(base.where_latex())]
+    return lines, where
+
+
+def split_reference(eq: Equation) -> tuple[str, str]:
+    """``str(eq.reference)`` without its status tag, and the status word (confirmed / reconstructed)."""
+    text = str(eq.reference)
+    body, _, tag = text.rpartition(" [")
+    return body, tag.rstrip("]")
+
+
+# ------------------------------------------------------------------------------------------ entry
+FORMATS = ("tex", "pdf", "md", "html")
+
+
+def render(
+    fmt: str, selection: Iterable[str] | None = None, configurations: Sequence[Configuration] = ()
+) -> str:
+    """The document as text in ``fmt`` (tex, md or html); a PDF is ``pdf(render("tex", …), path)``."""
+    if fmt == "pdf":
+        raise SpecError("a PDF is written to a file: pdf(render('tex', ...), path)")
+    if fmt not in FORMATS:
+        raise SpecError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    doc = document(selection, configurations)
+    if fmt == "tex":
+        from .tex import tex
+
+        return tex(doc)
+    from . import web as render_web
+
+    return render_web.markdown(doc) if fmt == "md" else render_web.html(doc)

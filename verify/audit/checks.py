@@ -1,0 +1,184 @@
+"""The audit's own checks beside the verifier's: shape, gradient (against autograd through the generated
+code) and the heat maps of a failed value check (see verify.audit)."""
+
+import numpy as np
+import torch
+from hypothesis import strategies as st
+
+from ...spec import Equation, Kind
+from .._errors import ShapeMismatch
+from ..compare import Tolerance, assert_close
+from ..runner import (
+    Check,
+    Profile,
+    Setting,
+    _draw,
+)
+from ..strategies import size_tuples
+from ..targets import GeneratedTarget, OracleTarget, Target
+from .report import AuditCheck, Heatmap
+from .targets import BoundTarget, differentiable
+
+
+# --- extra checks -----------------------------------------------------------------------------------
+def shape_check(eq: Equation, target: Target, setting: Setting, profile: Profile, seed: int) -> Check:
+    pool = size_tuples(eq, 1, seed, "small", fixed=setting.sizes, derive=setting.derive)
+
+    def run(data, record):
+        ex = _draw(data, eq, pool, record, setting)
+        got = target(ex.arrays, ex.sizes)
+        want = {o.ascii: _expected_shape(eq, o, ex) for o in eq.outputs}
+        for k, shape in want.items():
+            if k not in got:
+                if getattr(target, "partial_outputs", False):
+                    continue
+                raise ShapeMismatch(f"{target.name} returned no value for {k}", check="shape")
+            if tuple(np.shape(got[k])) != shape:
+                raise ShapeMismatch(
+                    f"{target.name}: {k} has shape {tuple(np.shape(got[k]))} in spec layout, the spec "
+                    f"expects {shape} ({eq.space(eq.declared(k))})",
+                    check="shape",
+                )
+        return None
+
+    return Check(eq, "shape", target.name, run)
+
+
+def _expected_shape(eq: Equation, out, ex) -> tuple[int, ...]:
+    from ..oracle import concrete_shape
+
+    lead = ex.batch if eq.inputs else ()
+    return (*lead, *concrete_shape(out, ex.sizes))
+
+
+def gradient_check(eq: Equation, target: BoundTarget, setting: Setting) -> Check | None:
+    if not any(differentiable(eq, d.ascii) for d in (*eq.inputs, *eq.params)):
+        return None
+    if not any(o.entry_kind in (Kind.REAL, Kind.SCORE, Kind.PROBABILITY) for o in eq.outputs):
+        return None
+    generated = _GeneratedVJP(eq)
+    pool = size_tuples(eq, 2, 0, "small", fixed=setting.sizes, derive=setting.derive)
+
+    def run(data, record):
+        ex = _draw(data, eq, pool, record, setting)
+        rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="cotangent seed"))
+        want_out = generated.values(ex.arrays, ex.sizes)
+        cot = {
+            k: rng.standard_normal(np.shape(v))
+            for k, v in want_out.items()
+            if eq.declared(k).entry_kind in (Kind.REAL, Kind.SCORE, Kind.PROBABILITY)
+        }
+        want = generated.vjp(ex.arrays, ex.sizes, cot)
+        finite = all(np.isfinite(v).all() for v in (*want_out.values(), *want.values()))
+        if not finite:  # masked rows: the derivative is not defined through −∞; values decide there
+            return None
+        got = target.vjp(ex.arrays, ex.sizes, cot)
+        if not got:  # it takes no real-valued tensor the spec differentiates
+            return None
+        return assert_close(
+            {f"∂/∂{k}": v for k, v in got.items()},
+            {f"∂/∂{k}": v for k, v in want.items() if k in got},
+            _grad_tol(setting.tol),
+            check="gradient",
+            who=target.name,
+            reference="autograd through the generated code",
+        )
+
+    return Check(eq, "gradient", target.name, run)
+
+
+def _grad_tol(tol: Tolerance) -> Tolerance:
+    return Tolerance(tol.atol * 10, tol.rtol * 10)  # a backward pass sums once more
+
+
+class _GeneratedVJP:
+    """Autograd through the generated code, in float64."""
+
+    def __init__(self, eq: Equation) -> None:
+        self.eq = eq
+        self.gen = GeneratedTarget(eq)
+
+    def values(self, example, sizes):
+        return self.gen(example, sizes)
+
+    def vjp(self, example, sizes, cot):
+        args, leaves = self.gen.tensors(example, grad=lambda name: differentiable(self.eq, name))
+        total = 0
+        for name, t in self.gen.run(args, sizes).items():
+            if name in cot:
+                total = total + (t * torch.as_tensor(cot[name])).sum()
+        names = list(leaves)
+        if not isinstance(total, torch.Tensor) or not total.requires_grad:  # nothing depends on the inputs
+            return {k: np.zeros(tuple(leaves[k].shape)) for k in names}
+        grads = torch.autograd.grad(total, [leaves[k] for k in names], allow_unused=True)
+        return {
+            k: (np.zeros(leaves[k].shape) if g is None else g.detach().numpy())
+            for k, g in zip(names, grads, strict=True)
+        }
+
+
+# --- heat maps --------------------------------------------------------------------------------------
+def _slice2d(arr: np.ndarray, where: list[int]) -> np.ndarray:
+    arr = np.asarray(arr, dtype=np.float64)
+    if arr.ndim == 0:
+        return arr.reshape(1, 1)
+    if arr.ndim == 1:
+        return arr.reshape(1, -1)
+    lead = tuple(where[: arr.ndim - 2]) if len(where) >= arr.ndim - 2 else (0,) * (arr.ndim - 2)
+    return arr[lead]
+
+
+def value_maps(eq: Equation, target: BoundTarget, check: AuditCheck, ex) -> list[Heatmap]:
+
+    reference = OracleTarget(eq) if check.name == "value=oracle" else GeneratedTarget(eq)
+    got = target(ex.arrays, ex.sizes)
+    want = reference(ex.arrays, ex.sizes)
+    details_out = next((k for k in want if k in got), None)
+    where = list(np.unravel_index(0, (1,)))
+    maps = []
+    if details_out is not None:
+        g, w = np.asarray(got[details_out]), np.asarray(want[details_out])
+        if g.shape == w.shape:
+            with np.errstate(invalid="ignore"):  # ∞ − ∞ where both sides are masked
+                diff = np.abs(np.nan_to_num(g - w, nan=np.inf))
+            where = [int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape)] if diff.size else []
+        decl = eq.declared(details_out)
+        maps.append(
+            Heatmap(
+                f"output {details_out} (spec layout {eq.space(decl)}), the slice with the largest difference",
+                check.name,
+                _slice2d(g, where),
+                _slice2d(w, where),
+                "row",
+                "column",
+            )
+        )
+    names = {d.ascii for d in eq.inputs}
+    if {"Q", "K", "V"} <= names and "d_v" in eq.free_axes:
+        weights = _attention_weights(eq, target, reference, ex)
+        if weights is not None:
+            tw, sw = weights
+            maps.insert(
+                0,
+                Heatmap(
+                    "attention weights (read by feeding V = I: P = softmax(QKᵀ/√d_k + S) V)",
+                    check.name,
+                    _slice2d(tw, where),
+                    _slice2d(sw, where),
+                    "query i",
+                    "key j",
+                ),
+            )
+    return maps
+
+
+def _attention_weights(eq, target, reference, ex):
+    n = int(ex.sizes["n"])
+    sizes = {**ex.sizes, "d_v": n}
+    arrays = dict(ex.arrays)
+    arrays["V"] = np.broadcast_to(np.eye(n), (*ex.batch, n, n)).copy()
+    out = eq.outputs[0].ascii
+    try:
+        return target(arrays, sizes)[out], reference(arrays, sizes)[out]
+    except Exception:  # noqa: BLE001 - a target bound to fixed sizes may refuse d_v = n
+        return None

@@ -1,0 +1,1 @@
+"""``lmspec bench``: the speed and scale figures."""

@@ -1,0 +1,3 @@
+"""The ``lmspec`` command line."""
+
+from .app import main as main
