@@ -14,7 +14,7 @@ The faces most people need are re-exported here: ``lmspec.get("attention.scaled_
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.2.0"
+from ._version import __version__ as __version__
 
 #: name -> (module, attribute): imported on first access (PEP 562), so that ``import lmspec`` and the
 #: ``lmspec --help`` path load neither torch nor SymPy.

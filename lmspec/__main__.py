@@ -2,6 +2,6 @@
 
 import sys
 
-from lmspec.verify.cli import main
+from .verify.cli import main
 
 sys.exit(main())

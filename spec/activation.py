@@ -14,8 +14,9 @@ an audit can say which one an implementation computes (``F.gelu(x)`` or ``F.gelu
 
 from ._errors import SpecError
 from .axes import d_e, n
-from .equation import Equation, Invariant, Reference, register
+from .equation import Equation, Invariant, Reference
 from .ops_nn import POINTWISE, apply
+from .registry import register
 from .tensors import tensor
 
 SECTION = "§4 Transformers: position-wise feed-forward network"

@@ -12,8 +12,9 @@ instead: uniform weights (finite fills such as finfo.min) or NaN (a naive softma
 import sympy as sp
 
 from .axes import M, d_e, d_k, d_v, m, n, n_d, n_e
-from .equation import Equation, Invariant, Reference, register
+from .equation import Equation, Invariant, Reference
 from .ops import CausalMask, HeadConcat, MaskFill, Ones, PaddingMask, Softmax, T, add, mul
+from .registry import register
 from .tensors import Family, Kind, tensor
 
 #: The fill value of ``torch.finfo(torch.float32).min``, used by Hugging Face's eager attention.
@@ -304,5 +305,6 @@ register(softmax_rows()).add_variant(
 register(_mask_variants(causal_mask(), causal_mask))
 register(_mask_variants(padding_mask(), padding_mask))
 register(_sdp_variants(scaled_dot_product()))
-register(_mha_variants(multi_head()))
-register(cross())
+#: The equations spec/transformer.py builds its blocks on.
+MULTI_HEAD = register(_mha_variants(multi_head()))
+CROSS = register(cross())

@@ -18,10 +18,11 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from ._errors import SpecError
 from .axes import GLOSSARY, L, M, d_e, d_f, d_k, d_v, m, n, n_max, v
-from .equation import Equation, Invariant, Reference, register
+from .equation import Equation, Invariant, Reference
 from .norm import eps_symbol, normalise
 from .ops import Ones, PaddingMask, Softmax, SpecOp, T, add, mul
 from .ops_nn import Column, FirstColumns, Neg, OneHot, Pick, apply, call, had
+from .registry import register
 from .tensors import Family, Kind, tensor
 from .transformer import block_id
 

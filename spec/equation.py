@@ -1,36 +1,31 @@
-"""Equations: the tutorial's math as data, checked when built, and the registry of the catalogue."""
+"""Equations: the tutorial's math as data, checked when built, printed in the tutorial's notation.
 
-import importlib
-from collections.abc import Callable, Iterable, Sequence
+The store of registered equations is spec/registry.py; the catalogue (the families in the tutorial's order,
+``get``, ``all``) is spec/catalogue.py.
+"""
+
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from html import escape
 
 import sympy as sp
 
 from ._errors import SpecError, UnknownEquation
 from .axes import GLOSSARY, axis_names
-from .printing.latex import SpecLatexPrinter, latex
+from .ops import SpecOp
+from .ops_nn import Scalar
+from .printing import (
+    SpecLatexPrinter,
+    SpecMathMLPrinter,
+    SpecUnicodePrinter,
+    latex,
+    relation_unicode,
+    size_unicode,
+    tex_to_mathml,
+    tex_to_unicode,
+)
 from .shapes import ShapeChecker, fmt_shape
 from .tensors import Declared, Family, FamilyMember, FamilySlice, Kind, TensorSymbol
-
-#: The families of the catalogue in the tutorial's order; each is a module of spec/.
-FAMILIES: tuple[str, ...] = (
-    "lm",
-    "ffnn",
-    "rnn",
-    "lstm",
-    "gru",
-    "positional",
-    "attention",
-    "activation",
-    "norm",
-    "transformer",
-    "gpt2",
-    "bert",
-    "vit",
-    "timeseries",
-    "training",
-    "params",
-)
 
 
 @dataclass(frozen=True)
@@ -191,8 +186,6 @@ class Equation:
         for c in self.constraints:
             names.update(axis_names(c.lhs))
             names.update(axis_names(c.rhs))
-        from .ops_nn import Scalar
-
         for b in self.bindings:  # a scalar formula in the sizes (a parameter count) uses its axes too
             for node in sp.preorder_traversal(b.rhs):
                 if isinstance(node, Scalar):
@@ -224,9 +217,6 @@ class Equation:
 
     def where_latex(self) -> list[str]:
         """Element-wise definitions of the operators the equation uses (each once, in order)."""
-        from .ops import SpecOp
-        from .printing.latex import SpecLatexPrinter
-
         printer = SpecLatexPrinter(self.tex_names())
         out: list[str] = []
         for b in self.bindings:
@@ -250,8 +240,6 @@ class Equation:
     def space(self, d: Declared) -> str:
         """``Q ∈ ℝ^(n×d_k)`` in Unicode, with the family index if any; axes under the glossary's names
         (``ℝ^(H_img×W_img)``, ``P²·C``), the symbol under its code name (what an implementation calls it)."""
-        from .printing.unicode import size_unicode
-
         dims = "×".join(_paren_sum(s, size_unicode(s), len(d.spec_shape)) for s in d.spec_shape)
         space = d.entry_kind.space_unicode + (f"^({dims})" if dims else "")
         if not isinstance(d, Family):
@@ -289,15 +277,11 @@ class Equation:
 
     def space_mathml(self, d: Declared) -> str:
         """The space of a symbol as an inline ``<math>`` element (the MathML of ``space_latex``)."""
-        from .printing.mathml import tex_to_mathml
-
         return tex_to_mathml(self.space_latex(d), display="inline")
 
     def mathml(self) -> str:
         """One ``<math display="block">`` element: the definitions, several aligned on ``=`` in an
         ``<mtable>`` (``columnalign`` for MathML 3, ``text-align`` styles for MathML Core)."""
-        from .printing.mathml import SpecMathMLPrinter
-
         p = SpecMathMLPrinter(self.tex_names())
         rows = [(p._print(b.lhs), p._print(b.rhs)) for b in self.bindings]
         if len(rows) == 1:
@@ -315,8 +299,6 @@ class Equation:
 
     def unicode_lines(self) -> list[str]:
         """One Unicode line per definition: ``P⁽ᵐ⁾ = softmax(Q⁽ᵐ⁾ K⁽ᵐ⁾ᵀ / √d_k + S) V⁽ᵐ⁾``."""
-        from .printing.unicode import SpecUnicodePrinter
-
         p = SpecUnicodePrinter(self.tex_names())
         return [f"{p.doprint(b.lhs)} = {p.doprint(b.rhs)}" for b in self.bindings]
 
@@ -326,14 +308,10 @@ class Equation:
 
     def where_mathml(self) -> list[str]:
         """The element-wise definitions (``where_latex``), each a ``<math display="block">`` element."""
-        from .printing.mathml import tex_to_mathml
-
         return [tex_to_mathml(text, display="block") for text in self.where_latex()]
 
     def where_unicode(self) -> list[str]:
         """The element-wise definitions (``where_latex``) in Unicode, one line each."""
-        from .printing.unicode import tex_to_unicode
-
         return [tex_to_unicode(text) for text in self.where_latex()]
 
     def constraints_latex(self) -> list[str]:
@@ -343,8 +321,6 @@ class Equation:
 
     def constraints_unicode(self) -> list[str]:
         """The constraints between axes in Unicode: ``d_e = M·d_k``, ``d_p = P²·C``, ``n ≤ n_max``."""
-        from .printing.unicode import relation_unicode
-
         return [relation_unicode(c) for c in self.constraints]
 
     def _roles(self) -> dict[str, str]:
@@ -358,8 +334,6 @@ class Equation:
         return f"$${self.latex()}$$"
 
     def _repr_html_(self) -> str:
-        from html import escape
-
         roles = self._roles()
         where = "".join(f"<li>{m}</li>" for m in self.where_mathml())
         symbols = "".join(
@@ -419,86 +393,9 @@ class Equation:
         return f"Equation({self.id!r})"
 
 
-_REGISTRY: dict[str, Equation] = {}
-_LOADED = False
-
-
-def register(eq: Equation) -> Equation:
-    if eq.id in _REGISTRY:
-        raise SpecError(f"equation {eq.id} is registered twice")
-    _REGISTRY[eq.id] = eq
-    return eq
-
-
-def _load() -> None:
-    global _LOADED
-    if not _LOADED:
-        _LOADED = True
-        for fam in FAMILIES:
-            importlib.import_module(f".{fam}", __package__)
-
-
-def lookup(id: str) -> Equation:
-    """The equation ``id`` for another equation that builds on it, importing its family module if it
-    is not registered yet (families refer to one another while the catalogue loads)."""
-    base = id.partition("[")[0]
-    if base not in _REGISTRY:
-        family = base.split(".", 1)[0]
-        if family not in FAMILIES:
-            raise UnknownEquation(f"unknown equation family {family!r} in {id!r}")
-        importlib.import_module(f".{family}", __package__)
-    return _resolve(id)
-
-
-def get(id: str) -> Equation:
-    """The equation ``family.name``, or ``family.name[variant]`` for a named variant."""
-    _load()
-    return _resolve(id)
-
-
-def _resolve(id: str) -> Equation:
-    base, _, rest = id.partition("[")
-    try:
-        eq = _REGISTRY[base]
-    except KeyError:
-        raise UnknownEquation(f"unknown equation {base!r}; `lmspec list` shows the catalogue") from None
-    if rest:
-        if not rest.endswith("]"):
-            raise UnknownEquation(f"malformed equation id {id!r}: expected 'family.name[variant]'")
-        return eq.variant(rest[:-1])
-    return eq
-
-
-def all() -> list[Equation]:
-    """Every equation of the catalogue, in the tutorial's order."""
-    _load()
-    order = {f: i for i, f in enumerate(FAMILIES)}
-    return sorted(_REGISTRY.values(), key=lambda e: order[e.family])
-
-
-def families() -> dict[str, list[Equation]]:
-    _load()
-    out: dict[str, list[Equation]] = {f: [] for f in FAMILIES}
-    for eq in all():
-        out[eq.family].append(eq)
-    return out
-
-
-def select(names: Iterable[str]) -> list[Equation]:
-    """Equations named by ids or family names; an unknown name is an UnknownEquation."""
-    _load()
-    chosen: list[Equation] = []
-    for name in names:
-        if name in FAMILIES:
-            chosen.extend(families()[name])
-        else:
-            chosen.append(get(name))
-    return chosen
-
-
 def _paren_sum(size: sp.Expr, text: str, count: int) -> str:
     """``(L_in + S)`` when a sum is one of several axes of a space (``ℝ^(m×(L_in + S))``)."""
     return f"({text})" if count > 1 and isinstance(sp.sympify(size), sp.Add) else text
 
 
-__all__ = ["Binding", "Equation", "Invariant", "Kind", "Reference", "TensorSymbol", "all", "families", "get"]
+__all__ = ["Binding", "Equation", "Invariant", "Kind", "Reference", "TensorSymbol"]

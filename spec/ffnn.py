@@ -17,9 +17,10 @@ import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from .axes import c, d_e, d_h, n, v
-from .equation import Equation, Invariant, Reference, register
+from .equation import Equation, Invariant, Reference
 from .ops import HeadConcat, Softmax, SpecOp, add, mul
 from .ops_nn import Column, OneHot, Scalar, Stacked, Zeros, apply, call
+from .registry import register
 from .tensors import Family, Kind, tensor
 
 SECTION = "FFNN language models"

@@ -24,11 +24,12 @@ import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from .axes import GLOSSARY, L, d_e, n, n_max, v
-from .equation import Equation, Invariant, Reference, register
+from .equation import Equation, Invariant, Reference
 from .lm import TopKFilter
 from .norm import eps_symbol, ln_params, normalise
 from .ops import CausalMask, Softmax, SpecOp, T, add, mul
 from .ops_nn import Column, FirstColumns, OneHot, Scaled, call
+from .registry import register
 from .tensors import Family, Kind, tensor
 from .transformer import attention_params, block_id, ffn_params, l, norm_params
 

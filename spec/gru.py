@@ -19,16 +19,15 @@ torch stacks the blocks in the order r, z, n (= h̃): ``weight_ih = [W_r; W_z; W
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
+from ._recurrent import SECTION, previous_state, step_input, t
 from .axes import d_e, d_h, n
-from .equation import Equation, Invariant, Reference, register
+from .equation import Equation, Invariant, Reference
 from .ops import HeadConcat, SpecOp, add, mul
 from .ops_nn import Column, Zeros, apply, call, had
-from .rnn import SECTION, previous_state, step_input
+from .registry import register
 from .tensors import Family, tensor
 
 SOURCE = "Cho et al. 2014; the interpolation as written by Chung et al. 2014"
-
-t = sp.Symbol("t", integer=True, positive=True)
 
 
 class OneMinus(SpecOp):

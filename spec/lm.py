@@ -26,9 +26,10 @@ import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from .axes import GLOSSARY, d_e, n, v
-from .equation import Equation, Invariant, Reference, register
+from .equation import Equation, Invariant, Reference
 from .ops import Ones, Softmax, SpecOp, T, _str, mul
 from .ops_nn import Neg, OneHot, Pick, Scaled, apply, call
+from .registry import register
 from .tensors import Kind, tensor
 
 k_top = GLOSSARY["k_top"].symbol

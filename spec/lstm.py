@@ -19,17 +19,16 @@ import sympy as sp
 from sympy.core.symbol import Str
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
+from ._recurrent import SECTION, previous_state, step_input, t
 from .axes import d_e, d_h, n
-from .equation import Equation, Invariant, Reference, register
+from .equation import Equation, Invariant, Reference
 from .ffnn import CountEquation
 from .ops import HeadConcat, SpecOp, add, mul
 from .ops_nn import Column, Zeros, apply, call, had
-from .rnn import SECTION, previous_state, step_input
+from .registry import register
 from .tensors import Family, FamilyMember, tensor
 
 SOURCE = "Hochreiter & Schmidhuber 1997; forget gate: Gers et al. 2000"
-
-t = sp.Symbol("t", integer=True, positive=True)
 
 #: The gates and the candidate, in the tutorial's order, with their activation.
 BLOCKS = (("f", "sigmoid"), ("i", "sigmoid"), ("o", "sigmoid"), ("c", "tanh"))

@@ -17,9 +17,10 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from ._errors import SpecError
 from .axes import d_e, n
-from .equation import Equation, Invariant, Reference, register
+from .equation import Equation, Invariant, Reference
 from .ops import SpecOp
 from .ops_nn import LayerNorm, Rsqrt0
+from .registry import register
 from .tensors import Kind, TensorSymbol, tensor
 
 SECTION = "§4 Transformers: layer normalisation"

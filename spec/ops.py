@@ -9,6 +9,9 @@ Each operator defines in one place:
 - ``_latex(printer)`` — the matrix-level notation of the tutorial;
 - ``_torchcode(printer)`` — PyTorch source for code generation (batched over leading axes, spec orientation);
 - ``_explicit(explicit)`` — its explicit matrix at concrete sizes, from the explicit matrices of its operands.
+
+The printers (spec/printing/) import the operators, never the other way round: an operator's notation is its
+``_latex`` method, which prints its operands only through ``printer._print``.
 """
 
 import sympy as sp
@@ -26,6 +29,10 @@ FULLY_MASKED = ("zero", "uniform", "nan")
 
 class SpecOp(MatrixExpr):
     """Base of the spec's operators; subclasses list their matrix operands in ``matrix_args``."""
+
+    #: Whether the notation has a top-level ``+`` or ``−`` (a negation, a difference, an entry-wise
+    #: formula): the printers wrap it in parentheses inside a product or a Hadamard product.
+    prints_as_sum: bool = False
 
     @property
     def matrix_args(self) -> tuple[sp.Basic, ...]:
@@ -302,8 +309,8 @@ class HeadConcat(SpecOp):
         return f"torch.cat({parts}, dim=-1)"
 
 
-#: Every operator of this module, for registry-wide tests (printing, code generation).
-OPERATORS: tuple[type[SpecOp], ...] = (Softmax, Ones, CausalMask, PaddingMask, MaskFill, HeadConcat)
+#: The operators of this module; spec.ops_nn.OPERATORS adds the network operators to them.
+OPERATORS_BASE: tuple[type[SpecOp], ...] = (Softmax, Ones, CausalMask, PaddingMask, MaskFill, HeadConcat)
 
 
 # --- builders that keep the tutorial's written order (SymPy would reorder and distribute) -------------
@@ -320,9 +327,3 @@ def mul(*factors: sp.Basic) -> sp.MatMul:
 def T(x: sp.Basic) -> sp.Transpose:
     """``xᵀ`` without pushing the transpose inside a product."""
     return sp.Transpose(x)
-
-
-# The network operators live in spec/ops_nn.py; both sets are the spec's operators.
-from .ops_nn import OPERATORS_NN  # noqa: E402
-
-OPERATORS = OPERATORS + OPERATORS_NN

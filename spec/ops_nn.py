@@ -12,7 +12,8 @@ from sympy.core.symbol import Str
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from ._errors import SpecError
-from .ops import SpecOp, _str
+from .ops import OPERATORS_BASE, SpecOp, _str
+from .registry import lookup
 from .tensors import FamilySlice
 
 _x = sp.Symbol("x", real=True)
@@ -418,8 +419,6 @@ class Call(SpecOp):
 
     @property
     def equation(self):
-        from .equation import lookup
-
         return lookup(self.args[0].name)
 
     @property
@@ -486,9 +485,8 @@ def call(
     equation: str, output: str, tex: str | None = None, axes: dict | None = None, **arguments: sp.Basic
 ) -> Call:
     """``call("attention.multi_head", "A", H=H_hat, S=S, W_Q=W_Q.slice(l), ...)``: the output ``output`` of
-    equation ``equation`` on these arguments (exactly its inputs and parameters)."""
-    from .equation import lookup
-
+    equation ``equation`` on these arguments (exactly its inputs and parameters). The equation must be
+    registered: a family module that calls another family's equation imports that family's module."""
     sub = lookup(str(equation))
     names = {d.name for d in (*sub.inputs, *sub.params)}
     unknown = sorted(set(arguments) - names)
@@ -506,6 +504,8 @@ def call(
 
 class Neg(SpecOp):
     """``−X``, printed with a plain minus sign (``mul(-1, X)`` would print as ``-1 X``): losses ``−log …``."""
+
+    prints_as_sum = True
 
     def __new__(cls, X: sp.Basic) -> "Neg":
         return MatrixExpr.__new__(cls, X)
@@ -546,3 +546,6 @@ OPERATORS_NN = (
     Scaled,
     Call,
 )
+
+#: Every operator of spec/ops.py and of this module, for registry-wide tests (printing, code generation).
+OPERATORS: tuple[type[SpecOp], ...] = (*OPERATORS_BASE, *OPERATORS_NN)

@@ -21,8 +21,9 @@ from sympy.printing.latex import LatexPrinter
 
 from ._errors import SpecError
 from .axes import GLOSSARY, L, M, P, axis, axis_names, d_e, d_f, d_k, d_v, n_max, v
-from .equation import Equation, Invariant, Reference, register
+from .equation import Equation, Invariant, Reference
 from .ops_nn import Scalar
+from .registry import register
 from .tensors import Kind, tensor
 
 SECTION = "§4 Transformers: number of trainable parameters"

@@ -17,9 +17,10 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from ._errors import SpecError
 from .axes import d_e, n, n_max
-from .equation import Equation, Invariant, Reference, register
+from .equation import Equation, Invariant, Reference
 from .ops import SpecOp
 from .ops_nn import FirstColumns
+from .registry import register
 from .tensors import tensor
 
 SECTION = "§4 Transformers: positional encoding"

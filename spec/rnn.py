@@ -8,34 +8,25 @@ with ``x_t = E ω_t``. After reading t tokens the model predicts the next one,
 ``rnn.elman_step`` is one step (torch.nn.RNNCell's form); its variant ``sequence`` is the step unrolled over
 a sequence from h_0 = 0 (torch.nn.RNN's form), and the property ``unrolls_to_sequence`` holds the step to
 it. ``rnn.output`` and ``rnn.loss`` have variants ``lstm`` and ``gru``: the same language model with the
-LSTM (spec/lstm.py) or GRU (spec/gru.py) recurrence in place of the Elman step.
+LSTM (spec/lstm.py) or GRU (spec/gru.py) recurrence in place of the Elman step, so this module imports
+those cells; what the three share (the section, the token index, a step's inputs) is spec/_recurrent.py.
 """
 
-import sympy as sp
-
+from ._recurrent import SECTION, previous_state, step_input, t
 from .axes import d_e, d_h, n, v
-from .equation import Equation, Invariant, Reference, register
+from .equation import Equation, Invariant, Reference
 from .ffnn import CountEquation, SequenceNLL
+from .gru import gru_params
+from .lstm import lstm_params
 from .ops import HeadConcat, Ones, Softmax, T, add, mul
 from .ops_nn import Column, OneHot, Zeros, apply, call, had
+from .registry import register
 from .tensors import Family, Kind, tensor
 
-SECTION = "RNN language models"
 ELMAN = "Elman 1990; Mikolov et al. 2010 (RNN language model)"
-
-#: The token (time) index, 1-based; recurrences start at t = 0.
-t = sp.Symbol("t", integer=True, positive=True)
 
 #: The recurrence of each language model, and its name in LaTeX.
 _MODEL = {"elman": "RNNLM", "lstm": "LSTMLM", "gru": "GRULM"}
-
-
-def step_input():
-    return tensor("x_t", (d_e,), meaning="embedding of token t")
-
-
-def previous_state(name: str = "h_prev", tex: str = "h_{t - 1}"):
-    return tensor(name, (d_h,), tex=tex, meaning="state after the previous token (0 before the first)")
 
 
 def elman_params():
@@ -115,13 +106,7 @@ def head_params(cell: str = "elman"):
 def _cell_params(cell: str) -> tuple:
     if cell == "elman":
         return elman_params()
-    if cell == "lstm":
-        from .lstm import lstm_params
-
-        return lstm_params()
-    from .gru import gru_params
-
-    return gru_params()
+    return lstm_params() if cell == "lstm" else gru_params()
 
 
 def output(cell: str = "elman") -> Equation:

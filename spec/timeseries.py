@@ -18,9 +18,10 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from ._errors import SpecError
 from .axes import P, axis, d_e, n, n_max
-from .equation import Equation, Invariant, Reference, register
+from .equation import Equation, Invariant, Reference
 from .ops import Ones, SpecOp, T, add, mul
 from .ops_nn import Column, FirstColumns, apply, had
+from .registry import register
 from .tensors import Family, Kind, tensor
 from .vit import HCat
 
@@ -78,6 +79,8 @@ class Ratio(SpecOp):
 
 class Difference(SpecOp):
     """``A − B`` (SymPy would write A + (−1) B)."""
+
+    prints_as_sum = True
 
     def __new__(cls, A, B) -> "Difference":
         return MatrixExpr.__new__(cls, A, B)

@@ -17,10 +17,11 @@ from sympy.core.symbol import Str
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from .axes import GLOSSARY, v
-from .equation import Equation, Invariant, Reference, register
+from .equation import Equation, Invariant, Reference
 from .lm import Neg, Ratio
 from .ops import Ones, Softmax, SpecOp, T, add, mul
 from .ops_nn import OneHot, Pick, Scaled, apply, had
+from .registry import register
 from .tensors import Kind, tensor
 
 d_theta = GLOSSARY["d_theta"].symbol
@@ -39,6 +40,8 @@ class Formula(SpecOp):
     """A scalar formula applied entry by entry to its operands: ``θ − η g`` with θ, g vectors and η a
     scalar. Operands are matrices of one shape or 1×1 scalars (broadcast to every entry); in the formula
     operand k is the symbol ``_a{k}``. Build it with ``entrywise``."""
+
+    prints_as_sum = True
 
     def __new__(cls, formula: sp.Expr, *operands: sp.Basic) -> "Formula":
         return MatrixExpr.__new__(cls, sp.sympify(formula), *operands)

@@ -27,11 +27,13 @@ import sympy as sp
 from sympy.core.symbol import Str
 
 from ._errors import SpecError
+from .attention import CROSS, MULTI_HEAD
 from .axes import L, M, d_e, d_f, d_k, d_v, m, n, n_d, n_e, n_max, v
-from .equation import Equation, Invariant, Reference, register
+from .equation import Equation, Invariant, Reference
 from .norm import eps_symbol, ln_params, normalise
 from .ops import CausalMask, Ones, T, add, mul
 from .ops_nn import POINTWISE, FirstColumns, OneHot, apply, call
+from .registry import register
 from .tensors import Family, FamilySlice, Kind, tensor
 
 SECTION = "§4 Transformers"
@@ -140,7 +142,7 @@ def _ffn_id(activation: str) -> str:
 
 def _mha(H, S, attn: dict, rows=None):
     axes = {n: rows} if rows is not None else None
-    return call("attention.multi_head", "A", tex=r"\operatorname{MHA}", axes=axes, H=H, S=S, **_pass(attn))
+    return call(MULTI_HEAD.id, "A", tex=r"\operatorname{MHA}", axes=axes, H=H, S=S, **_pass(attn))
 
 
 def _ffn(C, feed: dict, activation: str, rows=None):
@@ -367,7 +369,7 @@ def decoder_block(activation: str = "relu", eps: bool = False) -> Equation:
     C2 = tensor("C_2", (d_e, n_d), meaning="after cross-attention")
     H_out = tensor("H_out", (d_e, n_d), tex="H'", meaning="block output")
     cross = call(
-        "attention.cross", "A", tex=r"\operatorname{CrossMHA}", H_dec=C1, H_enc=H_enc,
+        CROSS.id, "A", tex=r"\operatorname{CrossMHA}", H_dec=C1, H_enc=H_enc,
         **_pass(cross_attn),
     )  # fmt: skip
     zero = {

@@ -24,10 +24,11 @@ import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from .axes import L, P, axis, d_e, d_k, d_v, n
-from .equation import Equation, Invariant, Reference, register
+from .equation import Equation, Invariant, Reference
 from .norm import eps_symbol, ln_params, normalise
 from .ops import Ones, Softmax, SpecOp, T, add, mul
 from .ops_nn import Column, Zeros, call
+from .registry import register
 from .tensors import Family, Kind, tensor
 from .transformer import attention_params, block_id, ffn_params, norm_params
 

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from lmspec import impl
 from lmspec.verify._errors import Mismatch
+from lmspec.verify.runner import examples_from_strategies_only
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +45,8 @@ def caught():
             except Mismatch as exc:  # anything else (a crash) fails the test
                 found.append(exc)
 
-        run()
+        with examples_from_strategies_only():  # as the runner draws them, whatever else is imported
+            run()
         return found[0] if found else None
 
     return first

@@ -123,7 +123,7 @@ def start_workers_server() -> multiprocessing.context.BaseContext:
     torch, the verifier, the catalogue and impl/ once, so each worker starts in milliseconds; called before
     planning a parallel run, the server's start-up overlaps the planning."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["verify.parallel", "verify._preload"])
+    context.set_forkserver_preload([f"{__package__}.parallel", f"{__package__}._preload"])
     forkserver.ensure_running()
     return context
 

@@ -10,11 +10,17 @@ The fixture runs ``verify.audit.audit`` with the same arguments and fails the te
 findings (every failed check, its counterexample and the variants it matches instead) unless the verdict
 is ``pass``, or ``variant`` with a matched variant listed in ``accept=``. It returns the report.
 ``--lmspec-profile`` (quick, default, thorough) and ``--lmspec-seed`` set the search effort and seed.
+
+Loading the plugin costs nothing: pytest loads it in every run of an environment where lmspec is installed,
+so it imports only pytest, and the fixture imports the audit (torch, SymPy, Hypothesis) when a test uses it.
 """
+
+from typing import TYPE_CHECKING
 
 import pytest
 
-from .audit.report import AuditReport
+if TYPE_CHECKING:  # pragma: no cover
+    from .audit.report import AuditReport
 
 
 def pytest_addoption(parser) -> None:
@@ -23,7 +29,7 @@ def pytest_addoption(parser) -> None:
     group.addoption("--lmspec-seed", type=int, default=0, help="Hypothesis seed of the audits.")
 
 
-def describe(report: AuditReport) -> str:
+def describe(report: "AuditReport") -> str:
     """The audit's findings as plain text, for an assertion message."""
     lines = [f"{report.target} as {report.equation}: {report.verdict}", report.summary]
     for c in report.checks:
@@ -45,7 +51,7 @@ def lmspec_audit(request):
     profile = request.config.getoption("--lmspec-profile")
     seed = request.config.getoption("--lmspec-seed")
 
-    def check(target, as_=None, *, accept=(), **options) -> AuditReport:
+    def check(target, as_=None, *, accept=(), **options) -> "AuditReport":
         options.setdefault("profile", profile)
         options.setdefault("seed", seed)
         report = audit(target, as_, **options)

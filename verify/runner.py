@@ -35,10 +35,31 @@ from .targets import GeneratedTarget, ImplTarget, OracleTarget, Target
 # Hypothesis (6.170) mixes into its draws "local constants" collected from every module in sys.modules that
 # is not installed (spec/, impl/, verify/, a user's audited file): a seed's examples would then depend on what
 # happens to be imported — a worker process, a shard, an audit after another. The verifier's examples come
-# from its own strategies only. (Pinned version: this replaces a private hook; tests/verify/test_parallel.py
-# checks that a seed's examples do not change when a module is imported.)
+# from its own strategies only: while lmspec runs a check (run_check), and only then, Hypothesis sees no
+# local constants, and a cache of its own holds the constants it draws from. Anyone else's Hypothesis tests
+# in the same process keep Hypothesis's own. (This swaps a private hook of Hypothesis 6: tests/verify/
+# test_parallel.py checks that a seed's examples do not change when a module is imported, and that the hook
+# is restored.)
 _NO_LOCAL_CONSTANTS = _hypothesis_providers.Constants()
-_hypothesis_providers._get_local_constants = lambda: _NO_LOCAL_CONSTANTS
+_OWN_CONSTANTS_CACHE = type(_hypothesis_providers.CONSTANTS_CACHE)(1024)
+
+
+def _no_local_constants() -> "_hypothesis_providers.Constants":
+    return _NO_LOCAL_CONSTANTS
+
+
+@contextmanager
+def examples_from_strategies_only() -> Iterator[None]:
+    """Run a block with Hypothesis drawing from lmspec's strategies and its global constants only, never from
+    the constants of the modules that happen to be imported; on the way out, Hypothesis's own hook and cache
+    are back. Nesting is fine."""
+    saved = _hypothesis_providers._get_local_constants, _hypothesis_providers.CONSTANTS_CACHE
+    _hypothesis_providers._get_local_constants = _no_local_constants
+    _hypothesis_providers.CONSTANTS_CACHE = _OWN_CONSTANTS_CACHE
+    try:
+        yield
+    finally:
+        _hypothesis_providers._get_local_constants, _hypothesis_providers.CONSTANTS_CACHE = saved
 
 
 @dataclass(frozen=True)
@@ -259,7 +280,8 @@ def run_check(check: Check, profile: Profile, seed: int) -> CheckResult:
     start = time.perf_counter()
     eq_id = check.equation.id
     try:
-        test()
+        with examples_from_strategies_only():
+            test()
     except (Exception, _Spent):  # noqa: BLE001 - every failure becomes a result
         exc, example = state["failure"] or (None, None)
         if exc is None:

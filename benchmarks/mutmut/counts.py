@@ -96,13 +96,13 @@ def score(row: dict) -> float | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", default=".", help="repository root holding spec/, impl/ and mutants/")
+    parser.add_argument("--root", default=".", help="a stage's directory, holding lmspec/ and mutants/")
     parser.add_argument("--json", help="also write the figures as JSON to this file")
-    parser.add_argument("files", nargs="*", help="source files (default: spec/ops.py and impl/*.py)")
+    parser.add_argument("files", nargs="*", help="files (default: lmspec/spec/ops.py, lmspec/impl/*.py)")
     args = parser.parse_args(argv)
     root = Path(args.root)
-    impl_files = sorted(p.relative_to(root).as_posix() for p in root.glob("impl/*.py"))
-    files = args.files or ["spec/ops.py", *impl_files]
+    impl_files = sorted(p.relative_to(root).as_posix() for p in root.glob("lmspec/impl/*.py"))
+    files = args.files or ["lmspec/spec/ops.py", *impl_files]
     rows = [file_figures(root, f) for f in files]
     total = {"file": "total"} | {k: sum(r[k] for r in rows) for k in rows[0] if k != "file"}
     rows.append(total)

@@ -14,8 +14,9 @@ tests written for it (spec/ops.py is called by every verifier test in tests/impl
 model's tests), and mutmut runs them all for each mutant — 76 000 s of tests in the worst case for the
 3165 mutants; the default stages below take about 50 minutes on two processes of a loaded 2-core machine.
 
-Each stage runs in its own directory, ``build/mutmut/STAGE/`` (build/ is ignored by git and ruff), holding a
-copy of spec/, impl/, verify/, tests/ and pyproject.toml whose ``[tool.mutmut]`` section is the repository's
+Each stage runs in its own directory, ``build/mutmut/STAGE/`` (build/ is ignored by git and ruff), holding the
+lmspec package laid out as installed (``lmspec/spec``, ``lmspec/impl``, ``lmspec/verify``), tests/ and a
+pyproject.toml whose ``[tool.mutmut]`` section is the repository's
 with ``only_mutate`` and the test selection of the stage. ``mutmut run`` there writes ``mutants/``; a stage
 that is run again resumes where it stopped (``--fresh`` starts it over). Without STAGE arguments the default
 stages run (``--all``: every impl/ file). The per-file table is printed at the end and written to
@@ -60,7 +61,7 @@ def stages_all() -> list[str]:
 def stage_config(stage: str) -> tuple[str, list[str]]:
     """The file a stage mutates and its test selection."""
     if stage == "ops":
-        return "spec/ops.py", [
+        return "lmspec/spec/ops.py", [
             "tests/spec/test_ops.py",
             "tests/spec/test_ops_nn.py",
             "tests/spec/test_printing.py",  # the operators' LaTeX
@@ -70,7 +71,7 @@ def stage_config(stage: str) -> tuple[str, list[str]]:
     family = stage.removeprefix("impl.")
     if stage == family or not (ROOT / "impl" / f"{family}.py").exists():
         raise SystemExit(f"run.py: error: unknown stage {stage!r} (ops, or impl.F for a file impl/F.py)")
-    return f"impl/{family}.py", [f"tests/impl/test_{family}.py"]
+    return f"lmspec/impl/{family}.py", [f"tests/impl/test_{family}.py"]
 
 
 def toml_value(value) -> str:
@@ -90,12 +91,27 @@ def prepare(stage: str, fresh: bool) -> tuple[Path, str]:
     head = text[: text.index("[tool.mutmut]")]
     section = "[tool.mutmut]\n" + "".join(f"{key} = {toml_value(value)}\n" for key, value in config.items())
     if not (where / "mutants").exists():  # a stage that has started keeps its copy: mutmut resumes on it
-        for package in ("spec", "impl", "verify", "tests"):
-            if (where / package).exists():
-                shutil.rmtree(where / package)
-            shutil.copytree(ROOT / package, where / package, ignore=shutil.ignore_patterns("__pycache__"))
+        lay_out(where)
         (where / "pyproject.toml").write_text(head + section, "utf-8")
     return where, source
+
+
+def lay_out(where: Path) -> None:
+    """The lmspec package as the wheel installs it (``lmspec/`` holding spec/, impl/ and verify/, mapped by
+    pyproject.toml's package-dir), and tests/, copied into ``where``: mutmut mutates ``lmspec/…`` files and
+    the tests import ``lmspec.…`` from that copy, first on sys.path."""
+    package_dir = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["tool"]["setuptools"][
+        "package-dir"
+    ]
+    for target in ("lmspec", "tests"):
+        if (where / target).exists():
+            shutil.rmtree(where / target)
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(ROOT / package_dir["lmspec"], where / "lmspec", ignore=ignore)
+    for package, folder in package_dir.items():
+        if package != "lmspec":
+            shutil.copytree(ROOT / folder, where / package.replace(".", "/"), ignore=ignore)
+    shutil.copytree(ROOT / "tests", where / "tests", ignore=ignore)
 
 
 def run_stage(stage: str, jobs: int, fresh: bool) -> None:

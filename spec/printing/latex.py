@@ -1,5 +1,5 @@
-"""Printing of spec expressions in the tutorial's notation: LaTeX here, MathML in spec/printing_mathml.py
-and Unicode (the terminal) in spec/printing_unicode.py.
+"""Printing of spec expressions in the tutorial's notation: LaTeX here, MathML in spec/printing/mathml.py
+and Unicode (the terminal) in spec/printing/unicode.py.
 
 LaTeX is the notation's reference form: declared names (``\\Lambda``, ``W_{Q}``), the glossary's axis names
 (``n_{\\max}``) and the operators' ``_latex`` methods are written in it. The two other printers read the small
@@ -15,18 +15,15 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from ..axes import GLOSSARY
-from ..ops import Ones
+from ..ops import Ones, SpecOp
 from ..tensors import FamilyMember, TensorSymbol
 
 
 # --- which operands a product or a power must wrap in parentheses ---------------------------------------
 def is_sum_like(expr: sp.Basic) -> bool:
-    """An expression printed with a top-level ``+`` or ``−`` (a sum, a difference, a negation, an
-    entry-wise formula): wrapped in parentheses inside a product."""
-    from ..ops_nn import Neg
-
-    name = type(expr).__name__
-    return isinstance(expr, (sp.MatAdd, Neg)) or name in ("Difference", "Formula")
+    """An expression printed with a top-level ``+`` or ``−`` (a sum, or an operator that says so: a
+    negation, a difference, an entry-wise formula): wrapped in parentheses inside a product."""
+    return isinstance(expr, sp.MatAdd) or (isinstance(expr, SpecOp) and expr.prints_as_sum)
 
 
 def needs_parens_in_product(expr: sp.Basic) -> bool:

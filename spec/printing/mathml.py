@@ -5,7 +5,8 @@
 - matrix structure (products in the order written, sums, ``⊙``, transposes ``^⊤``) is printed here, with
   families as ``W_Q^{(m)}``, declared names (``Λ``, ``κ``, ``α``) and the glossary's axis names;
 - every operator of spec/ (a ``SpecOp``) is printed from its own ``_latex`` notation, read as a template
-  whose operands this printer prints (``spec.printing.notation``): an operator's notation is written once;
+  whose operands this printer prints (``notation`` in spec/printing/latex.py): an operator's notation is
+  written once;
 - scalar formulas (sizes, coefficients, counts) are the LaTeX printer's, read through the same tree, so that
   the LaTeX, the MathML and the Unicode agree to the symbol.
 
@@ -16,13 +17,14 @@ Unicode characters, which MathML Core (Chromium) renders, rather than ``mathvari
 
 import re
 from functools import lru_cache
+from html import escape
 from xml.dom.minidom import Element
-from xml.sax.saxutils import escape
 
 import sympy as sp
 from sympy.printing.mathml import MathMLPresentationPrinter
 
 from ..ops import SpecOp
+from ..ops_nn import Neg
 from ..tensors import FamilyMember
 from .latex import (
     Accent,
@@ -76,7 +78,7 @@ class SpecMathMLPrinter(MathMLPresentationPrinter):
 
     def token(self, tag: str, text: str, **attrs) -> Element:
         node = self.el(tag, **attrs)
-        node.appendChild(self.dom.createTextNode(escape(text)))  # SymPy's text nodes are not escaped
+        node.appendChild(self.dom.createTextNode(escape(text, quote=False)))  # SymPy's are not escaped
         return node
 
     def mo(self, text: str, **attrs) -> Element:
@@ -238,8 +240,6 @@ class SpecMathMLPrinter(MathMLPresentationPrinter):
 
     def _signed(self, term: sp.Basic) -> tuple[bool, sp.Basic]:
         """(negative, |term|): ``-X`` (Neg) and ``(−c) X`` print as a subtraction inside a sum."""
-        from ..ops_nn import Neg
-
         if isinstance(term, Neg):
             return True, term.args[0]
         if isinstance(term, sp.MatMul):

@@ -4,7 +4,7 @@
 Conventions: superscripts in Unicode where every character has one (``ᵀ``, ``⁽ᵐ⁾``, ``²``, ``ˡ⁻¹``), else
 ``^x`` or ``^(…)``; subscripts of digits in Unicode (``α₁``), of one word as ``_x`` (``d_k``, ``x_cls``), else
 ``_(…)`` (``h_(t−1)``); fractions ``a/b`` with parentheses where the reading needs them; ``√x``; ``−`` for
-minus. Like the MathML printer (spec/printing_mathml.py), operators are printed from their own ``_latex``
+minus. Like the MathML printer (spec/printing/mathml.py), operators are printed from their own ``_latex``
 notation with their operands printed here, and scalars are the LaTeX printer's, read through the same tree.
 """
 

@@ -4,13 +4,13 @@
 equation with its number (the tutorial's, (28) and (37), where it numbers the equation; otherwise
 its subsection's, ``section.k``), the element-wise definitions of its operators, every symbol with its
 space, the reference and its status, the named variants with the lines where they differ, the invariants, the
-notation note, and for parameter counts their values at named configurations. ``render`` writes it:
-spec/render_tex.py as LaTeX (and a PDF through latexmk), spec/render_web.py as Markdown and HTML.
+notation note, and for parameter counts their values at named configurations. The writers stand on this
+model: spec/render/tex.py writes it as LaTeX (and a PDF through latexmk), spec/render/web.py as Markdown and
+HTML, and ``render`` in the package's face (spec/render/__init__.py) picks one by format.
 
 The documents carry no date and no timing, so the same catalogue gives the same bytes.
 """
 
-import importlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -19,7 +19,9 @@ from sympy.printing.latex import LatexPrinter
 
 from .._errors import SpecError
 from ..axes import GLOSSARY
-from ..equation import FAMILIES, Equation, families
+from ..catalogue import FAMILIES, families, family_module, get
+from ..equation import Equation
+from ..params import vit_count
 
 TITLE = "The lmspec specification"
 SUBTITLE = "The equations of Anatomy of Neural Language Models, executable and shape-checked"
@@ -136,16 +138,13 @@ def document(
 
 def _intro(family: str) -> str:
     """The first paragraph of the family module's docstring, on one line."""
-    doc = importlib.import_module(f"..{family}", __package__).__doc__ or ""
+    doc = family_module(family).__doc__ or ""
     first = doc.strip().split("\n\n", 1)[0]
     return " ".join(first.replace("``", "").split())
 
 
 def _parts(count: str) -> set[str]:
     """The catalogue counts a count is built from, recursively (``params.gpt2`` → stack, block, mha, ...)."""
-    from ..equation import get
-    from ..params import vit_count
-
     breakdown = vit_count() if count == "vit" else getattr(get(count), "breakdown", None)
     out: set[str] = set()
     for term in breakdown.terms if breakdown else ():
@@ -224,23 +223,5 @@ def split_reference(eq: Equation) -> tuple[str, str]:
     return body, tag.rstrip("]")
 
 
-# ------------------------------------------------------------------------------------------ entry
+#: The formats the document is written in (a PDF from the LaTeX).
 FORMATS = ("tex", "pdf", "md", "html")
-
-
-def render(
-    fmt: str, selection: Iterable[str] | None = None, configurations: Sequence[Configuration] = ()
-) -> str:
-    """The document as text in ``fmt`` (tex, md or html); a PDF is ``pdf(render("tex", …), path)``."""
-    if fmt == "pdf":
-        raise SpecError("a PDF is written to a file: pdf(render('tex', ...), path)")
-    if fmt not in FORMATS:
-        raise SpecError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    doc = document(selection, configurations)
-    if fmt == "tex":
-        from .tex import tex
-
-        return tex(doc)
-    from . import web as render_web
-
-    return render_web.markdown(doc) if fmt == "md" else render_web.html(doc)

@@ -14,6 +14,7 @@ import html as _html
 import re
 
 from ..axes import GLOSSARY
+from ..printing import tex_to_mathml
 from . import text as rt
 from .document import (
     SOURCE,
@@ -224,8 +225,6 @@ def _e(text: object) -> str:
 
 
 def _mathml(tex: str, display: str) -> str:
-    from ..printing.mathml import tex_to_mathml
-
     return tex_to_mathml(tex, display=display)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lmspec.verify.cli.app import main
+from lmspec.verify.cli import main
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 LAYOUT = "q=b h n d_k, k=b h n d_k, v=b h n d_v, mask=b h n n -> b h n d_v"

@@ -1,18 +1,22 @@
 """`lmspec bench`: each part runs at the small size and writes its figures to the JSON report, impl's outputs
-agree with transformers' before anything is timed, and bad options exit 2 with one sentence.
+agree with transformers' before anything is timed, the commands timed in fresh processes do what they are
+timed for, and bad options exit 2 with one sentence.
 
 Benchmarks are benchmarks: no test here asserts a timing, only that times are positive and finite.
 """
 
+import contextlib
+import io
 import json
 import math
+import sys
 
 import pytest
-import typer
+import torch
 
-from lmspec.verify.bench import measures as bench
-from lmspec.verify.cli import app as cli
-from lmspec.verify.cli.bench import bench_command
+from lmspec.verify import bench
+from lmspec.verify.bench import _hf, _startup
+from lmspec.verify.cli import main
 
 PART_KEYS = {
     "suite": {"profile", "jobs", "startup", "families", "total", "shards", "failed"},
@@ -22,44 +26,29 @@ PART_KEYS = {
     "gflops": {"size", "formula", "flops", "forward", "forward_gflops", "square", "ffn_gemm", "efficiency",
                "threads"},
     "oracle": {"steps", "rows"},
+    "startup": {"commands", "help_s", "help_over_python_s", "goal_s"},
+    "plugin": {"project", "pytest", "with", "without", "ratio", "overhead_pct", "overhead_min_pct",
+               "goal_pct"},
 }  # fmt: skip
 #: the suite's options for a run of seconds: two cheap equations (positional), the quick profile, one
 #: process (worker processes take tens of seconds to start on a loaded machine; the bench passes --jobs on)
 SUITE = ["--family", "positional", "--profile", "quick", "--jobs", "1", "--shards", "2"]
 
 
-def _app_with_bench() -> typer.Typer | None:
-    """verify.cli's app when it registers `bench`; until then one that does (and nothing else)."""
-    if "bench" in {c.name for c in cli.app.registered_commands}:
-        return None
-    app = typer.Typer()
-    app.callback()(lambda: None)  # a group: `bench` stays a sub-command
-    bench_command(app, cli.console, cli.err, cli.UsageError, cli._writable, cli._write)
-    return app
-
-
-@pytest.fixture
-def lmspec(monkeypatch):
-    app = _app_with_bench()
-    if app is not None:
-        monkeypatch.setattr(cli, "app", app)
-    return cli.main
-
-
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
-    """Each part run on its own (``--only PART --size small --repeat 2``): its JSON report and its output."""
-    out, app = {}, _app_with_bench()
-    with pytest.MonkeyPatch.context() as mp:
-        if app is not None:
-            mp.setattr(cli, "app", app)
-        for part in bench.PARTS:
-            path = tmp_path_factory.mktemp("bench") / f"{part}.json"
-            extra = SUITE if part == "suite" else []
-            args = ["bench", "--only", part, "--size", "small", "--repeat", "2", *extra, "--json", str(path)]
-            cli.console.begin_capture()
-            code = cli.main(args)
-            out[part] = (code, json.loads(path.read_text()), cli.console.end_capture())
+    """Each part run on its own (``--only PART --size small --repeat 2``): its exit code, its JSON report
+    (None when none was written) and its output, with what it printed to stderr after a line ``stderr:``."""
+    out = {}
+    for part in bench.PARTS:
+        path = tmp_path_factory.mktemp("bench") / f"{part}.json"
+        extra = SUITE if part == "suite" else []
+        args = ["bench", "--only", part, "--size", "small", "--repeat", "2", *extra, "--json", str(path)]
+        printed, errors = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):
+            code = main(args)
+        report = json.loads(path.read_text()) if path.exists() else None
+        out[part] = (code, report, f"{printed.getvalue()}\nstderr:\n{errors.getvalue()}")
     return out
 
 
@@ -71,8 +60,8 @@ def _timing_ok(t: dict, runs: int) -> None:
 # --- each part --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("part", bench.PARTS)
 def test_each_part_runs_alone_and_reports_only_itself(reports, part):
-    code, report, _ = reports[part]
-    assert code == 0
+    code, report, out = reports[part]
+    assert code == 0, out
     assert set(report) == {"machine", "settings", "wall_s", part}
     assert set(report[part]) == PART_KEYS[part]
     m = report["machine"]
@@ -122,6 +111,56 @@ def test_impl_agrees_with_transformers_and_the_ratios_are_finite(reports):
             assert a["max_abs"] > 0.1  # the outputs are not trivially zero
     assert len(h["bert_model"]["agreement"]) == 2  # H^L and the pooled state
     assert "impl / GPT2Model" in out and "≤ 1" in out
+
+
+def test_startup_times_help_and_a_usage_error_in_fresh_processes(reports):
+    _, report, out = reports["startup"]
+    s = report["startup"]
+    assert list(s["commands"]) == ["python", "help", "command_help", "usage_error"]
+    for c in s["commands"].values():
+        _timing_ok(c, 2)
+        assert c["max_rss_mib"] > 1  # each process's own peak, not the bench's
+    commands = {name: c["command"] for name, c in s["commands"].items()}
+    assert commands["python"] == "python -c pass" and commands["help"].endswith("lmspec --help")
+    assert commands["usage_error"].endswith("lmspec verify --profile nope")
+    assert [c["exit_code"] for c in s["commands"].values()] == [0, 0, 0, 2]
+    assert s["help_s"] == s["commands"]["help"]["median_s"]
+    assert s["help_over_python_s"] == pytest.approx(s["help_s"] - s["commands"]["python"]["median_s"])
+    assert s["goal_s"] == 0.5 and "lmspec --help wall time" in out and "≤ 0.5" in out
+
+
+def test_plugin_overhead_is_pytest_with_and_without_the_plugin(reports):
+    _, report, out = reports["plugin"]
+    p = report["plugin"]
+    _timing_ok(p["with"], 2)
+    _timing_ok(p["without"], 2)
+    assert p["with"]["command"] == "python -m pytest -p no:cacheprovider test_one.py"
+    assert p["without"]["command"] == p["with"]["command"] + " -p no:lmspec"
+    assert p["with"]["max_rss_mib"] > 1 and p["without"]["max_rss_mib"] > 1
+    assert p["ratio"] == p["with"]["median_s"] / p["without"]["median_s"]
+    assert p["overhead_pct"] == pytest.approx(100 * (p["ratio"] - 1))
+    assert p["pytest"] == pytest.__version__ and p["goal_pct"] == 5.0
+    assert "pytest plugin overhead" in out and "≤ 5 %" in out
+
+
+def test_a_command_that_does_not_do_its_job_is_not_timed():
+    """A wrong exit code, a failed test or a plugin (not) loaded stops the part: its time is no figure."""
+    ok = _startup._Command([sys.executable, "-c", "print('usage'); raise SystemExit(2)"], exit_code=2)
+    ok()
+    assert ok.checked()["exit_code"] == 2 and ok.peak_mib > 1
+    wrong = _startup._Command([sys.executable, "-c", "pass"], exit_code=2)
+    wrong()
+    with pytest.raises(bench.CommandError, match=r"^`python -c pass` exited 0, not 2: no output$"):
+        wrong.checked()
+    header = "plugins: hypothesis-6.170.15, lmspec-0.2.0\n"
+    with_plugin, without_plugin = _startup._pytest_complaint(True), _startup._pytest_complaint(False)
+    assert with_plugin(header + "=== 1 passed in 0.01s ===") is None
+    assert (
+        with_plugin("plugins: hypothesis-6.170.15\n=== 1 passed in 0.01s ===")
+        == "did not load the lmspec plugin"
+    )
+    assert without_plugin(header + "=== 1 passed in 0.01s ===") == "loaded the lmspec plugin"
+    assert without_plugin("=== 1 failed in 0.01s ===") == "did not pass its one test"
 
 
 def test_flop_count_is_the_formula(reports):
@@ -191,24 +230,29 @@ def test_goals_say_which_are_met():
         "checking": {"overhead_pct": 7.0, "estimated_overhead_pct": 2.0, "goal_pct": 5.0},
         "hf": {key: {"ratio": 1.2, "ratio_unchecked": 0.8, "goal_ratio": 1.0}
                for key in ("gpt2_model", "gpt2_lm_head", "bert_model")},
+        "startup": {"help_s": 0.3, "goal_s": 0.5},
+        "plugin": {"overhead_pct": 7.5, "goal_pct": 5.0},
     }  # fmt: skip
     rows = bench.goals(report)
-    assert [r["met"] for r in rows] == [False, True] + [False, True] * 3
+    assert [r["met"] for r in rows] == [False, True] + [False, True] * 3 + [True, False]
     assert rows[2]["goal"] == "impl / GPT2Model time (checks on)"
+    assert rows[-2] == {"goal": "lmspec --help wall time (median)", "value": 0.3, "unit": "s", "target": 0.5,
+                        "met": True}  # fmt: skip
+    assert rows[-1]["goal"] == "pytest plugin overhead, one-test project" and rows[-1]["unit"] == "%"
     assert bench.goals({}) == []
 
 
-def test_a_weight_copied_wrongly_is_caught_before_timing(lmspec, monkeypatch, capsys):
-    copy = bench.gpt2_from_hf
+def test_a_weight_copied_wrongly_is_caught_before_timing(monkeypatch, capsys):
+    copy = _hf.gpt2_from_hf
 
     def wrong(hf):
         ours = copy(hf)
-        with bench.torch.no_grad():
+        with torch.no_grad():
             ours.blocks[0].ffn.b_2[0] += 0.01  # one entry (a shift of all of b_2, layer norm would undo)
         return ours
 
-    monkeypatch.setattr(bench, "gpt2_from_hf", wrong)
-    assert lmspec(["bench", "--only", "hf", "--size", "small", "--repeat", "1"]) == 1
+    monkeypatch.setattr(_hf, "gpt2_from_hf", wrong)
+    assert main(["bench", "--only", "hf", "--size", "small", "--repeat", "1"]) == 1
     err = capsys.readouterr().err
     assert "lmspec: error: GPT-2 H^L: impl and transformers disagree on the same weights (max |Δ| =" in err
 
@@ -217,8 +261,8 @@ def test_a_weight_copied_wrongly_is_caught_before_timing(lmspec, monkeypatch, ca
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--only", "speed"], "--only takes suite, checking, hf, gflops, oracle, found 'speed'"),
-        (["--only", "oracle,nope"], "--only takes suite, checking, hf, gflops, oracle, found 'nope'"),
+        (["--only", "speed"], f"--only takes {', '.join(bench.PARTS)}, found 'speed'"),
+        (["--only", "oracle,nope"], f"--only takes {', '.join(bench.PARTS)}, found 'nope'"),
         (["--repeat", "0"], "--repeat must be at least 1, found 0"),
         (["--jobs", "-1"], "--jobs must be 0 (all cores) or more, found -1"),
         (["--size", "huge"], "--size takes gpt2-small or small, found 'huge'"),
@@ -229,15 +273,15 @@ def test_a_weight_copied_wrongly_is_caught_before_timing(lmspec, monkeypatch, ca
         (["--repeat", "many"], "Invalid value for '--repeat': Input should be a valid integer"),
     ],
 )
-def test_bad_options_exit_2_with_one_sentence(lmspec, capsys, args, message):
-    assert lmspec(["bench", *args]) == 2
+def test_bad_options_exit_2_with_one_sentence(capsys, args, message):
+    assert main(["bench", *args]) == 2
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("lmspec: error: ") and message in lines[0]
     assert "Traceback" not in captured.err and captured.out == ""
 
 
-def test_an_unwritable_json_path_fails_before_measuring(lmspec, capsys, tmp_path):
-    assert lmspec(["bench", "--only", "oracle", "--size", "small", "--json", str(tmp_path)]) == 2
+def test_an_unwritable_json_path_fails_before_measuring(capsys, tmp_path):
+    assert main(["bench", "--only", "oracle", "--size", "small", "--json", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.strip() == f"lmspec: error: cannot write {tmp_path}: it is a directory"

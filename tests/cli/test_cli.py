@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from lmspec import spec
-from lmspec.verify.cli.app import main
+from lmspec.verify.cli import main
 
 
 def run(*args):

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from lmspec.verify.cli.app import main
+from lmspec.verify.cli import main
 
 
 def out_of(capsys, *args) -> tuple[int, str, str]:

@@ -8,7 +8,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 def test_readme_python_example_runs():
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
-    api = [b for b in blocks if "from verify.runner import verify" in b]
+    api = [b for b in blocks if "from lmspec.verify import verify" in b]
     assert api, "the README has a Python API example"
     namespace: dict = {}
     exec(api[0], namespace)
@@ -26,7 +26,7 @@ def test_public_error_families():
 
 def test_readme_params_examples_print_the_numbers_they_quote(capsys):
     """Each tour line ``lmspec params ... # N`` prints ``N = <that number>``."""
-    from lmspec.verify.cli.app import main
+    from lmspec.verify.cli import main
 
     text = README.read_text(encoding="utf-8")
     lines = re.findall(r"^lmspec params ([^#\n]+?)\s+#.*?([\d,]{7,})", text, re.M)

@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from lmspec import spec
-from lmspec.verify.cli.app import main
+from lmspec.verify.cli import main
 
 INSTALL = (
     "lmspec: error: rendering a PDF needs latexmk and pdflatex; install texlive-latex-base and latexmk\n"

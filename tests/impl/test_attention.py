@@ -154,5 +154,5 @@ def test_registry():
     assert multi_head.__lmspec_id__ == "attention.multi_head"
     with pytest.raises(KeyError, match="no implementation registered for 'attention.none'"):
         impl.implementation("attention.none")
-    with pytest.raises(ValueError, match="already implemented by impl.attention.multi_head"):
+    with pytest.raises(ValueError, match="already implemented by lmspec.impl.attention.multi_head"):
         impl.implements("attention.multi_head")(lambda H: H)

@@ -30,7 +30,7 @@ from lmspec.impl.params import (
 )
 from lmspec.impl.positional import LearnedPositionalEncoding
 from lmspec.impl.transformer import FFN, TransformerBlock, TransformerStack
-from lmspec.verify.cli.params import PRESETS
+from lmspec.spec.presets import PRESETS
 from lmspec.verify.properties.params import MODELS, numel
 from lmspec.verify.runner import PROFILES, checks_for, run_check, verify
 from lmspec.verify.targets import ImplTarget

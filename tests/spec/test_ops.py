@@ -3,9 +3,11 @@
 import pytest
 import sympy as sp
 
+from lmspec import spec
 from lmspec.spec import SpecError, tensor
 from lmspec.spec.axes import d_k, m, n
-from lmspec.spec.ops import OPERATORS, CausalMask, HeadConcat, MaskFill, Ones, PaddingMask, Softmax
+from lmspec.spec.ops import OPERATORS_BASE, CausalMask, HeadConcat, MaskFill, Ones, PaddingMask, Softmax
+from lmspec.spec.ops_nn import OPERATORS, OPERATORS_NN
 from lmspec.spec.printing.latex import latex
 from lmspec.spec.tensors import Family, Kind
 
@@ -137,8 +139,26 @@ def _nn_instances():
         Zeros: Zeros(d_e),
         Scalar: Scalar(2 * d_e),
         Scaled: Scaled(H, tau, -1),
-        Call: call("attention.softmax_rows", "Y", tex=r"\operatorname{softmax}", Z=tensor("Z", (n, n))),
+        # call() takes a registered equation: spec.get loads the catalogue, which registers it
+        Call: call(
+            spec.get("attention.softmax_rows").id, "Y", tex=r"\operatorname{softmax}", Z=tensor("Z", (n, n))
+        ),
     }
+
+
+def test_operators_are_those_of_ops_and_ops_nn():
+    """spec.ops_nn.OPERATORS joins both modules' operators: every SpecOp they define, each once."""
+    from lmspec.spec import ops, ops_nn
+
+    assert OPERATORS == (*OPERATORS_BASE, *OPERATORS_NN)
+    defined = {
+        obj
+        for module in (ops, ops_nn)
+        for obj in vars(module).values()
+        if isinstance(obj, type) and issubclass(obj, ops.SpecOp) and obj is not ops.SpecOp
+        and obj.__module__ == module.__name__
+    }  # fmt: skip
+    assert set(OPERATORS) == defined and len(OPERATORS) == len(defined)
 
 
 @pytest.mark.parametrize("op", OPERATORS, ids=lambda o: o.__name__)

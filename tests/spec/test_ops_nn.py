@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
+from lmspec import spec
 from lmspec.spec import Kind, SpecError, tensor
 from lmspec.spec.axes import L, M, d_e, d_h, d_k, d_v, m, n, v
 from lmspec.spec.equation import Equation, Reference
@@ -128,6 +129,7 @@ def test_stacked_and_hadamard():
 
 
 def test_call_checks_its_arguments():
+    spec.get("attention.softmax_rows")  # call() takes a registered equation: load the catalogue
     with pytest.raises(SpecError, match=r"unknown \['X'\], missing \['Z'\]"):
         call("attention.softmax_rows", "Y", X=tensor("X", (n, n)))
 
@@ -135,8 +137,7 @@ def test_call_checks_its_arguments():
 def test_call_of_multi_head_per_layer_equals_composed_oracles():
     """A residual stack of causal multi-head attention, expanded inline, equals the composition of
     attention.multi_head's own oracle layer by layer."""
-    from lmspec import spec
-
+    one = Oracle(spec.get("attention.multi_head"))  # loads the catalogue: call() takes registered equations
     l = sp.Symbol("l", integer=True, positive=True)
     X = tensor("X", (d_e, n))
     Hs = Family("H", l, L, (d_e, n), start=0)
@@ -160,7 +161,6 @@ def test_call_of_multi_head_per_layer_equals_composed_oracles():
         arrays[k] = rng.normal(size=(2, 2, *[int(sp.sympify(x).subs({d_e: 4, d_k: 2, d_v: 3})) for x in s]))
     arrays["W_O"], arrays["b_O"] = rng.normal(size=(2, 6, 4)), rng.normal(size=(2, 4))
     got = Oracle(eq)(arrays, sizes)["Y"]
-    one = Oracle(spec.get("attention.multi_head"))
     S = np.where(np.triu(np.ones((3, 3)), 1) > 0, -np.inf, 0.0)
     Hl = arrays["X"]
     for layer in range(2):

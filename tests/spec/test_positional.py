@@ -16,7 +16,7 @@ from lmspec.verify._errors import PropertyViolation
 from lmspec.verify.compare import POLICY, assert_close
 from lmspec.verify.oracle import Oracle
 from lmspec.verify.properties import PROPERTIES, properties_of
-from lmspec.verify.properties.transformer import sinusoid_pairs
+from lmspec.verify.properties.positional import sinusoid_pairs
 from lmspec.verify.strategies import examples, size_tuples
 from lmspec.verify.targets import GeneratedTarget, OracleTarget, Target
 

@@ -127,6 +127,32 @@ def test_an_operator_without_notation_is_an_error_not_a_generic_fallback():
         unicode(Bare(X))
 
 
+def test_an_operator_that_prints_as_a_sum_is_parenthesised_by_declaring_it():
+    """A new operator tells the printers how it reads (``prints_as_sum``); no printer imports it."""
+
+    class Minus(SpecOp):
+        prints_as_sum = True
+
+        @property
+        def shape(self):
+            return self.args[0].shape
+
+        def _latex(self, printer):
+            return f"{printer._print(self.args[0])} - {printer._print(self.args[1])}"
+
+    class Plain(Minus):
+        prints_as_sum = False
+
+    W, A, B = (sp.MatrixSymbol(k, 2, 2) for k in "WAB")
+    assert SpecLatexPrinter().doprint(sp.MatMul(W, Minus(A, B), evaluate=False)) == r"W \left(A - B\right)"
+    assert SpecLatexPrinter().doprint(sp.MatMul(W, Plain(A, B), evaluate=False)) == "W A - B"
+    assert SpecLatexPrinter().doprint(sp.HadamardProduct(Minus(A, B), W)) == r"\left(A - B\right) \odot W"
+    assert unicode(sp.MatMul(W, Minus(A, B), evaluate=False)) == "W (A − B)"
+    assert unicode(sp.MatMul(W, Plain(A, B), evaluate=False)) == "W A − B"
+    xml = mathml(sp.MatMul(W, Minus(A, B), evaluate=False))
+    assert xml.count('fence="true"') == 2, xml
+
+
 # --- golden LaTeX of the key equations -----------------------------------------------------------------
 # Each golden below was written by hand from the tutorial's math (Saleh & Paquelet 2024, and the sources the
 # catalogue cites: Vaswani et al. 2017 for attention, the position-wise FFN (37) and the sinusoidal table, Ba

@@ -22,14 +22,19 @@ from PIL import Image
 
 from lmspec import spec
 from lmspec.spec import SpecError
+from lmspec.spec.presets import PRESETS
 from lmspec.spec.render import document as R
 from lmspec.spec.render import tex as T
 from lmspec.spec.render import text as rt
 from lmspec.spec.render.web import github_slug, markdown, md_safe
-from lmspec.verify.cli.render import configurations
 
 ARTEFACTS = Path(__file__).resolve().parents[2] / "build" / "artefacts"
 INSTALL = "apt-get install texlive-latex-base latexmk poppler-utils chromium (as .ci/run does)"
+
+
+def configurations() -> list[R.Configuration]:
+    """The model presets (what ``lmspec render`` evaluates the parameter counts at)."""
+    return [R.Configuration(p.title, dict(p.sizes), p.count) for p in PRESETS.values()]
 
 
 def need(*tools: str) -> None:
@@ -461,10 +466,31 @@ def test_html_lays_out_in_headless_chromium(page, doc, tmp_path):
     assert 0.003 < float((grey < 128).mean()) < 0.3
 
 
+def test_the_face_renders_each_format_through_its_writer():
+    import lmspec.spec.render as face
+    from lmspec.spec.render.web import html as to_html
+
+    d = R.document(["norm"])
+    assert face.render("tex", ["norm"]) == T.tex(d)
+    assert face.render("md", ["norm"]) == markdown(d)
+    assert face.render("html", ["norm"]) == to_html(d)
+    with pytest.raises(
+        SpecError, match=r"^a PDF is written to a file: pdf\(render\('tex', \.\.\.\), path\)$"
+    ):
+        face.render("pdf")
+    with pytest.raises(SpecError, match="^unknown format 'docx'; choose one of tex, pdf, md, html$"):
+        face.render("docx")
+    # what the command line uses, from the face (and from the modules that define it)
+    assert face.FORMATS == R.FORMATS == ("tex", "pdf", "md", "html")
+    assert (face.Configuration, face.roles) == (R.Configuration, R.roles)
+    assert (face.pdf, face.RenderError, face.INSTALL) == (T.pdf, T.RenderError, T.INSTALL)
+    assert face.document is R and face.tex is T
+
+
 def test_rendering_imports_no_torch_and_no_numpy():
     code = (
-        "import sys; import lmspec.spec.render.document as R; R.render('md', ['attention']); "
-        "R.render('html', ['norm']); import lmspec.spec.render.tex as T; T.tex(R.document(['lm'])); "
+        "import sys; import lmspec.spec.render as R; R.render('md', ['attention']); "
+        "R.render('html', ['norm']); R.tex.tex(R.document.document(['lm'])); "
         "print(sorted(m for m in ('torch', 'numpy', 'lmspec.verify', 'lmspec.impl') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

@@ -1,6 +1,6 @@
-"""Built-in Hugging Face targets (verify/adapters/hf.py, transformers 5.23): each is audited against its
-equation; each really runs the transformers module (a changed forward or a wrong weight layout is caught);
-and the differences from the spec they document are real (found by running them, asserted here)."""
+"""Built-in Hugging Face targets (verify/audit/adapters/hf_*.py, transformers 5.23): each is audited against
+its equation; each really runs the transformers module (a changed forward or a wrong weight layout is
+caught); and the differences from the spec they document are real (found by running them, asserted here)."""
 
 import math
 
@@ -13,8 +13,8 @@ from lmspec.impl.attention import multi_head
 from lmspec.impl.norm import layer_norm
 from lmspec.impl.transformer import ffn
 from lmspec.impl.vit import patchify
-from lmspec.verify.audit.adapters import builtins, hf
-from lmspec.verify.audit.auditor import audit
+from lmspec.verify.audit import audit, builtins
+from lmspec.verify.audit.adapters import _hf, hf_gpt2, hf_vit
 from lmspec.verify.binding import bind
 from lmspec.verify.compare import POLICY, compare
 from lmspec.verify.oracle import concrete_shape
@@ -112,7 +112,7 @@ def test_each_hugging_face_target_is_registered_with_its_equation_mapping_and_ti
     assert HF["transformers.GPT2Block"].constants == {"eps": 1e-5}
     assert HF["transformers.BertLayer"].constants == {"eps": 1e-12}
     assert set(HF["transformers.ViTLayer"].pins) == {"S"} and set(HF["transformers.GPT2Block"].pins) == {"S"}
-    assert hf.zeros_pin({"n": 3}).tolist() == np.zeros((3, 3)).tolist()
+    assert _hf.zeros_pin({"n": 3}).tolist() == np.zeros((3, 3)).tolist()
 
 
 # --- the audit --------------------------------------------------------------------------------------------
@@ -192,24 +192,24 @@ def _wrong_heads_conv1d(W):
 
 
 @pytest.mark.parametrize(
-    ("name", "helper", "wrong"),
+    ("name", "module", "helper", "wrong"),
     [
-        ("transformers.GPT2Attention", "_heads_conv1d", _wrong_heads_conv1d),
-        ("transformers.GPT2LMHeadModel", "_heads_conv1d", _wrong_heads_conv1d),
-        ("transformers.BertSelfAttention", "_heads_linear", _wrong_heads_linear),
-        ("transformers.BertLayer", "_heads_linear", _wrong_heads_linear),
-        ("transformers.ViTLayer", "_heads_linear", _wrong_heads_linear),
+        ("transformers.GPT2Attention", hf_gpt2, "_heads_conv1d", _wrong_heads_conv1d),
+        ("transformers.GPT2LMHeadModel", hf_gpt2, "_heads_conv1d", _wrong_heads_conv1d),
+        ("transformers.BertSelfAttention", _hf, "heads_linear", _wrong_heads_linear),
+        ("transformers.BertLayer", _hf, "heads_linear", _wrong_heads_linear),
+        ("transformers.ViTLayer", _hf, "heads_linear", _wrong_heads_linear),
     ],
 )
-def test_a_wrong_head_layout_is_caught(name, helper, wrong, monkeypatch):
+def test_a_wrong_head_layout_is_caught(name, module, helper, wrong, monkeypatch):
     eq, _, arrays = _example(name)
     right = _call(name, arrays, eq)
-    monkeypatch.setattr(hf, helper, wrong)
+    monkeypatch.setattr(module, helper, wrong)
     assert not torch.allclose(_call(name, arrays, eq), right, atol=1e-6)
 
 
 def test_a_wrong_head_layout_fails_the_audit(monkeypatch):
-    monkeypatch.setattr(hf, "_heads_linear", _wrong_heads_linear)
+    monkeypatch.setattr(_hf, "heads_linear", _wrong_heads_linear)
     report = audit("transformers.BertSelfAttention", profile="quick", diagnose=False)
     status = {c.name: c.status for c in report.checks}
     assert status["value=oracle"] == "fail" and status["value=generated"] == "fail"
@@ -218,11 +218,11 @@ def test_a_wrong_head_layout_fails_the_audit(monkeypatch):
 
 def test_patches_become_the_image_whose_patches_they_are():
     """The ViT adapter's image (pixel_values) has the spec's patches (impl.vit.patchify) as patches."""
-    assert hf.patch_geometry(12, 6) == (3, 2, 2, 3)  # C = 3 channels of 2 × 2 patches, a 2 × 3 grid
-    assert hf.patch_geometry(16, 4) == (1, 4, 2, 2)
-    assert hf.patch_geometry(7, 5) == (7, 1, 1, 5)  # no square divides 7: 1 × 1 patches of 7 channels
+    assert hf_vit.patch_geometry(12, 6) == (3, 2, 2, 3)  # C = 3 channels of 2 × 2 patches, a 2 × 3 grid
+    assert hf_vit.patch_geometry(16, 4) == (1, 4, 2, 2)
+    assert hf_vit.patch_geometry(7, 5) == (7, 1, 1, 5)  # no square divides 7: 1 × 1 patches of 7 channels
     X_p = torch.randn(2, 6, 12, dtype=torch.float64)
-    image = hf._image(X_p, 3, 2, 2, 3)
+    image = hf_vit._image(X_p, 3, 2, 2, 3)
     assert image.shape == (2, 3, 4, 6)
     torch.testing.assert_close(patchify(image, 2), X_p, rtol=0, atol=0)
 
@@ -236,7 +236,7 @@ def test_a_wrong_patch_order_is_caught(monkeypatch):
         grid = X_p.reshape(X_p.shape[0], N_h, N_w, C, P, P)
         return grid.permute(0, 3, 1, 5, 2, 4).reshape(X_p.shape[0], C, N_h * P, N_w * P)
 
-    monkeypatch.setattr(hf, "_image", rows_and_columns_swapped)
+    monkeypatch.setattr(hf_vit, "_image", rows_and_columns_swapped)
     assert not torch.allclose(_call(name, arrays, eq), right, atol=1e-6)
 
 
@@ -254,7 +254,7 @@ def test_gpt2_attention_is_causal_only_through_the_mask_the_model_builds(monkeyp
     name = "transformers.GPT2Attention"
     eq, _, arrays = _example(name)
     causal = _call(name, arrays, eq)
-    monkeypatch.setattr(hf, "_gpt2_causal_mask", lambda config, H: None)
+    monkeypatch.setattr(hf_gpt2, "_gpt2_causal_mask", lambda config, H: None)
     open_ = _call(name, arrays, eq)
     torch.testing.assert_close(open_[:, -1], causal[:, -1])  # the last token sees everything either way
     assert not torch.allclose(open_[:, 0], causal[:, 0])  # the first one now sees the future
@@ -317,7 +317,7 @@ def test_vit_eager_attention_agrees_to_float32_only(monkeypatch):
     want = _spec_value(name, eq, sizes, arrays)
     sdpa = _call(name, arrays, eq)
     torch.testing.assert_close(sdpa, want, rtol=1e-9, atol=1e-10)
-    monkeypatch.setattr(hf, "VIT_ATTENTION", "eager")
+    monkeypatch.setattr(hf_vit, "VIT_ATTENTION", "eager")
     c = compare(_call(name, arrays, eq).numpy(), want.numpy(), POLICY["float64"])
     assert not c.ok and 1e-12 < c.max_rel < 1e-5  # float32 rounding, relative to the entries
 

@@ -1,4 +1,4 @@
-"""verify/adapters/torch_nn: the built-in audit targets for torch.nn and torch.nn.functional.
+"""verify/audit/adapters/torch_*.py: the built-in audit targets for torch.nn and torch.nn.functional.
 
 - every built-in passes its audit against the equation it is registered with (torch.nn.GRU excepted: it is
   registered to show a real difference, and the audit must report it);
@@ -23,15 +23,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmspec import spec
-from lmspec.verify.audit.adapters import BUILTINS, Builtin, causal_pin, torch_nn
-from lmspec.verify.audit.auditor import audit, load, make_target
+from lmspec.verify.audit import Builtin, audit, builtins, causal_pin, load
+from lmspec.verify.audit.adapters import torch_attention
+from lmspec.verify.audit.targets import make_target
 from lmspec.verify.compare import POLICY, compare
 from lmspec.verify.oracle import concrete_shape
 from lmspec.verify.runner import Profile
 from lmspec.verify.strategies import seeded_tensor, size_tuples
 from lmspec.verify.targets import OracleTarget
 
-#: Every built-in of torch_nn and the equation it is audited against by default.
+BUILTINS = builtins()
+#: Every torch built-in and the equation it is audited against by default.
 EXPECTED = {
     "torch.nn.functional.scaled_dot_product_attention[bool_mask]": "attention.scaled_dot_product",
     "torch.nn.functional.scaled_dot_product_attention[float_mask]": "attention.scaled_dot_product",
@@ -99,8 +101,13 @@ def _close(got: dict, want: dict) -> bool:
 
 # --- the registry -------------------------------------------------------------------------------------------
 def test_the_torch_builtins_and_their_equations():
-    mine = {name: b.equation for name, b in BUILTINS.items() if b.make.__module__ == torch_nn.__name__}
-    assert mine == EXPECTED
+    where = {
+        name: b.make.__module__.removeprefix("lmspec.verify.audit.adapters.")
+        for name, b in BUILTINS.items()
+        if b.group == "torch"
+    }
+    assert {name: BUILTINS[name].equation for name in where} == EXPECTED
+    assert set(where.values()) == {"torch_attention", "torch_transformer", "torch_recurrent", "torch_lm"}
     for name in EXPECTED:
         b = _builtin(name)
         assert b.group == "torch" and b.description and b.mapping, name
@@ -231,16 +238,16 @@ def test_is_causal_is_audited_with_the_causal_mask_only():
 )
 def test_key_padding_mask_polarity_is_pinned(name):
     """torch's key_padding_mask is True at padding: the spec's S of the opposite padding disagrees."""
-    inverted = lambda sizes: np.where(torch_nn.padding_pin(sizes) == 0, -np.inf, 0.0)  # noqa: E731
+    inverted = lambda sizes: np.where(torch_attention.padding_pin(sizes) == 0, -np.inf, 0.0)  # noqa: E731
     report = audit(_builtin(name), pins={"S": inverted}, profile=NO_SHRINK, diagnose=False)
     assert report.verdict == "fail"
     assert any(c.name == "value=oracle" and c.status == "fail" for c in report.checks)
 
 
 def test_the_padding_pin():
-    assert torch_nn.padding_pin({"n": 1}).tolist() == [[-math.inf]]
-    assert torch_nn.padding_pin({"n": 3}).tolist() == [[0.0, -math.inf, -math.inf]] * 3
-    assert torch_nn.padding_pin({"n": 4}).tolist() == [[0.0, 0.0, -math.inf, -math.inf]] * 4
+    assert torch_attention.padding_pin({"n": 1}).tolist() == [[-math.inf]]
+    assert torch_attention.padding_pin({"n": 3}).tolist() == [[0.0, -math.inf, -math.inf]] * 3
+    assert torch_attention.padding_pin({"n": 4}).tolist() == [[0.0, 0.0, -math.inf, -math.inf]] * 4
 
 
 def test_attention_modules_refuse_untied_head_widths():

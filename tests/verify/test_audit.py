@@ -12,9 +12,9 @@ from torch import Tensor
 
 from lmspec import impl, spec
 from lmspec.verify._errors import BindingError
-from lmspec.verify.audit.auditor import AuditError, audit, load
-from lmspec.verify.audit.layout import parse_axes, parse_param
-from lmspec.verify.audit.report import to_json, to_junit
+from lmspec.verify.audit import AuditError, audit, load, to_json, to_junit
+from lmspec.verify.audit.layout import parse_param
+from lmspec.verify.audit.pattern import parse_axes
 
 SDPA_LAYOUT = "q=b h n d_k, k=b h n d_k, v=b h n d_v, mask=b h n n -> b h n d_v"
 
@@ -206,7 +206,7 @@ def causal_only(
 
 
 def test_pinned_mask_and_inapplicable_properties():
-    from lmspec.verify.audit.adapters import causal_pin
+    from lmspec.verify.audit import causal_pin
 
     report = audit(causal_only, "attention.scaled_dot_product", pins={"S": causal_pin}, profile="quick")
     assert report.verdict == "pass", report.summary

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lmspec.verify.audit.html import NONFINITE_COLOURS, to_html, write_html
-from lmspec.verify.audit.report import AuditCheck, AuditReport, Heatmap, VariantTrial
+from lmspec.verify.audit import AuditCheck, AuditReport, Heatmap, VariantTrial, to_html, write_html
+from lmspec.verify.audit.html import NONFINITE_COLOURS
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 EVIL = "<script>alert(1)</script>"

@@ -8,24 +8,10 @@ import textwrap
 import pytest
 
 from lmspec.verify.cli import app as cli
-from lmspec.verify.cli.mutate import mutate_command
 from lmspec.verify.mutate.equivalent import EQUIVALENT, reason_for
-from lmspec.verify.mutate.operators import (
-    OPERATORS,
-    discover,
-    equations_reaching,
-    families_for,
-    impl_dir,
-    module_sources,
-    mutants_of,
-    operator,
-    reachable,
-    sites,
-)
+from lmspec.verify.mutate.operators import OPERATORS, discover, mutants_of, operator, sites
+from lmspec.verify.mutate.reach import equations_reaching, families_for, impl_dir, module_sources, reachable
 from lmspec.verify.mutate.run import run_mutant
-
-if "mutate" not in [c.name for c in cli.app.registered_commands]:  # until verify/cli.py registers it
-    mutate_command(cli.app, cli.console, cli.err, cli.UsageError, cli._writable, cli._write)
 
 
 def mutated(name: str, snippet: str, file: str = "snippet.py") -> list[str]:

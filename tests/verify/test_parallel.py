@@ -174,3 +174,42 @@ def test_a_seed_gives_the_same_examples_whatever_was_imported_before(tmp_path):
         assert run() == before
     finally:
         del sys.modules["user_constants"]
+
+
+def test_hypothesis_is_patched_only_while_lmspec_runs_a_check():
+    """The runner's swap of Hypothesis's private hook for local constants (and its cache of constants) lasts
+    while a check runs, a failing one too, and never outlives it: importing the runner, a check, an audit or
+    a verify run leave a user's own Hypothesis tests in the same process with Hypothesis's own."""
+    from hypothesis import strategies as st
+    from hypothesis.internal.conjecture import providers
+
+    from lmspec.verify import runner
+    from lmspec.verify.audit.auditor import audit
+
+    def hypothesis_own() -> bool:
+        hook = providers._get_local_constants
+        return (hook.__module__, hook.__qualname__) == (providers.__name__, "_get_local_constants")
+
+    assert hypothesis_own()  # the runner is imported: nothing is patched yet
+    original = providers._get_local_constants, providers.CONSTANTS_CACHE
+    seen = []
+
+    def probe(data, record, fail=False):
+        seen.append((providers._get_local_constants, providers.CONSTANTS_CACHE))
+        if data.draw(st.integers(0, 3)) >= 0 and fail:
+            raise AssertionError("wrong on purpose")
+
+    eq = spec.get("activation.relu")
+    assert runner.run_check(runner.Check(eq, "probe", "impl", probe), QUICK, 0).passed
+    failing = runner.Check(eq, "probe", "impl", lambda data, record: probe(data, record, fail=True))
+    assert not runner.run_check(failing, QUICK, 0).passed
+    assert seen and all(len(hook()) == 0 and cache is not original[1] for hook, cache in seen)
+    assert all(hook is not original[0] for hook, _ in seen)
+    assert (providers._get_local_constants, providers.CONSTANTS_CACHE) == original
+
+    assert all(r.passed for r in runner.verify([eq], "quick"))
+    assert audit(impl.implementation("activation.relu"), profile="quick", diagnose=False).verdict == "pass"
+    assert hypothesis_own() and (providers._get_local_constants, providers.CONSTANTS_CACHE) == original
+    with runner.examples_from_strategies_only(), runner.examples_from_strategies_only():  # nests
+        assert not hypothesis_own()
+    assert (providers._get_local_constants, providers.CONSTANTS_CACHE) == original

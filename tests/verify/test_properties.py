@@ -1,14 +1,21 @@
 """Properties: the spec satisfies its own invariants, and each property catches a target that breaks it."""
 
+import ast
+import pkgutil
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from lmspec import spec
+from lmspec.spec import SpecError
+from lmspec.verify import properties
 from lmspec.verify._errors import PropertyViolation
 from lmspec.verify.compare import POLICY
-from lmspec.verify.properties import PROPERTIES, properties_of
+from lmspec.verify.properties import PROPERTIES, PROPERTY_FAMILIES, properties_of
 from lmspec.verify.strategies import examples, size_tuples
 from lmspec.verify.targets import GeneratedTarget, OracleTarget, Target
 
@@ -96,3 +103,74 @@ def test_heads_concat_catches_a_per_head_bias():
 
 def test_single_head_catches_a_wrong_scale():
     _violates("attention.multi_head", "single_head", lambda a, ex, s: a * 1.5)
+
+
+# --- one module per family ---------------------------------------------------------------------------------
+#: The modules of verify/properties/ that are not a family's: the machinery and the face.
+_MACHINERY = {"_base", "__init__"}
+#: Family modules that build on another family's module (the transformer block's layer norms on norm's).
+_BUILDS_ON = {"transformer": {"norm"}}
+
+
+def _modules() -> set[str]:
+    return {m.name for m in pkgutil.iter_modules(properties.__path__)} - _MACHINERY
+
+
+def _declaring_families() -> dict[str, set[str]]:
+    """Each declared property name, with the families of the equations (variants too) that declare it."""
+    out: dict[str, set[str]] = {}
+    for eq in spec.all():
+        for e in (eq, *eq.variants().values()):
+            for inv in e.invariants:
+                out.setdefault(inv.name, set()).add(e.family)
+    return out
+
+
+def test_every_module_is_named_after_a_family_and_the_face_loads_each():
+    assert _modules() <= set(spec.FAMILIES), _modules() - set(spec.FAMILIES)
+    assert set(PROPERTY_FAMILIES) == _modules()
+    assert list(PROPERTY_FAMILIES) == [f for f in spec.FAMILIES if f in _modules()]  # the catalogue's order
+
+
+def test_each_property_lives_in_a_module_of_a_family_that_declares_it():
+    declared = _declaring_families()
+    for eq in spec.all():
+        properties_of(eq)  # loads every family module
+    assert set(PROPERTIES) == set(declared), set(PROPERTIES) ^ set(declared)
+    wrong = {}
+    for name, p in PROPERTIES.items():
+        package, _, module = p.check.__module__.rpartition(".")
+        if package != properties.__name__ or module not in declared[name]:
+            wrong[name] = (p.check.__module__, sorted(declared[name]))
+    assert not wrong, wrong
+
+
+def test_the_causal_mask_and_layer_norm_belong_to_their_own_families():
+    properties_of(spec.get("transformer.block_pre_ln"))
+    assert PROPERTIES["causal"].check.__module__ == "lmspec.verify.properties.attention"
+    assert PROPERTIES["layer_norm_statistics"].check.__module__ == "lmspec.verify.properties.norm"
+    assert PROPERTIES["permutation_equivariance"].check.__module__ == "lmspec.verify.properties.attention"
+
+
+def test_family_modules_import_the_machinery_not_the_face_nor_each_other():
+    folder = Path(properties.__file__).parent
+    for module in sorted(_modules()):
+        siblings = set()
+        for node in ast.walk(ast.parse((folder / f"{module}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                siblings.add(node.module or "")  # "" is the face itself (from . import …)
+        assert siblings - {"_base"} <= _BUILDS_ON.get(module, set()), (module, siblings)
+        assert "_base" in siblings, module
+
+
+def test_prop_refuses_a_name_already_taken():
+    properties_of(spec.get("attention.softmax_rows"))
+    taken = PROPERTIES["causal"]
+
+    def another(eq, target, example, data, options, tol):
+        pass
+
+    owners = rf"\(lmspec\.verify\.properties\.attention and {re.escape(__name__)}\)"
+    with pytest.raises(SpecError, match=rf"^property 'causal' is registered twice {owners}$"):
+        properties.prop("causal", "another check")(another)
+    assert PROPERTIES["causal"] is taken

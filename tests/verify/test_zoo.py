@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lmspec.verify.audit.auditor import audit
+from lmspec.verify.audit import audit
 
 
 def _load_zoo():

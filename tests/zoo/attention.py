@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from lmspec.verify.audit.adapters import causal_pin
+from lmspec.verify.audit import causal_pin
 
 from . import ZooCase
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lmspec.verify.audit.adapters import causal_pin
+from lmspec.verify.audit import causal_pin
 
 from . import ZooCase
 

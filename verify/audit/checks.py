@@ -1,26 +1,24 @@
 """The audit's own checks beside the verifier's: shape, gradient (against autograd through the generated
-code) and the heat maps of a failed value check (see verify.audit)."""
+code), the edge cases of a masked equation (``value=edges``) and the heat maps of a failed value check."""
+
+import time
 
 import numpy as np
 import torch
 from hypothesis import strategies as st
 
 from ...spec import Equation, Kind
-from .._errors import ShapeMismatch
+from .._errors import Mismatch, ShapeMismatch
 from ..compare import Tolerance, assert_close
-from ..runner import (
-    Check,
-    Profile,
-    Setting,
-    _draw,
-)
-from ..strategies import size_tuples
+from ..oracle import concrete_shape
+from ..runner import Check, Profile, Setting, _describe, _draw
+from ..strategies import Example, seeded_tensor, size_tuples
 from ..targets import GeneratedTarget, OracleTarget, Target
 from .report import AuditCheck, Heatmap
 from .targets import BoundTarget, differentiable
 
 
-# --- extra checks -----------------------------------------------------------------------------------
+# --- extra checks -------------------------------------------------------------------------------------------
 def shape_check(eq: Equation, target: Target, setting: Setting, profile: Profile, seed: int) -> Check:
     pool = size_tuples(eq, 1, seed, "small", fixed=setting.sizes, derive=setting.derive)
 
@@ -45,8 +43,6 @@ def shape_check(eq: Equation, target: Target, setting: Setting, profile: Profile
 
 
 def _expected_shape(eq: Equation, out, ex) -> tuple[int, ...]:
-    from ..oracle import concrete_shape
-
     lead = ex.batch if eq.inputs else ()
     return (*lead, *concrete_shape(out, ex.sizes))
 
@@ -117,7 +113,87 @@ class _GeneratedVJP:
         }
 
 
-# --- heat maps --------------------------------------------------------------------------------------
+# --- edge cases ---------------------------------------------------------------------------------------------
+def edge_check(
+    eq: Equation, target: BoundTarget, setting: Setting, seed: int, oracle: bool
+) -> AuditCheck | None:
+    """``value=edges``: the inputs random examples rarely reach, built on purpose — a fully masked row,
+    and scores of ±10⁵ (which beat a −10⁴ mask fill). Only for equations that take an additive mask.
+    The reference is the exact oracle when ``oracle`` (the target's sizes are within its reach), else the
+    generated code. None when the equation takes no additive mask the target does not fix."""
+    masks = [d for d in eq.inputs if d.entry_kind == Kind.ADDITIVE_MASK and d.ascii not in setting.pins]
+    if not masks:
+        return None
+    pool = size_tuples(eq, 4, seed, "small", fixed=setting.sizes, derive=setting.derive)
+    sizes = max(pool, key=lambda z: (min(z.get("n", 1), 4), z.get("M", 1)))
+    rng = np.random.default_rng(seed)
+    batch = setting.batches[-1]
+    base = {}
+    for d in (*eq.inputs, *eq.params):
+        shape = concrete_shape(d, sizes)
+        base[d.ascii] = seeded_tensor(rng, d.entry_kind, (*batch, *shape) if d in eq.inputs else shape, sizes)
+    reference = OracleTarget(eq) if oracle else GeneratedTarget(eq)
+    cases = []
+    masked_row = dict(base)
+    for m in masks:
+        arr = np.where(rng.random(masked_row[m.ascii].shape) < 0.3, -np.inf, 0.0)
+        arr[..., 0, :] = -np.inf
+        masked_row[m.ascii] = arr
+    cases.append(("a fully masked row", masked_row))
+    large = {
+        k: (v * 100.0 if eq.declared(k).entry_kind == Kind.REAL and k not in setting.pins else v)
+        for k, v in base.items()
+    }
+    for m in masks:
+        arr = np.where(rng.random(large[m.ascii].shape) < 0.3, -np.inf, 0.0)
+        arr[..., :, 0] = 0.0  # no fully masked row here
+        large[m.ascii] = arr
+    cases.append(("scores of order 10⁵", large))
+    start = time.perf_counter()
+    worst = None
+    for label, arrays in cases:
+        ex = setting.pinned(eq, Example(dict(sizes), tuple(batch), arrays))
+        try:
+            got = target(ex.arrays, ex.sizes)
+            want = {k: v for k, v in reference(ex.arrays, ex.sizes).items() if k in got}
+            c = assert_close(
+                got, want, setting.tol, check="value=edges", who=target.name, reference=reference.name
+            )
+        except Exception as exc:  # noqa: BLE001 - a mismatch or a crash: the check fails on this input
+            message = (
+                str(exc) if isinstance(exc, Mismatch) else f"{target.name} raised {type(exc).__name__}: {exc}"
+            )
+            details = getattr(exc, "details", {}) or {}
+            check = AuditCheck(
+                "value=edges",
+                "fail",
+                f"with {label}: {message}",
+                len(cases),
+                details.get("max_abs"),
+                details.get("max_rel"),
+                setting.tol.atol,
+                setting.tol.rtol,
+                _describe(ex),
+                time.perf_counter() - start,
+            )
+            check._example = ex
+            return check
+        worst = c if worst is None or c.max_abs > worst.max_abs else worst
+    return AuditCheck(
+        "value=edges",
+        "pass",
+        "",
+        len(cases),
+        worst.max_abs,
+        worst.max_rel,
+        setting.tol.atol,
+        setting.tol.rtol,
+        {},
+        time.perf_counter() - start,
+    )
+
+
+# --- heat maps ----------------------------------------------------------------------------------------------
 def _slice2d(arr: np.ndarray, where: list[int]) -> np.ndarray:
     arr = np.asarray(arr, dtype=np.float64)
     if arr.ndim == 0:
@@ -129,7 +205,8 @@ def _slice2d(arr: np.ndarray, where: list[int]) -> np.ndarray:
 
 
 def value_maps(eq: Equation, target: BoundTarget, check: AuditCheck, ex) -> list[Heatmap]:
-
+    """Heat maps of a failed value check's example: the output's slice with the largest difference and,
+    for attention, the weights (read by feeding V = I)."""
     reference = OracleTarget(eq) if check.name == "value=oracle" else GeneratedTarget(eq)
     got = target(ex.arrays, ex.sizes)
     want = reference(ex.arrays, ex.sizes)

@@ -1,14 +1,18 @@
 """What an audit says: the verdict, every check with its errors against the tolerance, the variants tried,
 and for failures the shrunk counterexample and heat maps. Rendered as JSON (byte-identical for a seed),
-JUnit XML and (verify.audit_html) a self-contained HTML page."""
+JUnit XML and (audit.html) a self-contained HTML page.
+
+Importing this module is light (no NumPy, torch or SymPy): the pytest plugin names AuditReport when it
+loads.
+"""
 
 import json
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from ..report import _plain
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
 
 #: The verdicts, from best to worst.
 VERDICTS = ("pass", "variant", "fail", "error")
@@ -54,12 +58,14 @@ class Heatmap:
 
     title: str  # e.g. "attention weights softmax(QKᵀ/√d_k + S), batch [0]" or "output P"
     check: str
-    target: np.ndarray
-    spec: np.ndarray
+    target: "np.ndarray"
+    spec: "np.ndarray"
     row_label: str = ""
     col_label: str = ""
 
     def as_json(self) -> dict:
+        import numpy as np
+
         return {
             "title": self.title,
             "check": self.check,
@@ -117,12 +123,16 @@ class AuditReport:
 
 def to_json(reports: list[AuditReport]) -> str:
     """JSON for machines; wall times are left out, so the same seed gives the same bytes."""
+    from ..report import _plain
+
     doc = {"tool": "lmspec audit", "reports": [r.as_json() for r in reports]}
     return json.dumps(_plain(doc), indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
 def to_junit(reports: list[AuditReport]) -> str:
     """JUnit XML: one test suite per audited target, one test case per check; skips are <skipped/>."""
+    from ..report import _plain
+
     suites = ET.Element("testsuites", name="lmspec audit")
     total = failed = 0
     for r in reports:

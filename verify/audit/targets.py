@@ -14,7 +14,8 @@ from .._errors import AuditError, BindingError, Mismatch, ShapeMismatch
 from ..binding import ImplBinding, bind
 from ..oracle import _batch_shape, size_subs
 from ..targets import Target
-from .layout import PatternLayout, layout_binding, parse_param
+from .layout import layout_binding, parse_param
+from .pattern import PatternLayout
 
 
 # --- targets ----------------------------------------------------------------------------------------

@@ -16,18 +16,24 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..binding import MASK_CONVENTIONS
+from ._common import PROFILES, UsageError, console, err, writable, write
 
 VERDICT_STYLE = {"pass": "green", "variant": "yellow", "fail": "red", "error": "magenta"}
 VERDICT_STYLE_ORDER = list(VERDICT_STYLE)  # best to worst
+#: The dtypes an audit runs in (verify.audit.auditor.DTYPES).
+DTYPES = ("float64", "float32", "float16", "bfloat16")
+#: How a target may take masks (verify.binding.MASK_CONVENTIONS).
+MASK_CONVENTIONS = ("bool_keep", "bool_ignore", "additive")
+#: ``--builtins GROUP``: the groups of built-in targets each choice audits.
+GROUPS = {"torch": ("torch",), "hf": ("hf",), "all": ("torch", "hf")}
 
 
-def _pairs(values: list[str] | None, option: str, usage_error) -> dict[str, str]:
+def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in values or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise usage_error(f"{option} expects KEY=VALUE, found {item!r}")
+            raise UsageError(f"{option} expects KEY=VALUE, found {item!r}")
         out[key.strip()] = value.strip()
     return out
 
@@ -44,169 +50,174 @@ def _literal(value: str):
     return value  # an axis name or expression: evaluated per size tuple
 
 
-def _number(value: str, option: str, usage_error, cast=float):
+def _number(value: str, option: str, cast=float):
     try:
         return cast(value)
     except ValueError:
-        raise usage_error(
+        raise UsageError(
             f"{option}: {value!r} is not a {'number' if cast is float else 'whole number'}"
         ) from None
 
 
-def audit_command(app, console, err, usage_error, writable, write) -> None:
-    @app.command("audit")
-    def audit_(
-        targets: list[str] = typer.Argument(
-            None,
-            help="What to audit: a built-in (see --list), 'package.module:name' or 'path/to/file.py:Name'.",
-        ),
-        as_: str = typer.Option(
-            None, "--as", help="The equation id to hold it to (variants allowed: ID[name])."
-        ),
-        layout: str = typer.Option(
-            None,
-            "--layout",
-            help="Its arguments' layouts: 'q=b h n d_k, k=b h n d_k, v=b h n d_v -> b h n d_v'.",
-        ),
-        mask: str = typer.Option(None, "--mask", help=f"How it takes masks: {', '.join(MASK_CONVENTIONS)}."),
-        init: list[str] = typer.Option(
-            None, "--init", help="nn.Module class: constructor argument, e.g. d_model=d_e."
-        ),
-        param: list[str] = typer.Option(
-            None,
-            "--param",
-            help="nn.Module: 'path=SPEC -> axes', e.g. 'q.weight=W_Q -> (M d_k) d_e', or path=0.",
-        ),
-        constant: list[str] = typer.Option(None, "--constant", help="A scalar it fixes, e.g. eps=1e-5."),
-        size: list[str] = typer.Option(None, "--size", help="An axis size it fixes, e.g. d_e=64."),
-        derive: list[str] = typer.Option(None, "--derive", help="An axis it ties to others, e.g. d_e=M*d_k."),
-        device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 …"),
-        dtype: str = typer.Option("float64", "--dtype", help="float64, float32, float16 or bfloat16."),
-        profile: str = typer.Option("default", "--profile", "-p", help="quick, default or thorough."),
-        seed: int = typer.Option(0, "--seed", help="Hypothesis seed; the same seed gives the same JSON."),
-        seeds: int = typer.Option(
-            1, "--seeds", help="Audit under K seeds (S … S+K−1) and say whether their verdicts agree."
-        ),
-        json_path: Path = typer.Option(None, "--json", help="Write a JSON report here."),
-        junit_path: Path = typer.Option(None, "--junit", help="Write a JUnit XML report here."),
-        html_path: Path = typer.Option(None, "--html", help="Write a self-contained HTML report here."),
-        list_: bool = typer.Option(False, "--list", help="List the built-in targets and exit."),
-        markdown: bool = typer.Option(False, "--markdown", help="With --list: each one's parameter mapping."),
-        builtins_: str = typer.Option(
-            None, "--builtins", help="Audit every built-in of a group: torch, hf or all."
-        ),
-        impl_: bool = typer.Option(False, "--impl", help="Audit impl/ itself, every equation (dogfood)."),
-    ) -> None:
-        """Audit an implementation (yours, torch.nn's, transformers') against the spec."""
-        from ..audit.adapters import builtins
-        from ..audit.auditor import DTYPES, audit
-        from ..runner import PROFILES
+def audit_command(
+    targets: list[str] = typer.Argument(
+        None,
+        help="What to audit: a built-in (see --list), 'package.module:name' or 'path/to/file.py:Name'.",
+    ),
+    as_: str = typer.Option(None, "--as", help="The equation id to hold it to (variants allowed: ID[name])."),
+    layout: str = typer.Option(
+        None,
+        "--layout",
+        help="Its arguments' layouts: 'q=b h n d_k, k=b h n d_k, v=b h n d_v -> b h n d_v'.",
+    ),
+    mask: str = typer.Option(None, "--mask", help=f"How it takes masks: {', '.join(MASK_CONVENTIONS)}."),
+    init: list[str] = typer.Option(
+        None, "--init", help="nn.Module class: constructor argument, e.g. d_model=d_e."
+    ),
+    param: list[str] = typer.Option(
+        None,
+        "--param",
+        help="nn.Module: 'path=SPEC -> axes', e.g. 'q.weight=W_Q -> (M d_k) d_e', or path=0.",
+    ),
+    constant: list[str] = typer.Option(None, "--constant", help="A scalar it fixes, e.g. eps=1e-5."),
+    size: list[str] = typer.Option(None, "--size", help="An axis size it fixes, e.g. d_e=64."),
+    derive: list[str] = typer.Option(None, "--derive", help="An axis it ties to others, e.g. d_e=M*d_k."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 …"),
+    dtype: str = typer.Option("float64", "--dtype", help="float64, float32, float16 or bfloat16."),
+    profile: str = typer.Option("default", "--profile", "-p", help="quick, default or thorough."),
+    seed: int = typer.Option(0, "--seed", help="Hypothesis seed; the same seed gives the same JSON."),
+    seeds: int = typer.Option(
+        1, "--seeds", help="Audit under K seeds (S … S+K−1) and say whether their verdicts agree."
+    ),
+    json_path: Path = typer.Option(None, "--json", help="Write a JSON report here."),
+    junit_path: Path = typer.Option(None, "--junit", help="Write a JUnit XML report here."),
+    html_path: Path = typer.Option(None, "--html", help="Write a self-contained HTML report here."),
+    list_: bool = typer.Option(False, "--list", help="List the built-in targets and exit."),
+    markdown: bool = typer.Option(False, "--markdown", help="With --list: each one's parameter mapping."),
+    builtins_: str = typer.Option(
+        None, "--builtins", help="Audit every built-in of a group: torch, hf or all."
+    ),
+    impl_: bool = typer.Option(False, "--impl", help="Audit impl/ itself, every equation (dogfood)."),
+) -> None:
+    """Audit an implementation (yours, torch.nn's, transformers') against the spec."""
+    if list_:
+        from ..audit.adapters import builtins, mapping_markdown
 
-        if list_ and markdown:
-            from ..audit.adapters import mapping_markdown
-
+        if markdown:
             print(mapping_markdown(), end="")
-            return
-        if list_:
-            _list(console, builtins())
-            return
-        names = list(targets or [])
-        if builtins_:
-            groups = {"torch": ("torch",), "hf": ("hf",), "all": ("torch", "hf")}
-            if builtins_ not in groups:
-                raise usage_error(f"--builtins takes torch, hf or all, found {builtins_!r}")
-            names += [n for n, b in builtins().items() if b.group in groups[builtins_]]
-        if impl_:
-            from ... import impl, spec
-
-            names += [f"{f.__module__}:{f.__name__}" for f in (impl.implementation(e.id) for e in spec.all())]
-        if not names:
-            raise usage_error(
-                "say what to audit: a target (lmspec audit --list shows the built-ins) or --builtins"
-            )
-        if profile not in PROFILES:
-            raise usage_error(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-        if dtype not in DTYPES:
-            raise usage_error(f"unknown --dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
-        if mask is not None and mask not in MASK_CONVENTIONS:
-            raise usage_error(f"unknown --mask {mask!r}; choose one of {', '.join(MASK_CONVENTIONS)}")
-        if seed < 0:
-            raise usage_error(f"--seed must be a non-negative integer, found {seed}")
-        if seeds < 1:
-            raise usage_error(f"--seeds must be at least 1, found {seeds}")
-        if (layout or init or param or mask) and len(names) > 1:
-            raise usage_error("--layout, --mask, --init and --param apply to one target: audit one at a time")
-        constants = {
-            k: _number(v, "--constant", usage_error)
-            for k, v in _pairs(constant, "--constant", usage_error).items()
-        }
-        sizes = {
-            k: _number(v, "--size", usage_error, int) for k, v in _pairs(size, "--size", usage_error).items()
-        }
-        inits = {k: _literal(v) for k, v in _pairs(init, "--init", usage_error).items()} or None
-        params = _pairs(param, "--param", usage_error) or None
-        for path in (json_path, junit_path, html_path):
-            if path is not None:
-                writable(path)
-        reports = []
-        start = time.perf_counter()
-        for name in names:
-            for s in range(seed, seed + seeds):
-                label = escape(name) + (f" (seed {s})" if seeds > 1 else "")
-                with err.status(f"auditing {label}"):
-                    reports.append(
-                        audit(
-                            name,
-                            as_,
-                            layout=layout,
-                            mask=mask,
-                            init=inits,
-                            params=params,
-                            constants=constants or None,
-                            sizes=sizes or None,
-                            derive=_pairs(derive, "--derive", usage_error) or None,
-                            device=device,
-                            dtype=dtype,
-                            profile=profile,
-                            seed=s,
-                        )
-                    )
-        wall = time.perf_counter() - start
-        if seeds > 1:
-            _print_seeds(console, reports, seed, seeds, wall)
         else:
-            for r in reports:
-                _print_report(console, r)
-            if len(reports) > 1:
-                console.print(_summary_table(reports))
-            console.print(
-                f"{len(reports)} audited in {wall:.1f}s: "
-                + ", ".join(
-                    f"{sum(r.verdict == v for r in reports)} {v}"
-                    for v in VERDICT_STYLE
-                    if any(r.verdict == v for r in reports)
+            _list(builtins())
+        return
+    # every option is checked before anything heavy is imported: a usage error answers at once
+    if builtins_ and builtins_ not in GROUPS:
+        raise UsageError(f"--builtins takes torch, hf or all, found {builtins_!r}")
+    if not (targets or builtins_ or impl_):
+        raise UsageError(
+            "say what to audit: a target (lmspec audit --list shows the built-ins) or --builtins"
+        )
+    if profile not in PROFILES:
+        raise UsageError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    if dtype not in DTYPES:
+        raise UsageError(f"unknown --dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    if mask is not None and mask not in MASK_CONVENTIONS:
+        raise UsageError(f"unknown --mask {mask!r}; choose one of {', '.join(MASK_CONVENTIONS)}")
+    if seed < 0:
+        raise UsageError(f"--seed must be a non-negative integer, found {seed}")
+    if seeds < 1:
+        raise UsageError(f"--seeds must be at least 1, found {seeds}")
+    one_target_only = layout or init or param or mask
+    if one_target_only and len(targets or []) > 1:
+        raise UsageError(_ONE_AT_A_TIME)
+    constants = {k: _number(v, "--constant") for k, v in _pairs(constant, "--constant").items()}
+    sizes = {k: _number(v, "--size", int) for k, v in _pairs(size, "--size").items()}
+    inits = {k: _literal(v) for k, v in _pairs(init, "--init").items()} or None
+    params = _pairs(param, "--param") or None
+    derived = _pairs(derive, "--derive") or None
+
+    from ..audit.auditor import audit
+
+    names = _names(list(targets or []), builtins_, impl_)
+    if one_target_only and len(names) > 1:
+        raise UsageError(_ONE_AT_A_TIME)
+    for path in (json_path, junit_path, html_path):
+        if path is not None:
+            writable(path)
+    reports = []
+    start = time.perf_counter()
+    for name in names:
+        for s in range(seed, seed + seeds):
+            label = escape(name) + (f" (seed {s})" if seeds > 1 else "")
+            with err.status(f"auditing {label}"):
+                reports.append(
+                    audit(
+                        name,
+                        as_,
+                        layout=layout,
+                        mask=mask,
+                        init=inits,
+                        params=params,
+                        constants=constants or None,
+                        sizes=sizes or None,
+                        derive=derived,
+                        device=device,
+                        dtype=dtype,
+                        profile=profile,
+                        seed=s,
+                    )
                 )
+    wall = time.perf_counter() - start
+    if seeds > 1:
+        _print_seeds(reports, seed, seeds, wall)
+    else:
+        for r in reports:
+            _print_report(r)
+        if len(reports) > 1:
+            console.print(_summary_table(reports))
+        console.print(
+            f"{len(reports)} audited in {wall:.1f}s: "
+            + ", ".join(
+                f"{sum(r.verdict == v for r in reports)} {v}"
+                for v in VERDICT_STYLE
+                if any(r.verdict == v for r in reports)
             )
-        if json_path:
-            from ..audit.report import to_json
+        )
+    if json_path:
+        from ..audit.report import to_json
 
-            write(json_path, to_json(reports))
-        if junit_path:
-            from ..audit.report import to_junit
+        write(json_path, to_json(reports))
+    if junit_path:
+        from ..audit.report import to_junit
 
-            write(junit_path, to_junit(reports))
-        if html_path:
-            from ..audit.html import to_html
+        write(junit_path, to_junit(reports))
+    if html_path:
+        from ..audit.html import to_html
 
-            write(html_path, to_html(reports))
-        errors = [r for r in reports if r.verdict == "error"]
-        if errors and len(errors) == len(reports) and len(names) == 1:
-            raise usage_error(errors[0].summary)
-        if any(r.verdict != "pass" for r in reports) or _disagreeing(reports, seeds):
-            raise typer.Exit(2 if errors else 1)
+        write(html_path, to_html(reports))
+    errors = [r for r in reports if r.verdict == "error"]
+    if errors and len(errors) == len(reports) and len(names) == 1:
+        raise UsageError(errors[0].summary)
+    if any(r.verdict != "pass" for r in reports) or _disagreeing(reports, seeds):
+        raise typer.Exit(2 if errors else 1)
 
 
-def _list(console, found) -> None:
+_ONE_AT_A_TIME = "--layout, --mask, --init and --param apply to one target: audit one at a time"
+
+
+def _names(targets: list[str], builtins_: str | None, impl_: bool) -> list[str]:
+    """The targets named, then the built-ins of ``--builtins``' group, then impl/'s functions (``--impl``)."""
+    names = list(targets)
+    if builtins_:
+        from ..audit.adapters import builtins
+
+        names += [n for n, b in builtins().items() if b.group in GROUPS[builtins_]]
+    if impl_:
+        from ... import impl, spec
+
+        names += [f"{f.__module__}:{f.__name__}" for f in (impl.implementation(e.id) for e in spec.all())]
+    return names
+
+
+def _list(found) -> None:
     table = Table(title="built-in audit targets")
     for col in ("name", "equation", "what it is"):
         table.add_column(col)
@@ -222,7 +233,7 @@ def _fmt(x) -> str:
     return "" if x is None else f"{x:.1e}"
 
 
-def _print_report(console, r) -> None:
+def _print_report(r) -> None:
     style = VERDICT_STYLE[r.verdict]
     console.print(
         f"[bold]{escape(r.target)}[/bold] as [bold]{escape(r.equation)}[/bold]: "
@@ -305,7 +316,7 @@ def _ranges(values: list[int]) -> str:
     return ", ".join(out)
 
 
-def _print_seeds(console, reports, seed: int, seeds: int, wall: float) -> None:
+def _print_seeds(reports, seed: int, seeds: int, wall: float) -> None:
     """--seeds K: one row per target (its verdict under each seed, agreement), then what the odd seeds
     found — the full report of every seed whose verdict differs from the target's most common one."""
     last = seed + seeds - 1
@@ -339,11 +350,11 @@ def _print_seeds(console, reports, seed: int, seeds: int, wall: float) -> None:
         for r in group:
             if r.verdict != common:
                 console.print(f"[bold]seed {r.seed}[/bold]:", highlight=False)
-                _print_report(console, r)
+                _print_report(r)
     for group in groups:  # every seed agrees, on something other than pass: seed S's report says why
         if len({r.verdict for r in group}) == 1 and group[0].verdict != "pass":
             console.print(f"[bold]seed {group[0].seed}[/bold] (every seed agrees):", highlight=False)
-            _print_report(console, group[0])
+            _print_report(group[0])
     console.print(table)
     agreeing = sum(len({r.verdict for r in g}) == 1 for g in groups)
     console.print(

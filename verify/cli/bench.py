@@ -1,16 +1,20 @@
 """``lmspec bench``: the verifier's and impl's speed, side by side with the issue's goals (docs/bench.md).
 
-Exit codes: 0 measured, 1 impl's and transformers' outputs disagree (nothing to compare), 2 bad usage.
+Exit codes: 0 measured, 1 a figure cannot be taken (impl's and transformers' outputs disagree, a timed
+command does not do its job), 2 bad usage.
 """
 
+import importlib.util
 import json
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from ..bench.measures import PARTS, SIZES
+from ..bench import PARTS, SIZES  # the bench's face and these names are light: no torch
+from ._common import FAMILIES, UsageError, console, err, writable, write
 
+#: The verifier profiles the suite's part may run.
 PROFILES = ("quick", "default")
 
 
@@ -27,36 +31,34 @@ def _mark(met: bool) -> str:
     return "[green]yes[/green]" if met else "[red]no[/red]"
 
 
-def _parts(only: list[str] | None, usage_error) -> list[str]:
+def _parts(only: list[str] | None) -> list[str]:
     if not only:
         return list(PARTS)
     parts = [p.strip() for item in only for p in item.split(",") if p.strip()]
     for p in parts:
         if p not in PARTS:
-            raise usage_error(f"--only takes {', '.join(PARTS)}, found {p!r}")
+            raise UsageError(f"--only takes {', '.join(PARTS)}, found {p!r}")
     return parts
 
 
-def _check_options(size, repeat, jobs, profile, families, shards, threads, usage_error) -> None:
-    from ... import spec
-
+def _check_options(size, repeat, jobs, profile, families, shards, threads) -> None:
     if size not in SIZES:
-        raise usage_error(f"--size takes {' or '.join(SIZES)}, found {size!r}")
+        raise UsageError(f"--size takes {' or '.join(SIZES)}, found {size!r}")
     if repeat < 1:
-        raise usage_error(f"--repeat must be at least 1, found {repeat}")
+        raise UsageError(f"--repeat must be at least 1, found {repeat}")
     if jobs < 0:
-        raise usage_error(f"--jobs must be 0 (all cores) or more, found {jobs}")
+        raise UsageError(f"--jobs must be 0 (all cores) or more, found {jobs}")
     if profile not in PROFILES:
-        raise usage_error(f"--profile takes quick or default for the bench, found {profile!r}")
+        raise UsageError(f"--profile takes quick or default for the bench, found {profile!r}")
     for family in families:
-        if family not in spec.FAMILIES:
-            raise usage_error(
-                f"unknown family {family!r} for --family; the families are {', '.join(spec.FAMILIES)}"
+        if family not in FAMILIES:
+            raise UsageError(
+                f"unknown family {family!r} for --family; the families are {', '.join(FAMILIES)}"
             )
     if shards < 1:
-        raise usage_error(f"--shards must be at least 1, found {shards}")
+        raise UsageError(f"--shards must be at least 1, found {shards}")
     if threads is not None and threads < 1:
-        raise usage_error(f"--threads must be at least 1, found {threads}")
+        raise UsageError(f"--threads must be at least 1, found {threads}")
 
 
 # --- tables -------------------------------------------------------------------------------------------
@@ -188,6 +190,37 @@ def oracle_table(data: dict) -> Table:
     return table
 
 
+def startup_table(data: dict) -> Table:
+    table = _table(
+        "6. start-up — each command in fresh processes (median and min), beside python's own",
+        [("command", "left"), ("exit", "right"), ("median", "right"), ("min", "right"), ("peak", "right")],
+    )
+    for c in data["commands"].values():
+        table.add_row(
+            c["command"],
+            str(c["exit_code"]),
+            _t(c["median_s"]),
+            _t(c["min_s"]),
+            f"{c['max_rss_mib']:.0f} MiB",
+        )
+    table.add_row("lmspec --help over python -c pass", "", _t(data["help_over_python_s"]), "", "")
+    return table
+
+
+def plugin_table(data: dict) -> Table:
+    table = _table(
+        f"7. pytest plugin — pytest {data['pytest']} on a project of {data['project']}",
+        [("run", "left"), ("median", "right"), ("min", "right"), ("peak", "right")],
+    )
+    for key in ("with", "without"):
+        c = data[key]
+        table.add_row(c["command"], _t(c["median_s"]), _t(c["min_s"]), f"{c['max_rss_mib']:.0f} MiB")
+    table.add_row(
+        "overhead (median; min)", f"{data['overhead_pct']:+.1f} %", f"{data['overhead_min_pct']:+.1f} %", ""
+    )
+    return table
+
+
 def goals_table(rows: list[dict]) -> Table:
     table = _table("goals", [("goal", "left"), ("figure", "right"), ("target", "right"), ("met", "left")])
     for g in rows:
@@ -197,9 +230,9 @@ def goals_table(rows: list[dict]) -> Table:
     return table
 
 
-def render(console, report: dict) -> None:
+def render(report: dict) -> None:
     """Every measured part's table, then the goals."""
-    from ..bench.measures import goals
+    from ..bench import goals
 
     m, st = report["machine"], report["settings"]
     load = m["load_average"]
@@ -213,7 +246,8 @@ def render(console, report: dict) -> None:
         for table in suite_table(report["suite"]):
             console.print(table)
     for part, render_part in (("checking", checking_table), ("hf", hf_table), ("gflops", gflops_table),
-                              ("oracle", oracle_table)):  # fmt: skip
+                              ("oracle", oracle_table), ("startup", startup_table),
+                              ("plugin", plugin_table)):  # fmt: skip
         if part in report:
             console.print(render_part(report[part]))
     rows = goals(report)
@@ -223,57 +257,41 @@ def render(console, report: dict) -> None:
 
 
 # --- the command ----------------------------------------------------------------------------------------
-def bench_command(app, console, err, usage_error, writable, write) -> None:
-    @app.command("bench")
-    def bench_(
-        json_path: Path = typer.Option(
-            None, "--json", help="Write every figure and the machine's facts here."
-        ),
-        only: list[str] = typer.Option(
-            None, "--only", help=f"Only these parts (repeat or comma-separate): {', '.join(PARTS)}."
-        ),
-        repeat: int = typer.Option(
-            5, "--repeat", help="Timed runs per figure (after a warm-up): median, min."
-        ),
-        jobs: int = typer.Option(
-            0, "--jobs", help="Worker processes for the suite's parallel runs (0: all cores)."
-        ),
-        size: str = typer.Option(
-            "gpt2-small", "--size", help="gpt2-small (d_e=768, L=12, n=256) or small (a tiny GPT-2, quick)."
-        ),
-        profile: str = typer.Option(
-            "default", "--profile", "-p", help="The suite's profile: quick or default."
-        ),
-        family: list[str] = typer.Option(None, "--family", "-f", help="The suite's families (default: all)."),
-        shards: int = typer.Option(2, "--shards", help="Split the suite into this many shards, each timed."),
-        threads: int = typer.Option(
-            None, "--threads", help="torch threads for parts 2–4 (default: torch's)."
-        ),
-    ) -> None:
-        """Benchmark the verifier suite, runtime checking, impl against transformers, GFLOP/s, the oracle."""
-        from ..bench import measures as bench
+def bench_command(
+    json_path: Path = typer.Option(None, "--json", help="Write every figure and the machine's facts here."),
+    only: list[str] = typer.Option(
+        None, "--only", help=f"Only these parts (repeat or comma-separate): {', '.join(PARTS)}."
+    ),
+    repeat: int = typer.Option(5, "--repeat", help="Timed runs per figure (after a warm-up): median, min."),
+    jobs: int = typer.Option(
+        0, "--jobs", help="Worker processes for the suite's parallel runs (0: all cores)."
+    ),
+    size: str = typer.Option(
+        "gpt2-small", "--size", help="gpt2-small (d_e=768, L=12, n=256) or small (a tiny GPT-2, quick)."
+    ),
+    profile: str = typer.Option("default", "--profile", "-p", help="The suite's profile: quick or default."),
+    family: list[str] = typer.Option(None, "--family", "-f", help="The suite's families (default: all)."),
+    shards: int = typer.Option(2, "--shards", help="Split the suite into this many shards, each timed."),
+    threads: int = typer.Option(None, "--threads", help="torch threads for parts 2–4 (default: torch's)."),
+) -> None:
+    """Benchmark the verifier suite, runtime checking, impl against transformers, GFLOP/s, the oracle."""
+    parts = _parts(only)
+    families = list(family or [])
+    _check_options(size, repeat, jobs, profile, families, shards, threads)
+    if "hf" in parts and importlib.util.find_spec("transformers") is None:
+        raise UsageError("the hf part needs transformers: pip install 'lmspec[hf]'")
+    if json_path is not None:
+        writable(json_path)
+    from .. import bench
 
-        parts = _parts(only, usage_error)
-        families = list(family or [])
-        _check_options(size, repeat, jobs, profile, families, shards, threads, usage_error)
-        if "hf" in parts:
-            try:
-                import transformers  # noqa: F401
-            except ImportError:
-                raise usage_error("the hf part needs transformers: pip install 'lmspec[hf]'") from None
-        if json_path is not None:
-            writable(json_path)
+    def note(text: str) -> None:
+        err.print(text, style="dim", highlight=False, markup=False)
 
-        def note(text: str) -> None:
-            err.print(text, style="dim", highlight=False, markup=False)
-
-        try:
-            report = bench.run(
-                parts, size, repeat, jobs, profile, families or None, shards, threads, note=note
-            )
-        except bench.MismatchError as exc:
-            err.print(f"lmspec: error: {exc}", highlight=False, markup=False)
-            raise typer.Exit(1) from None
-        render(console, report)
-        if json_path is not None:
-            write(json_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    try:
+        report = bench.run(parts, size, repeat, jobs, profile, families or None, shards, threads, note=note)
+    except bench.BenchError as exc:  # impl and transformers disagree, a timed command misbehaves
+        err.print(f"lmspec: error: {exc}", highlight=False, markup=False)
+        raise typer.Exit(1) from None
+    render(report)
+    if json_path is not None:
+        write(json_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")

@@ -10,62 +10,28 @@ may change, or a count of the catalogue (``embedding``, ``positional``, ``mha``,
 import json
 import re
 import sys
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import sympy as sp
 import typer
 from rich.table import Table
 
-from ... import spec
-from ...spec import SpecError
-from ...spec.axes import GLOSSARY
+from ._common import UsageError, console
 
-
-@dataclass(frozen=True)
-class Preset:
-    """A published model: which count describes it and its sizes."""
-
-    title: str
-    count: str
-    sizes: dict[str, int]
-
-
-_GPT2 = {"v": 50257, "n_max": 1024, "d_k": 64, "d_v": 64}
-_BERT = {"v": 30522, "n_max": 512, "d_k": 64, "d_v": 64}
-_VIT = {"P": 16, "C_i": 3, "H_i": 224, "W_i": 224, "n_c": 1000, "d_k": 64, "d_v": 64}
-
-
-def _widths(d_e: int, M: int, L: int) -> dict[str, int]:
-    return {"d_e": d_e, "M": M, "L": L, "d_f": 4 * d_e}
-
-
-#: The presets: the sizes of the published configurations (Radford et al. 2019; Devlin et al. 2019;
-#: Dosovitskiy et al. 2021, 224×224 images in 16×16 patches, an ImageNet-1k head).
-PRESETS: dict[str, Preset] = {
-    "gpt2": Preset("GPT-2 small", "params.gpt2", {**_GPT2, **_widths(768, 12, 12)}),
-    "gpt2-medium": Preset("GPT-2 medium", "params.gpt2", {**_GPT2, **_widths(1024, 16, 24)}),
-    "gpt2-large": Preset("GPT-2 large", "params.gpt2", {**_GPT2, **_widths(1280, 20, 36)}),
-    "gpt2-xl": Preset("GPT-2 XL", "params.gpt2", {**_GPT2, **_widths(1600, 25, 48)}),
-    "bert-base": Preset("BERT-base, uncased", "params.bert", {**_BERT, **_widths(768, 12, 12)}),
-    "bert-large": Preset("BERT-large, uncased", "params.bert", {**_BERT, **_widths(1024, 16, 24)}),
-    "vit-base": Preset("ViT-B/16 classifier", "vit", {**_VIT, **_widths(768, 12, 12)}),
-    "vit-large": Preset("ViT-L/16 classifier", "vit", {**_VIT, **_widths(1024, 16, 24)}),
-}
+if TYPE_CHECKING:  # pragma: no cover
+    import sympy as sp
 
 
 def _counts() -> list[str]:
+    from ... import spec
+
     names = [eq.id.split(".", 1)[1] for eq in spec.families()["params"]]
     return [*names, "mha[no_bias]", "vit"]
 
 
-def _usage(message: str) -> Exception:
-    from .app import UsageError  # imported here: verify.cli imports this module
-
-    return UsageError(message)
-
-
 def _breakdown(name: str):
     """The count called ``name`` (``mha``, ``params.mha``, ``mha[no_bias]``, ``vit``), or None."""
+    from ... import spec
+    from ...spec import SpecError
     from ...spec.params import vit_count
 
     if name == "vit":
@@ -80,12 +46,14 @@ def _breakdown(name: str):
 
 def resolve(model: str):
     """``(title, count, preset sizes)`` for a preset or a count; a usage error names the choices."""
+    from ...spec.presets import PRESETS
+
     if model in PRESETS:
         preset = PRESETS[model]
         return preset.title, _breakdown(preset.count), dict(preset.sizes)
     breakdown = _breakdown(model)
     if breakdown is None:
-        raise _usage(
+        raise UsageError(
             f"unknown model {model!r}: choose a preset ({', '.join(PRESETS)}) or a count "
             f"({', '.join(_counts())}) with its sizes from --set"
         )
@@ -97,32 +65,39 @@ _SET = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*([0-9][0-9_]*)\s*$")
 
 def parse_sets(items: list[str], axes: tuple[str, ...], name: str) -> dict[str, int]:
     """``["d_e=768", "M=12"]`` → sizes; each axis must be one of the count's, each size a positive integer."""
+    from ...spec.axes import GLOSSARY
+
     sizes: dict[str, int] = {}
     for item in items:
         match = _SET.match(item)
         if match is None:
-            raise _usage(
+            raise UsageError(
                 f"malformed --set {item!r}: expected AXIS=SIZE with a positive integer, e.g. d_e=768"
             )
         key, value = match.group(1), int(match.group(2))
         if key not in GLOSSARY:
-            raise _usage(f"unknown axis {key!r} in --set {item!r}: the axes of {name} are {', '.join(axes)}")
+            raise UsageError(
+                f"unknown axis {key!r} in --set {item!r}: the axes of {name} are {', '.join(axes)}"
+            )
         if key not in axes:
-            raise _usage(f"{name} has no axis {key!r} (its axes are {', '.join(axes)})")
+            raise UsageError(f"{name} has no axis {key!r} (its axes are {', '.join(axes)})")
         if value <= 0:
-            raise _usage(f"--set {item!r}: sizes are positive integers")
+            raise UsageError(f"--set {item!r}: sizes are positive integers")
         sizes[key] = value
     return sizes
 
 
-def text(expr: sp.Expr) -> str:
+def text(expr: "sp.Expr") -> str:
     """A formula as plain text in the tutorial's style: ``2 M d_e (d_k + d_v)``, ``d_e²``."""
+    import sympy as sp
+
     out = sp.sstr(expr).replace("**2", "²")
     return out.replace("*", " ")
 
 
 def report(model: str, sets: list[str]) -> dict:
     """The count of ``model`` at its sizes (preset, then ``--set``), as the JSON output shows it."""
+    from ...spec.axes import GLOSSARY
     from ...spec.params import count_latex
 
     title, breakdown, sizes = resolve(model)
@@ -131,11 +106,11 @@ def report(model: str, sets: list[str]) -> dict:
     missing = [a for a in axes if a not in sizes]
     if missing:
         example = " ".join(f"--set {a}=…" for a in missing)
-        raise _usage(f"{breakdown.name} needs a size for {', '.join(missing)} ({example})")
+        raise UsageError(f"{breakdown.name} needs a size for {', '.join(missing)} ({example})")
     if breakdown.name == "vit":
         for side in ("H_i", "W_i"):
             if sizes[side] % sizes["P"]:
-                raise _usage(
+                raise UsageError(
                     f"the image side {side}={sizes[side]} is not a multiple of the patch size P={sizes['P']}"
                 )
     subs = {GLOSSARY[a].symbol: sizes[a] for a in axes}
@@ -168,8 +143,6 @@ def params_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
 ) -> None:
     """Count a model's trainable parameters with the tutorial's closed-form formulas, term by term."""
-    from .app import console
-
     out = report(model, list(set_ or []))
     if as_json:
         sys.stdout.write(json.dumps(out, indent=2, ensure_ascii=False) + "\n")

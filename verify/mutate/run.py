@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..properties import PROPERTY_FAMILIES
+from ._base import Mutant
 from .equivalent import reason_for
-from .operators import OPERATOR_NAMES, Mutant, equations_reaching, families_for
+from .operators import OPERATOR_NAMES
+from .reach import equations_reaching, families_for
 from .sandbox import shadow_tree, use_impl, write_impl
 
 KILLED = ("killed", "error", "timeout")

@@ -9,15 +9,7 @@ from hypothesis import strategies as st
 
 from .._errors import PropertyViolation
 from ..strategies import reals
-from . import _agree, _axis, _with, prop
-
-
-def _where(mask: np.ndarray, axis: int, ndim: int, batch: int) -> np.ndarray:
-    """A token mask of shape (*batch, n) broadcast against an array whose token axis is ``axis``."""
-    shape = [1] * ndim
-    shape[:batch] = mask.shape[:batch]
-    shape[axis] = mask.shape[-1]
-    return mask.reshape(shape)
+from ._base import _agree, _axis, _token_mask, _with, prop
 
 
 @prop("padding_invariance", "changing padded tokens leaves the outputs at real tokens unchanged")
@@ -29,12 +21,12 @@ def _padding(eq, target, example, data, options, tol):
         arr = example.arrays[name]
         axis = _axis(eq, name, ax, example.batch)
         noise = data.draw(reals(arr.shape), label=f"new {name}")
-        moved[name] = np.where(_where(keep, axis, arr.ndim, nb), arr, noise)
+        moved[name] = np.where(_token_mask(keep, arr, axis, nb), arr, noise)
     before = target(example.arrays, example.sizes)
     after = target(_with(example, **moved), example.sizes)
     for out, ax in options["output_tokens"].items():
         axis = _axis(eq, out, ax, example.batch)
-        real = _where(keep, axis, before[out].ndim, nb)
+        real = _token_mask(keep, before[out], axis, nb)
         _agree(
             "padding_invariance",
             target,

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from .._errors import PropertyViolation
 from ..strategies import Example, tensors
-from . import PROPERTIES, _agree, _axis, _with, prop
+from ._base import PROPERTIES, _agree, _axis, _with, prop
 
 
 def _gpt2_prop(name: str, description: str):

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .._errors import PropertyViolation
-from . import prop
+from ._base import prop
 
 
 class _Missing(Exception):

@@ -1,14 +1,12 @@
-"""Properties of the feed-forward and recurrent language models (families ffnn, rnn, lstm, gru).
+"""Properties of the recurrent language models (family rnn; the lstm, gru and ffnn equations declare some).
 
 - ``unrolls_to_sequence``: a step applied token by token from a zero state, its new state fed back, gives
   the step's unrolled form (a ``sequence`` variant of the spec, evaluated by the exact oracle);
 - ``causal_in_tokens``: the output at position t ignores the tokens after t (from t on, with ``lag`` 1);
-- ``context_window``: column t of an FFNN context depends on the c tokens before t only;
 - ``gates_in_unit_interval``: gates lie in [0, 1], and strictly inside where the pre-activations are
   moderate (float64 rounds σ(a) to exactly 1 for a > 36.7, so the strict bound is checked with every real
   array of the example scaled by 1/8);
 - ``lies_between``: a value lies entry-wise between two bounds (numbers, inputs or outputs);
-- ``convex_interpolation``: the GRU state is (1 − z) ⊙ h_{t−1} + z ⊙ h̃ with the target's own z and h̃;
 - ``count_equals_model_numel``: a closed-form parameter count equals sum(p.numel()) of the impl/ model
   built at the same sizes.
 
@@ -24,25 +22,16 @@ from hypothesis import strategies as st
 
 from ... import spec
 from ...spec import Kind
-from .._errors import PropertyViolation
 from ..oracle import concrete_shape
 from ..strategies import reals, tensors
 from ..targets import OracleTarget
-from . import _agree, _axis, _with, prop
+from ._base import _agree, _axis, _between, _first_bad, _value, _violation, _with, prop
 
 #: Length of the sequences the unrolling property runs: two steps, so the state is fed back once (the
 #: oracle of the sequence is compiled per length and size tuple, seconds for the LSTM).
 UNROLL_LENGTH = 2
 #: The factor that keeps pre-activations moderate for the strict gate bound.
 TEMPER = 1 / 8
-
-
-def _violation(name: str, message: str, details: dict | None = None) -> PropertyViolation:
-    return PropertyViolation(message, check=f"property:{name}", details=details or {})
-
-
-def _first_bad(mask: np.ndarray) -> list[int]:
-    return [int(i) for i in np.argwhere(mask)[0]]
 
 
 # --- recurrences ----------------------------------------------------------------------------------------
@@ -114,28 +103,6 @@ def _causal(eq, target, example, data, options, tol):
         )
 
 
-@prop("context_window", "column t of the context depends only on the c tokens before t")
-def _window(eq, target, example, data, options, tol):
-    name, out = options["tokens"], options["output"]
-    width = example.sizes[options["window"]]
-    arr = example.arrays[name]
-    n = arr.shape[-1]
-    pos = data.draw(st.integers(0, n - 1), label="position t")
-    noise = data.draw(tensors(eq.declared(name).entry_kind, arr.shape, example.sizes), label=f"new {name}")
-    index = np.arange(n)
-    outside = (index < pos - width) | (index >= pos)  # the window of token pos is pos − c .. pos − 1
-    before = target(example.arrays, example.sizes)[out][..., pos]
-    after = target(_with(example, **{name: np.where(outside, noise, arr)}), example.sizes)[out][..., pos]
-    _agree(
-        "context_window",
-        target,
-        after,
-        before,
-        f"changing tokens outside positions {pos - width}..{pos - 1} (0-based) changed column {pos} of {out}",
-        tol,
-    )
-
-
 # --- ranges ---------------------------------------------------------------------------------------------
 @prop("gates_in_unit_interval", "gates lie in [0, 1], strictly inside for moderate pre-activations")
 def _gates(eq, target, example, data, options, tol):
@@ -153,29 +120,9 @@ def _gates(eq, target, example, data, options, tol):
                 bound = "(0, 1)" if strict else "[0, 1]"
                 raise _violation(
                     "gates_in_unit_interval",
-                    f"{target.name} violates gates_in_unit_interval: {g} entry {where} is "
-                    f"{y[tuple(where)]:.6g}, outside {bound}{scope}",
+                    target,
+                    f"{g} entry {where} is {y[tuple(where)]:.6g}, outside {bound}{scope}",
                 )
-
-
-def _value(name_or_number, result: dict, example) -> np.ndarray | float:
-    if isinstance(name_or_number, (int, float)):
-        return float(name_or_number)
-    return result[name_or_number] if name_or_number in result else example.arrays[name_or_number]
-
-
-def _between(name: str, target, value, low, high, what: str, tol) -> None:
-    lo, hi = np.minimum(low, high), np.maximum(low, high)
-    slack = tol.atol + tol.rtol * np.maximum(np.abs(lo), np.abs(hi))
-    bad = ~((value >= lo - slack) & (value <= hi + slack))
-    if bad.any():
-        where = _first_bad(bad)
-        at = tuple(where)
-        raise _violation(
-            name,
-            f"{target.name} violates {name}: {what} entry {where} is {value[at]:.6g}, outside "
-            f"[{np.broadcast_to(lo, value.shape)[at]:.6g}, {np.broadcast_to(hi, value.shape)[at]:.6g}]",
-        )
 
 
 @prop("lies_between", "the value lies entry-wise between two bounds (numbers, inputs or outputs)")
@@ -184,27 +131,6 @@ def _lies_between(eq, target, example, data, options, tol):
     value = result[options["value"]]
     low, high = (_value(options[k], result, example) for k in ("low", "high"))
     _between("lies_between", target, value, low, high, options["value"], tol)
-
-
-@prop(
-    "convex_interpolation",
-    "the value is (1 − w) ⊙ start + w ⊙ end with the target's own w and end, so lies between start and end",
-)
-def _interpolation(eq, target, example, data, options, tol):
-    result = target(example.arrays, example.sizes)
-    value = result[options["value"]]
-    w = _value(options["weight"], result, example)
-    start, end = (_value(options[k], result, example) for k in ("start", "end"))
-    _agree(
-        "convex_interpolation",
-        target,
-        value,
-        (1 - w) * start + w * end,
-        f"{options['value']} is not (1 − {options['weight']}) ⊙ {options['start']} + "
-        f"{options['weight']} ⊙ {options['end']}",
-        tol,
-    )
-    _between("convex_interpolation", target, value, start, end, options["value"], tol)
 
 
 # --- parameter counts -----------------------------------------------------------------------------------
@@ -225,7 +151,7 @@ def _count(eq, target, example, data, options, tol):
         shown = ", ".join(f"{k}={v}" for k, v in kwargs.items())
         raise _violation(
             "count_equals_model_numel",
-            f"{target.name} violates count_equals_model_numel: {got:.0f} parameters, but {options['model']}"
-            f"({shown}) holds {want}",
+            target,
+            f"{got:.0f} parameters, but {options['model']}({shown}) holds {want}",
             {"max_abs": abs(got - want), "max_rel": abs(got - want) / max(want, 1)},
         )

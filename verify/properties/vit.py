@@ -1,27 +1,16 @@
-"""Properties of the vit and timeseries equations: patches, class token, masked loss, channel independence.
+"""Properties of the vit equations: patches, the patch embedding as a convolution, the input's token locality
+(also the timeseries input's), the class token.
 
 Each applies to any target through the spec-layout convention (verify.targets): an image is
 ``(*batch, C, H_img, W_img)`` (the family of channel planes), patches ``(*batch, d_p, N)``, hidden states
-``(*batch, d_e, n)``, a per-variable family ``(*batch, m, …)``.
+``(*batch, d_e, n)``.
 """
 
 import numpy as np
 import torch
 from hypothesis import strategies as st
 
-from .._errors import PropertyViolation
-from ..strategies import GRID
-from . import _agree, _axis, _with, prop
-
-
-def _noise(data, shape: tuple[int, ...], label: str) -> np.ndarray:
-    """New values for part of an input, from one drawn seed (a failure then shrinks quickly)."""
-    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label=label))
-    return rng.integers(-3 * GRID, 3 * GRID + 1, size=shape) / GRID
-
-
-def _violation(name: str, target, message: str) -> PropertyViolation:
-    return PropertyViolation(f"{target.name} violates {name}: {message}", check=f"property:{name}")
+from ._base import _agree, _axis, _noise, _violation, _with, prop
 
 
 def unpatchify(X_p: np.ndarray, P: int, C: int, N_h: int, N_w: int) -> np.ndarray:
@@ -126,54 +115,3 @@ def _class_token_only(eq, target, example, data, options, tol):
     moved[..., 1:] = noise[..., 1:]  # every column but the class token
     after = target(_with(example, **{name: moved}), example.sizes)[out]
     _agree("class_token_only", target, after, before, "changing the patch tokens changed ŷ", tol)
-
-
-# --- timeseries.masked_mse ------------------------------------------------------------------------
-@prop(
-    "masked_entries_only",
-    "the loss ignores unmasked entries, is ≥ 0, and is 0 (or NaN, option empty) when nothing is masked",
-)
-def _masked_entries_only(eq, target, example, data, options, tol):
-    pred, mask_name, out = options["prediction"], options["mask"], options["output"]
-    X_hat, mask = example.arrays[pred], example.arrays[mask_name]
-    before = target(example.arrays, example.sizes)[out]
-    scored = mask.reshape(*mask.shape[:-2], -1).any(axis=-1)  # examples with a masked entry
-    if not (before[scored] >= 0).all():
-        raise _violation(
-            "masked_entries_only", target, f"the loss is {before[scored].min():.6g} (< 0 or NaN)"
-        )
-    noise = _noise(data, X_hat.shape, f"new {pred}")
-    after = target(_with(example, **{pred: np.where(mask > 0, X_hat, noise)}), example.sizes)[out]
-    _agree(
-        "masked_entries_only", target, after, before, "changing unmasked predictions changed the loss", tol
-    )
-    empty = target(_with(example, **{mask_name: np.zeros_like(mask)}), example.sizes)[out]
-    nan = options.get("empty", "zero") == "nan"
-    _agree(
-        "masked_entries_only",
-        target,
-        empty,
-        np.full_like(empty, np.nan if nan else 0.0),
-        f"with no masked entry the loss is not {'NaN' if nan else '0 (the mean over no entry)'}",
-        tol,
-    )
-
-
-# --- timeseries.patching --------------------------------------------------------------------------
-@prop("channel_independence", "variable i's output is the output of variable i's series alone (m = 1)")
-def _channel_independence(eq, target, example, data, options, tol):
-    name, out = options["input"], options["output"]
-    X = example.arrays[name]
-    var_axis = _axis(eq, name, 0, example.batch)
-    i = data.draw(st.integers(0, X.shape[var_axis] - 1), label="variable i")
-    whole = target(example.arrays, example.sizes)[out]
-    alone = target(_with(example, **{name: np.take(X, [i], axis=var_axis)}), {**example.sizes, "d_x": 1})[out]
-    lead = len(example.batch)  # the family axis of the output follows the batch axes
-    _agree(
-        "channel_independence",
-        target,
-        np.take(whole, i, axis=lead),
-        np.take(alone, 0, axis=lead),
-        f"the output of variable {i + 1} depends on the other variables",
-        tol,
-    )

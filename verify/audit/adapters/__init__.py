@@ -11,69 +11,34 @@ it); ``derive`` ties axes the third-party code cannot keep apart (HF attention h
 ``{"d_e": "M*d_k"}``); ``sizes`` fixes axes; ``pins`` are inputs the target fixes itself
 (``is_causal=True`` fixes S to the causal mask); ``constants`` are scalar parameters it fixes (``eps``),
 used when the audit tries the ``eps`` variants.
+
+One module per library and model family registers its built-ins, in the order ``lmspec audit --list``
+shows them: torch_attention (F.scaled_dot_product_attention, nn.MultiheadAttention), torch_transformer
+(nn.TransformerEncoderLayer, nn.TransformerDecoderLayer, nn.LayerNorm), torch_recurrent (nn.RNN, nn.LSTM,
+nn.GRU), torch_lm (nn.Embedding, F.cross_entropy), hf_gpt2, hf_bert and hf_vit (Hugging Face transformers);
+_torch and _hf hold what each library's modules share, _registry the registry itself.
 """
 
 import importlib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 
-import numpy as np
+from ._registry import BUILTINS as BUILTINS
+from ._registry import Builtin as Builtin
+from ._registry import builtin as builtin
+from ._registry import causal_pin as causal_pin
 
-#: Modules that register built-ins, imported on first use (transformers is slow to import).
-MODULES = (".torch_nn", ".hf")
+#: Modules that register built-ins, imported on first use (transformers is slow to import), in the order
+#: their built-ins are listed.
+MODULES = (
+    ".torch_attention",
+    ".torch_transformer",
+    ".torch_recurrent",
+    ".torch_lm",
+    ".hf_gpt2",
+    ".hf_bert",
+    ".hf_vit",
+)
 
-
-@dataclass(frozen=True)
-class Builtin:
-    name: str  # what `lmspec audit NAME` takes, e.g. "torch.nn.MultiheadAttention[batch_first]"
-    equation: str  # the equation id it is audited against when no --as is given
-    make: Callable[[], Callable]  # returns the annotated callable (imports lazily)
-    description: str
-    mapping: tuple[tuple[str, str], ...]  # (spec symbol, where it goes in the target)
-    pins: Mapping[str, Callable[[Mapping[str, int]], np.ndarray]] = field(default_factory=dict)
-    constants: Mapping[str, float] = field(default_factory=dict)
-    group: str = "torch"  # "torch" or "hf"
-    derive: Mapping[str, str] = field(default_factory=dict)  # axes the target ties, e.g. {"d_e": "M*d_k"}
-    sizes: Mapping[str, int] = field(default_factory=dict)  # axes the target fixes
-
-
-BUILTINS: dict[str, Builtin] = {}
 _LOADED = False
-
-
-def builtin(
-    name: str,
-    equation: str,
-    *,
-    description: str,
-    mapping: Mapping[str, str] | tuple[tuple[str, str], ...],
-    pins: Mapping[str, Callable[[Mapping[str, int]], np.ndarray]] | None = None,
-    constants: Mapping[str, float] | None = None,
-    group: str = "torch",
-    derive: Mapping[str, str] | None = None,
-    sizes: Mapping[str, int] | None = None,
-) -> Callable[[Callable[[], Callable]], Callable[[], Callable]]:
-    """Register the decorated zero-argument factory as the built-in target ``name``."""
-
-    def register(make: Callable[[], Callable]) -> Callable[[], Callable]:
-        if name in BUILTINS:
-            raise ValueError(f"built-in audit target {name!r} is registered twice")
-        items = tuple(mapping.items()) if isinstance(mapping, Mapping) else tuple(mapping)
-        BUILTINS[name] = Builtin(
-            name,
-            equation,
-            make,
-            description,
-            items,
-            dict(pins or {}),
-            dict(constants or {}),
-            group,
-            dict(derive or {}),
-            dict(sizes or {}),
-        )
-        return make
-
-    return register
 
 
 def builtins() -> dict[str, Builtin]:
@@ -84,15 +49,6 @@ def builtins() -> dict[str, Builtin]:
             importlib.import_module(module, __package__)
         _LOADED = True
     return dict(BUILTINS)
-
-
-def causal_pin(sizes: Mapping[str, int]) -> np.ndarray:
-    """The spec's causal mask S (0 on and below the diagonal, −∞ above) at the example's n."""
-    n = int(sizes["n"])
-    return np.where(np.triu(np.ones((n, n), dtype=bool), 1), -np.inf, 0.0)
-
-
-__all__ = ["BUILTINS", "Builtin", "builtin", "builtins", "causal_pin"]
 
 
 def mapping_markdown() -> str:
@@ -121,3 +77,6 @@ def mapping_markdown() -> str:
                 lines.append(f"| `{spec_name}` | {where.replace('|', '∣')} |")
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+__all__ = ["BUILTINS", "MODULES", "Builtin", "builtin", "builtins", "causal_pin", "mapping_markdown"]

@@ -1,0 +1,85 @@
+"""The catalogue: the families of the tutorial in its order, each a module of spec/ that registers its
+equations when imported, and the ways to read them (``get``, ``all``, ``families``, ``select``).
+
+The catalogue stands above the family modules: it imports them by name on first use (so that importing
+``lmspec.spec`` builds no equation), and none of them imports it back.
+"""
+
+import importlib
+from collections.abc import Iterable
+from types import ModuleType
+
+from ._errors import UnknownEquation
+from .equation import Equation
+from .registry import lookup, registered
+
+#: The families of the catalogue in the tutorial's order; each is a module of spec/.
+FAMILIES: tuple[str, ...] = (
+    "lm",
+    "ffnn",
+    "rnn",
+    "lstm",
+    "gru",
+    "positional",
+    "attention",
+    "activation",
+    "norm",
+    "transformer",
+    "gpt2",
+    "bert",
+    "vit",
+    "timeseries",
+    "training",
+    "params",
+)
+
+_LOADED = False
+
+
+def family_module(family: str) -> ModuleType:
+    """The module of spec/ that holds ``family`` (importing it registers the family's equations)."""
+    if family not in FAMILIES:
+        raise UnknownEquation(f"unknown equation family {family!r}; the families are {', '.join(FAMILIES)}")
+    return importlib.import_module(f".{family}", __package__)
+
+
+def load() -> None:
+    """Import every family module once, so that every equation of the catalogue is registered."""
+    global _LOADED
+    if not _LOADED:
+        for family in FAMILIES:
+            family_module(family)
+        _LOADED = True
+
+
+def get(id: str) -> Equation:  # noqa: A002
+    """The equation ``family.name``, or ``family.name[variant]`` for a named variant."""
+    load()
+    return lookup(id)
+
+
+def all() -> list[Equation]:  # noqa: A001
+    """Every equation of the catalogue, in the tutorial's order."""
+    load()
+    order = {f: i for i, f in enumerate(FAMILIES)}
+    return sorted(registered(), key=lambda e: order[e.family])
+
+
+def families() -> dict[str, list[Equation]]:
+    """The equations of each family, the families in the tutorial's order."""
+    out: dict[str, list[Equation]] = {f: [] for f in FAMILIES}
+    for eq in all():
+        out[eq.family].append(eq)
+    return out
+
+
+def select(names: Iterable[str]) -> list[Equation]:
+    """Equations named by ids or family names; an unknown name is an UnknownEquation."""
+    load()
+    chosen: list[Equation] = []
+    for name in names:
+        if name in FAMILIES:
+            chosen.extend(families()[name])
+        else:
+            chosen.append(get(name))
+    return chosen

@@ -1,0 +1,144 @@
+"""``lmspec verify``: hold impl/ to the spec — oracle, generated code and properties — under K seeds, in
+worker processes or one shard of the run; a table for people, JSON and JUnit XML for machines.
+
+Exit codes: 0 every check passed, 1 a check failed, 2 bad usage or input.
+"""
+
+import time
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ._common import PROFILES, UsageError, console, err, writable, write
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` with 1 ≤ i ≤ n, as ``(i, n)``: verify.parallel.parse_shard's reading, without its imports
+    (a bad --shard is answered before torch loads)."""
+    left, sep, right = text.partition("/")
+    try:
+        i, n = int(left), int(right)
+    except ValueError:
+        i = n = 0
+    if not sep or n < 1 or not 1 <= i <= n:
+        raise UsageError(f"--shard takes i/n with 1 ≤ i ≤ n (e.g. 2/4), found {text!r}")
+    return i, n
+
+
+def verify_command(
+    selection: list[str] = typer.Argument(None, help="Equation ids or families (default: all)."),
+    profile: str = typer.Option("default", "--profile", "-p", help="quick, default or thorough."),
+    seed: int = typer.Option(0, "--seed", help="Hypothesis seed; the same seed gives the same report."),
+    seeds: int = typer.Option(1, "--seeds", help="Run under K seeds: --seed, --seed+1, …, --seed+K−1."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Worker processes (0: one per core)."),
+    shard: str = typer.Option(None, "--shard", help="i/n: run every n-th check from the i-th (CI splits)."),
+    fail_fast: bool = typer.Option(False, "--fail-fast", "-x", help="Stop at the first failing check."),
+    json_path: Path = typer.Option(None, "--json", help="Write a JSON report here."),
+    junit_path: Path = typer.Option(None, "--junit", help="Write a JUnit XML report here."),
+) -> None:
+    """Verify impl/ against the spec: oracle, generated code and properties."""
+    if profile not in PROFILES:
+        raise UsageError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    if seed < 0:
+        raise UsageError(f"--seed must be a non-negative integer, found {seed}")
+    if seeds < 1:
+        raise UsageError(f"--seeds must be at least 1, found {seeds}")
+    if jobs < 0:
+        raise UsageError(f"--jobs must be 0 (one per core) or a positive integer, found {jobs}")
+    part = parse_shard(shard) if shard is not None else None
+
+    from ... import spec
+
+    names = selection or list(spec.FAMILIES)
+    spec.select(names)  # an unknown id or family is a usage error before any work (and before torch)
+    for path in (json_path, junit_path):
+        if path is not None:
+            writable(path)
+    from ..parallel import default_jobs, plan_units, run_units, start_workers_server
+    from ..report import to_json, to_junit
+    from ..runner import PROFILES as PROFILE_SETTINGS
+
+    prof = PROFILE_SETTINGS[profile]
+    seed_list = list(range(seed, seed + seeds))
+    workers = jobs or default_jobs()
+    if workers > 1:
+        start_workers_server()  # its start-up overlaps the planning
+    units = plan_units(names, prof, seed_list, part)
+    start = time.perf_counter()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("verifying", total=len(units))
+
+        def started(u) -> None:
+            progress.update(task, description=f"{u.equation} {u.check}")
+
+        def finished(r) -> None:
+            progress.update(task, advance=1, description=f"{r.equation} {r.check}")
+
+        results = run_units(units, prof, workers, fail_fast, on_start=started, on_result=finished)
+    wall = time.perf_counter() - start
+    title = f"lmspec verify — profile {profile}, " + (
+        f"seed {seed}" if seeds == 1 else f"seeds {seed}–{seed + seeds - 1}"
+    )
+    if part:
+        title += f", shard {part[0]}/{part[1]}"
+    table = Table(title=title)
+    columns = [("equation", "left"), ("check", "left")]
+    columns += [("seed", "right")] if seeds > 1 else []
+    columns += [("examples", "right"), ("result", "left"), ("max |Δ|", "right"), ("time", "right")]
+    for col, just in columns:
+        table.add_column(col, justify=just)
+    for r in results:
+        mark = "[green]pass[/green]" if r.passed else "[red]FAIL[/red]"
+        err_ = "" if r.max_abs is None else f"{r.max_abs:.1e}"
+        cells = [escape(r.equation), r.check] + ([str(r.seed)] if seeds > 1 else [])
+        table.add_row(*cells, str(r.examples), mark, err_, f"{r.seconds:.2f}s")
+    console.print(table)
+    if len({r.equation.split(".", 1)[0] for r in results}) > 1:
+        console.print(_family_table(results))
+    failed = [r for r in results if not r.passed]
+    for r in failed:
+        where = f" (seed {r.seed})" if seeds > 1 else ""
+        line = escape(f"{r.equation} {r.check}{where}: {r.message}")
+        console.print(f"[red]FAIL[/red] {line}", highlight=False)
+        if r.counterexample:
+            console.print(
+                f"  counterexample: sizes {r.counterexample['sizes']}, batch {r.counterexample['batch']}",
+                highlight=False,
+            )
+    skipped = len(units) - len(results)
+    tail = f", {skipped} not run (--fail-fast)" if skipped else ""
+    jobs_note = f" with {workers} jobs" if workers > 1 else ""
+    passed = len(results) - len(failed)
+    console.print(f"{passed} passed, {len(failed)} failed{tail} in {wall:.1f}s{jobs_note}")
+    if json_path:
+        write(json_path, to_json(results, profile=profile, seeds=seed_list, selection=names, shard=part))
+    if junit_path:
+        write(junit_path, to_junit(results, profile=profile, seeds=seed_list))
+    if failed:
+        raise typer.Exit(1)
+
+
+def _family_table(results) -> Table:
+    """Checks, failures and check time per family, in the tutorial's order."""
+    per: dict[str, list] = {}
+    for r in results:
+        per.setdefault(r.equation.split(".", 1)[0], []).append(r)
+    table = Table(title="per family")
+    for col, just in (("family", "left"), ("equations", "right"), ("checks", "right"), ("failed", "right")):
+        table.add_column(col, justify=just)
+    table.add_column("time", justify="right")
+    for family, rs in per.items():
+        eqs = len({r.equation for r in rs})
+        failed = sum(not r.passed for r in rs)
+        table.add_row(family, str(eqs), str(len(rs)), str(failed), f"{sum(r.seconds for r in rs):.1f}s")
+    return table
