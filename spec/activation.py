@@ -21,7 +21,7 @@ from .tensors import tensor
 
 SECTION = "§4 Transformers: position-wise feed-forward network"
 
-#: For each activation: title, reference, the identity it satisfies (see verify/properties_transformer.py),
+#: For each activation: title, reference, the identity it satisfies (see verify/properties/activation.py),
 #: its range, and a notation note.
 _FACTS = {
     "relu": (

@@ -33,7 +33,7 @@ from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-VERSION = re.search(r'^__version__ = "([^"]+)"$', (ROOT / "lmspec/__init__.py").read_text(), re.M)[1]
+VERSION = re.search(r'^__version__ = "([^"]+)"$', (ROOT / "lmspec/_version.py").read_text(), re.M)[1]
 #: PyPI's packages that own the bare names lmspec's folders have: both must keep working beside lmspec.
 NEIGHBOURS = ("spec==1.4.1", "verify==1.1.1")
 #: Not copied into the tree the distributions are built from: environments, caches, outputs.

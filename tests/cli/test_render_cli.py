@@ -1,6 +1,7 @@
 """``lmspec render`` and ``lmspec show --format``: outputs, exit codes, one-sentence errors.
 
-The PDF test needs latexmk and pdflatex (.ci/run installs them): without them it fails, it is not skipped.
+The PDF test needs latexmk and pdflatex (`make test` installs them, through `make os-deps`): without them it
+fails, it is not skipped.
 """
 
 import shutil
@@ -51,7 +52,9 @@ def test_render_html(tmp_path, capsys):
 
 def test_render_pdf(tmp_path, capsys):
     if not (shutil.which("latexmk") and shutil.which("pdflatex")):
-        pytest.fail("latexmk and pdflatex are needed: apt-get install texlive-latex-base latexmk (.ci/run)")
+        pytest.fail(
+            "latexmk and pdflatex are needed: apt-get install texlive-latex-base latexmk (make os-deps)"
+        )
     out = tmp_path / "attention.pdf"
     assert main(["render", "--format", "pdf", "--family", "attention", "-o", str(out)]) == 0
     assert out.read_bytes().startswith(b"%PDF-")

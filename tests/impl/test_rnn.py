@@ -224,7 +224,7 @@ def test_wrong_implementation_fails_naming_the_check(bug, eq_id, fn, catchers):
     assert all(r.passed for r in results if r.check == "generated=oracle")
 
 
-# --- each property of verify/properties_rnn catches a target that breaks it, and says so ----------------
+# --- each property of verify/properties/ catches a target that breaks it, and says so ----------------
 class Broken(Target):
     """The generated code of an equation with one output changed on purpose."""
 

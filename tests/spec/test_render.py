@@ -1,9 +1,10 @@
 """The rendered spec: its content, the LaTeX compiled by latexmk into a PDF with every title, Markdown that
 GitHub renders, and HTML laid out by a real headless Chromium.
 
-The PDF and browser tests need TeX, poppler-utils and Chromium, which .ci/run installs; without them they
-fail with the command that installs them: they are never skipped. Artefacts a person can look at are kept
-in build/artefacts/: render.pdf, render-page1.png (page 1 of the PDF) and render-html.png (a screenshot).
+The PDF and browser tests need TeX, poppler-utils and Chromium, which `make test` installs (`make os-deps`);
+without them they fail with the command that installs them: they are never skipped. Artefacts a person can
+look at are kept in build/artefacts/: render.pdf, render-page1.png (page 1 of the PDF) and render-html.png
+(a screenshot).
 """
 
 import html
@@ -29,7 +30,7 @@ from lmspec.spec.render import text as rt
 from lmspec.spec.render.web import github_slug, markdown, md_safe
 
 ARTEFACTS = Path(__file__).resolve().parents[2] / "build" / "artefacts"
-INSTALL = "apt-get install texlive-latex-base latexmk poppler-utils chromium (as .ci/run does)"
+INSTALL = "apt-get install texlive-latex-base latexmk poppler-utils chromium (make os-deps does)"
 
 
 def configurations() -> list[R.Configuration]:

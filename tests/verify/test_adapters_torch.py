@@ -440,3 +440,22 @@ def test_cross_entropy_builtin_with_nothing_kept():
     got = _run(b, eq, arrays, sizes)
     assert np.isnan(got["loss"]).all() and (got["loss_sum"] == 0).all()
     assert _close(got, OracleTarget(eq)(arrays, sizes))
+
+
+def test_builtins_are_listed_in_module_order_whatever_was_imported_first(monkeypatch):
+    """A test or a user that imports hf_vit before torch_attention registers its built-ins first; the list
+    (and docs/audit.md, generated from it) keeps the order of adapters.MODULES all the same."""
+    from lmspec.verify.audit import adapters
+    from lmspec.verify.audit.adapters import _registry
+
+    want = list(builtins())
+    last = want[-1]
+    module = _registry.BUILTINS[last].make.__module__  # hf_vit's built-ins, registered first
+    early = {k: v for k, v in _registry.BUILTINS.items() if v.make.__module__ == module}
+    shuffled = early | {k: v for k, v in _registry.BUILTINS.items() if k not in early}
+    monkeypatch.setattr(_registry, "BUILTINS", shuffled)
+    monkeypatch.setattr(adapters, "BUILTINS", shuffled)
+    assert next(iter(shuffled)) != want[0]  # the registry itself is out of order
+    assert list(adapters.builtins()) == want
+    modules = [b.make.__module__.rsplit(".", 1)[1] for b in adapters.builtins().values()]
+    assert modules == sorted(modules, key=[m.lstrip(".") for m in adapters.MODULES].index)

@@ -163,7 +163,7 @@ def mutate_command(
     for o in outcomes:
         if o.killed and o.equivalent:
             console.print(
-                f"stale entry in verify/mutate_equivalent.py: {o.mutant.id} is listed as equivalent "
+                f"stale entry in verify/mutate/equivalent.py: {o.mutant.id} is listed as equivalent "
                 f"but was killed by {o.killed_by}",
                 highlight=False,
                 markup=False,

@@ -42,13 +42,16 @@ _LOADED = False
 
 
 def builtins() -> dict[str, Builtin]:
-    """Every built-in target, by name (importing the registering modules on first use)."""
+    """Every built-in target, by name (importing the registering modules on first use), in the order of
+    MODULES and, within a module, of registration — whichever module some other code imported first."""
     global _LOADED
     if not _LOADED:
         for module in MODULES:
             importlib.import_module(module, __package__)
         _LOADED = True
-    return dict(BUILTINS)
+    rank = {f"{__package__}{module}": i for i, module in enumerate(MODULES)}
+    ordered = sorted(BUILTINS.values(), key=lambda b: rank.get(b.make.__module__, len(rank)))
+    return {b.name: b for b in ordered}
 
 
 def mapping_markdown() -> str:
