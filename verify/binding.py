@@ -52,6 +52,8 @@ class Layout:
             value = np.asarray(arr).item()
             return float(value) if self.dtype == "python float" else int(value)
         batch_ndim = batch_ndim if self.batched else 0
+        if is_key_mask(self.convention):
+            arr = key_vector(arr, batch_ndim)
         axes = list(range(batch_ndim)) + [batch_ndim + p for p in self.perm]
         moved = np.transpose(np.asarray(arr), axes)
         data = np.ascontiguousarray(moved).reshape(moved.shape)  # keeps a 0-d scalar 0-d
@@ -79,19 +81,51 @@ class Layout:
 
 #: How an implementation may take a mask: True where attention is allowed, True where it is not, or
 #: added to the scores (0 / −∞).
-MASK_CONVENTIONS = ("bool_keep", "bool_ignore", "additive")
+#: How a target takes the spec's mask: the whole matrix (n×n, as the spec's S) in one of three encodings…
+MATRIX_MASKS = ("bool_keep", "bool_ignore", "additive")
+#: …or one value per key (a padding mask, ``(batch, n)``), from which the spec's S is the padding mask
+#: ``attention.padding_mask`` of a keep vector κ: the encoding each per-key convention uses.
+KEY_MASKS = {
+    "key_padding": "bool_ignore",  # bool, True = padding (nn.MultiheadAttention's key_padding_mask)
+    "key_keep": "bool_keep",  # bool, True = a real token
+    "key_keep_int": "int_keep",  # 1 / 0 integers (Hugging Face's attention_mask)
+    "key_keep_float": "float_keep",  # 1.0 / 0.0 floats
+    "key_additive": "additive",  # 0 / −∞ added to each key's scores (an "extended" (batch, 1, 1, n) mask)
+}
+#: Or no mask at all: the target builds S itself (a registered tril buffer, is_causal=True) or attends
+#: everywhere; the audit then pins S to the causal mask or to 0.
+BUILT_IN_MASKS = ("causal", "none")
+MASK_CONVENTIONS = (*MATRIX_MASKS, *KEY_MASKS, *BUILT_IN_MASKS)
+
+
+def is_key_mask(convention: str | None) -> bool:
+    """Whether a target taking its mask in ``convention`` takes one value per key."""
+    return convention in KEY_MASKS
+
+
+def key_vector(arr: np.ndarray, batch_ndim: int) -> np.ndarray:
+    """The per-key row of a padding mask S (batch…, n_q, n_k): row 0, since every row of a padding mask is
+    the same (the audit draws S as one, attention.padding_mask of a keep vector, for a per-key target)."""
+    arr = np.asarray(arr)
+    return arr[(slice(None),) * batch_ndim + (0,)]
 
 
 def convert_mask(
     data: np.ndarray, additive_spec: bool, convention: str, dtype: torch.dtype, device: str
 ) -> torch.Tensor:
-    """A spec mask (additive 0/−∞, or keep 1/0) in the implementation's ``convention``."""
+    """A spec mask (additive 0/−∞, or keep 1/0) in the implementation's ``convention`` (a per-key convention
+    gets the per-key row already: see key_vector)."""
     keep = (data == 0) if additive_spec else (data > 0)
-    if convention == "bool_keep":
+    encoding = KEY_MASKS.get(convention, convention)
+    if encoding == "bool_keep":
         return torch.from_numpy(np.ascontiguousarray(keep)).to(device)
-    if convention == "bool_ignore":
+    if encoding == "bool_ignore":
         return torch.from_numpy(np.ascontiguousarray(~keep)).to(device)
-    if convention == "additive":
+    if encoding == "int_keep":
+        return torch.from_numpy(keep.astype(np.int64)).to(device)
+    if encoding == "float_keep":
+        return torch.from_numpy(keep.astype(np.float64)).to(dtype=dtype, device=device)
+    if encoding == "additive":
         return torch.from_numpy(np.where(keep, 0.0, -np.inf)).to(dtype=dtype, device=device)
     known = ", ".join(MASK_CONVENTIONS)
     raise BindingError(f"unknown mask convention {convention!r}: expected one of {known}")
@@ -166,14 +200,16 @@ def _match(
     decl,
     eq: Equation,
     batch: bool = True,
+    keys: bool = False,
 ) -> tuple[int, ...]:
     """The permutation taking the spec's axes of ``decl`` to the annotated ones, or a BindingError.
 
     With ``batch`` a per-example input or output must take leading batch axes; outputs of equations
-    without inputs (a mask of a given size) take none.
+    without inputs (a mask of a given size) take none. With ``keys`` the argument is a per-key mask: of
+    the spec's S it takes the key axis only.
     """
     batched, dims = _parse_dims(fn, param, jt)
-    want = spec_axes(decl)
+    want = spec_axes(decl)[-1:] if keys else spec_axes(decl)
     perm: list[int] = []
     free = list(range(len(want)))
     for d in dims:
@@ -269,7 +305,8 @@ def bind(
     ``symbols`` are the spec symbols it must take (every input and parameter by default), of which those
     in ``missing_ok`` it may leave out (the target fixes them itself: an audit pins their values).
     ``mask`` is the convention in which it takes masks (MASK_CONVENTIONS; bool annotations default to
-    "bool_keep").
+    "bool_keep"; a per-key convention annotates the mask with the key axis only, ``Bool[Tensor, "*batch
+    n"]``).
     """
     try:
         sig = inspect.signature(fn)
@@ -301,8 +338,8 @@ def bind(
                     f'Float[Tensor, "{"*batch " if decls[name] in eq.inputs else ""}'
                     f'{" ".join(str(a) for a in spec_axes(decls[name]))}"]'
                 )
-            perm = _match(fn, name, jt, decls[name], eq)
             masky = is_mask(decls[name])
+            perm = _match(fn, name, jt, decls[name], eq, keys=masky and is_key_mask(mask))
             args.append(
                 Layout(
                     name,

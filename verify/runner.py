@@ -29,7 +29,7 @@ from ..spec import Equation
 from ._errors import Mismatch
 from .compare import POLICY, Comparison, Tolerance, assert_close
 from .properties import properties_of
-from .strategies import Example, examples, size_tuples
+from .strategies import Example, examples, keep_vectors, size_tuples
 from .targets import GeneratedTarget, ImplTarget, OracleTarget, Target
 
 # Hypothesis (6.170) mixes into its draws "local constants" collected from every module in sys.modules that
@@ -146,6 +146,9 @@ class Setting:
     batches: tuple[tuple[int, ...], ...] = ((), (2,))
     tol: Tolerance = POLICY["float64"]
     exclude: Callable[[Example], bool] | None = None  # examples outside the domain being checked
+    #: additive masks the target takes per key (a padding mask): drawn as attention.padding_mask of a keep
+    #: vector κ, per example and per batch element, instead of any n×n mask
+    padding: tuple[str, ...] = ()
 
     def pinned(self, eq: Equation, ex: Example) -> Example:
         if not self.pins:
@@ -157,17 +160,48 @@ class Setting:
             value = np.asarray(value(ex.sizes) if callable(value) else value, dtype=np.float64)
             per_example = eq.declared(name) in eq.inputs
             shape = (*ex.batch, *value.shape) if per_example else value.shape
+            if value.ndim == 0:  # a constant for every entry (S = 0: no mask): the drawn array's shape
+                shape = np.shape(arrays[name])
             arrays[name] = np.broadcast_to(value, shape).copy()
+        return Example(ex.sizes, ex.batch, arrays)
+
+    def padded(self, data, ex: Example) -> Example:
+        """``ex`` with each per-key mask redrawn as the padding mask of a drawn keep vector."""
+        if not self.padding:
+            return ex
+        arrays = dict(ex.arrays)
+        for name in self.padding:
+            if name in arrays:
+                *_, n_q, n_k = np.shape(arrays[name])
+                keep = data.draw(keep_vectors(ex.batch, n_k), label=f"keep vector of {name}")
+                arrays[name] = padding_mask(keep, n_q)
         return Example(ex.sizes, ex.batch, arrays)
 
 
 DEFAULT_SETTING = Setting()
 
+_PADDING_MASK: list[GeneratedTarget] = []
+
+
+def padding_mask(keep: np.ndarray, n_queries: int) -> np.ndarray:
+    """S = S^pad(κ) by the spec's own equation (attention.padding_mask, through the code generated from its
+    SymPy), for each batch element of ``keep`` (batch…, n_k), with ``n_queries`` rows: every row of a
+    padding mask is the same, so the first n_queries rows of the n_k × n_k mask are those of any shape."""
+    from .. import spec
+
+    if not _PADDING_MASK:
+        _PADDING_MASK.append(GeneratedTarget(spec.get("attention.padding_mask")))
+    keep = np.asarray(keep, dtype=np.float64)
+    *batch, n_k = keep.shape
+    sizes = {"n": n_k}
+    S = _PADDING_MASK[0]({"keep": keep}, sizes)["S"]
+    return np.broadcast_to(S[..., :1, :], (*batch, n_queries, n_k)).copy()
+
 
 def _draw(data, eq: Equation, pool: list[dict], record: dict, setting: Setting = DEFAULT_SETTING) -> Example:
     sizes = data.draw(st.sampled_from(pool), label="sizes")
     batch = data.draw(st.sampled_from(setting.batches), label="batch axes")
-    ex = setting.pinned(eq, data.draw(examples(eq, sizes, batch), label="example"))
+    ex = setting.padded(data, setting.pinned(eq, data.draw(examples(eq, sizes, batch), label="example")))
     if setting.exclude is not None and setting.exclude(ex):
         reject()
     record["example"] = ex

@@ -179,6 +179,18 @@ def additive_masks(draw: st.DrawFn, shape: tuple[int, ...]) -> np.ndarray:
     return np.where(masked, -np.inf, 0.0)
 
 
+def keep_vectors(batch: tuple[int, ...], n: int) -> st.SearchStrategy[np.ndarray]:
+    """Keep vectors κ ∈ {0, 1}^n, one per batch element, shaped ``(*batch, n)``: right padding (the common
+    case, n − k real tokens then k pads) or padding anywhere; k = n, a fully padded element whose every
+    query has every key masked, is part of the domain. Shrinks towards no padding."""
+    count = int(np.prod(batch)) if batch else 1
+    right = st.integers(0, n).map(lambda k: [1.0] * (n - k) + [0.0] * k)
+    anywhere = st.lists(st.sampled_from([1.0, 1.0, 0.0]), min_size=n, max_size=n)
+    one = st.one_of(right, anywhere)
+    rows = st.lists(one, min_size=count, max_size=count)
+    return rows.map(lambda r: np.asarray(r, dtype=np.float64).reshape((*batch, n)))
+
+
 @st.composite
 def tensors(draw: st.DrawFn, kind: Kind, shape: tuple[int, ...], sizes: Mapping[str, int]) -> np.ndarray:
     """An array of ``kind`` with ``shape`` (spec layout, batch axes included)."""

@@ -413,3 +413,43 @@ def test_seeds_below_one_is_exit_2_and_one_sentence(user_file, capsys, value):
     )
     assert code == 2, out + err
     assert err == f"lmspec: error: --seeds must be at least 1, found {value}\n"
+
+
+def _cookbook() -> list[tuple[str, str, str, str]]:
+    """docs/audit.md's cookbook: (file name, its source, the command's arguments, the verdict it states)."""
+    text = (README.parent / "docs" / "audit.md").read_text(encoding="utf-8")
+    found = []
+    for m in re.finditer(
+        r"```python\n# (\w+\.py)\n(.*?)```\s*```sh\n(lmspec audit .*?)\n# → (\w+)\n```", text, re.S
+    ):
+        command = m.group(3).replace("\\\n", " ")
+        found.append((m.group(1), m.group(2), command, m.group(4)))
+    return found
+
+
+COOKBOOK = _cookbook()
+
+
+def test_the_cookbook_has_every_mask_convention_without_an_n_by_n_matrix():
+    used = {re.search(r"--mask (\w+)", c).group(1) for _, _, c, _ in COOKBOOK}
+    assert {"key_padding", "key_keep_int", "key_additive", "causal", "none"} <= used
+
+
+@pytest.mark.parametrize("name, source, command, verdict", COOKBOOK, ids=[c[0] for c in COOKBOOK])
+def test_every_cookbook_command_runs_as_written(
+    name, source, command, verdict, tmp_path, capsys, monkeypatch
+):
+    (tmp_path / name).write_text(source)
+    monkeypatch.chdir(tmp_path)
+    args = [a.strip('"') for a in re.findall(r'"[^"]*"|\S+', command)][2:]  # after "lmspec audit"
+    code, out, err = run(capsys, *args)
+    assert f": {verdict}" in out, out + err
+    assert code == (0 if verdict == "pass" else 1)
+
+
+def test_mask_causal_on_an_equation_without_a_mask_is_one_sentence_exit_2(capsys):
+    code, _, err = run(capsys, "lmspec.impl.norm:layer_norm", "--mask", "causal")
+    assert code == 2
+    assert err.strip() == (
+        "lmspec: error: --mask causal fixes the mask of an equation with one; norm.layer_norm takes none"
+    )

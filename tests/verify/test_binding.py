@@ -121,3 +121,46 @@ def test_bool_masks_are_converted():
     assert b.args[0].dtype == "bool"
     t = b.args[0].to_impl(np.array([1.0, 0.0]), 0, torch.float64, "cpu")
     assert t.dtype == torch.bool and t.tolist() == [True, False]
+
+
+# --- per-key masks: the target takes one value per key, the spec's S is their padding mask ---------------
+S_PAD = np.array([[0.0, -np.inf, 0.0], [0.0, -np.inf, 0.0]])  # κ = (1, 0, 1), two query rows
+
+
+@pytest.mark.parametrize(
+    "convention, dtype, want",
+    [
+        ("key_padding", torch.bool, [False, True, False]),  # True = padding (nn.MultiheadAttention)
+        ("key_keep", torch.bool, [True, False, True]),
+        ("key_keep_int", torch.int64, [1, 0, 1]),  # Hugging Face's attention_mask
+        ("key_keep_float", torch.float32, [1.0, 0.0, 1.0]),
+        ("key_additive", torch.float32, [0.0, -math.inf, 0.0]),
+    ],
+)
+def test_a_per_key_convention_takes_the_key_row_of_a_padding_mask(convention, dtype, want):
+    from lmspec.verify.binding import convert_mask, key_vector
+
+    row = key_vector(S_PAD[None], 1)  # one batch axis
+    got = convert_mask(row, True, convention, torch.float32, "cpu")
+    assert got.dtype == dtype and got.shape == (1, 3)
+    assert got[0].tolist() == want
+
+
+def test_a_per_key_mask_is_annotated_with_the_key_axis_only():
+    from jaxtyping import Bool
+
+    def attend(
+        Q: Float[Tensor, "*batch n d_k"],
+        K: Float[Tensor, "*batch n d_k"],
+        V: Float[Tensor, "*batch n d_v"],
+        S: Bool[Tensor, "*batch n"],
+    ) -> Float[Tensor, "*batch n d_v"]:
+        return V
+
+    eq = spec.get("attention.scaled_dot_product")
+    bound = bind(attend, eq, mask="key_padding")
+    assert [a.convention for a in bound.args if a.name == "S"] == ["key_padding"]
+    with pytest.raises(
+        BindingError, match=r"parameter 'S' is annotated '\*batch n'.*expected the axes \(n, n\)"
+    ):
+        bind(attend, eq, mask="bool_keep")  # an n×n convention needs both axes

@@ -102,3 +102,20 @@ def test_large_examples_come_from_a_seed(data):
     total = sum(a.size for a in ex.arrays.values())
     assert total > ENTRYWISE_LIMIT
     assert np.unique(ex.arrays["H"]).size == ex.arrays["H"].size  # no fill value repeated
+
+
+def test_keep_vectors_draw_right_padding_padding_anywhere_and_fully_padded_sequences():
+    """The per-key masks' keep vectors: one per batch element, 0/1, and the domain's edges are reached."""
+    from hypothesis import find
+
+    from lmspec.verify.runner import padding_mask
+    from lmspec.verify.strategies import keep_vectors
+
+    strategy = keep_vectors((2,), 4)
+    some = find(strategy, lambda k: True)
+    assert some.shape == (2, 4) and set(np.unique(some)) <= {0.0, 1.0}
+    find(strategy, lambda k: (k.sum(axis=-1) == 0).any())  # a sequence of padding only
+    find(strategy, lambda k: any(list(r) not in ([1.0] * (4 - j) + [0.0] * j for j in range(5)) for r in k))
+    S = padding_mask(np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]), 2)
+    assert S.shape == (2, 2, 3)
+    assert (S[0] == np.array([[0.0, 0.0, -np.inf]] * 2)).all() and np.isneginf(S[1]).all()

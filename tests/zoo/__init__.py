@@ -34,6 +34,7 @@ BUG_CLASSES: dict[str, str] = {
     "residual_normed": "the residual taken from the normalised input instead of the stream",
     "missing_bias": "an output (or every) bias left out",
     "fully_masked_row": "a query with every key masked gives NaN or uniform weights instead of 0",
+    "mask_axis": "a per-key padding mask broadcast over the queries instead of the keys",
 }
 
 
@@ -99,10 +100,10 @@ class ZooCase:
 
 def all_cases() -> list[ZooCase]:
     """Every case of every zoo module, in module order."""
-    from . import activation, attention, blocks, lm, lstm, mha, norm, positional
+    from . import activation, attention, blocks, lm, lstm, masks, mha, norm, positional
 
     cases: list[ZooCase] = []
-    for module in (attention, mha, norm, activation, positional, lstm, lm, blocks):
+    for module in (attention, mha, masks, norm, activation, positional, lstm, lm, blocks):
         cases.extend(module.CASES)
     names = [c.name for c in cases]
     duplicates = sorted({n for n in names if names.count(n) > 1})

@@ -27,10 +27,11 @@ from collections.abc import Mapping
 import torch
 
 from ... import spec
-from ...spec import Equation, SpecError
+from ...spec import Equation, Kind, SpecError
 from .._errors import AuditError, BindingError
+from ..binding import BUILT_IN_MASKS
 from ..runner import PROFILES, CheckResult, Profile, Setting, checks_for, run_check
-from .adapters import Builtin
+from .adapters import Builtin, causal_pin, no_mask_pin
 from .checks import edge_check, gradient_check, shape_check, value_maps
 from .context import AuditContext, inapplicable, takes
 from .diagnosis import Diagnosis
@@ -94,6 +95,9 @@ def audit(
         eq = spec.get(as_)
     except SpecError as exc:
         raise AuditError(str(exc)) from exc
+    if mask in BUILT_IN_MASKS:  # the target takes no mask: S is what it builds itself
+        setting_pins[_the_mask(eq, mask)] = causal_pin if mask == "causal" else no_mask_pin
+        mask = None
     setting_pins.update(pins or {})
     ctx = AuditContext(
         eq=eq,
@@ -116,6 +120,15 @@ def audit(
     report = _run(ctx, diagnose)
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _the_mask(eq: Equation, mask: str) -> str:
+    """The one additive mask of ``eq`` that ``--mask causal`` or ``--mask none`` fixes."""
+    masks = [d.ascii for d in eq.inputs if d.entry_kind == Kind.ADDITIVE_MASK]
+    if len(masks) != 1:
+        found = ", ".join(masks) if masks else "none"
+        raise AuditError(f"--mask {mask} fixes the mask of an equation with one; {eq.id} takes {found}")
+    return masks[0]
 
 
 def _device_ok(device: str) -> bool:

@@ -11,7 +11,7 @@ from ...spec import Equation, Kind
 from .._errors import Mismatch, ShapeMismatch
 from ..compare import Tolerance, assert_close
 from ..oracle import concrete_shape
-from ..runner import Check, Profile, Setting, _describe, _draw
+from ..runner import Check, Profile, Setting, _describe, _draw, padding_mask
 from ..strategies import Example, seeded_tensor, size_tuples
 from ..targets import GeneratedTarget, OracleTarget, Target
 from .report import AuditCheck, Heatmap
@@ -138,8 +138,14 @@ def edge_check(
     for m in masks:
         arr = np.where(rng.random(masked_row[m.ascii].shape) < 0.3, -np.inf, 0.0)
         arr[..., 0, :] = -np.inf
+        if m.ascii in setting.padding:  # a per-key mask: the first sequence all padding, the others not
+            *lead, n_q, n_k = arr.shape
+            keep = (rng.random((*lead, n_k)) >= 0.3).astype(np.float64)
+            keep[..., 0] = 1.0
+            keep[(0,) * len(lead)] = 0.0
+            arr = padding_mask(keep, n_q)
         masked_row[m.ascii] = arr
-    cases.append(("a fully masked row", masked_row))
+    cases.append(("a fully masked row" if not setting.padding else "a fully padded sequence", masked_row))
     large = {
         k: (v * 100.0 if eq.declared(k).entry_kind == Kind.REAL and k not in setting.pins else v)
         for k, v in base.items()
@@ -147,6 +153,8 @@ def edge_check(
     for m in masks:
         arr = np.where(rng.random(large[m.ascii].shape) < 0.3, -np.inf, 0.0)
         arr[..., :, 0] = 0.0  # no fully masked row here
+        if m.ascii in setting.padding:
+            arr = padding_mask(np.isfinite(arr[..., 0, :]).astype(np.float64), arr.shape[-2])
         large[m.ascii] = arr
     cases.append(("scores of order 10⁵", large))
     start = time.perf_counter()

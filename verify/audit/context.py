@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 import torch
 
 from ...spec import Equation
+from ..binding import is_key_mask
 from ..compare import POLICY, Tolerance
 from ..runner import Profile, Setting
 from ..strategies import COMPOSITE, SMALL, is_composite
-from .adapters import causal_pin
+from .adapters import causal_pin, no_mask_pin
 from .targets import BoundTarget, make_target, target_batches
 
 #: Sizes above this are beyond the exact oracle (its straight-line program grows with the sizes).
@@ -79,7 +80,10 @@ class AuditContext:
         pins.update({k: v for k, v in self.constants.items() if has(eq, k)})
         pins.update(dict(extra))
         sizes = {k: v for k, v in self.sizes.items()}
-        return Setting(pins, sizes, dict(self.derive), target_batches(target), self.tol)
+        padding = tuple(
+            lay.name for lay in target.binding.args if is_key_mask(getattr(lay, "convention", None))
+        )
+        return Setting(pins, sizes, dict(self.derive), target_batches(target), self.tol, padding=padding)
 
     def oracle_reachable(self) -> bool:
         """Whether the target's fixed sizes are within the exact oracle's reach."""
@@ -117,13 +121,26 @@ def inapplicable(eq: Equation, prop: str, setting: Setting) -> str:
     ]
     if fixed:
         return f"the target fixes {', '.join(fixed)} itself, and this property varies it"
+    per_key = [k for k in setting.padding if prop == "causal" and options.get("mask") == k]
+    if per_key:
+        return (
+            f"the target takes {', '.join(per_key)} as a per-key (padding) mask, which cannot hold the "
+            "causal mask this property sets"
+        )
     return ""
+
+
+#: Properties that set the mask to none (S = 0) themselves: they apply to a target that attends everywhere.
+_UNMASKED = ("permutation_equivariance", "kv_permutation_invariance")
 
 
 def _sets_as_pinned(prop: str, options, name: str, pin) -> bool:
     """Whether the property sets the pinned input to the very value the target fixes (the causal property
-    runs with the causal mask, which is what an ``is_causal=True`` target uses)."""
-    return prop == "causal" and options.get("mask") == name and pin is causal_pin
+    runs with the causal mask, which is what an ``is_causal=True`` target uses; the permutation properties
+    run unmasked, which is what a target without a mask does)."""
+    if options.get("mask") != name:
+        return False
+    return (prop == "causal" and pin is causal_pin) or (prop in _UNMASKED and pin is no_mask_pin)
 
 
 __all__ = ["ORACLE_LIMIT", "AuditContext", "has", "inapplicable", "takes"]

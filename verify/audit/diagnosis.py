@@ -38,6 +38,15 @@ SIBLINGS = {
 }
 
 
+#: The other polarity of each boolean mask convention (a keep mask read as an ignore mask, and back).
+_FLIPPED = {
+    "bool_keep": "bool_ignore",
+    "bool_ignore": "bool_keep",
+    "key_keep": "key_padding",
+    "key_padding": "key_keep",
+}
+
+
 class Diagnosis:
     """The forms a target is tried against once its values fail, in the context of its audit.
 
@@ -158,7 +167,7 @@ class Diagnosis:
             conv = convs[0] if convs else None
             if conv is None and any(getattr(lay, "dtype", "") == "bool" for lay in target.binding.args):
                 conv = "bool_keep"
-        return {"bool_keep": "bool_ignore", "bool_ignore": "bool_keep"}.get(conv or "")
+        return _FLIPPED.get(conv or "")
 
     def _try(self, cname: str, kind: str, veq: Equation, mask: str | None) -> VariantTrial:
         description = veq.description or veq.title

@@ -22,6 +22,7 @@ A module parameter's mapping (``params``)::
     "rotary.freq": "keep"                            # left as the module initialised it
 """
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ import torch
 
 from ...spec import Equation, Kind
 from .._errors import BindingError, ShapeMismatch
-from ..binding import is_mask, spec_axes
+from ..binding import KEY_MASKS, is_key_mask, is_mask, spec_axes
 from .pattern import Pattern, PatternLayout, axis_names, parse_axes, resolve
 
 
@@ -58,7 +59,9 @@ def _dtype_of(decl, convention: str | None) -> tuple[str, str | None]:
     if is_mask(decl):
         if convention is None:
             convention = "additive" if decl.entry_kind == Kind.ADDITIVE_MASK else None
-        return ("bool" if convention and convention.startswith("bool") else "float"), convention
+        encoding = KEY_MASKS.get(convention or "", convention or "")
+        kind = {"bool_keep": "bool", "bool_ignore": "bool", "int_keep": "int"}.get(encoding, "float")
+        return kind, convention
     if decl.entry_kind == Kind.INDEX:
         return "int", None
     return "float", None
@@ -143,6 +146,9 @@ def layout_binding(fn, eq: Equation, layout: str, *, mask: str | None = None, sy
         outs.append(_layout(label, decl, axes_text, eq, f"{where}, {label}", None, output=True))
     if not any(o.name for o in outs):
         raise BindingError(f"{where}: the layout maps no result to an output of {eq.id}")
+    if any(is_key_mask(a.convention) for a in args):  # the per-key mask's batch axes are the leading ones
+        args = [dataclasses.replace(a, lead_batch=True) for a in args]
+        outs = [dataclasses.replace(o, lead_batch=True) for o in outs]
     binding = ImplBinding(eq, fn, tuple(args), tuple(sizes), False, tuple(outs), len(outs) > 1)
     return binding, bool(remaining)
 
@@ -164,6 +170,8 @@ def _split(text: str) -> list[str]:
 
 def _layout(param, decl, axes_text, eq, where, mask, output=False) -> PatternLayout:
     axes = spec_axes(decl)
+    if not output and is_mask(decl) and is_key_mask(mask):  # a per-key mask takes S's key axis only
+        axes = axes[-1:]
     per_example = decl in eq.inputs or (output and bool(eq.inputs))
     resolved = resolve(parse_axes(axes_text, where), axes, axis_names(axes), where, per_example)
     dtype, convention = ("float", None) if output else _dtype_of(decl, mask)

@@ -18,7 +18,7 @@ import torch
 
 from ...spec.axes import GLOSSARY
 from .._errors import BindingError
-from ..binding import _AXIS_LOCALS, convert_mask
+from ..binding import _AXIS_LOCALS, convert_mask, is_key_mask, key_vector
 
 _TOKEN = re.compile(r"\(|\)|\.\.\.|[^\s()]+")
 
@@ -214,8 +214,16 @@ class PatternLayout:
     convention: str | None = None
     additive_spec: bool = False
     optional: bool = False
+    #: the drawn batch axes are the target's first ones, the rest of its batch axes 1 (a target with a
+    #: per-key mask ``b n`` beside ``q=b h n d_k``: the mask's b is q's b, not its h); else its last ones
+    lead_batch: bool = False
 
     needs_sizes = True  # to_impl takes the sizes (split axes)
+
+    def _pad(self, batch: tuple[int, ...], nb: int) -> tuple[int, ...]:
+        """The drawn batch shape padded with 1s to the target's ``nb`` batch axes."""
+        ones = (1,) * (nb - len(batch))
+        return (*batch, *ones) if self.lead_batch else (*ones, *batch)
 
     @property
     def target_batch(self) -> int | None:
@@ -247,8 +255,10 @@ class PatternLayout:
     def to_impl(self, arr, batch_ndim: int, dtype: torch.dtype, device: str, sizes=None) -> torch.Tensor:
         arr = np.asarray(arr)
         bn = batch_ndim if self.batched else 0
+        if is_key_mask(self.convention):  # a per-key mask: S's key row, laid out as the key axis alone
+            arr = key_vector(arr, bn)
         nb = self._batch_count(bn) if self.batched else 0
-        batch_shape = (1,) * (nb - bn) + tuple(arr.shape[:bn])
+        batch_shape = self._pad(tuple(arr.shape[:bn]), nb)
         virtual = self._virtual(sizes) if sizes is not None else list(arr.shape[bn:])
         expanded = arr.reshape((*batch_shape, *virtual))
         order, members = self._order(nb)
@@ -291,10 +301,11 @@ class PatternLayout:
         expanded = arr.reshape([full[i] for m in members for i in m])
         back = np.transpose(expanded, np.argsort(order))
         lead = back.shape[:nb]
-        if any(e != 1 for e in lead[: nb - bn]):
+        ones, kept = (lead[bn:], lead[:bn]) if self.lead_batch else (lead[: nb - bn], lead[nb - bn :])
+        if any(e != 1 for e in ones):
             return arr
         spec = [int(np.prod(self._factor_sizes(sizes or {}, s))) for s in range(len(self.resolved.factors))]
-        return back.reshape((*lead[nb - bn :], *spec))
+        return back.reshape((*kept, *spec))
 
     def _factor_sizes(self, sizes, s: int) -> list[int]:
         from ..oracle import size_subs

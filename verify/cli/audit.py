@@ -23,7 +23,18 @@ VERDICT_STYLE_ORDER = list(VERDICT_STYLE)  # best to worst
 #: The dtypes an audit runs in (verify.audit.auditor.DTYPES).
 DTYPES = ("float64", "float32", "float16", "bfloat16")
 #: How a target may take masks (verify.binding.MASK_CONVENTIONS).
-MASK_CONVENTIONS = ("bool_keep", "bool_ignore", "additive")
+MASK_CONVENTIONS = (
+    "bool_keep",
+    "bool_ignore",
+    "additive",
+    "key_padding",
+    "key_keep",
+    "key_keep_int",
+    "key_keep_float",
+    "key_additive",
+    "causal",
+    "none",
+)
 #: ``--builtins GROUP``: the groups of built-in targets each choice audits.
 GROUPS = {"torch": ("torch",), "hf": ("hf",), "all": ("torch", "hf")}
 
@@ -70,7 +81,9 @@ def audit_command(
         "--layout",
         help="Its arguments' layouts: 'q=b h n d_k, k=b h n d_k, v=b h n d_v -> b h n d_v'.",
     ),
-    mask: str = typer.Option(None, "--mask", help=f"How it takes masks: {', '.join(MASK_CONVENTIONS)}."),
+    mask: str = typer.Option(
+        None, "--mask", help=f"How it takes the mask: {', '.join(MASK_CONVENTIONS)} (docs/audit.md, Masks)."
+    ),
     init: list[str] = typer.Option(
         None, "--init", help="nn.Module class: constructor argument, e.g. d_model=d_e."
     ),

@@ -25,6 +25,7 @@ from ._registry import BUILTINS as BUILTINS
 from ._registry import Builtin as Builtin
 from ._registry import builtin as builtin
 from ._registry import causal_pin as causal_pin
+from ._registry import no_mask_pin as no_mask_pin
 
 #: Modules that register built-ins, imported on first use (transformers is slow to import), in the order
 #: their built-ins are listed.
@@ -82,4 +83,13 @@ def mapping_markdown() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-__all__ = ["BUILTINS", "MODULES", "Builtin", "builtin", "builtins", "causal_pin", "mapping_markdown"]
+__all__ = [
+    "BUILTINS",
+    "MODULES",
+    "Builtin",
+    "builtin",
+    "builtins",
+    "causal_pin",
+    "mapping_markdown",
+    "no_mask_pin",
+]

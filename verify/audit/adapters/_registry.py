@@ -70,4 +70,9 @@ def causal_pin(sizes: Mapping[str, int]) -> np.ndarray:
     return np.where(np.triu(np.ones((n, n), dtype=bool), 1), -np.inf, 0.0)
 
 
-__all__ = ["BUILTINS", "Builtin", "builtin", "causal_pin"]
+def no_mask_pin(sizes: Mapping[str, int]) -> np.ndarray:
+    """S = 0 everywhere: attention that masks nothing (unmasked self-attention, a ViT block)."""
+    return np.zeros(())
+
+
+__all__ = ["BUILTINS", "Builtin", "builtin", "causal_pin", "no_mask_pin"]
