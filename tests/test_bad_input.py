@@ -751,7 +751,8 @@ def test_audit_json_is_byte_identical_across_processes_for_a_file_target(user):
         assert res.returncode == 2, res.stderr
         reports.append((user / name).read_bytes())
     assert reports[0] == reports[1]
-    assert "lmspec_audit_user_" in reports[0].decode()
+    assert "layout of user.py:chain" in reports[0].decode()  # the user's own name, not the module's
+    assert "lmspec_audit_" not in reports[0].decode()
 
 
 def test_audit_json_of_a_builtin_is_byte_identical_for_a_seed(tmp_path, capsys):

@@ -9,6 +9,7 @@ and what was found.
 """
 
 import inspect
+import sys
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +27,12 @@ _AXIS_LOCALS = {name: a.symbol for name, a in GLOSSARY.items()}
 
 
 def who(fn: Callable) -> str:
-    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+    """How messages name a callable: ``module.qualname``, or ``file.py:qualname`` for one the audit loaded
+    from a file (its module says how the user named it, in ``__lmspec_display__``)."""
+    module = getattr(fn, "__module__", None) or "?"
+    name = getattr(fn, "__qualname__", None) or repr(fn)
+    display = getattr(sys.modules.get(module), "__lmspec_display__", None)
+    return f"{display}:{name}" if display else f"{module}.{name}"
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,17 @@ KEY_MASKS = {
 #: everywhere; the audit then pins S to the causal mask or to 0.
 BUILT_IN_MASKS = ("causal", "none")
 MASK_CONVENTIONS = (*MATRIX_MASKS, *KEY_MASKS, *BUILT_IN_MASKS)
+
+
+def mask_hint(missing) -> str:
+    """What to write when the spec's mask is what no argument takes (a hint appended to the error)."""
+    if not any(is_mask(d) for d in missing):
+        return ""
+    return (
+        "; a target that takes no mask says how it masks: --mask causal (it masks the future itself) or "
+        "--mask none (it attends everywhere); one that takes a mask per key: --mask key_padding, key_keep, "
+        "key_keep_int, key_keep_float or key_additive"
+    )
 
 
 def is_key_mask(convention: str | None) -> bool:
@@ -368,6 +385,7 @@ def bind(
         raise BindingError(
             f"{who(fn)} (implementing {eq.id}): no parameter for the spec's "
             + ", ".join(eq.space(decls[k]) for k in missing)
+            + mask_hint([decls[k] for k in missing])
         )
     ret = hints.get("return")
     if typing.get_origin(ret) is tuple:

@@ -453,3 +453,21 @@ def test_mask_causal_on_an_equation_without_a_mask_is_one_sentence_exit_2(capsys
     assert err.strip() == (
         "lmspec: error: --mask causal fixes the mask of an equation with one; norm.layer_norm takes none"
     )
+
+
+@pytest.mark.parametrize(
+    "size, message",
+    [
+        ("d_k=-4", "--size d_k=-4: a size is a whole number from 1"),
+        ("d_k=0", "--size d_k=0: a size is a whole number from 1"),
+        ("d_k=5000", "--size d_k=5000: the audit fixes sizes up to 1024 (it draws every entry)"),
+        ("foo=3", "--size foo=3: 'foo' is not an axis of attention.scaled_dot_product (n, d_k, d_v)"),
+    ],
+)
+def test_a_size_the_audit_cannot_fix_is_one_sentence_exit_2_before_any_check(size, message, capsys):
+    """Once a traceback (−4), a verdict `fail` (0) and a hang (5000); a size is checked before any work."""
+    code, out, err = run(
+        capsys, "torch.nn.functional.scaled_dot_product_attention[bool_mask]", "--size", size
+    )
+    assert code == 2 and not out
+    assert err.startswith(f"lmspec: error: {message}") and len(err.strip().splitlines()) == 1

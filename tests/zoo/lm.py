@@ -4,6 +4,7 @@ attention mask, and the next-token loss with its label shift. Audited against lm
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from . import ZooCase
 
@@ -42,6 +43,17 @@ def nll_shifted_backwards(probs, input_ids):
     return -torch.log(picked).sum(dim=1)
 
 
+class TokenEmbedding(nn.Module):
+    """nanoGPT's ``wte``: a module fed token ids only (its weights are its own parameters)."""
+
+    def __init__(self, vocab_size, n_embd):
+        super().__init__()
+        self.wte = nn.Embedding(vocab_size, n_embd)
+
+    def forward(self, idx):
+        return self.wte(idx)  # (B, T, n_embd)
+
+
 CASES = [
     ZooCase("perplexity_masked", perplexity, as_="lm.perplexity", layout=PPL, verdict="pass"),
     ZooCase("perplexity_counting_padding", perplexity_counting_padding, as_="lm.perplexity", layout=PPL,
@@ -54,4 +66,7 @@ CASES = [
     ZooCase("nll_shifted_backwards", nll_shifted_backwards, as_="gpt2.loss", layout=NLL, verdict="fail",
             bug="column i+1 scored on k_i", tags=("label_shift",),
             caught_by=("value=oracle", "property:shifted_loss")),
+    ZooCase("nanogpt_token_embedding", TokenEmbedding, as_="lm.embedding", verdict="pass",
+            init={"vocab_size": "v", "n_embd": "d_e"}, params={"wte.weight": "E -> v d_e"},
+            layout="idx:k=b n -> b n d_e"),
 ]  # fmt: skip

@@ -37,7 +37,7 @@ from .context import AuditContext, inapplicable, takes
 from .diagnosis import Diagnosis
 from .loading import display_name, load
 from .report import AuditCheck, AuditReport, Heatmap, VariantTrial
-from .targets import BoundTarget, ModuleTarget, make_target
+from .targets import BoundTarget, ModuleTarget, differentiable, make_target
 
 DTYPES = {
     "float64": torch.float64,
@@ -95,6 +95,7 @@ def audit(
         eq = spec.get(as_)
     except SpecError as exc:
         raise AuditError(str(exc)) from exc
+    _check_sizes(eq, fixed_sizes)
     if mask in BUILT_IN_MASKS:  # the target takes no mask: S is what it builds itself
         setting_pins[_the_mask(eq, mask)] = causal_pin if mask == "causal" else no_mask_pin
         mask = None
@@ -120,6 +121,26 @@ def audit(
     report = _run(ctx, diagnose)
     report.seconds = time.perf_counter() - start
     return report
+
+
+#: The largest size an audit fixes: every entry of every tensor is drawn on its own, so the cost grows with
+#: the tensors (d_k = 1024 takes seconds, 2048 minutes). The math does not depend on the size.
+MAX_SIZE = 1024
+
+
+def _check_sizes(eq: Equation, sizes: Mapping[str, int]) -> None:
+    """Fixed sizes are axes of the equation, whole numbers from 1 to MAX_SIZE: an error before any check."""
+    for axis, value in sizes.items():
+        if axis not in eq.axes:
+            axes = ", ".join(eq.axes)
+            raise AuditError(f"--size {axis}={value}: {axis!r} is not an axis of {eq.id} ({axes})")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise AuditError(f"--size {axis}={value}: a size is a whole number from 1")
+        if value > MAX_SIZE:
+            raise AuditError(
+                f"--size {axis}={value}: the audit fixes sizes up to {MAX_SIZE} (it draws every entry); "
+                "fix a smaller one, the equation's math does not depend on it"
+            )
 
 
 def _the_mask(eq: Equation, mask: str) -> str:
@@ -232,8 +253,12 @@ def _checks(ctx: AuditContext, eq: Equation, target: BoundTarget, setting: Setti
     if edges is not None:
         out.append(edges)
     gradient = gradient_check(eq, target, setting)
+    takes_real = any(differentiable(eq, lay.name) for lay in target.binding.args if lay.name)
     if gradient is None:
         out.append(AuditCheck("gradient", "skip", "the equation has no real-valued inputs to differentiate"))
+    elif not takes_real:  # a module fed token ids: its weights are its own parameters, not arguments
+        why = "the target takes no real-valued argument (its weights are module parameters, its inputs ids)"
+        out.append(AuditCheck("gradient", "skip", why))
     else:
         out.append(_result(ctx, run_check(gradient, ctx.profile, ctx.seed)))
     return out

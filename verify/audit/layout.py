@@ -33,7 +33,7 @@ import torch
 
 from ...spec import Equation, Kind
 from .._errors import BindingError, ShapeMismatch
-from ..binding import KEY_MASKS, is_key_mask, is_mask, spec_axes
+from ..binding import KEY_MASKS, is_key_mask, is_mask, mask_hint, spec_axes
 from .pattern import Pattern, PatternLayout, axis_names, parse_axes, resolve
 
 
@@ -112,6 +112,7 @@ def layout_binding(fn, eq: Equation, layout: str, *, mask: str | None = None, sy
     if missing:
         raise BindingError(
             f"{where}: no argument takes the spec's {', '.join(eq.space(decls[k]) for k in missing)}"
+            + mask_hint([decls[k] for k in missing])
         )
     taken = {a.param for a in args} | {p for p, _ in sizes}
     for name, p in params.items():

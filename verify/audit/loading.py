@@ -40,6 +40,7 @@ def load(target: str) -> object:
             name = f"lmspec_audit_{path.stem}_{zlib.crc32(str(path.resolve()).encode()):08x}"
             module_spec = importlib.util.spec_from_file_location(name, path)
             module = importlib.util.module_from_spec(module_spec)
+            module.__lmspec_display__ = where  # messages name it as the user did (binding.who)
             sys.modules[name] = module
             module_spec.loader.exec_module(module)
         else:

@@ -78,6 +78,8 @@ class BoundTarget(Target):
             cot = _to_layout(lay, cotangents[lay.name], len(batch), sizes, value.dtype, value.device)
             total = total + (value * cot).sum()
         names = list(leaves)
+        if not names:  # only integer inputs (token ids) and the module's own parameters: nothing to compare
+            return {}
         if not isinstance(total, torch.Tensor) or not total.requires_grad:  # nothing depends on the inputs
             return {
                 k: np.zeros(
