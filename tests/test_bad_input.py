@@ -577,7 +577,7 @@ BAD_LAYOUTS = {
         "y=b n v d_e, k=b n -> log_prob=b",
         r"'d_e' in 'b n v d_e' is not an axis of this symbol \(its axes: v, n\)",
     ),
-    "duplicate argument": ("y=b n v, y=b n v, k=b n -> log_prob=b", r"two arguments take Y"),
+    "duplicate argument": ("y=b n v, y=b n v, k=b n -> log_prob=b", r"argument 'y' is laid out twice"),
     "two arrows": (
         "y=b n v -> k=b n -> log_prob=b",
         r"found 'y=b n v -> k=b n -> log_prob=b' \(no single '->'\)",

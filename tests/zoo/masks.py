@@ -137,6 +137,26 @@ VIT_PARAMS = {
 }
 
 
+class TorchMultiheadSelfAttention(nn.Module):
+    """torch.nn.MultiheadAttention as a model calls it for self-attention: the same tensor as query, key and
+    value, torch's key_padding_mask, and the (output, weights) pair it returns."""
+
+    def __init__(self, d_model, nhead):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(d_model, nhead, batch_first=True)
+
+    def forward(self, query, key, value, key_padding_mask=None):
+        return self.attn(query, key, value, key_padding_mask=key_padding_mask, need_weights=True)
+
+
+TORCH_MHA_PARAMS = {
+    "attn.in_proj_weight": "W_Q, W_K, W_V -> (3 M d_k) d_e",
+    "attn.in_proj_bias": "b_Q, b_K, b_V -> (3 M d_k)",
+    "attn.out_proj.weight": "W_O -> d_e M*d_v",
+    "attn.out_proj.bias": "b_O",
+}
+
+
 # --- buggy --------------------------------------------------------------------------------------------------
 def attention_masks_queries(q, k, v, key_padding_mask=None):
     """Broadcasts the padding over the query axis: padded queries are hidden, padded keys still seen."""
@@ -209,4 +229,9 @@ CASES = [
             layout="x:H=b n d_e -> b n d_e",
             **VIT, verdict="variant", matched=("unscaled",), bug="scores not scaled by 1/√d_k",
             tags=("wrong_scale",), caught_by=("value=oracle",)),
+    ZooCase("torch_mha_called_x_x_x", TorchMultiheadSelfAttention, as_=MHA, mask="key_padding",
+            init={"d_model": "d_e", "nhead": "M"}, params=TORCH_MHA_PARAMS, derive=HEADS,
+            layout="query:H=b n d_e, key:H=b n d_e, value:H=b n d_e, key_padding_mask:S=b n -> b n d_e, _",
+            verdict="variant", matched=("fully_masked_nan",), bug="a sequence of padding only: NaN",
+            tags=("fully_masked_row",), caught_by=("value=edges",)),
 ]  # fmt: skip

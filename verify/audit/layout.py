@@ -86,6 +86,7 @@ def layout_binding(fn, eq: Equation, layout: str, *, mask: str | None = None, sy
         raise BindingError(f"{who(fn)}: cannot read its signature ({exc})") from exc
     args: list[PatternLayout] = []
     seen: set[str] = set()
+    laid: set[str] = set()
     sizes: list[tuple[str, str]] = []
     for entry in filter(None, (e.strip() for e in _split(left))):
         if "=" not in entry and ":" in entry:  # a size: "sz:n" passes n to the parameter sz
@@ -103,10 +104,11 @@ def layout_binding(fn, eq: Equation, layout: str, *, mask: str | None = None, sy
         arg, explicit = arg.strip(), (explicit.strip() or None)
         if arg not in params:
             raise BindingError(f"{where}: {who(fn)} has no parameter {arg!r} ({', '.join(params)})")
+        if arg in laid:
+            raise BindingError(f"{where}: argument {arg!r} is laid out twice")
+        laid.add(arg)
         decl = _symbol_for(arg, explicit, eq, decls, where)
-        if decl.ascii in seen:
-            raise BindingError(f"{where}: two arguments take {decl.ascii}")
-        seen.add(decl.ascii)
+        seen.add(decl.ascii)  # several arguments may take one symbol: self-attention called as f(x, x, x)
         args.append(_layout(arg, decl, axes_text, eq, f"{where}, argument {arg!r}", mask))
     missing = [k for k in decls if k not in seen and k not in missing_ok]
     if missing:

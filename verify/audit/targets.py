@@ -61,7 +61,7 @@ class BoundTarget(Target):
                 and differentiable(self.eq, lay.name)
             ):
                 value = value.detach().requires_grad_(True)
-                leaves[lay.name] = (lay, value)
+                leaves[lay.param] = (lay, value)  # per argument: the same tensor may be passed to several
             kwargs[lay.param] = value
         for param, axis in binding.sizes:
             kwargs[param] = int(sizes[axis])
@@ -77,24 +77,19 @@ class BoundTarget(Target):
                 continue
             cot = _to_layout(lay, cotangents[lay.name], len(batch), sizes, value.dtype, value.device)
             total = total + (value * cot).sum()
-        names = list(leaves)
-        if not names:  # only integer inputs (token ids) and the module's own parameters: nothing to compare
+        params = list(leaves)
+        if not params:  # only integer inputs (token ids) and the module's own parameters: nothing to compare
             return {}
         if not isinstance(total, torch.Tensor) or not total.requires_grad:  # nothing depends on the inputs
-            return {
-                k: np.zeros(
-                    np.shape(
-                        leaves[k][0].from_impl(leaves[k][1], len(batch) if leaves[k][0].batched else 0, sizes)
-                    )
-                )
-                for k in names
-            }
-        grads = torch.autograd.grad(total, [leaves[k][1] for k in names], allow_unused=True)
-        out = {}
-        for k, g in zip(names, grads, strict=True):
-            lay = leaves[k][0]
-            g = torch.zeros_like(leaves[k][1]) if g is None else g
-            out[k] = lay.from_impl(g, len(batch) if lay.batched else 0, sizes)
+            grads = [None] * len(params)
+        else:
+            grads = torch.autograd.grad(total, [leaves[k][1] for k in params], allow_unused=True)
+        out: dict[str, np.ndarray] = {}
+        for k, g in zip(params, grads, strict=True):
+            lay, value = leaves[k]
+            g = torch.zeros_like(value) if g is None else g
+            d = lay.from_impl(g, len(batch) if lay.batched else 0, sizes)
+            out[lay.name] = out[lay.name] + d if lay.name in out else d  # f(x, x, x): ∂/∂H sums the three
         return out
 
 
