@@ -68,10 +68,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# Lint, then the OS packages of the rendering tests, then the tests. One torch thread: the tests' tensors are
-# tiny and thread start-up dominates on a small machine.
+# Lint, then the OS packages of the rendering tests, then the tests, one pytest-xdist worker per core. One
+# torch thread each: the tests' tensors are tiny and thread start-up dominates on a small machine.
 test: lint os-deps
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

@@ -174,10 +174,11 @@ def test_unmapped_and_misshapen_module_parameters():
         diagnose=False,
         **{**FUSED, "params": params},
     )
-    assert report.verdict == "fail"
-    shape = next(c for c in report.checks if c.name == "shape")
-    assert "no mapping for the module parameters qkv.bias" in shape.message
-    wrong = {**FUSED_PARAMS, "proj.weight": "W_O -> (M d_v) d_e"}  # transposed: only square sizes fit
+    # a setup problem, found before any check: an error in the user's terms, never a verdict about the code
+    assert report.verdict == "error"
+    assert [c.name for c in report.checks] == ["binding"]
+    assert "no mapping for the module parameters qkv.bias" in report.summary
+    wrong = {**FUSED_PARAMS, "proj.weight": "W_O -> (M d_v) d_e"}  # transposed: it fits, computes another map
     report = audit(
         FusedSelfAttention,
         "attention.multi_head",
@@ -475,3 +476,29 @@ def test_per_layer_parameter_paths_expand_over_the_family():
     assert mapping.loop[0] == "l"
     with pytest.raises(BindingError, match="must name an index of the family W_1"):
         parse_param("h.{m}.weight", "W_1 -> d_f d_e", eq)
+
+
+def test_a_module_that_cannot_be_built_is_an_error_before_any_check():
+    """Its constructor raises at the audit's sizes (a user forgot --derive): once a `fail` of every check."""
+
+    class Strict(torch.nn.Module):
+        def __init__(self, d_model, n_head):
+            super().__init__()
+            assert d_model % n_head == 0, "d_model must be divisible by n_head"
+            self.qkv = torch.nn.Linear(d_model, 3 * d_model)
+
+        def forward(self, x):
+            return x
+
+    report = audit(
+        Strict,
+        "attention.multi_head",
+        profile="quick",
+        init={"d_model": "d_e", "n_head": "M"},
+        params={"qkv.weight": "keep", "qkv.bias": "keep"},
+        layout="x:H=b n d_e -> b n d_e",
+        mask="none",
+    )
+    assert report.verdict == "error"
+    assert "raised AssertionError: d_model must be divisible by n_head" in report.summary
+    assert "--derive" in report.summary

@@ -31,6 +31,7 @@ from ...spec import Equation, Kind, SpecError
 from .._errors import AuditError, BindingError
 from ..binding import BUILT_IN_MASKS
 from ..runner import PROFILES, CheckResult, Profile, Setting, checks_for, run_check
+from ..strategies import size_tuples
 from .adapters import Builtin, causal_pin, no_mask_pin
 from .checks import edge_check, gradient_check, shape_check, value_maps
 from .context import AuditContext, inapplicable, takes
@@ -189,6 +190,14 @@ def _run(ctx: AuditContext, diagnose: bool) -> AuditReport:
             diagnose,
         )
     setting = ctx.setting_for(eq, target)
+    try:  # a module is built at every size tuple the checks use, and its parameters mapped, before them
+        target.probe(
+            size_tuples(
+                eq, ctx.wide.oracle_sizes, ctx.seed, "small", fixed=setting.sizes, derive=setting.derive
+            )
+        )
+    except BindingError as exc:
+        return _unbound(ctx, exc, diagnose)
     checks = _checks(ctx, eq, target, setting)
     variants: list[VariantTrial] = []
     witnesses = [

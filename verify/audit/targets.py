@@ -10,7 +10,7 @@ import sympy as sp
 import torch
 
 from ...spec import Equation, Kind
-from .._errors import AuditError, BindingError, Mismatch, ShapeMismatch
+from .._errors import AuditError, BindingError, ShapeMismatch
 from ..binding import ImplBinding, bind
 from ..oracle import _batch_shape, size_subs
 from ..targets import Target
@@ -46,6 +46,10 @@ class BoundTarget(Target):
         binding = self.prepare(example, sizes)
         with torch.no_grad():
             return binding.call(example, sizes, len(batch), self.dtype, self.device)
+
+    def probe(self, pool) -> None:
+        """Raise BindingError now if the target cannot be set up at one of these size tuples (a module that
+        cannot be built, a parameter mapping that does not fit): before any check, never as a verdict."""
 
     # the gradient check -------------------------------------------------------------------------------
     def vjp(self, example, sizes, cotangents: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -127,14 +131,18 @@ class ModuleTarget(BoundTarget):
             kwargs = {k: _init_value(k, v, sizes) for k, v in self.init.items()}
             try:
                 mod = self.module(**kwargs)
-            except Exception as exc:
-                raise Mismatch(
-                    f"{self.name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) raised "
-                    f"{type(exc).__name__}: {exc}",
-                    check="shape",
+            except Exception as exc:  # a setup problem, the user's to fix: never a verdict
+                call = f"{self.name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
+                raise BindingError(
+                    f"cannot build the module: {call} raised {type(exc).__name__}: {exc}; check --init, "
+                    "or tie the sizes the module ties (--derive, e.g. d_e=M*d_k)"
                 ) from exc
             self._built = {key: mod}  # one at a time: sizes repeat in runs of examples
         return self._built[key]
+
+    def probe(self, pool) -> None:
+        for sizes in pool:
+            self._check_params(self._instance(sizes), sizes)
 
     def _expanded(self, sizes) -> list[tuple[str, object, int | None]]:
         """(module path, mapping, layer index) for every mapping, per-layer paths ("h.{l}.…") unrolled."""
