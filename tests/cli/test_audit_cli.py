@@ -471,3 +471,14 @@ def test_a_size_the_audit_cannot_fix_is_one_sentence_exit_2_before_any_check(siz
     )
     assert code == 2 and not out
     assert err.startswith(f"lmspec: error: {message}") and len(err.strip().splitlines()) == 1
+
+
+def test_a_hugging_face_builtin_without_transformers_is_an_error_not_a_fail(monkeypatch, capsys):
+    """A setup problem (transformers not installed) says how to install it, exit 2; once a `fail`."""
+    from lmspec.verify.audit import auditor
+
+    monkeypatch.setattr(auditor, "_installed", lambda package: package != "transformers")
+    code, out, err = run(capsys, "transformers.GPT2Block", "-p", "quick")
+    assert code == 2 and not out.strip().endswith("fail")
+    assert "GPT2Block is built with Hugging Face transformers, which is not installed here" in err
+    assert "pip install 'lmspec[hf]'" in err

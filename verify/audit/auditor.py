@@ -21,6 +21,7 @@ loaded or bound).
 """
 
 import dataclasses
+import importlib.util
 import time
 from collections.abc import Mapping
 
@@ -81,6 +82,11 @@ def audit(
     fixed_sizes, tied = dict(sizes or {}), dict(derive or {})
     consts = dict(constants or {})
     if isinstance(obj, Builtin):
+        if obj.group == "hf" and not _installed("transformers"):
+            raise AuditError(
+                f"{obj.name} is built with Hugging Face transformers, which is not installed here: "
+                "pip install 'lmspec[hf]'"
+            )
         as_ = as_ or obj.equation
         setting_pins.update(obj.pins)
         consts = {**obj.constants, **consts}
@@ -122,6 +128,11 @@ def audit(
     report = _run(ctx, diagnose)
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _installed(package: str) -> bool:
+    """Whether ``package`` can be imported (found without importing it)."""
+    return importlib.util.find_spec(package) is not None
 
 
 #: The largest size an audit fixes: every entry of every tensor is drawn on its own, so the cost grows with
