@@ -1,3 +1,6 @@
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -7,6 +10,11 @@ from hypothesis import strategies as st
 from lmspec import impl
 from lmspec.verify._errors import Mismatch
 from lmspec.verify.runner import examples_from_strategies_only
+
+# The disk cache of compiled oracles (verify/cache.py) for this checkout's test runs, shared by the xdist
+# workers and the subprocesses tests start, kept between runs (its keys hold the code and the equations'
+# content).
+os.environ.setdefault("LMSPEC_CACHE_DIR", str(Path(__file__).resolve().parents[1] / "build" / "test-cache"))
 
 
 @pytest.fixture(autouse=True)

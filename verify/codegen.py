@@ -21,6 +21,7 @@ from sympy.printing.pytorch import TorchPrinter
 from ..spec import Equation, Family, SpecError
 from ..spec.axes import GLOSSARY
 from ..spec.tensors import FamilyMember
+from . import cache
 
 
 class _SizePrinter(PythonCodePrinter):
@@ -238,8 +239,12 @@ def _callee_sources(callees: dict[str, Equation]) -> list[str]:
 
 @lru_cache(maxsize=256)
 def compiled(eq: Equation):
-    """The generated function of ``eq``, compiled once."""
-    src = generate(eq)
+    """The generated function of ``eq``, compiled once (its source from the disk cache when it is there)."""
+    name = cache.key(eq, (), "torch")
+    src = cache.load(name)
+    if src is None:
+        src = generate(eq)
+        cache.store(name, src)
     namespace: dict = {}
     try:
         exec(compile(src, f"<lmspec codegen {eq.id}>", "exec"), namespace)

@@ -9,6 +9,7 @@ Arrays are in spec layout: a matrix as the tutorial orients it, a vector with on
 on a leading index axis, per-example inputs (and outputs) with optional leading batch axes.
 """
 
+import functools
 import itertools
 import math
 import time
@@ -25,6 +26,7 @@ from ..spec import Equation, Family, Kind, SpecError
 from ..spec.ops import SpecOp
 from ..spec.ops_nn import Call
 from ..spec.tensors import FamilyMember, FamilySlice
+from . import cache
 
 PRECISIONS = ("float64", "mpmath")
 
@@ -319,19 +321,35 @@ def source(prog: Program, precision: str = "float64") -> str:
 @dataclass
 class Compiled:
     fn: object
-    program: Program
+    eq: Equation
+    sizes: tuple[tuple[str, int], ...]
     precision: str
     compile_seconds: float
+    cached: bool = False  # its source came from the disk cache (verify.cache): no SymPy expansion ran
+
+    @functools.cached_property
+    def program(self) -> Program:
+        """The straight-line program (expanded on first use when the source came from the cache)."""
+        return expand(self.eq, dict(self.sizes))
 
 
 @lru_cache(maxsize=512)
 def _compile(eq: Equation, key: tuple[tuple[str, int], ...], precision: str) -> Compiled:
     start = time.perf_counter()
-    prog = expand(eq, dict(key))
-    src = source(prog, precision)
+    name = cache.key(eq, key, precision)
+    src = cache.load(name)
+    cached = src is not None
+    prog = None
+    if src is None:
+        prog = expand(eq, dict(key))
+        src = source(prog, precision)
+        cache.store(name, src)
     namespace = {"math": _SafeMath(), "mpmath": mpmath, "Rsqrt0": _rsqrt0}
     exec(compile(src, f"<oracle {eq.id} {dict(key)}>", "exec"), namespace)
-    return Compiled(namespace["oracle"], prog, precision, time.perf_counter() - start)
+    compiled = Compiled(namespace["oracle"], eq, key, precision, time.perf_counter() - start, cached)
+    if prog is not None:
+        compiled.program = prog  # the cached_property's value: expanded already
+    return compiled
 
 
 class Oracle:

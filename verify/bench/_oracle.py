@@ -19,7 +19,7 @@ def oracle_sizes(eq, s: int) -> dict[str, int]:
     return sizes
 
 
-def oracle(size: Size, repeat: int = 5, note: Callable[[str], None] = no_note) -> dict:
+def _oracle(size: Size, repeat: int = 5, note: Callable[[str], None] = no_note) -> dict:
     """For each equation of ``size.oracle_equations`` and each step s of ``size.oracle_steps``: the oracle's
     compile time (expansion of ``_entry`` + Python compile, cache cleared first) and its evaluation time per
     example (median of ``repeat``), in float64 and with mpmath (50 digits)."""
@@ -52,3 +52,12 @@ def oracle(size: Size, repeat: int = 5, note: Callable[[str], None] = no_note) -
                 row[f"eval_{precision}"] = measure({"eval": evaluate}, repeat)["eval"]
             rows.append(row)
     return {"steps": list(size.oracle_steps), "rows": rows}
+
+
+def oracle(*args, **kwargs) -> dict:
+    """:func:`_oracle` with the disk cache of compiled oracles bypassed (verify.cache): cold, as a first
+    ``lmspec verify`` on a machine is, and as the figures have always been taken."""
+    from .. import cache
+
+    with cache.disabled():
+        return _oracle(*args, **kwargs)

@@ -4,6 +4,7 @@ worker processes or one shard of the run; a table for people, JSON and JUnit XML
 Exit codes: 0 every check passed, 1 a check failed, 2 bad usage or input.
 """
 
+import os
 import time
 from pathlib import Path
 
@@ -38,8 +39,13 @@ def verify_command(
     fail_fast: bool = typer.Option(False, "--fail-fast", "-x", help="Stop at the first failing check."),
     json_path: Path = typer.Option(None, "--json", help="Write a JSON report here."),
     junit_path: Path = typer.Option(None, "--junit", help="Write a JUnit XML report here."),
+    no_cache: bool = typer.Option(
+        False, "--no-cache", help="Neither read nor write the disk cache of compiled oracles and code."
+    ),
 ) -> None:
     """Verify impl/ against the spec: oracle, generated code and properties."""
+    if no_cache:  # read by verify.cache in this process and in the workers it starts
+        os.environ["LMSPEC_NO_CACHE"] = "1"
     if profile not in PROFILES:
         raise UsageError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     if seed < 0:

@@ -1,0 +1,153 @@
+"""A persistent cache of compiled oracles and generated code: the Python source the oracle generates for an
+equation at given sizes, and the PyTorch generated from it, on disk, so that a second run does no SymPy
+expansion or printing at all.
+
+- **Where**: ``$LMSPEC_CACHE_DIR``, else ``$XDG_CACHE_HOME/lmspec``, else ``~/.cache/lmspec``; a folder per
+  format version. ``LMSPEC_NO_CACHE=1`` (``lmspec verify --no-cache``) bypasses it.
+- **Key**: a SHA-256 of the equation's content (its declarations, definitions and constraints, and those of
+  every equation it calls), the sizes, the precision, and the source of the code that turns an equation into
+  a program (spec/ and verify/oracle.py). A changed equation, operator or expansion gives another key: the
+  cache can never return the oracle of an equation that has changed.
+- **Safe**: an entry is written to a temporary file and renamed into place (atomic on POSIX and Windows), so
+  two processes writing at once leave one whole entry; an entry carries a checksum of its body, and one that
+  does not match (a truncated or corrupt file) is deleted and recomputed.
+"""
+
+import contextlib
+import functools
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import sympy as sp
+
+from ..spec import Equation
+
+#: Bump when the entries' format or the oracle's source conventions change.
+FORMAT = "oracle-v1"
+_HEADER = "# lmspec oracle cache {key} sha256={digest}\n"
+
+
+def enabled() -> bool:
+    return os.environ.get("LMSPEC_NO_CACHE", "") in ("", "0")
+
+
+@contextlib.contextmanager
+def disabled():
+    """Bypass the cache inside the block, in this process and in the processes it starts (cold timings)."""
+    before = os.environ.get("LMSPEC_NO_CACHE")
+    os.environ["LMSPEC_NO_CACHE"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["LMSPEC_NO_CACHE"]
+        else:
+            os.environ["LMSPEC_NO_CACHE"] = before
+
+
+def cache_dir() -> Path:
+    """The folder holding the entries (not created until an entry is written)."""
+    root = os.environ.get("LMSPEC_CACHE_DIR")
+    if not root:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(base, "lmspec")
+    return Path(root) / FORMAT
+
+
+@functools.cache
+def code_hash(roots: tuple[Path, ...] | None = None) -> str:
+    """SHA-256 of the code that turns an equation into source: every module of spec/, verify/oracle.py and
+    verify/codegen.py."""
+    if roots is None:
+        here = Path(__file__).resolve().parent
+        roots = (_spec_dir(), here / "oracle.py", here / "codegen.py")
+    digest = hashlib.sha256()
+    for root in roots:
+        files = sorted(root.rglob("*.py")) if root.is_dir() else [root]
+        for path in files:
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _spec_dir() -> Path:
+    from .. import spec
+
+    return Path(spec.__file__).resolve().parent
+
+
+def fingerprint(eq: Equation) -> str:
+    """SHA-256 of what the equation says: its declarations, definitions and constraints, and the
+    fingerprints of the equations it calls (a changed callee changes its callers)."""
+    return _fingerprint(eq, ())
+
+
+def _fingerprint(eq: Equation, stack: tuple[str, ...]) -> str:
+    from ..spec.ops_nn import Call
+
+    digest = hashlib.sha256()
+
+    def add(*parts: object) -> None:
+        for part in parts:
+            digest.update(repr(part).encode())
+            digest.update(b"\0")
+
+    add(eq.id, eq.variant_of, eq.variant_name)
+    roles = (("in", eq.inputs), ("param", eq.params), ("mid", eq.intermediates), ("out", eq.outputs))
+    for role, decls in roles:
+        for d in decls:
+            add(role, sp.srepr(d), str(getattr(d, "entry_kind", "")))
+    for b in eq.bindings:
+        add(sp.srepr(b.lhs), sp.srepr(b.rhs))
+        for call in sorted(b.rhs.atoms(Call), key=sp.srepr):
+            callee = call.args[0].name
+            if callee not in stack:
+                add(callee, _fingerprint(call.equation, (*stack, eq.id)))
+    for c in eq.constraints:
+        add(sp.srepr(c))
+    return digest.hexdigest()
+
+
+def key(eq: Equation, sizes: tuple[tuple[str, int], ...], precision: str) -> str:
+    """The entry's name: the equation's content, the sizes, the precision ("float64", "mpmath", or "torch"
+    for the generated PyTorch, which takes any sizes) and the code that compiles it."""
+    text = "\0".join([FORMAT, code_hash(), fingerprint(eq), repr(sizes), precision])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def load(name: str) -> str | None:
+    """The cached source, or None (absent, disabled, or corrupt: a corrupt entry is deleted)."""
+    if not enabled():
+        return None
+    path = cache_dir() / f"{name}.py"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    head, _, body = text.partition("\n")
+    if head + "\n" != _HEADER.format(key=name, digest=hashlib.sha256(body.encode()).hexdigest()):
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
+    return body
+
+
+def store(name: str, source: str) -> None:
+    """Write an entry atomically; a cache that cannot be written (read-only, full) is skipped silently: the
+    oracle is correct without it, only slower."""
+    if not enabled():
+        return
+    folder = cache_dir()
+    text = _HEADER.format(key=name, digest=hashlib.sha256(source.encode()).hexdigest()) + source
+    with contextlib.suppress(OSError):
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name[:16]}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, folder / f"{name}.py")
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
