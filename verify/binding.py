@@ -104,6 +104,19 @@ BUILT_IN_MASKS = ("causal", "none")
 MASK_CONVENTIONS = (*MATRIX_MASKS, *KEY_MASKS, *BUILT_IN_MASKS)
 
 
+#: What a layout's ``arg:NAME`` passes besides an axis's size: the audit's torch dtype and device.
+SETTINGS = ("dtype", "device")
+
+
+def setting_value(name: str, sizes: Mapping[str, int], dtype: torch.dtype, device: str) -> object:
+    """The value of a size-like argument: an axis's size, or the audit's dtype or device."""
+    if name == "dtype":
+        return dtype
+    if name == "device":
+        return torch.device(device)
+    return int(sizes[name])
+
+
 def mask_hint(missing) -> str:
     """What to write when the spec's mask is what no argument takes (a hint appended to the error)."""
     if not any(is_mask(d) for d in missing):
@@ -282,7 +295,7 @@ class ImplBinding:
             extra = {"sizes": sizes} if getattr(lay, "needs_sizes", False) else {}
             kwargs[lay.param] = lay.to_impl(example[lay.name], batch_ndim, dtype, device, **extra)
         for param, axis in self.sizes:
-            kwargs[param] = int(sizes[axis])
+            kwargs[param] = setting_value(axis, sizes, dtype, device)
         if self.takes_dtype:
             kwargs["dtype"] = dtype
         result = self.fn(**kwargs, **self.options)

@@ -502,3 +502,16 @@ def test_a_module_that_cannot_be_built_is_an_error_before_any_check():
     assert report.verdict == "error"
     assert "raised AssertionError: d_model must be divisible by n_head" in report.summary
     assert "--derive" in report.summary
+
+
+def test_an_argument_that_names_no_symbol_is_told_every_way_to_bind_it():
+    def table(max_len, width):
+        return torch.zeros(max_len, width)
+
+    report = audit(table, "positional.sinusoidal", layout="max_len:n_max, width=n_max d_e -> n_max d_e")
+    assert report.verdict == "error"
+    assert (
+        "argument 'width' does not name a symbol of positional.sinusoidal (it takes none); "
+        "write width:SYMBOL=axes for a tensor, or width:AXIS for a size it takes (n_max, d_e), "
+        "width:dtype or width:device"
+    ) in report.summary

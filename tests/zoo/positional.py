@@ -53,8 +53,20 @@ def sinusoid_table_concat(max_len, d_model):
     return torch.cat([torch.sin(angles), torch.cos(angles[:, : d_model // 2])], dim=1)
 
 
+def sinusoid_embedding(num_positions, dim, dtype, device):
+    """The table as model code builds it on the fly, in the model's dtype and on its device (arguments with
+    no default): exponents from torch.arange, sines and cosines interleaved through stack and flatten."""
+    half = torch.arange(0, dim, 2, dtype=torch.float64, device=device)
+    inv_freq = torch.exp(-math.log(10000.0) * half / dim)  # 1 / 10000^(2i/d)
+    angles = torch.arange(num_positions, dtype=torch.float64, device=device)[:, None] * inv_freq[None, :]
+    table = torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(-2)[:, :dim]  # sin, cos, sin, cos …
+    return table.to(dtype)
+
+
 CASES = [
     ZooCase("sinusoid_table", sinusoid_table, as_=PE, layout=TABLE, verdict="pass"),
+    ZooCase("sinusoid_embedding_dtype_device", sinusoid_embedding, as_=PE, verdict="pass",
+            layout="num_positions:n_max, dim:d_e, dtype:dtype, device:device -> n_max d_e"),
     ZooCase("sinusoid_column_index", sinusoid_table_column_index, as_=PE, layout=TABLE, verdict="fail",
             bug="exponent 2j/d with j the column (2i+1 for the cosines, and 4i/d overall) instead of 2i/d",
             tags=("sinusoid_indices",), caught_by=("value=oracle",)),

@@ -33,7 +33,7 @@ import torch
 
 from ...spec import Equation, Kind
 from .._errors import BindingError, ShapeMismatch
-from ..binding import KEY_MASKS, is_key_mask, is_mask, mask_hint, spec_axes
+from ..binding import KEY_MASKS, SETTINGS, is_key_mask, is_mask, mask_hint, spec_axes
 from .pattern import Pattern, PatternLayout, axis_names, parse_axes, resolve
 
 
@@ -48,9 +48,11 @@ def _symbol_for(arg: str, explicit: str | None, eq: Equation, decls: Mapping[str
     masks = [d for d in decls.values() if is_mask(d)]
     if "mask" in arg.lower() and len(masks) == 1:
         return masks[0]
+    symbols = ", ".join(decls) or "it takes none"
     raise BindingError(
-        f"{where}: argument {arg!r} does not name a symbol of {eq.id} ({', '.join(decls)}); "
-        f"write {arg}:SYMBOL=axes"
+        f"{where}: argument {arg!r} does not name a symbol of {eq.id} ({symbols}); "
+        f"write {arg}:SYMBOL=axes for a tensor, or {arg}:AXIS for a size it takes ({', '.join(eq.axes)}), "
+        f"{arg}:dtype or {arg}:device"
     )
 
 
@@ -93,8 +95,10 @@ def layout_binding(fn, eq: Equation, layout: str, *, mask: str | None = None, sy
             arg, _, axis = (x.strip() for x in entry.partition(":"))
             if arg not in params:
                 raise BindingError(f"{where}: {who(fn)} has no parameter {arg!r} ({', '.join(params)})")
-            if axis not in eq.axes:
-                raise BindingError(f"{where}: {axis!r} is not an axis of {eq.id} ({', '.join(eq.axes)})")
+            if axis not in eq.axes and axis not in SETTINGS:
+                raise BindingError(
+                    f"{where}: {axis!r} is not an axis of {eq.id} ({', '.join(eq.axes)}), nor dtype or device"
+                )
             sizes.append((arg, axis))
             continue
         if "=" not in entry:

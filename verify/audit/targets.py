@@ -11,7 +11,7 @@ import torch
 
 from ...spec import Equation, Kind
 from .._errors import AuditError, BindingError, ShapeMismatch
-from ..binding import ImplBinding, bind
+from ..binding import ImplBinding, bind, setting_value
 from ..oracle import _batch_shape, size_subs
 from ..targets import Target
 from .layout import layout_binding, parse_param
@@ -68,7 +68,7 @@ class BoundTarget(Target):
                 leaves[lay.param] = (lay, value)  # per argument: the same tensor may be passed to several
             kwargs[lay.param] = value
         for param, axis in binding.sizes:
-            kwargs[param] = int(sizes[axis])
+            kwargs[param] = setting_value(axis, sizes, self.dtype, self.device)
         if binding.takes_dtype:
             kwargs["dtype"] = self.dtype
         result = binding.fn(**kwargs)
