@@ -445,6 +445,11 @@ def test_every_cookbook_command_runs_as_written(
     code, out, err = run(capsys, *args)
     assert f": {verdict}" in out, out + err
     assert code == (0 if verdict == "pass" else 1)
+    mask = re.search(r"--mask (\w+)", command)
+    if mask and mask.group(1) in ("causal", "none", "key_padding"):  # the report says how S was held
+        said = {"causal": "S is fixed to the causal mask", "none": "S is fixed to 0",
+                "key_padding": "the mask is taken per key (key_padding)"}  # fmt: skip
+        assert f"note: {said[mask.group(1)]}" in out
 
 
 def test_mask_causal_on_an_equation_without_a_mask_is_one_sentence_exit_2(capsys):

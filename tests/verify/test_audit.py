@@ -163,6 +163,11 @@ def test_module_without_biases_is_the_no_bias_variant():
     assert report.verdict == "variant", report.summary
     assert report.matched == ["no_bias"]
     assert "--as attention.multi_head[no_bias]" in report.summary
+    # how it was held is said, never left to be guessed: the spec's biases no module parameter takes
+    assert "the module runs in eval() mode (dropout off)" in report.notes
+    assert any(n.startswith("no module parameter takes the spec's b_Q, b_K, b_V, b_O:") for n in report.notes)
+    assert not [n for n in audit(FusedSelfAttention, "attention.multi_head", profile="quick", **FUSED).notes
+                if n.startswith("no module parameter")]  # fmt: skip
 
 
 def test_unmapped_and_misshapen_module_parameters():

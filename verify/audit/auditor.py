@@ -30,7 +30,7 @@ import torch
 from ... import spec
 from ...spec import Equation, Kind, SpecError
 from .._errors import AuditError, BindingError
-from ..binding import BUILT_IN_MASKS
+from ..binding import BUILT_IN_MASKS, is_key_mask
 from ..runner import PROFILES, CheckResult, Profile, Setting, checks_for, run_check
 from ..strategies import size_tuples
 from .adapters import Builtin, causal_pin, no_mask_pin
@@ -361,7 +361,48 @@ def _report(ctx: AuditContext, checks, variants, heatmaps) -> AuditReport:
         ctx.dtype,
         ctx.profile.name,
         ctx.seed,
+        notes=_notes(ctx),
     )
+
+
+def _notes(ctx: AuditContext) -> list[str]:
+    """How the target was held to the spec, in a sentence each, where that is not the plain case."""
+    notes = []
+    masks = [d.ascii for d in ctx.eq.inputs if d.entry_kind == Kind.ADDITIVE_MASK]
+    for name in masks:
+        pin = ctx.pins.get(name)
+        if pin is causal_pin:
+            notes.append(
+                f"{name} is fixed to the causal mask (attention.causal_mask): the target masks the future "
+                "itself"
+            )
+        elif pin is no_mask_pin:
+            notes.append(f"{name} is fixed to 0: the target takes no mask and attends everywhere")
+    if ctx.mask is not None and is_key_mask(ctx.mask):
+        notes.append(
+            f"the mask is taken per key ({ctx.mask}): S is the padding mask (attention.padding_mask) of "
+            "a keep vector drawn per sequence"
+        )
+    module = ctx.obj if isinstance(ctx.obj, type) else type(ctx.obj)
+    if issubclass(module, torch.nn.Module):
+        notes.append("the module runs in eval() mode (dropout off)")
+        taken = {src for text in (ctx.params or {}).values() for src in _sources(text)}
+        untaken = [
+            d.ascii
+            for d in ctx.eq.params
+            if d.ascii not in taken and d.ascii not in ctx.constants and not d.is_scalar
+        ]
+        if ctx.params is not None and untaken:
+            notes.append(
+                f"no module parameter takes the spec's {', '.join(untaken)}: the reference draws them like "
+                "the others, so a module without them differs from the equation unless a variant drops them"
+            )
+    return notes
+
+
+def _sources(text: str) -> list[str]:
+    """The spec parameters a --param mapping reads (before any '->')."""
+    return [s.strip() for s in str(text).partition("->")[0].split(",") if s.strip()]
 
 
 def _with_constants(v: VariantTrial) -> str:

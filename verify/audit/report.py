@@ -90,6 +90,9 @@ class AuditReport:
     profile: str = "default"
     seed: int = 0
     seconds: float = 0.0
+    #: how the target was held to the spec, where that is not the plain case (eval mode, a fixed or per-key
+    #: mask, spec parameters no module parameter takes): what a reader needs to trust the verdict
+    notes: list[str] = field(default_factory=list)
 
     @property
     def matched(self) -> list[str]:
@@ -115,6 +118,7 @@ class AuditReport:
             "dtype": self.dtype,
             "profile": self.profile,
             "seed": self.seed,
+            "notes": list(self.notes),
             "checks": [c.as_json() for c in self.checks],
             "variants": [asdict(v) for v in self.variants],
             "heatmaps": [h.as_json() for h in self.heatmaps],

@@ -254,6 +254,8 @@ def _print_report(r) -> None:
         highlight=False,
     )
     console.print(escape(r.summary), highlight=False)
+    for note in r.notes:
+        console.print(f"  note: {escape(note)}", highlight=False)
     table = Table(show_header=True)
     for col, just in (
         ("check", "left"),
