@@ -8,6 +8,7 @@ does not name the spec's axes is a BindingError naming the function, the paramet
 and what was found.
 """
 
+import functools
 import inspect
 import sys
 import typing
@@ -217,6 +218,21 @@ def _parse_dims(fn: Callable, param: str, jt: object) -> tuple[bool, list[sp.Exp
     return batched, dims
 
 
+@functools.lru_cache(maxsize=8192)
+def same_size(a: sp.Expr, b: sp.Expr) -> bool:
+    """Whether two symbolic sizes are the same (``d_e`` and ``M*d_k`` are not; ``M*d_k`` and ``d_k*M`` are):
+    structurally, else after expansion; ``sp.simplify`` only where the difference holds a function (floor,
+    ceiling …) that expansion may leave undecided. Cached: layouts are resolved again for every variant."""
+    if a == b:
+        return True
+    diff = sp.expand(sp.sympify(a) - sp.sympify(b))
+    if diff == 0:
+        return True
+    if diff.atoms(sp.Function):
+        return sp.simplify(diff) == 0
+    return False
+
+
 def spec_axes(decl) -> list[sp.Expr]:
     """The non-batch axes of a declared symbol's spec-layout array (family index axis first)."""
     dims = [sp.sympify(s) for s in decl.spec_shape]
@@ -243,7 +259,7 @@ def _match(
     perm: list[int] = []
     free = list(range(len(want)))
     for d in dims:
-        hit = next((k for k in free if sp.simplify(want[k] - d) == 0), None)
+        hit = next((k for k in free if same_size(want[k], d)), None)
         if hit is None:
             break
         perm.append(hit)

@@ -164,3 +164,16 @@ def test_a_per_key_mask_is_annotated_with_the_key_axis_only():
         BindingError, match=r"parameter 'S' is annotated '\*batch n'.*expected the axes \(n, n\)"
     ):
         bind(attend, eq, mask="bool_keep")  # an n×n convention needs both axes
+
+
+def test_same_size_decides_size_expressions_without_simplify():
+    import sympy as sp
+
+    from lmspec.spec.axes import M, d_e, d_k
+    from lmspec.verify.binding import same_size
+
+    assert same_size(M * d_k, d_k * M)
+    assert same_size(2 * (d_e + d_k), 2 * d_e + 2 * d_k)  # equal once expanded
+    assert not same_size(d_e, M * d_k)  # a constraint may tie them; the expressions differ
+    assert same_size(sp.floor(d_e / 2) + 1, 1 + sp.floor(d_e / 2))
+    assert not same_size(sp.floor(d_e / 2), sp.ceiling(d_e / 2))

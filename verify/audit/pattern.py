@@ -18,7 +18,7 @@ import torch
 
 from ...spec.axes import GLOSSARY
 from .._errors import BindingError
-from ..binding import _AXIS_LOCALS, convert_mask, is_key_mask, key_vector
+from ..binding import _AXIS_LOCALS, convert_mask, is_key_mask, key_vector, same_size
 
 _TOKEN = re.compile(r"\(|\)|\.\.\.|[^\s()]+")
 
@@ -65,7 +65,7 @@ def _is_axis(token: str, axes: Sequence[sp.Expr]) -> bool:
         expr = sp.sympify(token, locals=_AXIS_LOCALS)
     except (sp.SympifyError, TypeError, SyntaxError):
         return False
-    return any(sp.simplify(expr - a) == 0 for a in axes)
+    return any(same_size(expr, a) for a in axes)
 
 
 def _expr(tok: str) -> sp.Expr:
@@ -73,7 +73,7 @@ def _expr(tok: str) -> sp.Expr:
 
 
 def _find(free: list[int], axes: Sequence[sp.Expr], expr: sp.Expr) -> int | None:
-    return next((k for k in free if sp.simplify(axes[k] - expr) == 0), None)
+    return next((k for k in free if same_size(axes[k], expr)), None)
 
 
 def _readable(tok: str) -> bool:
