@@ -23,6 +23,7 @@ import torch
 from .. import spec
 from ..spec import Equation
 from .runner import PROFILES, Check, CheckResult, Profile, checks_for, one_thread, run_check
+from .shards import parse_shard as parse_shard
 
 
 @dataclass(frozen=True)
@@ -32,18 +33,6 @@ class Unit:
     seed: int
     equation: str
     check: str
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"i/n"`` with 1 ≤ i ≤ n, as ``(i, n)``; a ValueError says what was expected."""
-    left, sep, right = text.partition("/")
-    try:
-        i, n = int(left), int(right)
-    except ValueError:
-        i = n = 0
-    if not sep or n < 1 or not 1 <= i <= n:
-        raise ValueError(f"--shard takes i/n with 1 ≤ i ≤ n (e.g. 2/4), found {text!r}")
-    return i, n
 
 
 def planned_equations(names: Sequence[str]) -> list[Equation]:

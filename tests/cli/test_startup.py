@@ -130,22 +130,6 @@ def test_the_command_lines_choices_are_the_heavy_modules_own():
     assert set(bench.PROFILES) <= set(PROFILES)
 
 
-@pytest.mark.parametrize("text", ["1/1", "2/4", "4/4", "0/2", "3/2", "1/0", "2", "a/b", "1/2/3", "-1/2", ""])
-def test_the_command_lines_shard_reading_is_the_suites(text):
-    from lmspec.verify.cli._common import UsageError
-    from lmspec.verify.cli.verify import parse_shard as light
-    from lmspec.verify.parallel import parse_shard
-
-    try:
-        expected = parse_shard(text)
-    except ValueError as exc:
-        with pytest.raises(UsageError) as found:
-            light(text)
-        assert str(found.value) == str(exc)
-    else:
-        assert light(text) == expected
-
-
 # --- the pytest plugin ---------------------------------------------------------------------------------
 SCRATCH_TEST = """
 import sys

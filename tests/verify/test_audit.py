@@ -520,3 +520,15 @@ def test_an_argument_that_names_no_symbol_is_told_every_way_to_bind_it():
         "write width:SYMBOL=axes for a tensor, or width:AXIS for a size it takes (n_max, d_e), "
         "width:dtype or width:device"
     ) in report.summary
+
+
+def test_a_target_without_a_mask_argument_is_told_which_mask_to_name():
+    def attend(q, k, v):  # a causal or an unmasked attention: it takes no mask
+        return v
+
+    layout = "q=b n d_k, k=b n d_k, v=b n d_v -> b n d_v"
+    report = audit(attend, "attention.scaled_dot_product", layout=layout)
+    assert report.verdict == "error"
+    assert "no argument takes the spec's S ∈ {0,−∞}^(n×n)" in report.summary
+    hint = "--mask causal (it masks the future itself) or --mask none (it attends everywhere)"
+    assert hint in report.summary

@@ -147,3 +147,27 @@ def test_no_cache_neither_reads_nor_writes(fresh, monkeypatch):
     assert not fresh.exists()
     cache.store("x", "y = 1\n")
     assert cache.load("x") is None
+
+
+def test_disabled_bypasses_inside_and_restores_after(fresh, monkeypatch):
+    """What lmspec bench uses to time cold runs: the variable is restored, whatever it was."""
+    with cache.disabled():
+        assert not cache.enabled()
+        Oracle(_softmax_eq(1.0)).compiled(SIZES)
+    assert cache.enabled() and not fresh.exists()
+    monkeypatch.setenv("LMSPEC_NO_CACHE", "0")
+    with cache.disabled():
+        pass
+    assert os.environ["LMSPEC_NO_CACHE"] == "0"
+
+
+def test_verify_no_cache_writes_nothing(fresh, capsys):
+    from lmspec.verify.cli import main
+
+    assert main(["verify", "lm.softmax", "-p", "quick", "--no-cache"]) == 0
+    assert not fresh.exists()
+    os.environ.pop("LMSPEC_NO_CACHE", None)  # set by the command for its workers; not for the next test
+    oracle._compile.cache_clear()  # as a new process would start
+    codegen.compiled.cache_clear()
+    assert main(["verify", "lm.softmax", "-p", "quick"]) == 0
+    assert list(fresh.glob("*.py"))  # the same run with the cache fills it

@@ -157,6 +157,41 @@ TORCH_MHA_PARAMS = {
 }
 
 
+class ProjectionListAttention(nn.Module):
+    """The tutorial-transformer style: four nn.Linear in a ModuleList (q, k, v, out), a source mask shaped
+    (batch, 1, n) of 1 = real token, unsqueezed over heads, and masked scores filled with −1e9 (a finite
+    fill: a sequence of padding only gets uniform weights)."""
+
+    def __init__(self, h, d_model):
+        super().__init__()
+        self.h, self.d_k = h, d_model // h
+        self.linears = nn.ModuleList(nn.Linear(d_model, d_model) for _ in range(4))
+
+    def forward(self, query, key, value, mask=None):
+        B = query.size(0)
+        q, k, v = (
+            lin(t).view(B, -1, self.h, self.d_k).transpose(1, 2)  # (B, h, n, d_k)
+            for lin, t in zip(self.linears, (query, key, value), strict=False)
+        )
+        scores = q @ k.transpose(-2, -1) / math.sqrt(self.d_k)
+        if mask is not None:
+            scores = scores.masked_fill(mask.unsqueeze(1) == 0, -1e9)  # (B, 1, 1, n)
+        x = (scores.softmax(dim=-1) @ v).transpose(1, 2).reshape(B, -1, self.h * self.d_k)
+        return self.linears[-1](x)
+
+
+LIST_PARAMS = {
+    "linears.0.weight": "W_Q -> (M d_k) d_e",
+    "linears.0.bias": "b_Q -> (M d_k)",
+    "linears.1.weight": "W_K -> (M d_k) d_e",
+    "linears.1.bias": "b_K -> (M d_k)",
+    "linears.2.weight": "W_V -> (M d_v) d_e",
+    "linears.2.bias": "b_V -> (M d_v)",
+    "linears.3.weight": "W_O -> d_e (M d_v)",
+    "linears.3.bias": "b_O",
+}
+
+
 # --- buggy --------------------------------------------------------------------------------------------------
 def attention_masks_queries(q, k, v, key_padding_mask=None):
     """Broadcasts the padding over the query axis: padded queries are hidden, padded keys still seen."""
@@ -233,5 +268,10 @@ CASES = [
             init={"d_model": "d_e", "nhead": "M"}, params=TORCH_MHA_PARAMS, derive=HEADS,
             layout="query:H=b n d_e, key:H=b n d_e, value:H=b n d_e, key_padding_mask:S=b n -> b n d_e, _",
             verdict="variant", matched=("fully_masked_nan",), bug="a sequence of padding only: NaN",
+            tags=("fully_masked_row",), caught_by=("value=edges",)),
+    ZooCase("projection_list_source_mask", ProjectionListAttention, as_=MHA, mask="key_keep",
+            init={"h": "M", "d_model": "d_e"}, params=LIST_PARAMS, derive=HEADS,
+            layout="query:H=b n d_e, key:H=b n d_e, value:H=b n d_e, mask:S=b 1 n -> b n d_e",
+            verdict="variant", matched=("fully_masked_uniform",), bug="−1e9 fill: uniform weights on padding",
             tags=("fully_masked_row",), caught_by=("value=edges",)),
 ]  # fmt: skip

@@ -13,20 +13,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..shards import parse_shard
 from ._common import PROFILES, UsageError, console, err, writable, write
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"i/n"`` with 1 ≤ i ≤ n, as ``(i, n)``: verify.parallel.parse_shard's reading, without its imports
-    (a bad --shard is answered before torch loads)."""
-    left, sep, right = text.partition("/")
-    try:
-        i, n = int(left), int(right)
-    except ValueError:
-        i = n = 0
-    if not sep or n < 1 or not 1 <= i <= n:
-        raise UsageError(f"--shard takes i/n with 1 ≤ i ≤ n (e.g. 2/4), found {text!r}")
-    return i, n
 
 
 def verify_command(
@@ -54,7 +42,10 @@ def verify_command(
         raise UsageError(f"--seeds must be at least 1, found {seeds}")
     if jobs < 0:
         raise UsageError(f"--jobs must be 0 (one per core) or a positive integer, found {jobs}")
-    part = parse_shard(shard) if shard is not None else None
+    try:
+        part = parse_shard(shard) if shard is not None else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
     from ... import spec
 
