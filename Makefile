@@ -68,10 +68,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# Lint, then the OS packages of the rendering tests, then the tests, one pytest-xdist worker per core. One
-# torch thread each: the tests' tensors are tiny and thread start-up dominates on a small machine.
+# Lint, then the OS packages of the rendering tests, then the tests, one pytest-xdist worker per core, in a
+# random order (pytest-randomly; the run ends with its seed). One torch thread each: the tests' tensors are
+# tiny and thread start-up dominates on a small machine.
 test: lint os-deps
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto -p randomly
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

@@ -14,42 +14,62 @@ from jaxtyping import jaxtyped
 
 F = TypeVar("F", bound=Callable)
 
+#: The name of an equation's default implementation: the readable one, written step by step beside the
+#: tutorial. Other implementations of the same equation (``@implements(id, name="fast")``) are named.
+DEFAULT = "readable"
+
+#: The default implementation of each equation id, and the others by id and name.
 _IMPLEMENTATIONS: dict[str, Callable] = {}
+_NAMED: dict[str, dict[str, Callable]] = {}
 
 
 def implements(
-    equation_id: str, variants: Mapping[str, Mapping[str, object]] | None = None
+    equation_id: str,
+    variants: Mapping[str, Mapping[str, object]] | None = None,
+    *,
+    name: str = DEFAULT,
 ) -> Callable[[F], F]:
-    """Register a function as the implementation of ``equation_id`` (``family.name``).
+    """Register a function as an implementation of ``equation_id`` (``family.name``).
 
     ``variants`` names the equation's variants the function also implements, each with the keyword
     arguments that select it (``{"start_token": {"start": 0}}``; ``{}`` when the variant's own symbols, such
     as ε, bind to parameters the function has). ``lmspec verify`` checks those variants too.
+
+    ``name`` registers another implementation of the same equation beside the default, readable one (a fast
+    path: ``name="fast"``); ``implementation(id)`` stays the readable one, ``implementations_of(id)`` gives
+    them all, and ``lmspec verify`` holds each to the spec (checks ``impl[fast]=oracle`` …).
     """
+    if not name or not name.isidentifier():
+        raise ValueError(f"@implements({equation_id!r}, name={name!r}): a name is an identifier, as 'fast'")
 
     def register(fn: F) -> F:
-        if equation_id in _IMPLEMENTATIONS:
-            other = _IMPLEMENTATIONS[equation_id]
+        table = _IMPLEMENTATIONS if name == DEFAULT else _NAMED.setdefault(equation_id, {})
+        key = equation_id if name == DEFAULT else name
+        if key in table:
+            other = table[key]
+            which = "" if name == DEFAULT else f" (name={name!r})"
             raise ValueError(
-                f"@implements({equation_id!r}) on {fn.__module__}.{fn.__qualname__}: already "
+                f"@implements({equation_id!r}){which} on {fn.__module__}.{fn.__qualname__}: already "
                 f"implemented by {other.__module__}.{other.__qualname__}"
             )
-        _IMPLEMENTATIONS[equation_id] = fn
+        table[key] = fn
         fn.__lmspec_id__ = equation_id  # type: ignore[attr-defined]
-        fn.__lmspec_variants__ = {name: dict(kw) for name, kw in (variants or {}).items()}  # type: ignore[attr-defined]
+        fn.__lmspec_name__ = name  # type: ignore[attr-defined]
+        fn.__lmspec_variants__ = {v: dict(kw) for v, kw in (variants or {}).items()}  # type: ignore[attr-defined]
         return fn
 
     return register
 
 
-def variant_options(equation_id: str, variant: str) -> dict[str, object] | None:
-    """The keyword arguments selecting ``variant`` of ``equation_id`` in its implementation, or None when
-    the implementation does not declare that variant."""
-    return getattr(implementation(equation_id), "__lmspec_variants__", {}).get(variant)
+def variant_options(equation_id: str, variant: str, name: str = DEFAULT) -> dict[str, object] | None:
+    """The keyword arguments selecting ``variant`` of ``equation_id`` in its implementation ``name``, or
+    None when that implementation does not declare the variant."""
+    return getattr(implementation(equation_id, name), "__lmspec_variants__", {}).get(variant)
 
 
 def implemented_variants() -> dict[str, tuple[str, ...]]:
-    """Every equation id whose implementation declares variants, with their names."""
+    """Every equation id whose default implementation declares variants, with their names (the other
+    implementations of an id are checked on those of these variants they declare too)."""
     return {
         eq_id: tuple(fn.__lmspec_variants__)
         for eq_id, fn in implementations().items()
@@ -57,19 +77,33 @@ def implemented_variants() -> dict[str, tuple[str, ...]]:
     }
 
 
-def implementation(equation_id: str) -> Callable:
-    """The registered implementation of ``equation_id``; a KeyError names the known ids."""
+def implementation(equation_id: str, name: str = DEFAULT) -> Callable:
+    """The registered implementation of ``equation_id`` (the readable one unless ``name`` is given); a
+    KeyError names the known ids, or the names registered for the id."""
     _load()
-    try:
-        return _IMPLEMENTATIONS[equation_id]
-    except KeyError:
+    if equation_id not in _IMPLEMENTATIONS:
         known = ", ".join(sorted(_IMPLEMENTATIONS))
-        raise KeyError(f"no implementation registered for {equation_id!r} (known: {known})") from None
+        raise KeyError(f"no implementation registered for {equation_id!r} (known: {known})")
+    named = implementations_of(equation_id)
+    if name not in named:
+        raise KeyError(
+            f"no implementation named {name!r} registered for {equation_id!r} (named: {', '.join(named)})"
+        )
+    return named[name]
 
 
 def implementations() -> dict[str, Callable]:
+    """Every equation id with its default, readable implementation."""
     _load()
     return dict(_IMPLEMENTATIONS)
+
+
+def implementations_of(equation_id: str) -> dict[str, Callable]:
+    """Every registered implementation of ``equation_id`` by name, the default (``"readable"``) first; empty
+    when there is none."""
+    _load()
+    default = {DEFAULT: _IMPLEMENTATIONS[equation_id]} if equation_id in _IMPLEMENTATIONS else {}
+    return default | _NAMED.get(equation_id, {})
 
 
 #: One module of impl/ per equation family (the same names as spec/'s), imported to register.
@@ -93,9 +127,13 @@ FAMILIES = (
 )
 
 
+#: Modules of impl/ that register other implementations of the families' equations (imported after them).
+NAMED = ("fast",)
+
+
 def _load() -> None:
-    for family in FAMILIES:
-        importlib.import_module(f".{family}", __package__)
+    for module in (*FAMILIES, *NAMED):
+        importlib.import_module(f".{module}", __package__)
 
 
 def checked(fn: F) -> F:

@@ -19,6 +19,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 
+from . import fast as fast_path
 from ._registry import checked, implements
 from .activation import activation_function
 from .attention import padding_mask
@@ -251,7 +252,10 @@ class BERTOutput(NamedTuple):
 class BERT(nn.Module):
     """The BERT backbone: embeddings with segments and layer norm, L post-LN blocks with the padding mask,
     and the pooler. ``d_k = d_v = d_e / M``, ``d_f = 4 d_e`` unless given; parameters in the spec's names
-    and orientation (``spec_params()``)."""
+    and orientation (``spec_params()``). ``fast=True`` runs the encoder through impl.fast (batched
+    projections, torch's fused attention, layer norm and GELU kernels): the same equation, registered as
+    ``bert.encoder``'s implementation ``fast`` and held to the spec by ``lmspec verify`` as the readable one
+    is."""
 
     def __init__(
         self,
@@ -264,6 +268,7 @@ class BERT(nn.Module):
         *,
         eps: float = 1e-12,
         std: float = 0.02,
+        fast: bool = False,
     ) -> None:
         super().__init__()
         if min(v, n_max, d_e, M, L) <= 0 or d_e % M:
@@ -274,6 +279,7 @@ class BERT(nn.Module):
         d_f = d_f if d_f is not None else 4 * d_e
         d_k = d_e // M
         self.v, self.n_max, self.d_e, self.M, self.L, self.d_f, self.eps = v, n_max, d_e, M, L, d_f, eps
+        self.fast = fast
 
         def normal(*shape: int) -> nn.Parameter:
             return nn.Parameter(torch.randn(*shape) * std)
@@ -312,7 +318,8 @@ class BERT(nn.Module):
         keep = torch.ones_like(k, dtype=torch.bool) if keep is None else keep
         P = self.spec_params()
         H0 = embed(k, s, P["E"], P["Lambda"], P["G"], P["alpha_e"], P["beta_e"], eps=self.eps)
-        states = encoder(H0, keep, **{name: P[name] for name in BLOCK_PARAMS}, eps=self.eps)
+        encode = fast_path.bert_encoder if self.fast else encoder
+        states = encode(H0, keep, **{name: P[name] for name in BLOCK_PARAMS}, eps=self.eps)
         return BERTOutput(states, pooler(states[..., -1, :, :], P["W_p"], P["b_p"]))
 
 

@@ -17,6 +17,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
+from . import fast as fast_path
 from ._registry import checked, implements
 from .attention import projections
 from .lm import check_ids, temperature, top_k
@@ -174,6 +175,10 @@ class GPT2(nn.Module):
 
     Parameters are held in the spec's orientation (``E ∈ ℝ^{d_e×v}``, ``Λ ∈ ℝ^{d_e×n_max}``); the head
     reuses E (weight tying), so the parameter count is ``L·block + v d_e + n_max d_e + 2 d_e``.
+
+    ``fast=True`` runs the blocks through impl.fast (batched projections, torch's fused attention, layer norm
+    and GELU kernels): the same equations, registered as ``gpt2.forward``'s implementation ``fast`` and held
+    to the spec by ``lmspec verify`` as the readable one is.
     """
 
     def __init__(
@@ -187,6 +192,7 @@ class GPT2(nn.Module):
         *,
         eps: float = 1e-5,
         std: float = 0.02,
+        fast: bool = False,
     ) -> None:
         super().__init__()
         for name, size in (("v", v), ("n_max", n_max), ("d_e", d_e), ("M", M), ("L", L)):
@@ -196,6 +202,7 @@ class GPT2(nn.Module):
             raise ValueError(f"GPT2: d_e must be a multiple of M (d_k = d_e / M), found d_e={d_e}, M={M}")
         d_f = 4 * d_e if d_f is None else d_f
         self.v, self.n_max, self.d_e, self.M, self.L, self.d_f, self.eps = v, n_max, d_e, M, L, d_f, eps
+        self.fast = fast
         self.E = nn.Parameter(torch.randn(d_e, v) * std)  # wte.weight = Eᵀ
         self.Lambda = nn.Parameter(torch.randn(d_e, n_max) * std)  # wpe.weight = Λᵀ
         self.blocks = nn.ModuleList(
@@ -222,8 +229,9 @@ class GPT2(nn.Module):
         """Logits ``(Eᵀ H^L)ᵀ`` of the tokens k (after the ``past`` ones, if cached) and the updated cache."""
         layers = [b.spec_params() for b in self.blocks]
         alpha_e, beta_e = self.ln_e.alpha, self.ln_e.beta
-        H, cache = decode(k, self.E, self.Lambda, layers, alpha_e, beta_e, eps=self.eps, past=past)
-        return H @ self.E, cache  # (*batch, n, v): the tied head
+        run = fast_path.decode if self.fast else decode
+        H, cache = run(k, self.E, self.Lambda, layers, alpha_e, beta_e, eps=self.eps, past=past)
+        return H @ self.E, tuple(KV(*kv) for kv in cache)  # (*batch, n, v): the tied head
 
     def loss(self, k: Int[Tensor, "*batch n"]) -> Float[Tensor, "*batch"]:
         """``𝓛 = −Σ_{i=1}^{n−1} log Ŷ_{k_{i+1}, i}`` per sequence (a sum over the n − 1 predictions)."""

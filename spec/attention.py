@@ -177,21 +177,24 @@ def scaled_dot_product(
 
 
 def _sdp_variants(eq: Equation) -> Equation:
-    eq.add_variant("unscaled", lambda: scaled_dot_product(scale=1), "scores are not scaled")
+    """Each variant is scaled_dot_product with one option changed: variants of different options combine
+    (``attention.scaled_dot_product[unscaled+fully_masked_nan]``)."""
+    build = scaled_dot_product
+    eq.add_variant("unscaled", build, "scores are not scaled", {"scale": 1})
     eq.add_variant(
         "fully_masked_uniform",
-        lambda: scaled_dot_product(fully_masked="uniform"),
+        build,
         "a fully masked row gets uniform weights (finite fills such as finfo.min)",
+        {"fully_masked": "uniform"},
     )
     eq.add_variant(
         "fully_masked_nan",
-        lambda: scaled_dot_product(fully_masked="nan"),
+        build,
         "a fully masked row gives NaN (a plain softmax of −∞ scores)",
+        {"fully_masked": "nan"},
     )
     eq.add_variant(
-        "fill_1e4",
-        lambda: scaled_dot_product(fill=FILL_1E4),
-        "the mask's −∞ entries are −10⁴, which large scores can beat",
+        "fill_1e4", build, "the mask's −∞ entries are −10⁴, which large scores can beat", {"fill": FILL_1E4}
     )
     return eq
 
@@ -250,25 +253,29 @@ def multi_head(scale: sp.Expr = 1 / sp.sqrt(d_k), fully_masked: str = "zero", bi
 
 
 def _mha_variants(eq: Equation) -> Equation:
+    """Each variant is multi_head with one option changed: variants of different options combine
+    (``attention.multi_head[no_bias+scale_sqrt_d_e]``)."""
+    build = multi_head
     eq.add_variant(
         "scale_sqrt_d_e",
-        lambda: multi_head(scale=1 / sp.sqrt(d_e)),
+        build,
         "scores scaled by 1/√d_e (the model width) instead of 1/√d_k",
+        {"scale": 1 / sp.sqrt(d_e)},
     )
-    eq.add_variant("unscaled", lambda: multi_head(scale=1), "scores are not scaled")
+    eq.add_variant("unscaled", build, "scores are not scaled", {"scale": 1})
     eq.add_variant(
         "fully_masked_uniform",
-        lambda: multi_head(fully_masked="uniform"),
+        build,
         "a fully masked row gets uniform weights (finite fills such as finfo.min)",
+        {"fully_masked": "uniform"},
     )
     eq.add_variant(
         "fully_masked_nan",
-        lambda: multi_head(fully_masked="nan"),
+        build,
         "a fully masked row gives NaN (a plain softmax of −∞ scores)",
+        {"fully_masked": "nan"},
     )
-    eq.add_variant(
-        "no_bias", lambda: multi_head(bias=False), "ζ = 0: no biases in the projections or the output"
-    )
+    eq.add_variant("no_bias", build, "ζ = 0: no biases in the projections or the output", {"bias": False})
     return eq
 
 

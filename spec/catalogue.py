@@ -53,8 +53,16 @@ def load() -> None:
 
 
 def get(id: str) -> Equation:  # noqa: A002
-    """The equation ``family.name``, or ``family.name[variant]`` for a named variant."""
-    load()
+    """The equation ``family.name``, or ``family.name[variant]`` for a named variant.
+
+    Only its family's module is imported (with the families it builds on), not the whole catalogue: an
+    audit of one attention function builds the attention family's equations, not all sixteen families'.
+    An id outside the catalogue's families loads them all, so that the error is the catalogue's."""
+    family = id.partition(".")[0]
+    if _LOADED or family not in FAMILIES:
+        load()
+    else:
+        family_module(family)
     return lookup(id)
 
 

@@ -4,7 +4,7 @@ The store of registered equations is spec/registry.py; the catalogue (the famili
 ``get``, ``all``) is spec/catalogue.py.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
 
@@ -14,18 +14,16 @@ from ._errors import SpecError, UnknownEquation
 from .axes import GLOSSARY, axis_names
 from .ops import SpecOp
 from .ops_nn import Scalar
-from .printing import (
-    SpecLatexPrinter,
-    SpecMathMLPrinter,
-    SpecUnicodePrinter,
-    latex,
-    relation_unicode,
-    size_unicode,
-    tex_to_mathml,
-    tex_to_unicode,
-)
 from .shapes import ShapeChecker, fmt_shape
 from .tensors import Declared, Family, FamilyMember, FamilySlice, Kind, TensorSymbol
+
+
+def _printing():
+    """spec/printing, imported on first use: building, checking and evaluating equations print nothing (an
+    audit never imports the printers)."""
+    from . import printing
+
+    return printing
 
 
 @dataclass(frozen=True)
@@ -112,6 +110,7 @@ class Equation:
         self.description = description
         self._variants: dict[str, tuple[Callable[[], Equation], str]] = {}
         self._built: dict[str, Equation] = {}
+        self._options: dict[str, tuple[Callable[..., Equation], dict[str, object]]] = {}
         self._check()
 
     # -- construction-time checks -------------------------------------------------------------------
@@ -212,12 +211,12 @@ class Equation:
 
     def latex_lines(self) -> list[str]:
         """One LaTeX line per definition, ``lhs = rhs``, in the tutorial's notation."""
-        names = self.tex_names()
+        names, latex = self.tex_names(), _printing().latex
         return [f"{latex(b.lhs, names)} = {latex(b.rhs, names)}" for b in self.bindings]
 
     def where_latex(self) -> list[str]:
         """Element-wise definitions of the operators the equation uses (each once, in order)."""
-        printer = SpecLatexPrinter(self.tex_names())
+        printer = _printing().SpecLatexPrinter(self.tex_names())
         out: list[str] = []
         for b in self.bindings:
             for node in sp.preorder_traversal(b.rhs):
@@ -240,6 +239,7 @@ class Equation:
     def space(self, d: Declared) -> str:
         """``Q ∈ ℝ^(n×d_k)`` in Unicode, with the family index if any; axes under the glossary's names
         (``ℝ^(H_img×W_img)``, ``P²·C``), the symbol under its code name (what an implementation calls it)."""
+        size_unicode = _printing().size_unicode
         dims = "×".join(_paren_sum(s, size_unicode(s), len(d.spec_shape)) for s in d.spec_shape)
         space = d.entry_kind.space_unicode + (f"^({dims})" if dims else "")
         if not isinstance(d, Family):
@@ -254,7 +254,7 @@ class Equation:
     def space_latex(self, d: Declared) -> str:
         r"""``Q \in \mathbb{R}^{n \times d_{k}}``: the declared name, the glossary's axes, and for a family
         its index and range (``W_{Q}^{(m)} \in \mathbb{R}^{d_{e} \times d_{k}}, \quad m = 1, \ldots, M``)."""
-        printer = SpecLatexPrinter(self.tex_names())
+        printer = _printing().SpecLatexPrinter(self.tex_names())
         shape = d.spec_shape
         dims = r" \times ".join(
             rf"\left({printer.doprint(s)}\right)"
@@ -277,12 +277,12 @@ class Equation:
 
     def space_mathml(self, d: Declared) -> str:
         """The space of a symbol as an inline ``<math>`` element (the MathML of ``space_latex``)."""
-        return tex_to_mathml(self.space_latex(d), display="inline")
+        return _printing().tex_to_mathml(self.space_latex(d), display="inline")
 
     def mathml(self) -> str:
         """One ``<math display="block">`` element: the definitions, several aligned on ``=`` in an
         ``<mtable>`` (``columnalign`` for MathML 3, ``text-align`` styles for MathML Core)."""
-        p = SpecMathMLPrinter(self.tex_names())
+        p = _printing().SpecMathMLPrinter(self.tex_names())
         rows = [(p._print(b.lhs), p._print(b.rhs)) for b in self.bindings]
         if len(rows) == 1:
             lhs, rhs = rows[0]
@@ -299,7 +299,7 @@ class Equation:
 
     def unicode_lines(self) -> list[str]:
         """One Unicode line per definition: ``P⁽ᵐ⁾ = softmax(Q⁽ᵐ⁾ K⁽ᵐ⁾ᵀ / √d_k + S) V⁽ᵐ⁾``."""
-        p = SpecUnicodePrinter(self.tex_names())
+        p = _printing().SpecUnicodePrinter(self.tex_names())
         return [f"{p.doprint(b.lhs)} = {p.doprint(b.rhs)}" for b in self.bindings]
 
     def unicode(self) -> str:
@@ -308,20 +308,20 @@ class Equation:
 
     def where_mathml(self) -> list[str]:
         """The element-wise definitions (``where_latex``), each a ``<math display="block">`` element."""
-        return [tex_to_mathml(text, display="block") for text in self.where_latex()]
+        return [_printing().tex_to_mathml(text, display="block") for text in self.where_latex()]
 
     def where_unicode(self) -> list[str]:
         """The element-wise definitions (``where_latex``) in Unicode, one line each."""
-        return [tex_to_unicode(text) for text in self.where_latex()]
+        return [_printing().tex_to_unicode(text) for text in self.where_latex()]
 
     def constraints_latex(self) -> list[str]:
         r"""The constraints between axes in LaTeX: ``d_{e} = M d_{k}``, ``n \le n_{\max}``."""
-        printer = SpecLatexPrinter()
+        printer = _printing().SpecLatexPrinter()
         return [printer.doprint(c) for c in self.constraints]
 
     def constraints_unicode(self) -> list[str]:
         """The constraints between axes in Unicode: ``d_e = M·d_k``, ``d_p = P²·C``, ``n ≤ n_max``."""
-        return [relation_unicode(c) for c in self.constraints]
+        return [_printing().relation_unicode(c) for c in self.constraints]
 
     def _roles(self) -> dict[str, str]:
         outputs = {o.name for o in self.outputs}
@@ -361,24 +361,63 @@ class Equation:
         return "\n".join(out) + "\n"
 
     # -- variants ------------------------------------------------------------------------------------
-    def add_variant(self, name: str, build: Callable[[], "Equation"], description: str) -> None:
-        """Record a named variant: an alternative form found in real code, built on demand."""
+    def add_variant(
+        self,
+        name: str,
+        build: Callable[..., "Equation"],
+        description: str,
+        options: Mapping[str, object] | None = None,
+    ) -> None:
+        """Record a named variant: an alternative form found in real code, built on demand.
+
+        With ``options``, ``build`` is the equation's builder and the variant is ``build(**options)``: such
+        variants of one builder combine when their options do not overlap (``variant("no_bias+unscaled")``
+        is the builder with both), so that a target with two departures from the tutorial can be named."""
         self._variants[name] = (build, description)
+        if options is not None:
+            self._options[name] = (build, dict(options))
 
     @property
     def variant_names(self) -> tuple[str, ...]:
         return tuple(self._variants)
 
+    def combinable(self, first: str, second: str) -> bool:
+        """Whether the variants ``first`` and ``second`` (each a name or a ``+``-joined combination) combine:
+        every part built by the same builder from options that do not overlap."""
+        parts = [*first.split("+"), *second.split("+")]
+        if len(set(parts)) != len(parts) or any(p not in self._options for p in parts):
+            return False
+        builders = {id(self._options[p][0]) for p in parts}
+        keys = [k for p in parts for k in self._options[p][1]]
+        return len(builders) == 1 and len(set(keys)) == len(keys)
+
     def variant(self, name: str) -> "Equation":
-        """The named variant, built once (its oracle and generated code are cached with it)."""
+        """The named variant, built once (its oracle and generated code are cached with it); ``a+b`` is the
+        combination of two variants that combine (``combinable``)."""
         if name in self._built:
             return self._built[name]
+        if name not in self._variants and "+" in name:
+            first, _, rest = name.partition("+")
+            if not self.combinable(first, rest):
+                raise UnknownEquation(
+                    f"{self.id}[{name}]: the variants {', '.join(name.split('+'))} do not combine (each "
+                    f"must be a variant of {self.id} changing a different option; variants: "
+                    f"{', '.join(self._variants) or 'none'})"
+                )
+            parts = name.split("+")
+            build = self._options[parts[0]][0]
+            options = {k: v for p in parts for k, v in self._options[p][1].items()}
+            description = "; ".join(self._variants[p][1] for p in parts)
+            return self._finish(name, build(**options), description)
         try:
             build, description = self._variants[name]
         except KeyError:
             known = ", ".join(self._variants) or "none"
             raise UnknownEquation(f"{self.id} has no variant {name!r} (variants: {known})") from None
-        eq = build()
+        options = self._options.get(name, (None, {}))[1]
+        return self._finish(name, build(**options) if name in self._options else build(), description)
+
+    def _finish(self, name: str, eq: "Equation", description: str) -> "Equation":
         eq.variant_of = self.id
         eq.variant_name = name
         eq.description = description

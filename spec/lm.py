@@ -366,8 +366,10 @@ def softmax() -> Equation:
 
 
 # --- lm.cross_entropy -----------------------------------------------------------------------------
-def cross_entropy() -> Equation:
+def cross_entropy(denominator: str = "kept") -> Equation:
+    """``denominator="all"``: the mean divides by every position n, padding included (a bug class)."""
     Z, k, keep = _logits(), _tokens(), _keep()
+    count = mul(T(Ones(n)), keep) if denominator == "kept" else mul(T(Ones(n)), Ones(n))
     Y_hat = tensor("Y_hat", (v, n), Kind.PROBABILITY, tex=r"\hat{Y}", meaning="predicted distributions")
     ell = tensor("ell", (n,), tex=r"\ell", meaning="per-position loss ℓ_i = −log Ŷ_{k_i, i}")
     loss_sum = tensor("loss_sum", (), tex=r"\mathcal{L}_{\mathrm{sum}}", meaning="summed over kept positions")
@@ -381,7 +383,7 @@ def cross_entropy() -> Equation:
             (Y_hat, Softmax(Z, "columns")),
             (ell, Neg(apply("log", Pick(Y_hat, k)))),
             (loss_sum, mul(T(keep), ell)),
-            (loss, Ratio(loss_sum, mul(T(Ones(n)), keep))),
+            (loss, Ratio(loss_sum, count)),
         ],
         outputs=(ell, loss_sum, loss),
         reference=Reference(SECTION, source=GOODFELLOW, status="R"),
@@ -491,7 +493,12 @@ register(ngram()).add_variant(
 register(one_hot())
 register(embedding())
 register(softmax())
-register(cross_entropy())
+register(cross_entropy()).add_variant(
+    "mean_over_all",
+    cross_entropy,
+    "the mean divides by every position n, padding included (κᵀ ℓ / n): padding counted in the denominator",
+    {"denominator": "all"},
+)
 register(perplexity())
 register(temperature())
 register(top_k())

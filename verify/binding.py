@@ -110,12 +110,25 @@ SETTINGS = ("dtype", "device")
 
 
 def setting_value(name: str, sizes: Mapping[str, int], dtype: torch.dtype, device: str) -> object:
-    """The value of a size-like argument: an axis's size, or the audit's dtype or device."""
+    """The value of a size-like argument: an axis's size, the audit's dtype or device, or a constant written
+    over the sizes (``1/sqrt(d_k)``, ``-100``: see ``constant_value``)."""
     if name == "dtype":
         return dtype
     if name == "device":
         return torch.device(device)
-    return int(sizes[name])
+    if name in sizes:
+        return int(sizes[name])
+    return constant_value(name, sizes)
+
+
+def constant_value(text: str, sizes: Mapping[str, int]) -> int | float:
+    """A constant argument written as a number or an expression over the axis sizes (``-100``,
+    ``1/sqrt(d_k)``, ``d_e // M``): an int when it is whole and written without a float, else a float."""
+    import math
+
+    names = {k: getattr(math, k) for k in ("sqrt", "log", "exp", "pi", "inf")}
+    value = eval(compile(text, "<layout constant>", "eval"), {"__builtins__": {}}, {**names, **sizes})
+    return value if isinstance(value, int) else float(value)
 
 
 def mask_hint(missing) -> str:
@@ -298,6 +311,65 @@ class ImplBinding:
     returns_tuple: bool
     options: Mapping[str, object] = field(default_factory=dict)  # keyword arguments selecting a variant
 
+    def arguments(
+        self,
+        example: Mapping[str, np.ndarray],
+        sizes: Mapping[str, int],
+        batch_ndim: int,
+        dtype: torch.dtype = torch.float64,
+        device: str = "cpu",
+        leaf: Callable | None = None,
+    ) -> dict[str, object]:
+        """The keyword arguments of one call: each laid-out tensor (``leaf(layout, tensor)`` may replace
+        it, for the gradient), a tuple argument gathered from its slots, the sizes, the dtype."""
+        kwargs: dict[str, object] = {}
+        tuples: dict[str, dict[int, object]] = {}
+        for lay in self.args:
+            extra = {"sizes": sizes} if getattr(lay, "needs_sizes", False) else {}
+            source = getattr(lay, "source", None)
+            arr = source(example) if source is not None else example[lay.name]
+            value = lay.to_impl(arr, batch_ndim, dtype, device, **extra)
+            if leaf is not None:
+                value = leaf(lay, value)
+            slot = getattr(lay, "slot", None)
+            if slot is None:
+                kwargs[lay.param] = value
+            else:  # one member of a tuple argument: forward(x, state=(h, c))
+                tuples.setdefault(lay.param, {})[slot] = value
+        for param, members in tuples.items():
+            kwargs[param] = tuple(members[k] for k in sorted(members))
+        for param, axis in self.sizes:
+            kwargs[param] = setting_value(axis, sizes, dtype, device)
+        if self.takes_dtype:
+            kwargs["dtype"] = dtype
+        return kwargs
+
+    def results(self, result: object) -> tuple:
+        """The returned values in the order of ``outputs``: nested tuples (``out, (h, c)``) are read through
+        each output's path."""
+        paths = [getattr(lay, "path", None) for lay in self.outputs]
+        if any(p is not None for p in paths):
+            picked = []
+            for lay, path in zip(self.outputs, paths, strict=True):
+                value = result
+                for i in path:
+                    if not isinstance(value, (tuple, list)) or i >= len(value):
+                        raise ShapeMismatch(
+                            f"{who(self.fn)} returned {_structure(result)}, its binding reads "
+                            f"{lay.param} at {list(path)}",
+                            check="shape",
+                        )
+                    value = value[i]
+                picked.append(value)
+            return tuple(picked)
+        results = tuple(result) if self.returns_tuple else (result,)
+        if len(results) != len(self.outputs):
+            raise ShapeMismatch(
+                f"{who(self.fn)} returned {len(results)} value(s), its binding expects {len(self.outputs)}",
+                check="shape",
+            )
+        return results
+
     def call(
         self,
         example: Mapping[str, np.ndarray],
@@ -306,21 +378,8 @@ class ImplBinding:
         dtype: torch.dtype = torch.float64,
         device: str = "cpu",
     ) -> dict[str, np.ndarray]:
-        kwargs: dict[str, object] = {}
-        for lay in self.args:
-            extra = {"sizes": sizes} if getattr(lay, "needs_sizes", False) else {}
-            kwargs[lay.param] = lay.to_impl(example[lay.name], batch_ndim, dtype, device, **extra)
-        for param, axis in self.sizes:
-            kwargs[param] = setting_value(axis, sizes, dtype, device)
-        if self.takes_dtype:
-            kwargs["dtype"] = dtype
-        result = self.fn(**kwargs, **self.options)
-        results = tuple(result) if self.returns_tuple else (result,)
-        if len(results) != len(self.outputs):
-            raise ShapeMismatch(
-                f"{who(self.fn)} returned {len(results)} value(s), its binding expects {len(self.outputs)}",
-                check="shape",
-            )
+        kwargs = self.arguments(example, sizes, batch_ndim, dtype, device)
+        results = self.results(self.fn(**kwargs, **self.options))
         out = {}
         for lay, value in zip(self.outputs, results, strict=True):
             if lay.name is None:  # a returned value the binding ignores
@@ -330,8 +389,15 @@ class ImplBinding:
                     f"{who(self.fn)} returned a {type(value).__name__} for {lay.name}, not a tensor",
                     check="shape",
                 )
-            out[lay.name] = lay.from_impl(value, batch_ndim, sizes)
+            out[lay.name] = lay.from_impl(value, 0 if getattr(lay, "pooled", False) else batch_ndim, sizes)
         return out
+
+
+def _structure(value: object) -> str:
+    """A returned value's nesting, as a reader writes it: ``(tensor, (tensor, tensor))``."""
+    if isinstance(value, (tuple, list)):
+        return "(" + ", ".join(_structure(v) for v in value) + ")"
+    return "tensor" if isinstance(value, torch.Tensor) else type(value).__name__
 
 
 def is_mask(decl) -> bool:

@@ -169,7 +169,7 @@ def _size_sources(eq: Equation) -> tuple[dict[str, str], list[str]]:
 
 
 def function_name(eq: Equation) -> str:
-    return eq.id.replace(".", "_").replace("[", "__").replace("]", "")
+    return eq.id.replace(".", "_").replace("[", "__").replace("]", "").replace("+", "_and_")
 
 
 def generate(eq: Equation) -> str:
@@ -247,7 +247,7 @@ def compiled(eq: Equation):
         cache.store(name, src)
     namespace: dict = {}
     try:
-        exec(compile(src, f"<lmspec codegen {eq.id}>", "exec"), namespace)
+        exec(cache.compile_source(src, f"<lmspec codegen {eq.id}>"), namespace)
     except SyntaxError as exc:  # a bug of the printer, never of the user
         raise SpecError(f"generated code for {eq.id} does not compile: {exc}\n{src}") from exc
     return namespace[function_name(eq)]

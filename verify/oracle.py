@@ -68,6 +68,24 @@ def size_subs(sizes: Mapping[str, int]) -> dict[sp.Symbol, sp.Integer]:
     return {sp.Symbol(k, integer=True, positive=True): sp.Integer(v) for k, v in sizes.items()}
 
 
+def size_value(expr: str | sp.Expr, sizes: Mapping[str, int]) -> int:
+    """An axis expression (``"M*d_k"``, ``L``, a SymPy expression of glossary symbols) at concrete sizes, as
+    an int. Symbols are matched by name, whatever their assumptions; a string is parsed with every name of
+    ``sizes`` as a symbol. Cached: checks evaluate the same few expressions at the same few sizes for every
+    example, and ``sympify(…).subs({…})`` costs a parse and a sort of the substitutions each time."""
+    return _size_value(expr, tuple(sorted((k, int(v)) for k, v in sizes.items())))
+
+
+@lru_cache(maxsize=65536)
+def _size_value(expr: str | sp.Expr, key: tuple[tuple[str, int], ...]) -> int:
+    values = dict(key)
+    if isinstance(expr, str):
+        expr = sp.sympify(expr, locals={name: sp.Symbol(name) for name in values})
+    expr = sp.sympify(expr)
+    value = expr.xreplace({s: sp.Integer(values[s.name]) for s in expr.free_symbols if s.name in values})
+    return int(value)  # as int(expr.subs(...)): a symbol left over raises TypeError
+
+
 def concrete_shape(decl, sizes: Mapping[str, int]) -> tuple[int, ...]:
     """The spec-layout array shape of a declared tensor or family at concrete sizes."""
     return _concrete_shape(decl, tuple(sorted((k, int(v)) for k, v in sizes.items())))
@@ -345,7 +363,7 @@ def _compile(eq: Equation, key: tuple[tuple[str, int], ...], precision: str) -> 
         src = source(prog, precision)
         cache.store(name, src)
     namespace = {"math": _SafeMath(), "mpmath": mpmath, "Rsqrt0": _rsqrt0}
-    exec(compile(src, f"<oracle {eq.id} {dict(key)}>", "exec"), namespace)
+    exec(cache.compile_source(src, f"<oracle {eq.id} {dict(key)}>"), namespace)
     compiled = Compiled(namespace["oracle"], eq, key, precision, time.perf_counter() - start, cached)
     if prog is not None:
         compiled.program = prog  # the cached_property's value: expanded already

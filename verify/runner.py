@@ -5,7 +5,9 @@ For every equation:
 - ``impl=oracle``       the implementation against the exact oracle, at small sizes;
 - ``generated=oracle``  the code generated from the SymPy against the oracle, at small sizes;
 - ``impl=generated``    the implementation against the generated code, at larger sizes;
-- ``property:<name>``   each invariant the equation declares, on the implementation.
+- ``property:<name>``   each invariant the equation declares, on the implementation;
+- ``impl[fast]=…``, ``property[fast]:<name>``  the same for every other implementation impl/ registers for the
+  equation (``@implements(id, name="fast")``: a fast path beside the readable one).
 
 All comparisons are in float64 under the tolerance policy of verify.compare. A failure is shrunk by
 Hypothesis and reported with its (shrunk) counterexample.
@@ -15,7 +17,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -149,6 +151,18 @@ class Setting:
     #: additive masks the target takes per key (a padding mask): drawn as attention.padding_mask of a keep
     #: vector κ, per example and per batch element, instead of any n×n mask
     padding: tuple[str, ...] = ()
+    #: a change every drawn example undergoes (the last position never predicted, for a target that shifts
+    #: its labels inside), after pins and padding
+    transform: Callable[[Example], Example] | None = None
+    #: the reference's outputs as the target reports them, ``expect(reference, example)`` (one value pooled
+    #: over the batch); None for the reference's outputs as they are
+    expect: Callable[[Callable, Example], dict] | None = None
+
+    def expected(self, reference, ex: Example) -> dict:
+        """The reference's outputs on ``ex``, as the target gives them."""
+        if self.expect is None:
+            return reference(ex.arrays, ex.sizes)
+        return self.expect(reference, ex)
 
     def pinned(self, eq: Equation, ex: Example) -> Example:
         if not self.pins:
@@ -202,6 +216,8 @@ def _draw(data, eq: Equation, pool: list[dict], record: dict, setting: Setting =
     sizes = data.draw(st.sampled_from(pool), label="sizes")
     batch = data.draw(st.sampled_from(setting.batches), label="batch axes")
     ex = setting.padded(data, setting.pinned(eq, data.draw(examples(eq, sizes, batch), label="example")))
+    if setting.transform is not None:
+        ex = setting.transform(ex)
     if setting.exclude is not None and setting.exclude(ex):
         reject()
     record["example"] = ex
@@ -240,7 +256,7 @@ def checks_for(
             actual = got(ex.arrays, ex.sizes)
             return assert_close(
                 actual,
-                {k: v for k, v in want(ex.arrays, ex.sizes).items() if k in actual or not _partial(got)},
+                {k: v for k, v in setting.expected(want, ex).items() if k in actual or not _partial(got)},
                 tol,
                 check=check,
                 who=got.name,
@@ -263,6 +279,42 @@ def checks_for(
             prop.check(eq, subject, ex, data, options, tol)
 
         out.append(Check(eq, f"property:{prop.name}", "impl", run))
+    if target is None:  # impl/'s other implementations of the equation (a fast path) face the same checks
+        out += named_implementation_checks(eq, profile, seed, setting)
+    return out
+
+
+def named_implementation_checks(
+    eq: Equation, profile: Profile, seed: int, setting: Setting = DEFAULT_SETTING
+) -> list[Check]:
+    """The checks of impl/'s other implementations of ``eq`` (``@implements(id, name="fast")``), each held
+    to the spec as the default one is: ``impl[fast]=oracle``, ``impl[fast]=generated`` and
+    ``property[fast]:<name>`` for every property (``generated=oracle`` does not involve an implementation and
+    runs once). A variant is checked on the implementations that declare it."""
+    from ..impl._registry import DEFAULT, implementations_of, variant_options
+
+    base = eq.variant_of or eq.id
+    variant = eq.id.split("[", 1)[1].rstrip("]") if eq.variant_of else None
+    out: list[Check] = []
+    for name in implementations_of(base):
+        if name == DEFAULT or (variant is not None and variant_options(base, variant, name) is None):
+            continue
+        label = f"impl[{name}]"
+        try:
+            subject = ImplTarget(eq, name=label, implementation=name)
+        except Exception as exc:  # noqa: BLE001 - reported as a failed check
+
+            def unbound(data, record: dict, exc=exc, label=label) -> None:
+                raise Mismatch(f"cannot bind the implementation {label}: {exc}", check="binding")
+
+            out.append(Check(eq, f"{label}=oracle", label, unbound))
+            continue
+        for check in checks_for(eq, profile, seed, subject, setting):
+            if check.name.startswith("impl="):  # impl=oracle, impl=generated
+                out.append(replace(check, name=label + check.name[4:], target_name=label))
+            elif check.name.startswith("property:"):
+                renamed = f"property[{name}]:{check.name.removeprefix('property:')}"
+                out.append(replace(check, name=renamed, target_name=label))
     return out
 
 
@@ -273,7 +325,7 @@ def _partial(target: Target) -> bool:
 
 def run_check(check: Check, profile: Profile, seed: int) -> CheckResult:
     """Run one check under Hypothesis; a failure is shrunk and reported with its counterexample."""
-    n_examples = profile.property_examples if check.name.startswith("property:") else profile.examples
+    n_examples = profile.property_examples if check.name.startswith("property") else profile.examples
     state: dict = {"count": 0, "worst": None, "failure": None, "shrunk": None}
 
     def gate(example: Example) -> None:

@@ -6,6 +6,7 @@ tensors are drawn by Hypothesis element by element, so failing examples shrink t
 towards "nothing masked").
 """
 
+import functools
 import random
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -137,19 +138,38 @@ def is_composite(eq: Equation) -> bool:
     return any(node.atoms(Call) for node in (b.rhs for b in eq.bindings))
 
 
+# The strategies below are built once per shape (functools.lru_cache) and reused: Hypothesis validates a
+# strategy on its first draw, recursively, and a strategy built afresh for every tensor of every example
+# was validated thousands of times per audit. A strategy holds no state between draws: the same one drawn
+# from the same choices gives the same array.
+
+
+def _shape(shape) -> tuple[int, ...]:
+    return tuple(int(s) for s in shape)
+
+
+def _on_grid(k: int) -> float:
+    return k / GRID
+
+
 def reals(shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
     """Float64 arrays of multiples of 1/64 in [−3, 3]; every entry drawn on its own (no fill value)."""
+    return _reals(_shape(shape))
+
+
+@functools.lru_cache(maxsize=4096)
+def _reals(shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
     bound = int(REAL_BOUND * GRID)
-    return hnp.arrays(
-        np.float64,
-        shape,
-        elements=st.integers(-bound, bound).map(lambda k: k / GRID),
-        fill=st.nothing(),
-    )
+    return hnp.arrays(np.float64, shape, elements=st.integers(-bound, bound).map(_on_grid), fill=st.nothing())
 
 
 def _flags(shape: tuple[int, ...], weight: int) -> st.SearchStrategy[np.ndarray]:
     """Boolean arrays with roughly one True in ``weight`` (False is the simpler value)."""
+    return _flag_arrays(_shape(shape), int(weight))
+
+
+@functools.lru_cache(maxsize=4096)
+def _flag_arrays(shape: tuple[int, ...], weight: int) -> st.SearchStrategy[np.ndarray]:
     return hnp.arrays(
         bool, shape, elements=st.sampled_from([False] * (weight - 1) + [True]), fill=st.nothing()
     )
@@ -183,6 +203,11 @@ def keep_vectors(batch: tuple[int, ...], n: int) -> st.SearchStrategy[np.ndarray
     """Keep vectors κ ∈ {0, 1}^n, one per batch element, shaped ``(*batch, n)``: right padding (the common
     case, n − k real tokens then k pads) or padding anywhere; k = n, a fully padded element whose every
     query has every key masked, is part of the domain. Shrinks towards no padding."""
+    return _keep_vectors(_shape(batch), int(n))
+
+
+@functools.lru_cache(maxsize=1024)
+def _keep_vectors(batch: tuple[int, ...], n: int) -> st.SearchStrategy[np.ndarray]:
     count = int(np.prod(batch)) if batch else 1
     right = st.integers(0, n).map(lambda k: [1.0] * (n - k) + [0.0] * k)
     anywhere = st.lists(st.sampled_from([1.0, 1.0, 0.0]), min_size=n, max_size=n)
@@ -194,6 +219,7 @@ def keep_vectors(batch: tuple[int, ...], n: int) -> st.SearchStrategy[np.ndarray
 @st.composite
 def tensors(draw: st.DrawFn, kind: Kind, shape: tuple[int, ...], sizes: Mapping[str, int]) -> np.ndarray:
     """An array of ``kind`` with ``shape`` (spec layout, batch axes included)."""
+    shape = _shape(shape)
     if kind is Kind.REAL:
         return draw(reals(shape))
     if kind is Kind.SCORE:
@@ -207,18 +233,33 @@ def tensors(draw: st.DrawFn, kind: Kind, shape: tuple[int, ...], sizes: Mapping[
     if kind is Kind.MASK:
         return draw(_flags(shape, 3)).__invert__().astype(np.float64)
     if kind is Kind.INDEX:
-        v = int(sizes["v"])
-        return draw(hnp.arrays(np.int64, shape, elements=st.integers(0, v - 1), fill=st.nothing()))
+        return draw(_indices(shape, int(sizes["v"])))
     if kind is Kind.ONE_HOT:
         *lead, rows, cols = shape
-        idx = draw(hnp.arrays(np.int64, (*lead, cols), elements=st.integers(0, rows - 1), fill=st.nothing()))
+        idx = draw(_indices((*lead, cols), rows))
         return np.moveaxis(np.eye(rows)[idx], -1, -2)
     if kind is Kind.PROBABILITY:
-        w = draw(hnp.arrays(np.float64, shape, elements=st.floats(0.01, 1.0), fill=st.nothing()))
+        w = draw(_weights(shape))
         return w / w.sum(axis=-2, keepdims=True)
     if kind is Kind.POSITIVE:
-        return draw(hnp.arrays(np.float64, shape, elements=st.integers(8, 256).map(lambda k: k / GRID)))
+        return draw(_positives(shape))
     raise SpecError(f"tensors: no strategy for kind {kind}")
+
+
+@functools.lru_cache(maxsize=1024)
+def _indices(shape: tuple[int, ...], v: int) -> st.SearchStrategy[np.ndarray]:
+    """Integer arrays with entries in [0, v)."""
+    return hnp.arrays(np.int64, shape, elements=st.integers(0, v - 1), fill=st.nothing())
+
+
+@functools.lru_cache(maxsize=1024)
+def _weights(shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
+    return hnp.arrays(np.float64, shape, elements=st.floats(0.01, 1.0), fill=st.nothing())
+
+
+@functools.lru_cache(maxsize=1024)
+def _positives(shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
+    return hnp.arrays(np.float64, shape, elements=st.integers(8, 256).map(_on_grid))
 
 
 def seeded_tensor(

@@ -81,7 +81,8 @@ class GeneratedTarget(Target):
 
 
 class ImplTarget(Target):
-    """An implementation bound through its jaxtyping annotations (impl/ by default)."""
+    """An implementation bound through its jaxtyping annotations: ``fn``, or impl/'s registered one — the
+    default, readable one, or the one registered under ``implementation`` (``"fast"``)."""
 
     def __init__(
         self,
@@ -91,16 +92,19 @@ class ImplTarget(Target):
         dtype: torch.dtype = torch.float64,
         device: str = "cpu",
         name: str = "impl",
+        implementation: str | None = None,
     ) -> None:
         super().__init__(eq)
         options: dict[str, object] = {}
         if fn is None:
             from .. import impl
-            from ..impl._registry import variant_options
+            from ..impl._registry import DEFAULT, variant_options
 
-            fn = impl.implementation(eq.variant_of or eq.id)
+            which = implementation or DEFAULT
+            fn = impl.implementation(eq.variant_of or eq.id, which)
             if eq.variant_of:
-                options = variant_options(eq.variant_of, eq.id.split("[", 1)[1].rstrip("]")) or {}
+                variant = eq.id.split("[", 1)[1].rstrip("]")
+                options = variant_options(eq.variant_of, variant, which) or {}
         self.binding: ImplBinding = replace(bind(fn, eq), options=options)
         self.dtype = dtype
         self.device = device

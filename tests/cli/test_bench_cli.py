@@ -9,30 +9,61 @@ import contextlib
 import io
 import json
 import math
+import re
+import statistics
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from lmspec.verify import bench
-from lmspec.verify.bench import _hf, _startup
+from lmspec.verify.bench import _audit, _hf, _startup
 from lmspec.verify.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
 
 PART_KEYS = {
     "suite": {"profile", "jobs", "startup", "families", "total", "shards", "failed"},
     "checking": {"size", "function", "on", "off", "overhead_pct", "overhead_min_pct", "tiny",
-                 "checking_cost_s", "estimated_overhead_pct", "goal_pct"},
-    "hf": {"size", "dtype", "threads", "attn_implementation", "gpt2_model", "gpt2_lm_head", "bert_model"},
+                 "checking_cost_s", "estimated_overhead_pct", "goal_pct", "fast"},
+    "hf": {"size", "dtype", "attn_implementation", "threads", "lengths", "runs", "goal_ratio", "aim_ratio"},
     "gflops": {"size", "formula", "flops", "forward", "forward_gflops", "square", "ffn_gemm", "efficiency",
                "threads"},
     "oracle": {"steps", "rows"},
     "startup": {"commands", "help_s", "help_over_python_s", "goal_s"},
     "plugin": {"project", "pytest", "with", "without", "ratio", "overhead_pct", "overhead_min_pct",
                "goal_pct"},
+    "audit": {"floor", "attention", "gpt_stack", "cache"},
 }  # fmt: skip
 #: the suite's options for a run of seconds: two cheap equations (positional), the quick profile, one
 #: process (worker processes take tens of seconds to start on a loaded machine; the bench passes --jobs on)
 SUITE = ["--family", "positional", "--profile", "quick", "--jobs", "1", "--shards", "2"]
+
+#: A stand-in for ``lmspec`` in the audit part's runs (a real audit takes seconds, and the part times three
+#: commands in fresh processes): it prints the verdict line of the audit it is given, exits as lmspec would,
+#: and writes an entry to the cache it is pointed at. VERDICT overrides the verdict.
+FAKE_LMSPEC = """import os, pathlib, sys
+args = sys.argv[1:]
+verdict = os.environ.get("FAKE_VERDICT") or ("pass" if args[1].startswith("gpt_stack") else "variant")
+assert pathlib.Path(args[1].split(":")[0]).is_file(), "the audited file is in the working folder"
+cache = pathlib.Path(os.environ["LMSPEC_CACHE_DIR"]) / "oracle-v1"
+cache.mkdir(parents=True, exist_ok=True)
+(cache / "entry.py").write_text("# an entry")
+print(f"{args[1]} as {args[args.index('--as') + 1]}: {verdict}")
+sys.exit(0 if verdict == "pass" else 1)
+"""
+
+
+@contextlib.contextmanager
+def fake_audits(folder: Path):
+    """The audit part with the floor importing json and ``lmspec`` replaced by FAKE_LMSPEC."""
+    script = folder / "fake_lmspec.py"
+    script.write_text(FAKE_LMSPEC)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_audit, "FLOOR_IMPORTS", "json")
+        mp.setattr(_audit, "lmspec_command", lambda: [sys.executable, str(script)])
+        yield mp
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +76,8 @@ def reports(tmp_path_factory):
         extra = SUITE if part == "suite" else []
         args = ["bench", "--only", part, "--size", "small", "--repeat", "2", *extra, "--json", str(path)]
         printed, errors = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):
+        fake = fake_audits(path.parent) if part == "audit" else contextlib.nullcontext()
+        with fake, contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):
             code = main(args)
         report = json.loads(path.read_text()) if path.exists() else None
         out[part] = (code, report, f"{printed.getvalue()}\nstderr:\n{errors.getvalue()}")
@@ -55,6 +87,7 @@ def reports(tmp_path_factory):
 def _timing_ok(t: dict, runs: int) -> None:
     assert len(t["runs_s"]) == runs and all(x > 0 for x in t["runs_s"])
     assert t["min_s"] == min(t["runs_s"]) and t["min_s"] <= t["median_s"] <= max(t["runs_s"])
+    assert t.get("max_s", max(t["runs_s"])) == max(t["runs_s"])
 
 
 # --- each part --------------------------------------------------------------------------------------------
@@ -86,31 +119,49 @@ def test_suite_times_every_family_serial_parallel_and_each_shard(reports):
 def test_checking_overhead_on_and_off(reports):
     _, report, out = reports["checking"]
     c = report["checking"]
-    _timing_ok(c["on"], 2)
-    _timing_ok(c["off"], 2)
-    assert math.isfinite(c["overhead_pct"]) and math.isfinite(c["estimated_overhead_pct"])
-    assert c["checking_cost_s"] >= 0 and c["tiny"]["L"] == c["size"]["L"] == 2
-    assert c["goal_pct"] == 5.0
-    assert "runtime checking overhead" in out and "≤ 5 %" in out
+    assert c["function"] == "impl.gpt2.forward" and c["fast"]["function"] == "impl.fast.gpt2_forward"
+    for d in (c, c["fast"]):  # the readable forward and the fast path, each on and off
+        _timing_ok(d["on"], 2)
+        _timing_ok(d["off"], 2)
+        assert math.isfinite(d["overhead_pct"]) and math.isfinite(d["estimated_overhead_pct"])
+        assert d["checking_cost_s"] >= 0 and d["tiny"]["L"] == c["size"]["L"] == 2
+    assert c["goal_pct"] == 2.0
+    assert "runtime checking overhead, impl.fast.gpt2_forward (estimated)" in out and "≤ 2 %" in out
 
 
 def test_impl_agrees_with_transformers_and_the_ratios_are_finite(reports):
     _, report, out = reports["hf"]
     h = report["hf"]
-    assert h["dtype"] == "float32" and h["threads"] >= 1
-    for key, hf_class in (("gpt2_model", "GPT2Model"), ("gpt2_lm_head", "GPT2LMHeadModel"),
-                          ("bert_model", "BertModel")):  # fmt: skip
-        c = h[key]
-        assert c["hf_class"] == hf_class
-        for who in ("hf", "impl", "impl_unchecked"):
-            _timing_ok(c[who], 2)
-        assert c["ratio"] == c["impl"]["median_s"] / c["hf"]["median_s"]
-        assert math.isfinite(c["ratio"]) and math.isfinite(c["ratio_unchecked"]) and c["goal_ratio"] == 1.0
-        for a in c["agreement"]:  # float32: far inside atol + rtol·max|·|
-            assert a["max_abs_diff"] <= a["atol"] + a["rtol"] * a["max_abs"]
-            assert a["max_abs"] > 0.1  # the outputs are not trivially zero
-    assert len(h["bert_model"]["agreement"]) == 2  # H^L and the pooled state
-    assert "impl / GPT2Model" in out and "≤ 1" in out
+    assert h["dtype"] == "float32" and h["threads"] == [1, 2] and h["lengths"] == [16, 32]
+    assert [(r["threads"], r["n"]) for r in h["runs"]] == [(1, 16), (1, 32), (2, 16), (2, 32)]
+    assert h["goal_ratio"] == 1.0 and h["aim_ratio"] == 0.9
+    assert report["settings"]["hf_threads"] == [1, 2] and report["settings"]["hf_lengths"] == [16, 32]
+    for run in h["runs"]:
+        for key, hf_class, function in (
+            ("gpt2_model", "GPT2Model", "impl.fast.gpt2_forward"),
+            ("gpt2_lm_head", "GPT2LMHeadModel", "impl.gpt2.GPT2(fast=True)"),
+            ("bert_model", "BertModel", "impl.bert.BERT(fast=True)"),
+        ):
+            c = run[key]
+            assert c["hf_class"] == hf_class and c["impl_function"] == function
+            for who in ("hf", "impl", "impl_unchecked"):
+                _timing_ok(c[who], 2)
+            assert c["ratio"] == c["impl"]["median_s"] / c["hf"]["median_s"]
+            assert (
+                math.isfinite(c["ratio"]) and math.isfinite(c["ratio_unchecked"]) and c["goal_ratio"] == 1.0
+            )
+            for which, impl_key in (("ratio_rounds", "impl"), ("ratio_unchecked_rounds", "impl_unchecked")):
+                rounds = [i / t for i, t in zip(c[impl_key]["runs_s"], c["hf"]["runs_s"], strict=True)]
+                assert c[which] == {
+                    "median": statistics.median(rounds),
+                    "min": min(rounds),
+                    "max": max(rounds),
+                }
+            for a in c["agreement"]:  # float32: far inside atol + rtol·max|·|
+                assert a["max_abs_diff"] <= a["atol"] + a["rtol"] * a["max_abs"]
+                assert a["max_abs"] > 0.1  # the outputs are not trivially zero
+        assert len(run["bert_model"]["agreement"]) == 2  # H^L and the pooled state
+    assert "impl / GPT2Model time (checks on), 2 threads, n = 32" in out and "≤ 1 (aim 0.9)" in out
 
 
 def test_startup_times_help_and_a_usage_error_in_fresh_processes(reports):
@@ -141,6 +192,54 @@ def test_plugin_overhead_is_pytest_with_and_without_the_plugin(reports):
     assert p["overhead_pct"] == pytest.approx(100 * (p["ratio"] - 1))
     assert p["pytest"] == pytest.__version__ and p["goal_pct"] == 5.0
     assert "pytest plugin overhead" in out and "≤ 5 %" in out
+
+
+def test_audit_times_the_documents_audits_beside_the_import_floor(reports):
+    """The part's plumbing, with a stand-in for lmspec (no timing is asserted, nor a real audit run)."""
+    _, report, out = reports["audit"]
+    a = report["audit"]
+    assert a["floor"]["command"] == "python -c 'import json'"  # the stand-in floor (torch, sympy, hypothesis)
+    _timing_ok(a["floor"], 2)
+    for key, verdict, goal in (("attention", "variant", 1.5), ("gpt_stack", "pass", 3.0)):
+        c = a[key]
+        _timing_ok(c, 2)
+        assert c["verdict"] == verdict and c["exit_code"] == (0 if verdict == "pass" else 1)
+        assert c["max_s"] == max(c["runs_s"]) and c["cold_s"] > 0 and c["max_rss_mib"] > 1
+        assert c["ratio"] == c["median_s"] / a["floor"]["median_s"] and c["goal_ratio"] == goal
+        assert c["ratio_min"] == c["min_s"] / a["floor"]["min_s"]
+        assert c["cold_ratio"] == c["cold_s"] / a["floor"]["median_s"]
+        assert c["cpu_median_s"] >= 0 and c["cpu_ratio"] == c["cpu_median_s"] / a["floor"]["cpu_median_s"]
+    attention = " audit my_attention.py:attention --as attention.scaled_dot_product --layout "
+    assert attention in a["attention"]["command"]
+    assert " audit gpt_stack.py:GPT --as 'transformer.stack[eps]' -p quick " in a["gpt_stack"]["command"]
+    assert a["cache"]["warm"] and a["cache"]["entries"] == 1
+    assert "README's attention audit / import floor" in out and "≤ 1.5" in out and "≤ 3" in out
+
+
+def test_audit_stops_when_an_audit_does_not_reach_its_documented_verdict(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FAKE_VERDICT", "fail")
+    with fake_audits(tmp_path):
+        assert main(["bench", "--only", "audit", "--repeat", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "lmspec: error: `" in err and "my_attention.py:attention" in err
+    assert "did not print 'my_attention.py:attention as attention.scaled_dot_product: variant'" in err
+
+
+def test_the_audit_part_runs_the_documents_files_and_commands_verbatim():
+    """README.md's walkthrough and docs/audit.md's GPT-2-style stack, as the part embeds them."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    source = re.search(r"```python\n# my_attention\.py\n(.*?)```", readme, re.S).group(1)
+    command = re.search(r"^lmspec (audit my_attention\.py:attention .*)$", readme, re.M).group(1)
+    assert source == _audit.ATTENTION_SOURCE
+    assert [a.strip('"') for a in re.findall(r'"[^"]*"|\S+', command)] == list(_audit.ATTENTION_ARGS)
+    assert re.search(r"^lmspec audit my_attention\.py:attention .*\n# → variant$", readme, re.M)
+    doc = (ROOT / "docs" / "audit.md").read_text(encoding="utf-8")
+    block = r"```python\n# gpt_stack\.py\n(.*?)```\s*```sh\nlmspec (audit .*?)\n# → (\w+)\n```"
+    m = re.search(block, doc, re.S)
+    assert m.group(2).startswith("audit gpt_stack.py:GPT") and m.group(3) == "pass"
+    assert m.group(1) == _audit.STACK_SOURCE
+    args = [a.strip('"') for a in re.findall(r'"[^"]*"|\S+', m.group(2).replace("\\\n", " "))]
+    assert args == list(_audit.STACK_ARGS)
 
 
 def test_a_command_that_does_not_do_its_job_is_not_timed():
@@ -227,15 +326,23 @@ def test_measure_warms_up_then_interleaves_in_alternating_order():
 
 def test_goals_say_which_are_met():
     report = {
-        "checking": {"overhead_pct": 7.0, "estimated_overhead_pct": 2.0, "goal_pct": 5.0},
-        "hf": {key: {"ratio": 1.2, "ratio_unchecked": 0.8, "goal_ratio": 1.0}
-               for key in ("gpt2_model", "gpt2_lm_head", "bert_model")},
+        "checking": {"function": "impl.gpt2.forward", "overhead_pct": 7.0, "estimated_overhead_pct": 2.0,
+                     "goal_pct": 5.0,
+                     "fast": {"function": "impl.fast.gpt2_forward", "overhead_pct": 0.5,
+                              "estimated_overhead_pct": 0.1}},
+        "hf": {"runs": [{"threads": 2, "n": 1024,
+                         **{key: {"ratio": 0.95, "ratio_unchecked": 0.8, "goal_ratio": 1.0, "aim_ratio": 0.9}
+                            for key in ("gpt2_model", "gpt2_lm_head", "bert_model")}}]},
         "startup": {"help_s": 0.3, "goal_s": 0.5},
         "plugin": {"overhead_pct": 7.5, "goal_pct": 5.0},
     }  # fmt: skip
     rows = bench.goals(report)
-    assert [r["met"] for r in rows] == [False, True] + [False, True] * 3 + [True, False]
-    assert rows[2]["goal"] == "impl / GPT2Model time (checks on)"
+    assert [r["met"] for r in rows] == [False, True, True, True] + [True, True] * 3 + [True, False]
+    assert rows[0]["goal"] == "runtime checking overhead, impl.gpt2.forward (measured)"
+    assert rows[3]["goal"] == "runtime checking overhead, impl.fast.gpt2_forward (estimated)"
+    assert rows[4] == {"goal": "impl / GPT2Model time (checks on), 2 threads, n = 1024", "value": 0.95,
+                       "unit": "×", "target": 1.0, "met": True, "aim": 0.9, "aim_met": False}  # fmt: skip
+    assert [r["aim_met"] for r in rows[4:10]] == [False, True] * 3
     assert rows[-2] == {"goal": "lmspec --help wall time (median)", "value": 0.3, "unit": "s", "target": 0.5,
                         "met": True}  # fmt: skip
     assert rows[-1]["goal"] == "pytest plugin overhead, one-test project" and rows[-1]["unit"] == "%"
@@ -245,8 +352,8 @@ def test_goals_say_which_are_met():
 def test_a_weight_copied_wrongly_is_caught_before_timing(monkeypatch, capsys):
     copy = _hf.gpt2_from_hf
 
-    def wrong(hf):
-        ours = copy(hf)
+    def wrong(hf, **options):
+        ours = copy(hf, **options)
         with torch.no_grad():
             ours.blocks[0].ffn.b_2[0] += 0.01  # one entry (a shift of all of b_2, layer norm would undo)
         return ours
@@ -254,7 +361,10 @@ def test_a_weight_copied_wrongly_is_caught_before_timing(monkeypatch, capsys):
     monkeypatch.setattr(_hf, "gpt2_from_hf", wrong)
     assert main(["bench", "--only", "hf", "--size", "small", "--repeat", "1"]) == 1
     err = capsys.readouterr().err
-    assert "lmspec: error: GPT-2 H^L: impl and transformers disagree on the same weights (max |Δ| =" in err
+    assert (
+        "lmspec: error: GPT-2 H^L (n = 16): impl and transformers disagree on the same weights (max |Δ| ="
+        in err
+    )
 
 
 # --- bad options ----------------------------------------------------------------------------------------
@@ -270,6 +380,8 @@ def test_a_weight_copied_wrongly_is_caught_before_timing(monkeypatch, capsys):
         (["--family", "cnn"], "unknown family 'cnn' for --family; the families are lm, ffnn,"),
         (["--shards", "0"], "--shards must be at least 1, found 0"),
         (["--threads", "0"], "--threads must be at least 1, found 0"),
+        (["--threads", "1,two"], "--threads takes whole numbers, found 'two'"),
+        (["--size", "small", "--lengths", "16,65"], "--lengths must be in 1..64 at --size small, found 65"),
         (["--repeat", "many"], "Invalid value for '--repeat': Input should be a valid integer"),
     ],
 )

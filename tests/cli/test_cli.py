@@ -62,12 +62,20 @@ def test_verify_passes_prints_a_table_and_writes_reports(tmp_path):
               "--json", str(js), "--junit", str(xml))  # fmt: skip
     assert res.returncode == 0, res.stdout + res.stderr
     assert "lmspec verify — profile quick, seed 7" in res.stdout
-    assert "6 passed, 0 failed" in res.stdout
+    assert "11 passed, 0 failed" in res.stdout  # 6 checks, and 5 of impl's fast path
+    assert "impl[fast]=oracle" in res.stdout  # the check's name, not taken for markup
     doc = json.loads(js.read_text())
-    assert doc["summary"] == {"checks": 6, "passed": 6, "failed": 0}
-    assert {r["check"] for r in doc["results"]} >= {"impl=oracle", "generated=oracle", "impl=generated"}
+    assert doc["summary"] == {"checks": 11, "passed": 11, "failed": 0}
+    checks = {r["check"] for r in doc["results"]}
+    assert checks >= {
+        "impl=oracle",
+        "generated=oracle",
+        "impl=generated",
+        "impl[fast]=oracle",
+        "impl[fast]=generated",
+    }
     suite = ET.parse(xml).getroot().find("testsuite")
-    assert suite.get("name") == "attention" and suite.get("tests") == "6" and suite.get("failures") == "0"
+    assert suite.get("name") == "attention" and suite.get("tests") == "11" and suite.get("failures") == "0"
 
 
 def test_same_seed_gives_a_byte_identical_json_report(tmp_path):
@@ -158,3 +166,26 @@ def test_show_prints_inequality_constraints_and_keeps_brackets(capsys):
     assert "Constraints: n ≤ n_max" in out
     assert main(["show", "lm.top_k"]) == 0
     assert "k_top ≤ v" in capsys.readouterr().out
+
+
+def test_settle_freezes_the_heap_for_the_command_and_run_unfreezes_it():
+    """A command that calls settle() after its imports runs with the heap frozen (gc.freeze); run() leaves
+    the collector as it found it, so a command run in-process (as here) freezes nothing for good."""
+    import gc
+
+    import typer
+
+    from lmspec.verify.cli import _common
+
+    seen = []
+    app = typer.Typer()
+
+    @app.command()
+    def heavy() -> None:
+        _common.settle()
+        _common.settle()  # once is enough: a second call changes nothing
+        seen.append(gc.get_freeze_count())
+
+    assert gc.get_freeze_count() == 0
+    assert _common.run(app, []) == 0
+    assert seen and seen[0] > 0 and gc.get_freeze_count() == 0

@@ -30,7 +30,13 @@ USAGE_ERRORS = {
     ("audit", "m:f", "--mask", "keep"): "unknown --mask 'keep'; choose one of bool_keep, bool_ignore",
     ("audit", "m:f", "--profile", "fast"): "unknown profile 'fast'",
     ("audit", "m:f", "--seeds", "0"): "--seeds must be at least 1, found 0",
-    ("audit", "m:f", "m:g", "--layout", "x=n"): "--layout, --mask, --init and --param apply to one target",
+    (
+        "audit",
+        "m:f",
+        "m:g",
+        "--layout",
+        "x=n",
+    ): "--layout, --mask, --init, --param, --absent and the loss options apply to one target",
     ("audit", "m:f", "--constant", "eps"): "--constant expects KEY=VALUE, found 'eps'",
     ("audit", "m:f", "--size", "d_e=x"): "--size: 'x' is not a whole number",
     ("render", "--format", "doc"): "unknown format 'doc'; choose one of tex, pdf, md, html",
@@ -118,6 +124,7 @@ def test_the_command_lines_choices_are_the_heavy_modules_own():
     from lmspec import spec
     from lmspec.spec.render import FORMATS
     from lmspec.verify.audit.auditor import DTYPES
+    from lmspec.verify.audit.losses import POOLS
     from lmspec.verify.binding import MASK_CONVENTIONS
     from lmspec.verify.cli import _common, audit, bench, render
     from lmspec.verify.runner import PROFILES
@@ -126,6 +133,7 @@ def test_the_command_lines_choices_are_the_heavy_modules_own():
     assert _common.FAMILIES == tuple(spec.FAMILIES)
     assert audit.DTYPES == tuple(DTYPES)
     assert audit.MASK_CONVENTIONS == tuple(MASK_CONVENTIONS)
+    assert audit.POOLS == tuple(POOLS)
     assert render.FORMATS == tuple(FORMATS)
     assert set(bench.PROFILES) <= set(PROFILES)
 

@@ -319,7 +319,10 @@ def test_verifier_passes_on_the_gpt2_family():
     results = verify(spec.select(["gpt2"]), "quick", 0)
     failures = [f"{r.equation} {r.check}: {r.message}" for r in results if not r.passed]
     assert not failures
-    assert len(results) == 19  # 4 equations: 12 comparisons and 7 properties (causal_large_scores among them)
+    # 4 equations: 12 comparisons and 7 properties (causal_large_scores among them), and the fast path of
+    # gpt2.forward: 2 comparisons and its 3 properties
+    assert len(results) == 24
+    assert sum("[fast]" in r.check for r in results) == 5
 
 
 def test_forward_binds_eps_to_the_eps_variant():

@@ -387,11 +387,11 @@ def test_tex_to_unicode_and_mathml_of_the_notation():
 
 # --- speed -----------------------------------------------------------------------------------------------
 def test_the_whole_catalogue_prints_in_a_few_seconds():
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time, not wall time: the verdict must not depend on the machine's load
     for eq in CATALOGUE:
         eq.latex(), eq.where_latex(), eq.mathml(), eq.where_mathml(), eq.unicode(), eq.where_unicode()
         for d in eq.symbols:
             eq.space(d), eq.space_latex(d), eq.space_mathml(d)
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert len(CATALOGUE) > 150
-    assert elapsed < 15, f"printing the catalogue took {elapsed:.1f} s"
+    assert elapsed < 15, f"printing the catalogue took {elapsed:.1f} s of CPU time"

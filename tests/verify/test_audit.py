@@ -163,11 +163,29 @@ def test_module_without_biases_is_the_no_bias_variant():
     assert report.verdict == "variant", report.summary
     assert report.matched == ["no_bias"]
     assert "--as attention.multi_head[no_bias]" in report.summary
-    # how it was held is said, never left to be guessed: the spec's biases no module parameter takes
+    # never filled silently: the base equation cannot bind (no parameter takes the biases), the variant
+    # without them can
     assert "the module runs in eval() mode (dropout off)" in report.notes
-    assert any(n.startswith("no module parameter takes the spec's b_Q, b_K, b_V, b_O:") for n in report.notes)
-    assert not [n for n in audit(FusedSelfAttention, "attention.multi_head", profile="quick", **FUSED).notes
-                if n.startswith("no module parameter")]  # fmt: skip
+    assert report.checks[0].name == "binding"
+    assert "no --param takes the spec's b_Q, b_K, b_V, b_O" in report.checks[0].message
+    assert "--absent b_Q,b_K,b_V,b_O" in report.checks[0].message
+    # stated absent, the reference holds them at 0: the module computes the equation with ζ = 0, and says so
+    stated = audit(
+        FusedSelfAttention,
+        "attention.multi_head",
+        profile="quick",
+        absent=["b_Q", "b_K", "b_V", "b_O"],
+        **{**FUSED, "init": init, "params": params},
+    )
+    assert stated.verdict == "pass", stated.summary
+    assert "the target has no b_Q, b_K, b_V, b_O (--absent): the reference holds them at 0" in stated.notes
+    with pytest.raises(AuditError, match="--absent b_X: 'b_X' is not a tensor parameter"):
+        audit(
+            FusedSelfAttention,
+            "attention.multi_head",
+            absent=["b_X"],
+            **{**FUSED, "init": init, "params": params},
+        )
 
 
 def test_unmapped_and_misshapen_module_parameters():
@@ -532,3 +550,111 @@ def test_a_target_without_a_mask_argument_is_told_which_mask_to_name():
     assert "no argument takes the spec's S ∈ {0,−∞}^(n×n)" in report.summary
     hint = "--mask causal (it masks the future itself) or --mask none (it attends everywhere)"
     assert hint in report.summary
+
+
+# --- constructors, tuples, combined variants (issue 13) -------------------------------------------------
+class _Cfg:
+    def __init__(self, width):
+        self.width = width
+
+
+class _NoArgs(torch.nn.Module):
+    def forward(self, X):
+        return torch.relu(X)
+
+
+def test_init_expressions_see_the_sizes_the_targets_module_and_importable_modules():
+    from lmspec.verify.audit.targets import init_value
+
+    sizes = {"d_e": 6, "M": 2}
+    assert init_value("d_ff", "4*d_e", sizes) == 24
+    assert init_value("act", "'gelu'", sizes) == "gelu"
+    assert init_value("cfg", "Cfg(d_e // M)", sizes, {"Cfg": _Cfg}).width == 3
+    assert init_value("pi", "math.pi", sizes) == math.pi  # an importable module, imported by name
+    assert init_value("flag", True, sizes) is True  # not a string: passed as it is
+    with pytest.raises(BindingError, match=r"--init act=gelu: 'gelu' is not an axis here \(d_e, M\).*"
+                       r"""--init "act='gelu'\""""):  # fmt: skip
+        init_value("act", "gelu", sizes)
+    with pytest.raises(BindingError, match="not a Python expression"):
+        init_value("x", "4 *", sizes)
+    with pytest.raises(BindingError, match=r"--init x=1/0 raised ZeroDivisionError"):
+        init_value("x", "1/0", sizes)
+
+
+def test_a_class_without_constructor_arguments_needs_no_init_and_a_factory_must_build_a_module():
+    report = audit(_NoArgs, "activation.relu", profile="quick", layout="X=b n d_e -> b n d_e")
+    assert report.verdict == "pass", report.summary
+    report = audit(
+        lambda width: width, "activation.relu", init={"width": "d_e"}, layout="X=b n d_e -> b n d_e"
+    )
+    assert report.verdict == "error"
+    assert "returned a int, not an nn.Module" in report.summary
+
+
+def test_tuple_members_are_symbol_axes_and_results_are_read_by_their_path():
+    def step(x, state):
+        return state
+
+    layout = "x:x_t=b d_e, state=(b d_h, c_prev=b d_h) -> (h_t=b d_h, c_t=b d_h)"
+    report = audit(step, "lstm.hidden", layout=layout, diagnose=False)
+    assert report.verdict == "error"
+    assert "each member of a tuple is SYMBOL=axes, found 'b d_h'" in report.summary
+
+    class FlatState(torch.nn.Module):  # an LSTM cell returning (h, c) where the layout reads out, (h, c)
+        def __init__(self, d_in, d_h):
+            super().__init__()
+            self.x2h, self.h2h = torch.nn.Linear(d_in, 4 * d_h), torch.nn.Linear(d_h, 4 * d_h, bias=False)
+
+        def forward(self, x, state):
+            i, f, g, o = (self.x2h(x) + self.h2h(state[0])).chunk(4, dim=-1)
+            c = f.sigmoid() * state[1] + i.sigmoid() * g.tanh()
+            return o.sigmoid() * c.tanh(), c
+
+    LSTM = {
+        "layout": "x:x_t=b d_e, state=(h_prev=b d_h, c_prev=b d_h) -> _, (h_t=b d_h, c_t=b d_h)",
+        "init": {"d_in": "d_e", "d_h": "d_h"},
+        "params": {
+            "x2h.weight": "W_i, W_f, W_c, W_o -> (4 d_h) d_e",
+            "x2h.bias": "b_i, b_f, b_c, b_o -> (4 d_h)",
+            "h2h.weight": "U_i, U_f, U_c, U_o -> (4 d_h) d_h",
+        },
+    }
+    report = audit(FlatState, "lstm.hidden", profile="quick", diagnose=False, **LSTM)
+    assert report.verdict == "fail"
+    shape = next(c for c in report.checks if c.name == "shape")
+    assert "returned (tensor, tensor), its binding reads return[1][0] at [1, 0]" in shape.message
+
+
+def test_variants_of_one_builder_combine_and_others_do_not():
+    mha = spec.get("attention.multi_head")
+    assert mha.combinable("no_bias", "scale_sqrt_d_e")
+    assert not mha.combinable("unscaled", "scale_sqrt_d_e")  # both change the scale
+    both = spec.get("attention.multi_head[no_bias+scale_sqrt_d_e]")
+    assert {d.ascii for d in both.params} == {"W_Q", "W_K", "W_V", "W_O"}
+    assert both.variant_of == "attention.multi_head"
+    with pytest.raises(spec.SpecError, match="do not combine"):
+        spec.get("attention.multi_head[unscaled+scale_sqrt_d_e]")
+
+
+def test_a_constant_argument_is_an_expression_over_the_sizes():
+    def attention(q, k, v, scale):
+        return torch.softmax(q @ k.transpose(-2, -1) * scale, dim=-1) @ v
+
+    layout = "q=b n d_k, k=b n d_k, v=b n d_v, scale:{} -> b n d_v"
+    report = audit(
+        attention,
+        "attention.scaled_dot_product",
+        layout=layout.format("1/sqrt(d_k)"),
+        mask="none",
+        profile="quick",
+    )
+    assert report.verdict == "pass", report.summary
+    report = audit(
+        attention,
+        "attention.scaled_dot_product",
+        layout=layout.format("1/sqrt(d_e)"),
+        mask="none",
+        diagnose=False,
+    )
+    assert report.verdict == "error"
+    assert "nor a constant over the axes" in report.summary

@@ -2,6 +2,7 @@
 expansion; a changed equation never gets an old entry; a corrupt entry heals; writers racing leave a whole
 entry; --no-cache bypasses it."""
 
+import hashlib
 import multiprocessing
 import os
 
@@ -171,3 +172,39 @@ def test_verify_no_cache_writes_nothing(fresh, capsys):
     codegen.compiled.cache_clear()
     assert main(["verify", "lm.softmax", "-p", "quick"]) == 0
     assert list(fresh.glob("*.py"))  # the same run with the cache fills it
+
+
+def test_bytecode_is_kept_and_a_second_compile_loads_it(fresh, monkeypatch):
+    """A warm oracle is not compiled again: its bytecode comes from the cache, keyed by its source."""
+    eq = _softmax_eq(1.0)
+    want = Oracle(eq)({"Z": np.eye(3)}, SIZES)["Y"]
+    (pyc,) = fresh.glob("*.pyc")
+    oracle._compile.cache_clear()  # as a new process would start
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("compiled again")
+
+    with monkeypatch.context() as mp:
+        mp.setattr("builtins.compile", refuse)
+        assert np.array_equal(Oracle(eq)({"Z": np.eye(3)}, SIZES)["Y"], want)
+    code = cache.compile_source("x = 1\n", "<test>")
+    assert cache.compile_source("x = 2\n", "<test>") is not code  # another source, another entry
+    assert len(list(fresh.glob("*.pyc"))) == 3 and pyc.exists()
+
+
+def test_a_corrupt_bytecode_file_is_deleted_and_compiled_anew(fresh):
+    cache.compile_source("x = 1\n", "<test>")
+    (pyc,) = fresh.glob("*.pyc")
+    pyc.write_bytes(pyc.read_bytes()[:-3])  # truncated
+    namespace: dict = {}
+    exec(cache.compile_source("x = 1\n", "<test>"), namespace)
+    assert namespace["x"] == 1
+    data = pyc.read_bytes()  # written anew, whole
+    assert data[:32] == hashlib.sha256(data[32:]).digest()
+
+
+def test_no_cache_compiles_without_writing_bytecode(fresh, monkeypatch):
+    monkeypatch.setenv("LMSPEC_NO_CACHE", "1")
+    namespace: dict = {}
+    exec(cache.compile_source("x = 3\n", "<test>"), namespace)
+    assert namespace["x"] == 3 and not fresh.exists()

@@ -99,3 +99,18 @@ def test_missing_or_inconsistent_sizes_are_spec_errors():
         o(ex, {"n": 2, "d_k": 3, "d_v": 4})
     with pytest.raises(SpecError, match="precision must be one of"):
         o.compiled({"n": 2, "d_k": 3, "d_v": 4}, precision="float16")
+
+
+def test_size_value_evaluates_axis_expressions_by_name():
+    import sympy as sp
+
+    from lmspec.spec.axes import M, d_k
+    from lmspec.verify.oracle import size_subs, size_value
+
+    sizes = {"M": 3, "d_k": 5, "n": 2}
+    assert size_value(M * d_k, sizes) == 15 == int((M * d_k).subs(size_subs(sizes)))
+    assert size_value("4*M*d_k", sizes) == 60  # a string: every name of sizes is a symbol
+    assert size_value(sp.Symbol("M") + 1, sizes) == 4  # symbols by name, whatever their assumptions
+    assert size_value(sp.Integer(7), {}) == 7
+    with pytest.raises(TypeError):
+        size_value("M*d_v", sizes)  # d_v is not given: as int(expr.subs(...)) would

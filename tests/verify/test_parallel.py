@@ -151,6 +151,7 @@ def test_a_variant_selected_by_keyword_reaches_impl(monkeypatch):
     assert failed and failed[0].check == "impl=oracle"
 
 
+@pytest.mark.hypothesis_local_constants  # it checks the runner's own swap: conftest's is off
 def test_a_seed_gives_the_same_examples_whatever_was_imported_before(tmp_path):
     """Hypothesis draws constants from the local modules in sys.modules; importing one (a user's file, an
     adapter, another family in a worker) must not change the examples a seed gives."""
@@ -176,6 +177,7 @@ def test_a_seed_gives_the_same_examples_whatever_was_imported_before(tmp_path):
         del sys.modules["user_constants"]
 
 
+@pytest.mark.hypothesis_local_constants  # it checks the runner's own swap: conftest's is off
 def test_hypothesis_is_patched_only_while_lmspec_runs_a_check():
     """The runner's swap of Hypothesis's private hook for local constants (and its cache of constants) lasts
     while a check runs, a failing one too, and never outlives it: importing the runner, a check, an audit or

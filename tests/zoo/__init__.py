@@ -35,6 +35,10 @@ BUG_CLASSES: dict[str, str] = {
     "missing_bias": "an output (or every) bias left out",
     "fully_masked_row": "a query with every key masked gives NaN or uniform weights instead of 0",
     "mask_axis": "a per-key padding mask broadcast over the queries instead of the keys",
+    "batch_pooling": "a batch loss pooled as a mean of per-sequence means where the tokens are pooled",
+    "state_order": "a recurrent state returned or read in the wrong order ((c, h) for (h, c))",
+    "logits_head": "a head returning logits where the equation's output is their softmax",
+    "detached_weight": "a weight read through .detach() (or .data): right values, no gradient",
 }
 
 
@@ -100,10 +104,10 @@ class ZooCase:
 
 def all_cases() -> list[ZooCase]:
     """Every case of every zoo module, in module order."""
-    from . import activation, attention, blocks, lm, lstm, masks, mha, norm, positional
+    from . import activation, attention, blocks, lm, losses, lstm, masks, mha, norm, positional
 
     cases: list[ZooCase] = []
-    for module in (attention, mha, masks, norm, activation, positional, lstm, lm, blocks):
+    for module in (attention, mha, masks, norm, activation, positional, lstm, lm, losses, blocks):
         cases.extend(module.CASES)
     names = [c.name for c in cases]
     duplicates = sorted({n for n in names if names.count(n) > 1})

@@ -138,6 +138,18 @@ def causal_mask_1e4(seq_len):
     return (1.0 - torch.tril(torch.ones(seq_len, seq_len))) * -10000.0
 
 
+def annotated_subsequent_mask(size):
+    """The Annotated Transformer's subsequent_mask: a boolean keep mask of shape (1, size, size)."""
+    attn_shape = (1, size, size)
+    subsequent_mask = torch.triu(torch.ones(attn_shape), diagonal=1).type(torch.uint8)
+    return subsequent_mask == 0
+
+
+def future_mask_bool(size):
+    """True above the diagonal: the positions to hide (an ignore mask, nn.MultiheadAttention's attn_mask)."""
+    return torch.triu(torch.ones(size, size, dtype=torch.bool), diagonal=1)
+
+
 CAUSAL = {"S": causal_pin}  # the spec's S these targets fix themselves (as is_causal=True does)
 
 CASES = [
@@ -185,4 +197,12 @@ CASES = [
     ZooCase("causal_mask_1e4", causal_mask_1e4, as_="attention.causal_mask", layout="seq_len:n -> n n",
             verdict="variant", matched=("fill_1e4",), bug="(1 − tril) · −10⁴ instead of −∞",
             tags=("mask_fill_1e4",), caught_by=("value=oracle",)),
+    ZooCase("annotated_subsequent_mask", annotated_subsequent_mask, as_="attention.causal_mask",
+            layout="size:n -> 1 n n", mask="bool_keep", verdict="pass"),
+    ZooCase("future_mask_bool_ignore", future_mask_bool, as_="attention.causal_mask", layout="size:n -> n n",
+            mask="bool_ignore", verdict="pass"),
+    ZooCase("future_mask_read_as_keep", future_mask_bool, as_="attention.causal_mask", layout="size:n -> n n",
+            mask="bool_keep", verdict="variant", matched=("mask polarity inverted",),
+            bug="an ignore mask returned where a keep mask is stated", tags=("mask_polarity",),
+            caught_by=("value=oracle",)),
 ]  # fmt: skip

@@ -54,6 +54,14 @@ class TokenEmbedding(nn.Module):
         return self.wte(idx)  # (B, T, n_embd)
 
 
+class FrozenLookupEmbedding(TokenEmbedding):
+    """Bug: the lookup reads a detached copy of the table, so the embedding never learns (its values are
+    right; only the gradient, taken through the module's parameters, sees it)."""
+
+    def forward(self, idx):
+        return self.wte.weight.detach()[idx]
+
+
 CASES = [
     ZooCase("perplexity_masked", perplexity, as_="lm.perplexity", layout=PPL, verdict="pass"),
     ZooCase("perplexity_counting_padding", perplexity_counting_padding, as_="lm.perplexity", layout=PPL,
@@ -69,4 +77,8 @@ CASES = [
     ZooCase("nanogpt_token_embedding", TokenEmbedding, as_="lm.embedding", verdict="pass",
             init={"vocab_size": "v", "n_embd": "d_e"}, params={"wte.weight": "E -> v d_e"},
             layout="idx:k=b n -> b n d_e"),
+    ZooCase("embedding_detached_weight", FrozenLookupEmbedding, as_="lm.embedding", verdict="fail",
+            init={"vocab_size": "v", "n_embd": "d_e"}, params={"wte.weight": "E -> v d_e"},
+            layout="idx:k=b n -> b n d_e", bug="the table is read detached: no gradient reaches it",
+            tags=("detached_weight",), caught_by=("gradient",)),
 ]  # fmt: skip

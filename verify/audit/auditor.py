@@ -25,6 +25,7 @@ import importlib.util
 import time
 from collections.abc import Mapping
 
+import numpy as np
 import torch
 
 from ... import spec
@@ -38,6 +39,7 @@ from .checks import edge_check, gradient_check, shape_check, value_maps
 from .context import AuditContext, inapplicable, takes
 from .diagnosis import Diagnosis
 from .loading import display_name, load
+from .losses import Labels, check_labels
 from .report import AuditCheck, AuditReport, Heatmap, VariantTrial
 from .targets import BoundTarget, ModuleTarget, differentiable, make_target
 
@@ -62,6 +64,11 @@ def audit(
     sizes: Mapping[str, int] | None = None,
     derive: Mapping[str, str] | None = None,
     pins: Mapping[str, object] | None = None,
+    absent: tuple[str, ...] | list[str] = (),
+    labels: str | None = None,
+    ignore_index: int | None = None,
+    pool: str | None = None,
+    logits: bool = False,
     device: str = "cpu",
     dtype: str = "float64",
     profile: str | Profile = "default",
@@ -103,6 +110,16 @@ def audit(
     except SpecError as exc:
         raise AuditError(str(exc)) from exc
     _check_sizes(eq, fixed_sizes)
+    _check_absent(eq, absent)
+    if labels not in (None, "shift"):
+        raise AuditError(f"--labels {labels}: expected shift (the target shifts its labels inside)")
+    how = Labels(labels == "shift", ignore_index, pool)
+    check_labels(eq, how)
+    if logits and not any(o.entry_kind == Kind.PROBABILITY for o in eq.outputs):
+        raise AuditError(
+            f"--logits: the target returns logits where the equation's output is a distribution; {eq.id}'s "
+            f"outputs ({', '.join(eq.space(o) for o in eq.outputs)}) are not distributions"
+        )
     if mask in BUILT_IN_MASKS:  # the target takes no mask: S is what it builds itself
         setting_pins[_the_mask(eq, mask)] = causal_pin if mask == "causal" else no_mask_pin
         mask = None
@@ -124,6 +141,9 @@ def audit(
         dtype=dtype,
         profile=prof,
         seed=seed,
+        absent=tuple(absent),
+        labels=how,
+        logits=logits,
     )
     report = _run(ctx, diagnose)
     report.seconds = time.perf_counter() - start
@@ -152,6 +172,17 @@ def _check_sizes(eq: Equation, sizes: Mapping[str, int]) -> None:
             raise AuditError(
                 f"--size {axis}={value}: the audit fixes sizes up to {MAX_SIZE} (it draws every entry); "
                 "fix a smaller one, the equation's math does not depend on it"
+            )
+
+
+def _check_absent(eq: Equation, absent) -> None:
+    """What --absent names are tensor parameters of the equation (it holds them at 0)."""
+    params = [d.ascii for d in eq.params if not d.is_scalar]
+    for name in absent:
+        if name not in params:
+            raise AuditError(
+                f"--absent {name}: {name!r} is not a tensor parameter of {eq.id} "
+                f"({', '.join(params) or 'none'})"
             )
 
 
@@ -261,7 +292,7 @@ def _checks(ctx: AuditContext, eq: Equation, target: BoundTarget, setting: Setti
             )
             continue
         if check.name.startswith("property:"):
-            why = inapplicable(eq, check.name.split(":", 1)[1], setting)
+            why = inapplicable(eq, check.name.split(":", 1)[1], setting, target)
             if why:
                 out.append(AuditCheck(check.name, "skip", why))
                 continue
@@ -274,12 +305,16 @@ def _checks(ctx: AuditContext, eq: Equation, target: BoundTarget, setting: Setti
         out.append(edges)
     gradient = gradient_check(eq, target, setting)
     takes_real = any(differentiable(eq, lay.name) for lay in target.binding.args if lay.name)
+    maps_weights = isinstance(target, ModuleTarget) and any(m.mode == "map" for m in target.params)
     if gradient is None:
         out.append(AuditCheck("gradient", "skip", "the equation has no real-valued inputs to differentiate"))
-    elif not takes_real:  # a module fed token ids: its weights are its own parameters, not arguments
-        why = "the target takes no real-valued argument (its weights are module parameters, its inputs ids)"
+    elif ctx.logits:
+        why = "the target returns logits, read through a softmax the reference's gradient does not go through"
         out.append(AuditCheck("gradient", "skip", why))
-    else:
+    elif not takes_real and not maps_weights:
+        why = "the target takes no real-valued argument and no module parameter is filled from the spec's"
+        out.append(AuditCheck("gradient", "skip", why))
+    else:  # with respect to its real inputs and the module parameters filled from the spec's
         out.append(_result(ctx, run_check(gradient, ctx.profile, ctx.seed)))
     return out
 
@@ -347,7 +382,7 @@ def _report(ctx: AuditContext, checks, variants, heatmaps) -> AuditReport:
         if matched:
             tail = f"; its values match {', '.join(_with_constants(v) for v in matched)}"
         elif variants:
-            tail = "; no named variant matches either"
+            tail = "; no named variant matches either" + _closest(variants)
         summary = f"{ctx.label} does not compute {ctx.eq.id}: {what} failed{tail}."
     return AuditReport(
         ctx.label,
@@ -384,25 +419,29 @@ def _notes(ctx: AuditContext) -> list[str]:
             "a keep vector drawn per sequence"
         )
     module = ctx.obj if isinstance(ctx.obj, type) else type(ctx.obj)
-    if issubclass(module, torch.nn.Module):
+    if issubclass(module, torch.nn.Module) or ctx.init is not None:  # a class, an instance, a factory
         notes.append("the module runs in eval() mode (dropout off)")
-        taken = {src for text in (ctx.params or {}).values() for src in _sources(text)}
-        untaken = [
-            d.ascii
-            for d in ctx.eq.params
-            if d.ascii not in taken and d.ascii not in ctx.constants and not d.is_scalar
-        ]
-        if ctx.params is not None and untaken:
-            notes.append(
-                f"no module parameter takes the spec's {', '.join(untaken)}: the reference draws them like "
-                "the others, so a module without them differs from the equation unless a variant drops them"
-            )
+    notes.extend(ctx.labels.describe())
+    if ctx.logits:
+        notes.append(
+            "the target returns logits: the audit applies the softmax the equation's output includes"
+        )
+    if ctx.absent:
+        notes.append(
+            f"the target has no {', '.join(ctx.absent)} (--absent): the reference holds "
+            f"{'it' if len(ctx.absent) == 1 else 'them'} at 0"
+        )
     return notes
 
 
-def _sources(text: str) -> list[str]:
-    """The spec parameters a --param mapping reads (before any '->')."""
-    return [s.strip() for s in str(text).partition("->")[0].split(",") if s.strip()]
+def _closest(variants: list[VariantTrial]) -> str:
+    """The candidate whose values came nearest (the largest difference smallest), for a target nothing
+    matches: where to look first."""
+    near = [v for v in variants if v.max_abs is not None and np.isfinite(v.max_abs)]
+    if not near:
+        return ""
+    best = min(near, key=lambda v: v.max_abs)
+    return f" (the closest is {_with_constants(best)}, max |Δ| = {best.max_abs:.3g})"
 
 
 def _with_constants(v: VariantTrial) -> str:
@@ -413,6 +452,10 @@ def _with_constants(v: VariantTrial) -> str:
 
 def _suggest(eq: Equation, trial: VariantTrial) -> str:
     root = eq.variant_of or eq.id
+    if trial.name == "returns logits":
+        return f"{eq.id} --logits"
+    if trial.name.startswith("pooled as "):
+        return f"{eq.id} --pool {trial.name.removeprefix('pooled as ')}"
     if trial.kind == "convention":
         return f"{eq.id} with the other --mask polarity"
     name = trial.name.split(" + ")[0]

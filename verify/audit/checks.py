@@ -14,6 +14,7 @@ from ..oracle import concrete_shape
 from ..runner import Check, Profile, Setting, _describe, _draw, padding_mask
 from ..strategies import Example, seeded_tensor, size_tuples
 from ..targets import GeneratedTarget, OracleTarget, Target
+from .losses import pooled_vjp
 from .report import AuditCheck, Heatmap
 from .targets import BoundTarget, differentiable
 
@@ -25,7 +26,10 @@ def shape_check(eq: Equation, target: Target, setting: Setting, profile: Profile
     def run(data, record):
         ex = _draw(data, eq, pool, record, setting)
         got = target(ex.arrays, ex.sizes)
-        want = {o.ascii: _expected_shape(eq, o, ex) for o in eq.outputs}
+        pooled = {
+            lay.name for lay in getattr(target, "binding", None).outputs if getattr(lay, "pooled", False)
+        }
+        want = {o.ascii: _expected_shape(eq, o, ex, o.ascii in pooled) for o in eq.outputs}
         for k, shape in want.items():
             if k not in got:
                 if getattr(target, "partial_outputs", False):
@@ -42,8 +46,8 @@ def shape_check(eq: Equation, target: Target, setting: Setting, profile: Profile
     return Check(eq, "shape", target.name, run)
 
 
-def _expected_shape(eq: Equation, out, ex) -> tuple[int, ...]:
-    lead = ex.batch if eq.inputs else ()
+def _expected_shape(eq: Equation, out, ex, pooled: bool = False) -> tuple[int, ...]:
+    lead = ex.batch if eq.inputs and not pooled else ()  # a value pooled over the batch has no batch axes
     return (*lead, *concrete_shape(out, ex.sizes))
 
 
@@ -58,13 +62,20 @@ def gradient_check(eq: Equation, target: BoundTarget, setting: Setting) -> Check
     def run(data, record):
         ex = _draw(data, eq, pool, record, setting)
         rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="cotangent seed"))
-        want_out = generated.values(ex.arrays, ex.sizes)
-        cot = {
-            k: rng.standard_normal(np.shape(v))
-            for k, v in want_out.items()
-            if eq.declared(k).entry_kind in (Kind.REAL, Kind.SCORE, Kind.PROBABILITY)
-        }
-        want = generated.vjp(ex.arrays, ex.sizes, cot)
+        pooling = getattr(setting.expect, "pool", None)
+        if pooling is not None:  # one value for the batch: a scalar cotangent for each pooled output
+            returned = {lay.name for lay in target.binding.outputs if lay.name}
+            want_out = {k: v for k, v in setting.expected(generated.values, ex).items() if k in returned}
+            cot = {k: rng.standard_normal(()) for k in want_out}
+            want = pooled_vjp(eq, pooling, generated.vjp, ex, cot)
+        else:
+            want_out = generated.values(ex.arrays, ex.sizes)
+            cot = {
+                k: rng.standard_normal(np.shape(v))
+                for k, v in want_out.items()
+                if eq.declared(k).entry_kind in (Kind.REAL, Kind.SCORE, Kind.PROBABILITY)
+            }
+            want = generated.vjp(ex.arrays, ex.sizes, cot)
         finite = all(np.isfinite(v).all() for v in (*want_out.values(), *want.values()))
         if not finite:  # masked rows: the derivative is not defined through −∞; values decide there
             return None

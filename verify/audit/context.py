@@ -12,16 +12,22 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ...spec import Equation
+from ...spec import Equation, Kind
 from ..binding import is_key_mask
 from ..compare import POLICY, Tolerance
 from ..runner import Profile, Setting
-from ..strategies import COMPOSITE, SMALL, is_composite
+from ..strategies import COMPOSITE, SMALL, is_composite, size_tuples
+from . import losses
 from .adapters import causal_pin, no_mask_pin
-from .targets import BoundTarget, make_target, target_batches
+from .losses import Labels
+from .targets import BoundTarget, ModuleTarget, all_spec_params_taken, make_target, target_batches
 
 #: Sizes above this are beyond the exact oracle (its straight-line program grows with the sizes).
 ORACLE_LIMIT = max(SMALL[1], COMPOSITE[1])
+
+
+#: The batches a pooled target is checked on: a pooling bug (a mean of means) shows only across sequences.
+POOLED_BATCHES = ((2,), (3,))
 
 
 @dataclass(eq=False)
@@ -44,6 +50,12 @@ class AuditContext:
     dtype: str
     profile: Profile
     seed: int
+    #: spec parameters the module does not have, stated by the user (--absent): held at 0 in the reference
+    absent: tuple[str, ...] = ()
+    #: how a loss takes its labels and pools its batch (--labels shift, --ignore-index, --pool)
+    labels: Labels = field(default_factory=Labels)
+    #: the target returns logits where the equation's output is a distribution (--logits)
+    logits: bool = False
     tol: Tolerance = field(init=False)
     #: the profile with at least three size tuples: past the n = 1 and M = 1 edge cases, one where heads
     #: and tokens interact
@@ -56,10 +68,41 @@ class AuditContext:
     def missing_ok(self, eq: Equation) -> set[str]:
         """Spec symbols the target may leave out: those it fixes itself (pins, constants)."""
         scalars = {d.ascii for d in eq.params if d.is_scalar and d.ascii in self.constants}
-        return set(self.pins) | scalars | ({d.ascii for d in eq.params if d.ascii == "eps"})
+        eps = {d.ascii for d in eq.params if d.ascii == "eps"}
+        absent = {a for a in self.absent if has(eq, a)}
+        return set(self.pins) | scalars | eps | absent | losses.missing_ok(eq, self.labels)
 
     def target_for(self, eq: Equation, mask: str | None) -> BoundTarget:
         """The target bound to ``eq`` (the equation or a variant), with the mask convention ``mask``."""
+        target = self._make(eq, mask)
+        if isinstance(target, ModuleTarget):  # built, its parameters mapped, then the spec's all taken
+            sizes = self.first_sizes(eq)
+            target._check_params(target._instance(sizes), sizes)
+            all_spec_params_taken(target, self.missing_ok(eq))
+        source = losses.label_source(eq, self.labels)
+        if source is not None:  # the label argument gets ids built from k and κ
+            tokens = losses.tokens_of(eq)
+            args = tuple(
+                dataclasses.replace(a, source=source) if a.name == tokens and hasattr(a, "source") else a
+                for a in target.binding.args
+            )
+            target.binding = dataclasses.replace(target.binding, args=args)
+        if self.logits:  # read back through the softmax the equation's distribution includes
+            probabilities = {o.ascii for o in eq.outputs if o.entry_kind == Kind.PROBABILITY}
+            outs = tuple(
+                dataclasses.replace(o, logits=True) if hasattr(o, "logits") and o.name in probabilities else o
+                for o in target.binding.outputs
+            )
+            target.binding = dataclasses.replace(target.binding, outputs=outs)
+        if self.labels.pool is not None:  # one value for the batch: its results carry no batch axes
+            outs = tuple(
+                dataclasses.replace(o, pooled=True) if hasattr(o, "pooled") and o.name else o
+                for o in target.binding.outputs
+            )
+            target.binding = dataclasses.replace(target.binding, outputs=outs)
+        return target
+
+    def _make(self, eq: Equation, mask: str | None) -> BoundTarget:
         return make_target(
             self.obj,
             eq,
@@ -71,19 +114,37 @@ class AuditContext:
             missing_ok=self.missing_ok(eq),
             dtype=self.torch_dtype,
             device=self.device,
+            first_sizes=self.first_sizes(eq) if self.init is not None else None,  # (a factory's)
         )
+
+    def first_sizes(self, eq: Equation) -> dict[str, int]:
+        """The first size tuple the checks of ``eq`` use (where a factory is first called)."""
+        pool = size_tuples(
+            eq, self.wide.oracle_sizes, self.seed, "small", fixed=self.sizes, derive=self.derive
+        )
+        return dict(pool[0])
 
     def setting_for(self, eq: Equation, target: BoundTarget, extra: Mapping[str, object] = ()) -> Setting:
         """What the checks of ``eq`` hold fixed for this target: its pins and constants (and ``extra``), its
         sizes and ties, its batch shapes, the dtype's tolerance."""
         pins = {k: v for k, v in self.pins.items() if has(eq, k)}
         pins.update({k: v for k, v in self.constants.items() if has(eq, k)})
+        pins.update({k: 0.0 for k in self.absent if has(eq, k)})
         pins.update(dict(extra))
         sizes = {k: v for k, v in self.sizes.items()}
         padding = tuple(
             lay.name for lay in target.binding.args if is_key_mask(getattr(lay, "convention", None))
         )
-        return Setting(pins, sizes, dict(self.derive), target_batches(target), self.tol, padding=padding)
+        return Setting(
+            pins,
+            sizes,
+            dict(self.derive),
+            target_batches(target) if self.labels.pool is None else POOLED_BATCHES,
+            self.tol,
+            padding=padding,
+            transform=losses.transform(eq, self.labels),
+            expect=losses.expect(eq, self.labels.pool),
+        )
 
     def oracle_reachable(self) -> bool:
         """Whether the target's fixed sizes are within the exact oracle's reach."""
@@ -101,8 +162,9 @@ def takes(target: BoundTarget, name: str) -> bool:
     return any(lay.name == name for lay in target.binding.args)
 
 
-def inapplicable(eq: Equation, prop: str, setting: Setting) -> str:
-    """Why a property does not apply to a target that fixes some inputs (it would vary them)."""
+def inapplicable(eq: Equation, prop: str, setting: Setting, target: BoundTarget | None = None) -> str:
+    """Why a property does not apply to a target that fixes some inputs (it would vary them), or that does
+    not return an output the property reads."""
     from ..properties import PROPERTIES, properties_of
 
     properties_of(eq)  # registers every property module
@@ -121,6 +183,19 @@ def inapplicable(eq: Equation, prop: str, setting: Setting) -> str:
     ]
     if fixed:
         return f"the target fixes {', '.join(fixed)} itself, and this property varies it"
+    if target is not None and getattr(target, "partial_outputs", False):
+        returned = {lay.name for lay in target.binding.outputs if lay.name}
+        unread = [o.ascii for o in eq.outputs if f"'{o.ascii}'" in text and o.ascii not in returned]
+        if unread:
+            return f"it reads {', '.join(unread)}, which the target does not return"
+    if getattr(setting.transform, "shifts", False) and prop in _REORDERS:
+        return (
+            "the target shifts its labels inside: its last position is never predicted, and reordering the "
+            "positions would move it"
+        )
+    pooled = target is not None and any(getattr(o, "pooled", False) for o in target.binding.outputs)
+    if pooled and prop not in _POOLED_OK:
+        return "it reads one value per sequence; the target pools the batch into one"
     per_key = [k for k in setting.padding if prop == "causal" and options.get("mask") == k]
     if per_key:
         return (
@@ -129,6 +204,12 @@ def inapplicable(eq: Equation, prop: str, setting: Setting) -> str:
         )
     return ""
 
+
+#: Properties that reorder the positions of a sequence (they cannot hold a shift's unpredicted last one).
+_REORDERS = ("permutation_equivariance", "perplexity_pools_tokens")
+
+#: Properties that compare a target's outputs on two examples as they are: they hold for a pooled value too.
+_POOLED_OK = ("ignores_padding",)
 
 #: Properties that set the mask to none (S = 0) themselves: they apply to a target that attends everywhere.
 _UNMASKED = ("permutation_equivariance", "kv_permutation_invariance")

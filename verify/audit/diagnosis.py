@@ -2,7 +2,8 @@
 instead of the equation as given.
 
 When the base equation's values fail, the audit tries, in order: the equation's root (when the audit was
-of a variant), each named variant of the root, the sibling equations (the same parameters in another
+of a variant), the variant given combined with each other variant it combines with (``no_bias`` and
+``scale_sqrt_d_e``), each named variant of the root, the sibling equations (the same parameters in another
 arrangement: pre-LN ↔ post-LN) and their variants; then, if none matches and the target reads a boolean
 mask, the equation and all of those forms again with the mask's polarity inverted; then, for a masked
 equation, the fully-masked-row convention. A form with an ε the target does not fix is tried with the usual
@@ -58,6 +59,7 @@ class Diagnosis:
         self.ctx = ctx
         self.witnesses = witnesses
         self._tried: list[tuple] = []
+        self._gap: float | None = None
 
     def run(self, target: BoundTarget | None) -> list[VariantTrial]:
         """Every form tried, in order, each with whether it matches (``target`` is None when the target
@@ -78,15 +80,42 @@ class Diagnosis:
                 trials.append(self._try(cname, kind, veq, mask))
             if any(t.matched for t in trials):
                 break
-        if not any(t.matched for t in trials) and self._masks():
+        if not any(t.matched for t in trials) and self._masks() and not self.ctx.labels:
             trials.append(self._fully_masked_trial(target))
+        if not any(t.matched for t in trials) and self.ctx.labels.pool is not None:
+            trials.extend(self._pool_trials())
+        distributions = any(o.entry_kind == Kind.PROBABILITY for o in self.ctx.eq.outputs)
+        if not any(t.matched for t in trials) and distributions and not self.ctx.logits:
+            ctx = dataclasses.replace(self.ctx, logits=True)
+            trial = Diagnosis(ctx, self.witnesses)._try(
+                "returns logits", "convention", self.ctx.eq, self.ctx.mask
+            )
+            trials.append(dataclasses.replace(trial, description="the target returns logits (--logits)"))
         return self._separate(trials)
+
+    def _pool_trials(self) -> list[VariantTrial]:
+        """The target pools its batch otherwise than stated: each other pooling (audit.losses.POOLS)."""
+        from .losses import POOLS
+
+        out = []
+        for pool in POOLS:
+            if pool == self.ctx.labels.pool:
+                continue
+            ctx = dataclasses.replace(self.ctx, labels=dataclasses.replace(self.ctx.labels, pool=pool))
+            other = Diagnosis(ctx, self.witnesses)
+            trial = other._try(f"pooled as {pool}", "convention", self.ctx.eq, self.ctx.mask)
+            out.append(dataclasses.replace(trial, description=f"--pool {pool}: {POOLS[pool]}"))
+        return out
 
     def _candidates(self) -> list[tuple[str, str, Equation]]:
         root = spec.get(self.ctx.eq.variant_of) if self.ctx.eq.variant_of else self.ctx.eq
         out = []
         if root is not self.ctx.eq:
             out.append((f"base {root.id}", "variant", root))
+            given = self.ctx.eq.variant_name  # audited --as root[given]: its departures combined with others
+            for vname in root.variant_names:
+                if vname != given and root.combinable(given, vname):
+                    out.append((f"{given}+{vname}", "variant", root.variant(f"{given}+{vname}")))
         for vname in root.variant_names:
             v = root.variant(vname)
             if v.id != self.ctx.eq.id:
@@ -163,7 +192,8 @@ class Diagnosis:
     def _flipped_mask(self, target: BoundTarget | None) -> str | None:
         conv = self.ctx.mask
         if target is not None:
-            convs = [lay.convention for lay in target.binding.args if getattr(lay, "convention", None)]
+            laid = (*target.binding.args, *target.binding.outputs)  # a mask taken, or a mask returned
+            convs = [lay.convention for lay in laid if getattr(lay, "convention", None)]
             conv = convs[0] if convs else None
             if conv is None and any(getattr(lay, "dtype", "") == "bool" for lay in target.binding.args):
                 conv = "bool_keep"
@@ -187,7 +217,7 @@ class Diagnosis:
             consts = {**{k: v for k, v in self.ctx.constants.items() if has(veq, k)}, **extra}
             miss = self._witness_mismatch(veq, target, setting)
             if miss is not None:
-                last = (consts, miss, None)
+                last = (consts, miss, self._gap)
                 continue
             result = self._value_check(veq, target, setting)
             if result.passed:
@@ -210,9 +240,14 @@ class Diagnosis:
             reference = OracleTarget(veq) if check == "value=oracle" else GeneratedTarget(veq)
             try:
                 got = target(arrays, ex.sizes)
-                want = {k: v for k, v in reference(arrays, ex.sizes).items() if k in got}
+                want = {
+                    k: v
+                    for k, v in setting.expected(reference, ex._replace(arrays=arrays)).items()
+                    if k in got
+                }
                 assert_close(got, want, setting.tol, check=check, who=target.name, reference=reference.name)
             except Mismatch as exc:
+                self._gap = exc.details.get("max_abs")  # how far off: the closest candidate is named
                 return f"on the base check's counterexample: {exc}"
             except Exception as exc:  # noqa: BLE001 - the target failed on it: no match
                 return f"on the base check's counterexample the target raised {type(exc).__name__}: {exc}"
@@ -223,13 +258,13 @@ class Diagnosis:
         failed = []
         fast = dataclasses.replace(self.ctx.wide, shrink_examples=0)
         for check in checks_for(veq, self.ctx.wide, self.ctx.seed, target, setting):
-            if not check.name.startswith("property:") or inapplicable(veq, check.name[9:], setting):
+            if not check.name.startswith("property:") or inapplicable(veq, check.name[9:], setting, target):
                 continue
             r = run_check(check, fast, self.ctx.seed)
             if not r.passed:
                 failed.append(f"{r.check}: {r.message}")
-        gradient = gradient_check(veq, target, setting)
-        if gradient is not None:
+        gradient = gradient_check(veq, target, setting) if not self.ctx.logits else None
+        if gradient is not None:  # (a target returning logits: its gradient is not checked, audit.auditor)
             r = run_check(gradient, fast, self.ctx.seed)
             if not r.passed:
                 failed.append(f"gradient: {r.message}")

@@ -33,7 +33,16 @@ import torch
 
 from ...spec import Equation, Kind
 from .._errors import BindingError, ShapeMismatch
-from ..binding import KEY_MASKS, SETTINGS, is_key_mask, is_mask, mask_hint, spec_axes
+from ..binding import (
+    KEY_MASKS,
+    SETTINGS,
+    constant_value,
+    is_key_mask,
+    is_mask,
+    mask_hint,
+    same_size,
+    spec_axes,
+)
 from .pattern import Pattern, PatternLayout, axis_names, parse_axes, resolve
 
 
@@ -96,9 +105,13 @@ def layout_binding(fn, eq: Equation, layout: str, *, mask: str | None = None, sy
             if arg not in params:
                 raise BindingError(f"{where}: {who(fn)} has no parameter {arg!r} ({', '.join(params)})")
             if axis not in eq.axes and axis not in SETTINGS:
-                raise BindingError(
-                    f"{where}: {axis!r} is not an axis of {eq.id} ({', '.join(eq.axes)}), nor dtype or device"
-                )
+                try:  # a constant over the sizes: scale:1/sqrt(d_k), ignore_index:-100, eps:1e-5
+                    constant_value(axis, {a: 2 for a in eq.axes})
+                except Exception:  # noqa: BLE001 - not a constant either: say what it may be
+                    raise BindingError(
+                        f"{where}: {axis!r} is not an axis of {eq.id} ({', '.join(eq.axes)}), dtype or "
+                        "device, nor a constant over the axes (1/sqrt(d_k), -100)"
+                    ) from None
             sizes.append((arg, axis))
             continue
         if "=" not in entry:
@@ -111,6 +124,21 @@ def layout_binding(fn, eq: Equation, layout: str, *, mask: str | None = None, sy
         if arg in laid:
             raise BindingError(f"{where}: argument {arg!r} is laid out twice")
         laid.add(arg)
+        members = _tuple_members(axes_text)
+        if members is not None:  # a tuple argument: state=(h_prev=b d_h, c_prev=b d_h)
+            if explicit is not None:
+                raise BindingError(f"{where}: the tuple argument {arg!r} names its symbols inside: {entry!r}")
+            for slot, member in enumerate(members):
+                name, sep, member_axes = member.partition("=")
+                if not sep or not name.strip():
+                    raise BindingError(
+                        f"{where}, argument {arg!r}: each member of a tuple is SYMBOL=axes, found {member!r}"
+                    )
+                decl = _symbol_for(name.strip(), name.strip(), eq, decls, where)
+                seen.add(decl.ascii)
+                lay = _layout(arg, decl, member_axes.strip(), eq, f"{where}, argument {arg!r}[{slot}]", mask)
+                args.append(dataclasses.replace(lay, slot=slot))
+            continue
         decl = _symbol_for(arg, explicit, eq, decls, where)
         seen.add(decl.ascii)  # several arguments may take one symbol: self-attention called as f(x, x, x)
         args.append(_layout(arg, decl, axes_text, eq, f"{where}, argument {arg!r}", mask))
@@ -127,11 +155,15 @@ def layout_binding(fn, eq: Equation, layout: str, *, mask: str | None = None, sy
             raise BindingError(f"{where}: parameter {name!r} of {who(fn)} is not in the layout")
     outs: list[PatternLayout] = []
     remaining = [o for o in eq.outputs]
-    entries = [e.strip() for e in _split(right)]
-    for k, entry in enumerate(entries):
-        label = f"return[{k}]" if len(entries) > 1 else "return"
+    flat = _flatten_results(right)
+    nested = any(len(path) > 1 for path, _ in flat)
+    if nested and len(_split(right)) == 1:  # one tuple returned as it is: "-> (h_t=b d_h, c_t=b d_h)"
+        flat = [(path[1:], entry) for path, entry in flat]
+    entries = [e for _, e in flat]
+    for path, entry in flat:
+        label = f"return{''.join(f'[{i}]' for i in path)}" if len(entries) > 1 else "return"
         if entry == "_":
-            outs.append(PatternLayout(None, label, "_", "float", None, False))
+            outs.append(PatternLayout(None, label, "_", "float", None, False, path=path if nested else None))
             continue
         name, sep, axes_text = entry.partition("=")
         if sep and not re.fullmatch(r"[A-Za-z_]\w*", name.strip()):
@@ -150,7 +182,8 @@ def layout_binding(fn, eq: Equation, layout: str, *, mask: str | None = None, sy
         if decl not in remaining:
             raise BindingError(f"{where}: {decl.ascii} is returned twice")
         remaining.remove(decl)
-        outs.append(_layout(label, decl, axes_text, eq, f"{where}, {label}", None, output=True))
+        out = _layout(label, decl, axes_text, eq, f"{where}, {label}", mask, output=True)
+        outs.append(dataclasses.replace(out, path=path) if nested else out)
     if not any(o.name for o in outs):
         raise BindingError(f"{where}: the layout maps no result to an output of {eq.id}")
     if any(is_key_mask(a.convention) for a in args):  # the per-key mask's batch axes are the leading ones
@@ -158,6 +191,39 @@ def layout_binding(fn, eq: Equation, layout: str, *, mask: str | None = None, sy
         outs = [dataclasses.replace(o, lead_batch=True) for o in outs]
     binding = ImplBinding(eq, fn, tuple(args), tuple(sizes), False, tuple(outs), len(outs) > 1)
     return binding, bool(remaining)
+
+
+def _tuple_members(text: str) -> list[str] | None:
+    """The members of a tuple written ``(h_prev=b d_h, c_prev=b d_h)``, or None for axes (``(M d_k) d_e``)."""
+    text = text.strip()
+    if not (text.startswith("(") and text.endswith(")")) or _depth_closes_early(text):
+        return None
+    members = [m.strip() for m in _split(text[1:-1])]
+    return members if any("=" in m or m == "_" for m in members) else None
+
+
+def _depth_closes_early(text: str) -> bool:
+    """Whether the opening parenthesis of ``text`` closes before its end (``(M d_k) d_e``)."""
+    depth = 0
+    for k, ch in enumerate(text):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0 and k < len(text) - 1:
+            return True
+    return False
+
+
+def _flatten_results(text: str, path: tuple[int, ...] = ()) -> list[tuple[tuple[int, ...], str]]:
+    """Each result entry with its path in the returned value: ``b n d_h, (h_t=b d_h, c_t=b d_h)`` gives
+    ``((0,), 'b n d_h'), ((1, 0), 'h_t=b d_h'), ((1, 1), 'c_t=b d_h')``."""
+    out = []
+    for k, entry in enumerate(e.strip() for e in _split(text)):
+        members = _tuple_members(entry)
+        if members is not None and len(path) < 4:
+            out.extend(_flatten_results(", ".join(members), (*path, k)))
+        else:
+            out.append(((*path, k), entry))
+    return out
 
 
 def _split(text: str) -> list[str]:
@@ -182,6 +248,10 @@ def _layout(param, decl, axes_text, eq, where, mask, output=False) -> PatternLay
     per_example = decl in eq.inputs or (output and bool(eq.inputs))
     resolved = resolve(parse_axes(axes_text, where), axes, axis_names(axes), where, per_example)
     dtype, convention = ("float", None) if output else _dtype_of(decl, mask)
+    if output and is_mask(decl) and mask not in (None, "additive"):  # a returned mask: read in its convention
+        if is_key_mask(mask):
+            raise BindingError(f"{where}: a returned mask is n×n; --mask {mask} is one value per key")
+        convention = mask
     return PatternLayout(
         decl.ascii,
         param,
@@ -206,15 +276,22 @@ class ParamMapping:
     mode: str  # "map", "zero" or "keep"
     layout: PatternLayout | None = None
     loop: tuple[str, int, sp.Expr] | None = None  # per-layer path "h.{l}.…": (index, its axis, its count)
+    #: each stacked source as the spec parameters laid side by side in it ("W_i | U_i": [W_i U_i], their
+    #: last axes joined); one name each when nothing is joined
+    parts: tuple[tuple[str, ...], ...] = ()
+
+    def _terms(self) -> tuple[tuple[str, ...], ...]:
+        return self.parts or tuple((s,) for s in self.sources)
 
     def value(self, example: Mapping[str, np.ndarray], sizes: Mapping[str, int], index: int | None = None):
         if self.mode != "map":
             return None
-        arrays = [np.asarray(example[s], dtype=np.float64) for s in self.sources]
-        if self.loop is not None:
-            arrays = [np.take(a, index, axis=self.loop[1]) for a in arrays]
+        arrays = [
+            np.concatenate([self._part(example, p, index) for p in term], axis=-1) for term in self._terms()
+        ]
         if len({a.shape for a in arrays}) > 1:
-            shapes = ", ".join(f"{s} {list(a.shape)}" for s, a in zip(self.sources, arrays, strict=True))
+            names = [" | ".join(term) for term in self._terms()]
+            shapes = ", ".join(f"{s} {list(a.shape)}" for s, a in zip(names, arrays, strict=True))
             raise ShapeMismatch(
                 f"parameter mapping {self.path!r}: cannot stack {shapes}; tie their sizes (derive=, e.g. "
                 "{'d_v': 'd_k'})",
@@ -222,6 +299,31 @@ class ParamMapping:
             )
         arr = np.stack(arrays) if len(arrays) > 1 else arrays[0]
         return self.layout.to_impl(arr, 0, torch.float64, "cpu", sizes).numpy()
+
+    def _part(self, example, name: str, index: int | None) -> np.ndarray:
+        a = np.asarray(example[name], dtype=np.float64)
+        return np.take(a, index, axis=self.loop[1]) if self.loop is not None else a
+
+    def adjoint(self, grad: torch.Tensor, example, sizes: Mapping[str, int], index: int | None = None):
+        """The gradient with respect to the module parameter, carried back to the spec parameters it was
+        filled from (the mapping only moves entries: its adjoint moves them back, zeros elsewhere)."""
+        g = self.layout.from_impl(grad, 0, sizes)
+        terms = self._terms()
+        stacked = list(g) if len(terms) > 1 else [g]
+        out = {}
+        for term, joined in zip(terms, stacked, strict=True):
+            widths = [self._part(example, p, index).shape[-1] for p in term]
+            pieces = np.split(joined, np.cumsum(widths)[:-1], axis=-1)
+            for s, part in zip(term, pieces, strict=True):
+                full = np.zeros(np.shape(example[s]))
+                if self.loop is None:
+                    full = full + part
+                else:
+                    where = [slice(None)] * full.ndim
+                    where[self.loop[1]] = index
+                    full[tuple(where)] = part
+                out[s] = out[s] + full if s in out else full
+        return out
 
 
 def parse_param(path: str, text: str, eq: Equation) -> ParamMapping:
@@ -233,13 +335,17 @@ def parse_param(path: str, text: str, eq: Equation) -> ParamMapping:
         return ParamMapping(path, text, (), "keep")
     src_text, arrow, axes_text = text.partition("->")
     decls = {d.ascii: d for d in eq.params}
-    sources = tuple(s.strip() for s in src_text.split(",") if s.strip())
-    if not sources:
+    terms = tuple(tuple(p.strip() for p in s.split("|")) for s in src_text.split(",") if s.strip())
+    if not terms:
         raise BindingError(f"{where}: no spec parameter before '->' in {text!r}")
-    for s in sources:
+    for s in (p for term in terms for p in term):
         if s not in decls:
             raise BindingError(f"{where}: {s!r} is not a parameter of {eq.id} ({', '.join(decls) or 'none'})")
-    axes = spec_axes(decls[sources[0]])
+    joined = any(len(term) > 1 for term in terms)
+    if joined and re.search(r"\{(\w+)\}", path):
+        raise BindingError(f"{where}: a per-layer path cannot join parameters side by side ('|')")
+    sources = tuple(term[0] for term in terms)  # (each term's first part stands for its shape below)
+    axes = _joined_axes(terms[0], decls, where)
     loop = None
     looped = re.findall(r"\{(\w+)\}", path)
     if looped:  # one module parameter per member of the family: h.{l}.ln_1.weight ← α_1^{(l)}
@@ -253,9 +359,11 @@ def parse_param(path: str, text: str, eq: Equation) -> ParamMapping:
         pos = index_names.index(looped[0])
         loop = (looped[0], pos, decl.counts[pos])
         axes = [a for k, a in enumerate(axes) if k != pos]
-    for s in sources[1:]:  # stacked: the same number of axes; the sizes must agree when filled
-        if len(spec_axes(decls[s])) != len(spec_axes(decls[sources[0]])):
-            raise BindingError(f"{where}: {sources[0]} and {s} have different ranks and cannot be stacked")
+    for term in terms[1:]:  # stacked: the same number of axes; the sizes must agree when filled
+        if len(_joined_axes(term, decls, where)) != len(_joined_axes(terms[0], decls, where)):
+            raise BindingError(
+                f"{where}: {sources[0]} and {term[0]} have different ranks and cannot be stacked"
+            )
     if len(sources) > 1:
         if not arrow:
             raise BindingError(f"{where}: several sources need '-> axes' with {len(sources)} as their axis")
@@ -265,7 +373,25 @@ def parse_param(path: str, text: str, eq: Equation) -> ParamMapping:
         axes_text = " ".join(f"({n.replace('·', ' ')})" if "·" in n else n for n in names)
     resolved = resolve(parse_axes(axes_text, where), axes, names, where, batch_ok=False)
     layout = PatternLayout(None, path, axes_text, "float", resolved, False)
-    return ParamMapping(path, text, sources, "map", layout, loop)
+    every = tuple(p for term in terms for p in term)
+    return ParamMapping(path, text, every, "map", layout, loop, terms if joined else ())
+
+
+def _joined_axes(term: tuple[str, ...], decls, where: str) -> list:
+    """The spec axes of parameters laid side by side (``W_i | U_i``): the same leading axes, the last ones
+    added (d_h × (d_e + d_h))."""
+    shapes = [spec_axes(decls[p]) for p in term]
+    first = shapes[0]
+    if len(term) == 1:
+        return list(first)
+    for p, shape in zip(term[1:], shapes[1:], strict=True):
+        if len(shape) != len(first) or any(
+            not same_size(a, b) for a, b in zip(shape[:-1], first[:-1], strict=False)
+        ):
+            raise BindingError(
+                f"{where}: {term[0]} and {p} cannot be laid side by side: their axes before the last differ"
+            )
+    return [*first[:-1], sp.Add(*(s[-1] for s in shapes))]
 
 
 #: Pattern, PatternLayout and parse_axes live in audit.pattern (re-exported for callers importing them here).

@@ -127,8 +127,14 @@ def resolve(pattern: Pattern, axes: Sequence[sp.Expr], names: Sequence[str], whe
                 k += 1
                 continue
             members = []
+            flattened = False  # a batch axis flattened into a spec axis: logits.view(-1, v) is "(b n) v"
             for tok in group:
                 hit = _find(free, axes, _expr(tok)) if _readable(tok) else None
+                if hit is None and batch_ok and not variadic and tok not in GLOSSARY and tok.isidentifier():
+                    members.append(("batch", tok))
+                    batch_names.append(tok)
+                    flattened = True
+                    continue
                 if hit is None:
                     raise BindingError(
                         f"{where}: axis {tok!r} in {pattern.text!r} is not a (remaining) axis of this symbol "
@@ -137,7 +143,7 @@ def resolve(pattern: Pattern, axes: Sequence[sp.Expr], names: Sequence[str], whe
                 factors[hit] = (axes[hit],)
                 free.remove(hit)
                 members.append((hit, 0))
-            raw.append(("spec", members))
+            raw.append(("mixed" if flattened else "spec", members))
             k += 1
             continue
         tok = group[0]
@@ -190,6 +196,15 @@ def resolve(pattern: Pattern, axes: Sequence[sp.Expr], names: Sequence[str], whe
         if kind == "batch":
             entries.append(("batch", nb))
             nb += 1
+        elif kind == "mixed":  # one target axis of batch and spec axes: ("b", k) and ("v", virtual index)
+            parts = []
+            for s, j in what:
+                if s == "batch":
+                    parts.append(("b", nb))
+                    nb += 1
+                else:
+                    parts.append(("v", offset[s] + j))
+            entries.append(("mixed", tuple(parts)))
         else:
             entries.append(("axes", tuple(offset[s] + j for s, j in what)))
     return Resolved(ordered, tuple(entries), None if variadic else nb)
@@ -217,6 +232,18 @@ class PatternLayout:
     #: the drawn batch axes are the target's first ones, the rest of its batch axes 1 (a target with a
     #: per-key mask ``b n`` beside ``q=b h n d_k``: the mask's b is q's b, not its h); else its last ones
     lead_batch: bool = False
+    #: the position of this tensor inside a tuple argument (``state=(h, c)``), or None for a plain one
+    slot: int | None = None
+    #: where a result sits in a nested return (``out, (h, c)``: ``(1, 0)`` is h), or None for a flat one
+    path: tuple[int, ...] | None = None
+    #: the spec-layout value this argument receives, from the example, when it is not the symbol's own
+    #: (labels built from k and κ: audit.losses); None for ``example[name]``
+    source: object = None
+    #: a result pooled over the batch (one value for the whole batch: audit.losses), read without batch axes
+    pooled: bool = False
+    #: a result returned as logits where the spec's output is a probability distribution (a model's head
+    #: before its softmax): read back through a softmax over the distribution's axis
+    logits: bool = False
 
     needs_sizes = True  # to_impl takes the sizes (split axes)
 
@@ -239,7 +266,10 @@ class PatternLayout:
         """The target's axis order over the (batch…, virtual…) array; each target axis's members."""
         order, members = [], []
         for kind, what in self.resolved.entries:
-            idx = [what] if kind == "batch" else [nb + v for v in what]
+            if kind == "mixed":
+                idx = [i if part == "b" else nb + i for part, i in what]
+            else:
+                idx = [what] if kind == "batch" else [nb + v for v in what]
             order.extend(idx)
             members.append(idx)
         return order, members
@@ -282,6 +312,8 @@ class PatternLayout:
         if not isinstance(t, torch.Tensor):
             t = torch.as_tensor(t)
         t = t.detach().to("cpu")
+        if self.convention is not None and not is_key_mask(self.convention):  # a returned mask, to the spec's
+            t = torch.from_numpy(_spec_mask(t.numpy(), self.convention, self.additive_spec))
         arr = (t.double() if t.is_floating_point() else t).numpy().astype(np.float64)  # numpy has no bfloat16
         bn = batch_ndim if self.batched else 0
         nb = self._batch_count(bn) if self.batched else 0
@@ -296,7 +328,12 @@ class PatternLayout:
         for m, size in zip(members, arr.shape, strict=True):
             if len(m) == 1 and m[0] < nb:
                 full[m[0]] = size
-            elif int(np.prod([full[i] for i in m])) != size:
+                continue
+            unknown = [i for i in m if i not in full]  # a batch axis flattened with others: "(b n) v"
+            known = int(np.prod([full[i] for i in m if i in full]))
+            if len(unknown) == 1 and known and size % known == 0:
+                full[unknown[0]] = size // known
+            elif unknown or known != size:
                 return arr
         expanded = arr.reshape([full[i] for m in members for i in m])
         back = np.transpose(expanded, np.argsort(order))
@@ -305,7 +342,8 @@ class PatternLayout:
         if any(e != 1 for e in ones):
             return arr
         spec = [int(np.prod(self._factor_sizes(sizes or {}, s))) for s in range(len(self.resolved.factors))]
-        return back.reshape((*kept, *spec))
+        out = back.reshape((*kept, *spec))
+        return softmax(out, axis=len(kept)) if self.logits else out  # (a distribution's first spec axis)
 
     def _factor_sizes(self, sizes, s: int) -> list[int]:
         from ..oracle import size_subs
@@ -315,3 +353,24 @@ class PatternLayout:
 
 
 __all__ = ["Pattern", "PatternLayout", "Resolved", "axis_names", "parse_axes", "resolve"]
+
+
+def softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    """Softmax along ``axis``, in float64 (logits of −∞ get probability 0; a row of them, 0 everywhere)."""
+    top = np.max(x, axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    e = np.exp(x - top)
+    total = e.sum(axis=axis, keepdims=True)
+    return np.divide(e, total, out=np.zeros_like(e), where=total > 0)
+
+
+def _spec_mask(arr: np.ndarray, convention: str, additive_spec: bool) -> np.ndarray:
+    """A mask returned in ``convention`` (bool keep or ignore, 1/0 keep) as the spec writes it: additive
+    0 / −∞, or keep 1 / 0."""
+    if convention == "additive":
+        keep = arr == 0
+    elif convention == "bool_ignore":
+        keep = ~(arr > 0)
+    else:
+        keep = arr > 0
+    return np.where(keep, 0.0, -np.inf) if additive_spec else keep.astype(np.float64)

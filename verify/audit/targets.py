@@ -1,8 +1,11 @@
 """Audit targets: a function or an nn.Module bound to an equation, called on spec-layout examples,
 with the vector-Jacobian product the gradient check needs (see verify.audit)."""
 
+import builtins
 import dataclasses
+import importlib
 import inspect
+import sys
 from collections.abc import Mapping
 
 import numpy as np
@@ -10,8 +13,8 @@ import sympy as sp
 import torch
 
 from ...spec import Equation, Kind
-from .._errors import AuditError, BindingError, ShapeMismatch
-from ..binding import ImplBinding, bind, setting_value
+from .._errors import BindingError, ShapeMismatch
+from ..binding import ImplBinding, bind
 from ..oracle import _batch_shape, size_subs
 from ..targets import Target
 from .layout import layout_binding, parse_param
@@ -55,46 +58,54 @@ class BoundTarget(Target):
     def vjp(self, example, sizes, cotangents: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         batch = _batch_shape(self.eq, example, sizes)
         binding = self.prepare(example, sizes)
-        kwargs, leaves = {}, {}
-        for lay in binding.args:
-            extra = {"sizes": sizes} if getattr(lay, "needs_sizes", False) else {}
-            value = lay.to_impl(example[lay.name], len(batch), self.dtype, self.device, **extra)
+        leaves = {}
+
+        def leaf(lay, value):
             if (
                 isinstance(value, torch.Tensor)
                 and value.is_floating_point()
                 and differentiable(self.eq, lay.name)
             ):
                 value = value.detach().requires_grad_(True)
-                leaves[lay.param] = (lay, value)  # per argument: the same tensor may be passed to several
-            kwargs[lay.param] = value
-        for param, axis in binding.sizes:
-            kwargs[param] = setting_value(axis, sizes, self.dtype, self.device)
-        if binding.takes_dtype:
-            kwargs["dtype"] = self.dtype
-        result = binding.fn(**kwargs)
-        results = tuple(result) if binding.returns_tuple else (result,)
+                leaves[(lay.param, getattr(lay, "slot", None))] = (lay, value)  # the same tensor may be
+            return value  # passed to several arguments: one leaf each
+
+        kwargs = binding.arguments(example, sizes, len(batch), self.dtype, self.device, leaf=leaf)
+        results = binding.results(binding.fn(**kwargs, **binding.options))
         total = 0
         for lay, value in zip(binding.outputs, results, strict=True):
             if lay.name is None or lay.name not in cotangents or not isinstance(value, torch.Tensor):
                 continue
             if not value.is_floating_point():
                 continue
-            cot = _to_layout(lay, cotangents[lay.name], len(batch), sizes, value.dtype, value.device)
+            nb = 0 if getattr(lay, "pooled", False) else len(batch)  # a pooled value has no batch axes
+            cot = _to_layout(lay, cotangents[lay.name], nb, sizes, value.dtype, value.device)
             total = total + (value * cot).sum()
         params = list(leaves)
-        if not params:  # only integer inputs (token ids) and the module's own parameters: nothing to compare
+        weights = self.weights(binding, sizes)  # a module's parameters filled from the spec's
+        if not params and not weights:  # nothing of the spec's to differentiate
             return {}
+        tensors = [leaves[k][1] for k in params] + [w for *_, w in weights]
         if not isinstance(total, torch.Tensor) or not total.requires_grad:  # nothing depends on the inputs
-            grads = [None] * len(params)
+            grads = [None] * len(tensors)
         else:
-            grads = torch.autograd.grad(total, [leaves[k][1] for k in params], allow_unused=True)
+            grads = torch.autograd.grad(total, tensors, allow_unused=True)
         out: dict[str, np.ndarray] = {}
-        for k, g in zip(params, grads, strict=True):
+        for k, g in zip(params, grads[: len(params)], strict=True):
             lay, value = leaves[k]
             g = torch.zeros_like(value) if g is None else g
             d = lay.from_impl(g, len(batch) if lay.batched else 0, sizes)
             out[lay.name] = out[lay.name] + d if lay.name in out else d  # f(x, x, x): ∂/∂H sums the three
+        for (mapping, index, w), g in zip(weights, grads[len(params) :], strict=True):
+            g = torch.zeros_like(w) if g is None else g
+            for name, d in mapping.adjoint(g, example, sizes, index).items():
+                out[name] = out[name] + d if name in out else d  # a tied weight: the uses add up
         return out
+
+    def weights(self, binding: ImplBinding, sizes) -> list[tuple[object, int | None, torch.Tensor]]:
+        """(mapping, layer index, tensor) of each module parameter filled from spec parameters: the
+        gradient check differentiates through them too (a plain function has none)."""
+        return []
 
 
 def _to_layout(lay, arr, batch_ndim, sizes, dtype, device) -> torch.Tensor:
@@ -128,15 +139,17 @@ class ModuleTarget(BoundTarget):
             return self.module
         key = tuple(sorted(sizes.items()))
         if key not in self._built:
-            kwargs = {k: _init_value(k, v, sizes) for k, v in self.init.items()}
+            kwargs = {k: init_value(k, v, sizes, _home(self.module)) for k, v in self.init.items()}
+            call = f"{self.name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
             try:
                 mod = self.module(**kwargs)
             except Exception as exc:  # a setup problem, the user's to fix: never a verdict
-                call = f"{self.name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
                 raise BindingError(
                     f"cannot build the module: {call} raised {type(exc).__name__}: {exc}; check --init, "
                     "or tie the sizes the module ties (--derive, e.g. d_e=M*d_k)"
                 ) from exc
+            if not isinstance(mod, torch.nn.Module):
+                raise BindingError(f"{call} returned a {type(mod).__name__}, not an nn.Module")
             self._built = {key: mod}  # one at a time: sizes repeat in runs of examples
         return self._built[key]
 
@@ -197,6 +210,14 @@ class ModuleTarget(BoundTarget):
                 tensor.copy_(torch.from_numpy(value).to(dtype=tensor.dtype, device=tensor.device))
         return dataclasses.replace(self.binding, fn=mod)
 
+    def weights(self, binding: ImplBinding, sizes) -> list[tuple[object, int | None, torch.Tensor]]:
+        mod = binding.fn
+        out = []
+        for path, m, index in self._expanded(sizes):
+            if m.mode == "map" and _has_param(mod, path):
+                out.append((m, index, mod.get_parameter(path)))
+        return out
+
 
 def _has_param(mod: torch.nn.Module, path: str) -> bool:
     try:
@@ -206,18 +227,62 @@ def _has_param(mod: torch.nn.Module, path: str) -> bool:
         return False
 
 
-def _init_value(key: str, value, sizes):
-    if isinstance(value, str):
+class _InitNames(Mapping):
+    """The names an ``--init`` expression sees: the axis sizes of the example (``d_e``, ``4*d_e``), then the
+    names of the target's own module (``GPTConfig``), then importable modules (``transformers.GPT2Config``);
+    builtins come after these."""
+
+    def __init__(self, sizes: Mapping[str, int], home: Mapping[str, object]) -> None:
+        self.sizes, self.home = sizes, home
+
+    def __getitem__(self, name: str):
+        if name in self.sizes:
+            return self.sizes[name]
+        if name in self.home:
+            return self.home[name]
+        if name in vars(builtins):
+            raise KeyError(name)  # LOAD_NAME goes on to the builtins
         try:
-            expr = sp.sympify(value, locals={k: sp.Symbol(k) for k in sizes})
-        except (sp.SympifyError, TypeError, SyntaxError):
-            return value
-        if expr.free_symbols and all(str(s) in sizes for s in expr.free_symbols):
-            return int(expr.subs({sp.Symbol(k): v for k, v in sizes.items()}))
-        if expr.free_symbols:
-            unknown = ", ".join(sorted(str(s) for s in expr.free_symbols if str(s) not in sizes))
-            raise AuditError(f"init {key}={value!r}: {unknown} is not an axis here ({', '.join(sizes)})")
-    return value
+            return importlib.import_module(name)
+        except ImportError:
+            raise KeyError(name) from None
+
+    def __iter__(self):
+        return iter({**self.home, **self.sizes})
+
+    def __len__(self) -> int:
+        return len({**self.home, **self.sizes})
+
+
+def init_value(key: str, value, sizes: Mapping[str, int], home: Mapping[str, object] | None = None):
+    """The constructor argument ``key`` at these sizes: a string is a Python expression over the axis sizes,
+    the target module's names and importable modules (``4*d_e``, ``'gelu'``, ``GPTConfig(n_embd=d_e)``);
+    any other value is passed as it is. A name that is none of these is an error that says so."""
+    if not isinstance(value, str):
+        return value
+    names = _InitNames(sizes, home or {})
+    try:
+        return eval(compile(value, f"--init {key}", "eval"), {"__builtins__": builtins}, names)
+    except NameError as exc:
+        missing = getattr(exc, "name", None) or str(exc)
+        axes = ", ".join(sizes) or "none"
+        quoted = f"--init \"{key}='{value}'\"" if value.isidentifier() else f"'{missing}'"
+        raise BindingError(
+            f"--init {key}={value}: {missing!r} is not an axis here ({axes}), nor a name in the target's "
+            f"module, nor an importable module; a string is written in quotes: {quoted}"
+        ) from None
+    except SyntaxError as exc:
+        raise BindingError(f"--init {key}={value}: not a Python expression ({exc.msg})") from None
+    except Exception as exc:  # noqa: BLE001 - the user's expression raised: a setup problem, not a verdict
+        raise BindingError(f"--init {key}={value} raised {type(exc).__name__}: {exc}") from None
+
+
+def _home(obj: object) -> Mapping[str, object]:
+    """The global names of the module that defines ``obj`` (for --init expressions)."""
+    module = sys.modules.get(getattr(obj, "__module__", "") or "")
+    if module is None and not inspect.isclass(obj):
+        module = sys.modules.get(getattr(type(obj), "__module__", "") or "")
+    return vars(module) if module is not None else {}
 
 
 def make_target(
@@ -232,15 +297,22 @@ def make_target(
     missing_ok=(),
     dtype: torch.dtype = torch.float64,
     device: str = "cpu",
+    first_sizes: Mapping[str, int] | None = None,
 ) -> BoundTarget:
-    """Bind ``obj`` (a function, an nn.Module class or instance) to ``eq``; BindingError when it cannot."""
-    is_module = isinstance(obj, torch.nn.Module) or (
-        inspect.isclass(obj) and issubclass(obj, torch.nn.Module)
-    )
-    if is_module:
-        forward = obj.forward
-        if inspect.isclass(obj) and init is None:
-            raise BindingError(f"{name} is an nn.Module class: say how to build it (init=, --init k=axis)")
+    """Bind ``obj`` (a function, an nn.Module class or instance, or with ``init`` a function that builds
+    one: a factory) to ``eq``; BindingError when it cannot. ``first_sizes`` are the sizes a factory is
+    called at to learn which module it builds."""
+    is_class = inspect.isclass(obj) and issubclass(obj, torch.nn.Module)
+    is_factory = init is not None and callable(obj) and not inspect.isclass(obj)
+    is_factory = is_factory and not isinstance(obj, torch.nn.Module)
+    if is_class and init is None:
+        init = _no_arguments(obj, name)
+    if is_class or is_factory or isinstance(obj, torch.nn.Module):
+        if is_factory:
+            probe = ModuleTarget(eq, None, name, dtype, device, obj, init, None)
+            forward = type(probe._instance(dict(first_sizes or {}))).forward
+        else:
+            forward = obj.forward
         symbols = tuple(eq.inputs)
         partial = False
         if layout:
@@ -256,6 +328,42 @@ def make_target(
         binding, partial = layout_binding(obj, eq, layout, mask=mask, missing_ok=missing_ok)
         return BoundTarget(eq, binding, name, dtype, device, partial)
     return BoundTarget(eq, bind(obj, eq, missing_ok=missing_ok, mask=mask), name, dtype, device)
+
+
+def all_spec_params_taken(target: "ModuleTarget", missing_ok) -> None:
+    """Every tensor parameter of the equation fills a module parameter (--param) or is stated absent: the
+    reference never draws a value the module does not hold."""
+    eq = target.eq
+    taken = {src for m in target.params for src in m.sources}
+    untaken = [d.ascii for d in eq.params if not d.is_scalar and d.ascii not in taken | set(missing_ok)]
+    if untaken:
+        names = ", ".join(untaken)
+        raise BindingError(
+            f"no --param takes the spec's {names}: map each to a module parameter, or state that "
+            f"{target.name} has no such parameter with --absent {','.join(untaken)} (the reference then "
+            "holds it at 0, and the report says so)"
+        )
+
+
+def _no_arguments(cls: type, name: str) -> dict:
+    """A module class built without --init: {} when its constructor needs no argument, else an error naming
+    the arguments to give."""
+    try:
+        params = list(inspect.signature(cls).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    required = [
+        p.name
+        for p in params
+        if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    if required:
+        example = " ".join(f"--init {r}=…" for r in required)
+        raise BindingError(
+            f"{name} is an nn.Module class: say how to build it ({example}; a value is an axis such as d_e, "
+            "an expression such as 4*d_e, a literal, or a config object such as 'Config(n_embd=d_e)')"
+        )
+    return {}
 
 
 def target_batches(target: BoundTarget) -> tuple[tuple[int, ...], ...]:

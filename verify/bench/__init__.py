@@ -14,6 +14,7 @@ are imported on first use (PEP 562). The modules, by concern:
 - ``_hf``       part ``hf``: impl against transformers on the same weights;
 - ``_oracle``   part ``oracle``: compile and evaluation times as sizes grow;
 - ``_startup``  parts ``startup`` and ``plugin``: fresh processes, ``--help`` and pytest's plugin overhead;
+- ``_audit``    part ``audit``: the documents' audits, start-up included, as ratios to the import floor;
 - ``measures``  ``run`` (the selected parts, in order) and ``goals``.
 """
 
@@ -47,9 +48,11 @@ _LAZY = {
     "oracle_sizes": "_oracle",
     "startup": "_startup",
     "plugin": "_startup",
+    "audit": "_audit",
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from ._audit import audit as audit
     from ._gpt2 import FLOP_FORMULA as FLOP_FORMULA
     from ._gpt2 import checking as checking
     from ._gpt2 import gflops as gflops

@@ -44,15 +44,20 @@ def impl_gpt2(size: Size, seed: int = 0):
     return model, params, tokens(size.v, size)
 
 
-def tokens(v: int, size: Size, seed: int = 1) -> torch.Tensor:
-    """``size.batch`` sequences of ``size.n`` token ids in [0, v), seeded."""
-    return torch.randint(0, v, (size.batch, size.n), generator=torch.Generator().manual_seed(seed))
+def tokens(v: int, size: Size, seed: int = 1, n: int | None = None) -> torch.Tensor:
+    """``size.batch`` sequences of ``n`` (default ``size.n``) token ids in [0, v), seeded."""
+    shape = (size.batch, size.n if n is None else n)
+    return torch.randint(0, v, shape, generator=torch.Generator().manual_seed(seed))
 
 
-def forward_no_grad(params: Mapping[str, torch.Tensor], k: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """impl.gpt2.forward (the registered ``gpt2.forward``) on stacked spec parameters, under no_grad."""
-    from ...impl.gpt2 import forward
+def forward_no_grad(
+    params: Mapping[str, torch.Tensor], k: torch.Tensor, eps: float = 1e-5, *, fast: bool = False
+) -> torch.Tensor:
+    """The registered ``gpt2.forward`` on stacked spec parameters, under no_grad: impl.gpt2.forward, the
+    readable one, or impl.fast.gpt2_forward (``fast=True``)."""
+    from ... import impl
 
+    forward = impl.implementation("gpt2.forward", "fast" if fast else "readable")
     with torch.no_grad():
         return forward(k, **params, eps=eps)
 
@@ -68,27 +73,27 @@ def with_checks(enabled: bool, fn: Callable[[], object]) -> Callable[[], object]
     return call
 
 
-def checking(size: Size, repeat: int = 5, note: Callable[[str], None] = no_note) -> dict:
-    """impl.gpt2.forward with jaxtyping + beartype checking on and off, at ``size`` (the overhead as
-    measured), and at a tiny width with the same L, where the difference is the checking's cost alone; that
-    cost over the unchecked forward at ``size`` is the overhead estimated without the big run's noise."""
-    note(f"checking: GPT-2 forward at {size.name}, checks on / off")
+def _overhead(size: Size, repeat: int, note: Callable[[str], None], fast: bool) -> dict:
+    """The registered ``gpt2.forward`` (readable, or impl's fast path) with checking on and off, at ``size``
+    and at a tiny width with the same L (the checking's own cost)."""
+    name = "impl.fast.gpt2_forward" if fast else "impl.gpt2.forward"
+    note(f"checking: {name} at {size.name}, checks on / off")
     _, params, k = impl_gpt2(size)
     times = measure(
-        {"on": with_checks(True, lambda: forward_no_grad(params, k)),
-         "off": with_checks(False, lambda: forward_no_grad(params, k))},
+        {"on": with_checks(True, lambda: forward_no_grad(params, k, fast=fast)),
+         "off": with_checks(False, lambda: forward_no_grad(params, k, fast=fast))},
         repeat,
     )  # fmt: skip
     tiny = Size("tiny", v=8, n_max=2, d_e=size.M, M=size.M, L=size.L, d_f=4, n=2, batch=1, v_bert=8,
                 n_max_bert=2, square=1, oracle_steps=(), oracle_equations=())  # fmt: skip
-    note(f"checking: the same forward at d_e = {tiny.d_e}, n = {tiny.n} (the checking's own cost)")
+    note(f"checking: {name} at d_e = {tiny.d_e}, n = {tiny.n} (the checking's own cost)")
     _, tparams, tk = impl_gpt2(tiny)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the checks are Python; tiny tensors gain nothing from threads but waiting
     try:
         tiny_times = measure(
-            {"on": with_checks(True, lambda: forward_no_grad(tparams, tk)),
-             "off": with_checks(False, lambda: forward_no_grad(tparams, tk))},
+            {"on": with_checks(True, lambda: forward_no_grad(tparams, tk, fast=fast)),
+             "off": with_checks(False, lambda: forward_no_grad(tparams, tk, fast=fast))},
             max(repeat, 20),
         )  # fmt: skip
     finally:
@@ -98,8 +103,7 @@ def checking(size: Size, repeat: int = 5, note: Callable[[str], None] = no_note)
     # the tiny forward's on − off, and the estimate sets it against the unchecked forward at ``size``
     cost = max(tiny_times["on"]["min_s"] - tiny_times["off"]["min_s"], 0.0)
     return {
-        "size": sizes_of(size),
-        "function": "impl.gpt2.forward",
+        "function": name,
         "on": times["on"],
         "off": times["off"],
         "overhead_pct": 100.0 * (on / off - 1.0),
@@ -107,8 +111,17 @@ def checking(size: Size, repeat: int = 5, note: Callable[[str], None] = no_note)
         "tiny": {"d_e": tiny.d_e, "n": tiny.n, "L": tiny.L, "threads": 1, **tiny_times},
         "checking_cost_s": cost,
         "estimated_overhead_pct": 100.0 * cost / times["off"]["min_s"],
-        "goal_pct": GOALS["checking_overhead_pct"],
     }
+
+
+def checking(size: Size, repeat: int = 5, note: Callable[[str], None] = no_note) -> dict:
+    """The registered ``gpt2.forward`` with jaxtyping + beartype checking on and off, at ``size`` (the
+    overhead as measured), and at a tiny width with the same L, where the difference is the checking's cost
+    alone; that cost over the unchecked forward at ``size`` is the overhead estimated without the big run's
+    noise. The readable impl.gpt2.forward at the top level, impl's fast path under ``fast``."""
+    readable = _overhead(size, repeat, note, fast=False)
+    fast = _overhead(size, repeat, note, fast=True)
+    return {"size": sizes_of(size), **readable, "fast": fast, "goal_pct": GOALS["checking_overhead_pct"]}
 
 
 def gflops(size: Size, repeat: int = 5, note: Callable[[str], None] = no_note) -> dict:

@@ -1,12 +1,14 @@
-"""Part ``hf``: impl's GPT-2 and BERT against transformers' holding the same weights (the outputs must agree
-before anything is timed), and the weight copies that make them hold the same weights."""
+"""Part ``hf``: impl's GPT-2 and BERT, on impl's fast path, against transformers' holding the same weights
+(the outputs must agree before anything is timed), at each thread count and sequence length, and the weight
+copies that make them hold the same weights."""
 
-from collections.abc import Callable
+import statistics
+from collections.abc import Callable, Sequence
 
 import torch
 
 from ._gpt2 import forward_no_grad, tokens, with_checks
-from ._parts import GOALS, MismatchError, Size, sizes_of
+from ._parts import GOALS, HF_THREADS, MismatchError, Size, sizes_of
 from ._timing import measure, no_note
 
 
@@ -23,8 +25,9 @@ def _perturb(model: torch.nn.Module, seed: int) -> None:
                 p.add_(torch.randn(p.shape, generator=gen) * 0.1)
 
 
-def gpt2_from_hf(hf) -> "torch.nn.Module":
-    """impl's GPT2 holding the weights of a transformers GPT2LMHeadModel (or GPT2Model).
+def gpt2_from_hf(hf, *, fast: bool = False) -> "torch.nn.Module":
+    """impl's GPT2 holding the weights of a transformers GPT2LMHeadModel (or GPT2Model); ``fast=True`` runs
+    it through impl.fast.
 
     wte = Eᵀ and wpe = Λᵀ; GPT-2's Conv1D weights are stored in × out, so c_attn's columns are
     ``[W_Q | W_K | W_V]`` with head m at columns ``m d_k … (m+1) d_k − 1`` of each part, c_proj is W_O as is,
@@ -36,7 +39,7 @@ def gpt2_from_hf(hf) -> "torch.nn.Module":
     d_e, M = cfg.n_embd, cfg.n_head
     d_k = d_e // M
     ours = GPT2(cfg.vocab_size, cfg.n_positions, d_e, M, cfg.n_layer, cfg.n_inner or 4 * d_e,
-                eps=cfg.layer_norm_epsilon).to(body.wte.weight.dtype)  # fmt: skip
+                eps=cfg.layer_norm_epsilon, fast=fast).to(body.wte.weight.dtype)  # fmt: skip
     with torch.no_grad():
         ours.E.copy_(body.wte.weight.T)
         ours.Lambda.copy_(body.wpe.weight.T)
@@ -56,8 +59,8 @@ def gpt2_from_hf(hf) -> "torch.nn.Module":
     return ours.eval()
 
 
-def bert_from_hf(hf) -> "torch.nn.Module":
-    """impl's BERT holding the weights of a transformers BertModel.
+def bert_from_hf(hf, *, fast: bool = False) -> "torch.nn.Module":
+    """impl's BERT holding the weights of a transformers BertModel; ``fast=True`` runs it through impl.fast.
 
     Embedding tables are transposed (``E``, ``Λ``, ``G`` are d_e × ·); nn.Linear stores out × in, so the
     query, key and value weights are transposed and split by head (``W_Q^{(m)}`` is columns
@@ -69,7 +72,7 @@ def bert_from_hf(hf) -> "torch.nn.Module":
     d_e, M, L = cfg.hidden_size, cfg.num_attention_heads, cfg.num_hidden_layers
     d_k = d_e // M
     ours = BERT(cfg.vocab_size, cfg.max_position_embeddings, d_e, M, L, cfg.intermediate_size,
-                eps=cfg.layer_norm_eps).to(hf.embeddings.word_embeddings.weight.dtype)  # fmt: skip
+                eps=cfg.layer_norm_eps, fast=fast).to(hf.embeddings.word_embeddings.weight.dtype)  # fmt: skip
     emb = hf.embeddings
     with torch.no_grad():
         ours.E.copy_(emb.word_embeddings.weight.T)
@@ -114,6 +117,12 @@ def _agreement(what: str, got: torch.Tensor, want: torch.Tensor, tol) -> dict:
     }
 
 
+def _ratios(impl: dict, hf: dict) -> dict:
+    """impl/HF of each round (the two ran side by side, interleaved): median, min and max."""
+    rounds = [i / h for i, h in zip(impl["runs_s"], hf["runs_s"], strict=True)]
+    return {"median": statistics.median(rounds), "min": min(rounds), "max": max(rounds)}
+
+
 def _comparison(times: dict, agree: list[dict], hf_class: str, impl_name: str) -> dict:
     hf_s = times["hf"]["median_s"]
     return {
@@ -124,8 +133,11 @@ def _comparison(times: dict, agree: list[dict], hf_class: str, impl_name: str) -
         "impl_unchecked": times["impl_unchecked"],
         "ratio": times["impl"]["median_s"] / hf_s,
         "ratio_unchecked": times["impl_unchecked"]["median_s"] / hf_s,
+        "ratio_rounds": _ratios(times["impl"], times["hf"]),
+        "ratio_unchecked_rounds": _ratios(times["impl_unchecked"], times["hf"]),
         "agreement": agree,
         "goal_ratio": GOALS["hf_ratio"],
+        "aim_ratio": GOALS["hf_ratio_aim"],
     }
 
 
@@ -146,7 +158,19 @@ def _versus(hf_fn: Callable, impl_fn: Callable, repeat: int) -> dict:
     )  # fmt: skip
 
 
-def _hf_gpt2(size: Size, repeat: int, note: Callable[[str], None], tol) -> dict:
+def _each(threads: Sequence[int], lengths: Sequence[int]):
+    """(threads, n) for every thread count and length, torch set to the thread count meanwhile."""
+    before = torch.get_num_threads()
+    try:
+        for t in threads:
+            torch.set_num_threads(t)
+            for n in lengths:
+                yield t, n
+    finally:
+        torch.set_num_threads(before)
+
+
+def _hf_gpt2(size: Size, repeat: int, note, tol, threads, lengths) -> tuple[str, dict]:
     import transformers
 
     note(f"hf: building GPT-2 ({size.name}) in transformers and copying its weights into impl")
@@ -157,39 +181,40 @@ def _hf_gpt2(size: Size, repeat: int, note: Callable[[str], None], tol) -> dict:
     torch.manual_seed(0)
     hf_lm = transformers.GPT2LMHeadModel(config).eval()
     _perturb(hf_lm, 1)
-    ours = gpt2_from_hf(hf_lm)
+    ours = gpt2_from_hf(hf_lm, fast=True)
     with torch.no_grad():
         params = {name: t.detach().clone() for name, t in ours.spec_params().items()}
-    k = tokens(size.v, size)
+    out = {}
+    for t, n in _each(threads, lengths):
+        k = tokens(size.v, size, n=n)
 
-    def hf_body():
-        return hf_lm.transformer(input_ids=k, use_cache=False).last_hidden_state
+        def hf_body(k=k):
+            return hf_lm.transformer(input_ids=k, use_cache=False).last_hidden_state
 
-    def hf_head():
-        return hf_lm(input_ids=k, use_cache=False).logits
+        def hf_head(k=k):
+            return hf_lm(input_ids=k, use_cache=False).logits
 
-    def impl_body():
-        return forward_no_grad(params, k, ours.eps)
+        def impl_body(k=k):
+            return forward_no_grad(params, k, ours.eps, fast=True)
 
-    def impl_head():
-        return ours(k)[0]
+        def impl_head(k=k):
+            return ours(k)[0]
 
-    note("hf: checking that impl's and transformers' GPT-2 outputs agree")
-    with torch.no_grad():
-        agree_body = [_agreement("GPT-2 H^L", impl_body(), hf_body(), tol)]
-        agree_head = [_agreement("GPT-2 logits", impl_head(), hf_head(), tol)]
-    note("hf: timing GPT2Model against impl.gpt2.forward")
-    body = _comparison(_versus(hf_body, impl_body, repeat), agree_body, "GPT2Model", "impl.gpt2.forward")
-    note("hf: timing GPT2LMHeadModel against impl.gpt2.GPT2")
-    head = _comparison(_versus(hf_head, impl_head, repeat), agree_head, "GPT2LMHeadModel", "impl.gpt2.GPT2")
-    return {
-        "attn_implementation": hf_lm.config._attn_implementation,
-        "gpt2_model": body,
-        "gpt2_lm_head": head,
-    }
+        note(f"hf: GPT-2, {t} thread{'s' if t > 1 else ''}, n = {n}: checking that the outputs agree")
+        with torch.no_grad():
+            agree_body = [_agreement(f"GPT-2 H^L (n = {n})", impl_body(), hf_body(), tol)]
+            agree_head = [_agreement(f"GPT-2 logits (n = {n})", impl_head(), hf_head(), tol)]
+        note(f"hf: GPT-2, {t} thread{'s' if t > 1 else ''}, n = {n}: timing GPT2Model, GPT2LMHeadModel")
+        body = _versus(hf_body, impl_body, repeat)
+        head = _versus(hf_head, impl_head, repeat)
+        out[t, n] = {
+            "gpt2_model": _comparison(body, agree_body, "GPT2Model", "impl.fast.gpt2_forward"),
+            "gpt2_lm_head": _comparison(head, agree_head, "GPT2LMHeadModel", "impl.gpt2.GPT2(fast=True)"),
+        }
+    return hf_lm.config._attn_implementation, out
 
 
-def _hf_bert(size: Size, repeat: int, note: Callable[[str], None], tol) -> dict:
+def _hf_bert(size: Size, repeat: int, note, tol, threads, lengths) -> dict:
     import transformers
 
     note(f"hf: building BERT ({size.name} width) in transformers and copying its weights into impl")
@@ -200,36 +225,65 @@ def _hf_bert(size: Size, repeat: int, note: Callable[[str], None], tol) -> dict:
     torch.manual_seed(0)
     hf_bert = transformers.BertModel(config).eval()
     _perturb(hf_bert, 2)
-    ours = bert_from_hf(hf_bert)
-    k = tokens(size.v_bert, size, seed=2)
+    ours = bert_from_hf(hf_bert, fast=True)
+    out = {}
+    for t, n in _each(threads, lengths):
+        k = tokens(size.v_bert, size, seed=2, n=n)
 
-    def hf_fn():
-        out = hf_bert(input_ids=k)
-        return out.last_hidden_state, out.pooler_output
+        def hf_fn(k=k):
+            out = hf_bert(input_ids=k)
+            return out.last_hidden_state, out.pooler_output
 
-    def impl_fn():
-        out = ours(k)
-        return out.states[..., -1, :, :], out.p
+        def impl_fn(k=k):
+            out = ours(k)
+            return out.states[..., -1, :, :], out.p
 
-    note("hf: checking that impl's and transformers' BERT outputs agree")
-    with torch.no_grad():
-        (want_h, want_p), (got_h, got_p) = hf_fn(), impl_fn()
-    agree = [_agreement("BERT H^L", got_h, want_h, tol), _agreement("BERT pooled", got_p, want_p, tol)]
-    note("hf: timing BertModel against impl.bert.BERT")
-    return {"bert_model": _comparison(_versus(hf_fn, impl_fn, repeat), agree, "BertModel", "impl.bert.BERT")}
+        note(f"hf: BERT, {t} thread{'s' if t > 1 else ''}, n = {n}: checking that the outputs agree")
+        with torch.no_grad():
+            (want_h, want_p), (got_h, got_p) = hf_fn(), impl_fn()
+        agree = [
+            _agreement(f"BERT H^L (n = {n})", got_h, want_h, tol),
+            _agreement(f"BERT pooled (n = {n})", got_p, want_p, tol),
+        ]
+        note(f"hf: BERT, {t} thread{'s' if t > 1 else ''}, n = {n}: timing BertModel")
+        times = _versus(hf_fn, impl_fn, repeat)
+        out[t, n] = {"bert_model": _comparison(times, agree, "BertModel", "impl.bert.BERT(fast=True)")}
+    return out
 
 
-def hf(size: Size, repeat: int = 5, note: Callable[[str], None] = no_note) -> dict:
-    """impl's GPT-2 (functional forward, and the model with its tied head) and BERT against transformers'
-    GPT2Model, GPT2LMHeadModel and BertModel holding the same weights: float32, eval, no_grad, the same
-    threads, transformers' default attention. The outputs must agree (float32 tolerance) before timing."""
+def hf(
+    size: Size,
+    repeat: int = 5,
+    note: Callable[[str], None] = no_note,
+    threads: Sequence[int] = HF_THREADS,
+    lengths: Sequence[int] | None = None,
+) -> dict:
+    """impl's GPT-2 (the functional forward, and the model with its tied head) and BERT, on impl's fast path
+    (impl.fast, held to the spec by ``lmspec verify``), against transformers' GPT2Model, GPT2LMHeadModel and
+    BertModel holding the same weights: float32, eval, no_grad, transformers' default attention, at each
+    torch thread count of ``threads`` and each sequence length of ``lengths`` (the size's ``hf_lengths`` by
+    default). The outputs must agree (float32 tolerance) before anything is timed."""
     import transformers
 
     from ..compare import POLICY
 
+    lengths = tuple(lengths or size.hf_lengths or (size.n,))
+    longest = min(size.n_max, size.n_max_bert)
+    wrong = [n for n in lengths if not 1 <= n <= longest]
+    if wrong:
+        raise ValueError(f"hf: a length must be in 1..{longest} at {size.name}, found {wrong[0]}")
     transformers.logging.set_verbosity_error()
     tol = POLICY["float32"]
-    out = {"size": sizes_of(size), "dtype": "float32", "threads": torch.get_num_threads()}
-    out |= _hf_gpt2(size, repeat, note, tol)  # the GPT-2 models are freed before BERT is built
-    out |= _hf_bert(size, repeat, note, tol)
-    return out
+    # the GPT-2 models are freed before BERT is built
+    attn, gpt2 = _hf_gpt2(size, repeat, note, tol, threads, lengths)
+    bert = _hf_bert(size, repeat, note, tol, threads, lengths)
+    return {
+        "size": sizes_of(size),
+        "dtype": "float32",
+        "attn_implementation": attn,
+        "threads": list(threads),
+        "lengths": list(lengths),
+        "runs": [{"threads": t, "n": n, **gpt2[t, n], **bert[t, n]} for t in threads for n in lengths],
+        "goal_ratio": GOALS["hf_ratio"],
+        "aim_ratio": GOALS["hf_ratio_aim"],
+    }

@@ -58,14 +58,29 @@ sys.exit(os.waitstatus_to_exitcode(status) & 255)
 """
 
 
-class _Command:
-    """A command line run in a new process at each call; it keeps each run's exit code and output, and the
-    command's peak resident memory (MiB), measured on its first run (the untimed warm-up) through a launcher;
-    None where the OS cannot tell."""
+def _children_cpu() -> float | None:
+    """User + system CPU seconds of the waited-for children of this process so far (None without
+    ``resource``, as on Windows)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return None
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
-    def __init__(self, argv: Sequence[str], cwd: Path | None = None, exit_code: int = 0) -> None:
-        self.argv, self.cwd, self.exit_code = list(argv), cwd, exit_code
+
+class _Command:
+    """A command line run in a new process at each call (in ``cwd``, with ``env`` or the bench's environment
+    less _UNSET); it keeps each run's exit code and output and the CPU time (user + system) of the process
+    and its children, and the command's peak resident memory (MiB), measured on its first run (the untimed
+    warm-up) through a launcher; None where the OS cannot tell."""
+
+    def __init__(
+        self, argv: Sequence[str], cwd: Path | None = None, exit_code: int = 0, env: dict | None = None
+    ) -> None:
+        self.argv, self.cwd, self.exit_code, self.env = list(argv), cwd, exit_code, env
         self.runs: list[tuple[int, str]] = []
+        self.cpu_s: list[float | None] = []
         self.peak_mib: float | None = None
 
     def __call__(self) -> None:
@@ -74,16 +89,24 @@ class _Command:
             fd, peak = tempfile.mkstemp(prefix="lmspec-bench-peak-")
             os.close(fd)
             argv = [sys.executable, "-c", _PEAK, peak, *self.argv]
+        before = _children_cpu()
         proc = subprocess.run(
-            argv, cwd=self.cwd, env=_environment(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, check=False,
+            argv, cwd=self.cwd, env=self.env or _environment(), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False,
         )  # fmt: skip
+        after = _children_cpu()
         self.runs.append((proc.returncode, proc.stdout.decode(errors="replace")))
+        self.cpu_s.append(None if before is None or after is None else after - before)
         if peak is not None:
             text = Path(peak).read_text().strip()
             Path(peak).unlink()
             if text:  # ru_maxrss is in KiB on Linux, in bytes on macOS
                 self.peak_mib = int(text) / (1024 * 1024 if sys.platform == "darwin" else 1024)
+
+    @property
+    def shown(self) -> str:
+        """The command line for people."""
+        return _shown(self.argv)
 
     def checked(self, accept: Callable[[str], str | None] = lambda _: None) -> dict:
         """The command, its exit code and peak memory, once each run is seen to have done its job: the

@@ -1,4 +1,4 @@
-"""How the bench times: the machine's facts, interleaved repeated runs, median and min.
+"""How the bench times: the machine's facts, interleaved repeated runs, median, min and max.
 
 Timings are warm-up, then ``repeat`` runs timed with ``time.perf_counter``; the competitors of one
 comparison run interleaved (A B, B A, A B …) so that a change in the machine's load falls on both.
@@ -51,8 +51,13 @@ def machine() -> dict:
 
 
 def timing(seconds: Sequence[float]) -> dict:
-    """Median and min of timed runs (seconds), and the runs themselves."""
-    return {"median_s": statistics.median(seconds), "min_s": min(seconds), "runs_s": list(seconds)}
+    """Median, min and max of timed runs (seconds), and the runs themselves."""
+    return {
+        "median_s": statistics.median(seconds),
+        "min_s": min(seconds),
+        "max_s": max(seconds),
+        "runs_s": list(seconds),
+    }
 
 
 def measure(fns: Mapping[str, Callable[[], object]], repeat: int, warmup: int = 1) -> dict[str, dict]:

@@ -92,6 +92,21 @@ def audit_command(
         "--param",
         help="nn.Module: 'path=SPEC -> axes', e.g. 'q.weight=W_Q -> (M d_k) d_e', or path=0.",
     ),
+    absent: list[str] = typer.Option(
+        None, "--absent", help="nn.Module: spec parameters it does not have, e.g. b_Q,b_K,b_V (held at 0)."
+    ),
+    labels: str = typer.Option(
+        None, "--labels", help="A loss that shifts its labels inside (logits[:, :-1] vs ids[:, 1:]): shift."
+    ),
+    ignore_index: int = typer.Option(
+        None, "--ignore-index", help="A loss whose labels mark padding with this id, e.g. -100 or a pad id."
+    ),
+    pool: str = typer.Option(
+        None, "--pool", help="A loss that returns one value per batch: tokens, sum or mean (docs/audit.md)."
+    ),
+    logits: bool = typer.Option(
+        False, "--logits", help="It returns logits where the equation's output is a distribution (softmax)."
+    ),
     constant: list[str] = typer.Option(None, "--constant", help="A scalar it fixes, e.g. eps=1e-5."),
     size: list[str] = typer.Option(None, "--size", help="An axis size it fixes, e.g. d_e=64."),
     derive: list[str] = typer.Option(None, "--derive", help="An axis it ties to others, e.g. d_e=M*d_k."),
@@ -138,13 +153,18 @@ def audit_command(
         raise UsageError(f"--seed must be a non-negative integer, found {seed}")
     if seeds < 1:
         raise UsageError(f"--seeds must be at least 1, found {seeds}")
-    one_target_only = layout or init or param or mask
+    one_target_only = layout or init or param or mask or absent or labels or pool or ignore_index is not None
+    if labels is not None and labels != "shift":
+        raise UsageError(f"--labels takes shift (labels shifted inside the target), found {labels!r}")
+    if pool is not None and pool not in POOLS:
+        raise UsageError(f"unknown --pool {pool!r}; choose one of {', '.join(POOLS)}")
     if one_target_only and len(targets or []) > 1:
         raise UsageError(_ONE_AT_A_TIME)
     constants = {k: _number(v, "--constant") for k, v in _pairs(constant, "--constant").items()}
     sizes = {k: _number(v, "--size", int) for k, v in _pairs(size, "--size").items()}
     inits = {k: _literal(v) for k, v in _pairs(init, "--init").items()} or None
     params = _pairs(param, "--param") or None
+    absent_names = [a.strip() for item in absent or [] for a in item.split(",") if a.strip()]
     derived = _pairs(derive, "--derive") or None
 
     from ..audit.auditor import audit
@@ -169,6 +189,11 @@ def audit_command(
                         mask=mask,
                         init=inits,
                         params=params,
+                        absent=absent_names,
+                        labels=labels,
+                        ignore_index=ignore_index,
+                        pool=pool,
+                        logits=logits,
                         constants=constants or None,
                         sizes=sizes or None,
                         derive=derived,
@@ -213,7 +238,10 @@ def audit_command(
         raise typer.Exit(2 if errors else 1)
 
 
-_ONE_AT_A_TIME = "--layout, --mask, --init and --param apply to one target: audit one at a time"
+_ONE_AT_A_TIME = "--layout, --mask, --init, --param, --absent and the loss options apply to one target"
+
+#: --pool's choices (a light copy of audit.losses.POOLS: this module loads no torch; a test holds them equal)
+POOLS = ("tokens", "sum", "mean")
 
 
 def _names(targets: list[str], builtins_: str | None, impl_: bool) -> list[str]:
@@ -285,12 +313,25 @@ def _print_report(r) -> None:
             console.print(f"  skip {escape(c.name)}: {escape(c.message)}", highlight=False)
     if r.variants:
         console.print("  variants tried:", highlight=False)
+        unbound = _cannot_bind(r)
         for v in r.variants:
+            if unbound and v.message == unbound:
+                continue
             consts = f" ({', '.join(f'{k} = {x:g}' for k, x in v.constants.items())})" if v.constants else ""
             mark = "[green]matches[/green]" if v.matched else "no"
             why = "" if v.matched else f": {escape(v.message[:160])}"
             console.print(f"    {escape(v.name)}{consts} — {mark}{why}", highlight=False)
+        same = [v.name for v in r.variants if unbound and v.message == unbound]
+        if same:
+            console.print(f"    {escape(', '.join(same))} — no: {escape(unbound[:240])}", highlight=False)
     console.print()
+
+
+def _cannot_bind(r) -> str:
+    """The reason shared by variants that cannot be bound for the same reason (printed once), or ''."""
+    reasons = [v.message for v in r.variants if not v.matched and v.message.startswith("cannot bind")]
+    common = max(set(reasons), key=reasons.count, default="")
+    return common if reasons.count(common) > 1 else ""
 
 
 def _by_target(reports, seeds: int) -> list[list]:

@@ -76,10 +76,10 @@ def verify_command(
         task = progress.add_task("verifying", total=len(units))
 
         def started(u) -> None:
-            progress.update(task, description=f"{u.equation} {u.check}")
+            progress.update(task, description=escape(f"{u.equation} {u.check}"))
 
         def finished(r) -> None:
-            progress.update(task, advance=1, description=f"{r.equation} {r.check}")
+            progress.update(task, advance=1, description=escape(f"{r.equation} {r.check}"))
 
         results = run_units(units, prof, workers, fail_fast, on_start=started, on_result=finished)
     wall = time.perf_counter() - start
@@ -97,7 +97,7 @@ def verify_command(
     for r in results:
         mark = "[green]pass[/green]" if r.passed else "[red]FAIL[/red]"
         err_ = "" if r.max_abs is None else f"{r.max_abs:.1e}"
-        cells = [escape(r.equation), r.check] + ([str(r.seed)] if seeds > 1 else [])
+        cells = [escape(r.equation), escape(r.check)] + ([str(r.seed)] if seeds > 1 else [])
         table.add_row(*cells, str(r.examples), mark, err_, f"{r.seconds:.2f}s")
     console.print(table)
     if len({r.equation.split(".", 1)[0] for r in results}) > 1:

@@ -104,7 +104,7 @@ def _reach_table(sources: dict[str, str]) -> list[tuple[str, set[tuple[str, str]
 def equations_reaching(module: str, function: str, sources: dict[str, str]) -> list[str]:
     """The equation ids whose registered function reaches ``module.function``: those of the module's own
     family first, then the others in the registry's family order."""
-    hits = [eq for eq, reached in _reach_table(sources) if (module, function) in reached]
+    hits = list(dict.fromkeys(eq for eq, reached in _reach_table(sources) if (module, function) in reached))
     order = family_order(sources)
     rank = {fam: i for i, fam in enumerate(order)}
     return sorted(hits, key=lambda eq: (eq.split(".")[0] != module, rank.get(eq.split(".")[0], len(order))))
@@ -122,7 +122,9 @@ def family_order(sources: dict[str, str]) -> list[str]:
 
 
 def families_for(module: str, sources: dict[str, str]) -> list[str]:
-    """The family of ``module`` first, then every family whose impl module imports it, transitively."""
+    """The family of ``module`` first, then every family whose impl module imports it, transitively; for a
+    module that is no family's (impl/fast.py), the families of the equations it implements and those that
+    import it."""
     key = (module, hash(tuple(sorted(sources.items()))))
     if key not in _FAMILY_CACHE:
         _FAMILY_CACHE[key] = _families_for(module, sources)
@@ -147,5 +149,7 @@ def _families_for(module: str, sources: dict[str, str]) -> list[str]:
                 seen.add(m)
                 todo.append(m)
     order = family_order(sources)
+    if module not in order:  # a module of other implementations (impl/fast.py): the families it implements
+        seen |= {eq.split(".")[0] for mod, _, eq in _graph(sources)[2] if mod == module}
     rest = [f for f in order if f in seen and f != module]
     return [module, *rest] if module in order else rest

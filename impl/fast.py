@@ -1,0 +1,373 @@
+"""A fast path: the equations the models run, computed with batched projections and torch's fused kernels.
+
+impl.attention, impl.transformer, impl.gpt2 and impl.bert write each equation out as the tutorial does, one
+line per step; they are the default implementations and stay so. The functions here compute the same
+equations — the same arguments, names, layouts and variants — the way production code does, and are
+registered beside the readable ones under the name ``fast`` (``@implements(id, name="fast")``).
+``lmspec verify`` holds them to the spec like every other implementation (checks ``impl[fast]=oracle``,
+``impl[fast]=generated``, ``property[fast]:…``), so speed costs no trust. The models run them with
+``fast=True`` (``GPT2``, ``BERT``), and ``lmspec bench`` times them against transformers.
+
+What makes them fast:
+
+- the queries, keys and values of all M heads in one batched matmul each, straight from the spec's stacked
+  ``W_Q ∈ ℝ^{M×d_e×d_k}`` into the ``(M, n, d_k)`` layout attention wants (no weight is copied or
+  rearranged per call);
+- ``scaled_dot_product_attention``: ``softmax(QKᵀ/√d_k + S) V`` in one kernel that never writes the M n²
+  weights out, and that skips the future altogether for the causal mask (``is_causal``);
+- torch's layer norm and GELU kernels, one pass over the tokens each; biases and residuals added inside
+  the matmuls (``addmm``); the tokens of every sequence as the rows of one matrix between attentions.
+
+Where the kernels' conventions meet the spec's:
+
+- a fully masked row (every score −∞) has zero weights in the spec, so its attention output is 0; torch's
+  SDPA computes exactly that (torch ≥ 2.13, on the CPU), and ``_attend`` sets such rows to 0 itself as well,
+  so that the convention holds whatever kernel SDPA picks;
+- ε sits inside the root in the spec's ``[eps]`` variants, as in torch's layer norm; at ε = 0 (the
+  tutorial's form) torch's kernel computes 0/0 on a constant token where the spec gives β, so ε = 0 takes
+  impl.norm's readable layer norm.
+"""
+
+import math
+
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+from torch.nn import functional
+
+from ._registry import checked, implements
+from .activation import activation_function
+from .lm import check_ids
+from .norm import layer_norm as readable_layer_norm
+
+
+def _heads(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
+    """``X W^{(m)} + 1 b^{(m)ᵀ}`` for every head m in one batched matmul: X ``(*batch, n, d_e)``, W
+    ``(M, d_e, d)``, b ``(M, d)``, out ``(*batch, M, n, d)``."""
+    *batch, n, d_e = X.shape
+    M = W.shape[0]
+    rows = X.reshape(1, -1, d_e).expand(M, -1, d_e)  # (M, batch·n, d_e), no copy
+    out = torch.baddbmm(b.unsqueeze(-2), rows, W)  # (M, batch·n, d): every head at once
+    return out.unflatten(1, (*batch, n)).movedim(0, -3)  # (*batch, M, n, d)
+
+
+def _qkv(X: Tensor, p: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    """Queries, keys and values of every head, ``(*batch, M, n, d_k | d_v)``."""
+    return _heads(X, p["W_Q"], p["b_Q"]), _heads(X, p["W_K"], p["b_K"]), _heads(X, p["W_V"], p["b_V"])
+
+
+def _attend(Q: Tensor, K: Tensor, V: Tensor, S: Tensor | None, causal: bool = False) -> Tensor:
+    """``softmax(Q Kᵀ/√d_k + S) V`` per head in one kernel; S ``(*#batch, n_q, n_k)`` is one additive mask
+    for every head, ``causal`` the causal mask without materialising it. A fully masked row gives 0."""
+    if S is None:
+        return functional.scaled_dot_product_attention(Q, K, V, is_causal=causal)  # (*batch, M, n_q, d_v)
+    P = functional.scaled_dot_product_attention(Q, K, V, attn_mask=S.unsqueeze(-3))  # (*batch, M, n_q, d_v)
+    dead = torch.isneginf(S).all(dim=-1, keepdim=True).unsqueeze(-3)  # (*#batch, 1, n_q, 1)
+    return P.masked_fill(dead, 0.0)
+
+
+def _merge(P: Tensor) -> Tensor:
+    """``[P_1, …, P_M]``: the heads side by side, ``(*batch, M, n, d_v)`` → ``(*batch·n, M·d_v)``."""
+    return P.transpose(-3, -2).reshape(-1, P.shape[-3] * P.shape[-1])
+
+
+def _block(
+    H: Tensor,
+    S: Tensor | None,
+    p: dict[str, Tensor],
+    *,
+    norm_first: bool,
+    eps: float,
+    activation: str,
+    causal: bool = False,
+    past: tuple[Tensor, Tensor] | None = None,
+) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """One block on ``H`` ``(*batch, n, d_e)`` — pre-LN (GPT-2) as ``transformer.block_pre_ln``, or post-LN
+    (BERT) as ``block_post_ln`` — and its keys and values ``(*batch, M, n_past + n, d)``, after the cached
+    ``past`` ones if given. Between the attentions, the rows are the tokens of every sequence."""
+    shape = H.shape
+    phi = activation_function(activation)
+    rows = H.reshape(-1, shape[-1])  # (*batch·n, d_e)
+    A_in = ln(rows, p["alpha_1"], p["beta_1"], eps).reshape(shape) if norm_first else H  # Ĥ (pre-LN) or H
+    Q, K, V = _qkv(A_in, p)  # (*batch, M, n, d_k | d_v)
+    if past is not None:
+        K, V = torch.cat([past[0], K], dim=-2), torch.cat([past[1], V], dim=-2)  # (*batch, M, n_all, d)
+    P = _merge(_attend(Q, K, V, S, causal))  # (*batch·n, M·d_v): [P_1, …, P_M]
+    X = torch.addmm(rows + p["b_O"], P, p["W_O"])  # H + MHA = H + P W_O + 1 b_Oᵀ: (*batch·n, d_e)
+    if norm_first:
+        C = ln(X, p["alpha_2"], p["beta_2"], eps)  # C = LN(X; α_2, β_2)
+    else:
+        C = ln(X, p["alpha_1"], p["beta_1"], eps)  # C = LN(H + MHA(H); α_1, β_1)
+    hidden = phi(torch.addmm(p["b_1"], C, p["W_1"].T))  # φ(W_1 c_i + b_1): (*batch·n, d_f)
+    if norm_first:
+        out = torch.addmm(X + p["b_2"], hidden, p["W_2"].T)  # H' = X + FFN(C)
+    else:
+        D = torch.addmm(C + p["b_2"], hidden, p["W_2"].T)  # C + FFN(C)
+        out = ln(D, p["alpha_2"], p["beta_2"], eps)  # H' = LN(C + FFN(C); α_2, β_2)
+    return out.reshape(shape), (K, V)
+
+
+def _layer(params: dict[str, Tensor], l: int) -> dict[str, Tensor]:
+    """Layer l's parameters from the families stacked on a leading L axis."""
+    return {name: t[l] for name, t in params.items()}
+
+
+# --- attention ------------------------------------------------------------------------------------
+@implements("attention.scaled_dot_product", name="fast")
+@checked
+def scaled_dot_product(
+    Q: Float[Tensor, "*batch n d_k"],
+    K: Float[Tensor, "*batch n d_k"],
+    V: Float[Tensor, "*batch n d_v"],
+    S: Float[Tensor, "*#batch n n"] | None = None,
+) -> Float[Tensor, "*batch n d_v"]:
+    """``P = softmax(Q Kᵀ / √d_k + S) V`` in one kernel (one head)."""
+    heads = (Q.unsqueeze(-3), K.unsqueeze(-3), V.unsqueeze(-3))  # (*batch, 1, n, d): a head axis of 1
+    return _attend(*heads, S).squeeze(-3)
+
+
+@implements("attention.multi_head", name="fast")
+@checked
+def multi_head(
+    H: Float[Tensor, "*batch n d_e"],
+    W_Q: Float[Tensor, "M d_e d_k"],
+    b_Q: Float[Tensor, "M d_k"],
+    W_K: Float[Tensor, "M d_e d_k"],
+    b_K: Float[Tensor, "M d_k"],
+    W_V: Float[Tensor, "M d_e d_v"],
+    b_V: Float[Tensor, "M d_v"],
+    W_O: Float[Tensor, "M*d_v d_e"],
+    b_O: Float[Tensor, " d_e"],
+    S: Float[Tensor, "*#batch n n"] | None = None,
+) -> Float[Tensor, "*batch n d_e"]:
+    """Equation (28): ``A = ([P_1, …, P_M] W_O)ᵀ + b_O 1_nᵀ``, every head's projections in one batched
+    matmul each, its attention in one kernel."""
+    p = {"W_Q": W_Q, "b_Q": b_Q, "W_K": W_K, "b_K": b_K, "W_V": W_V, "b_V": b_V}
+    Q, K, V = _qkv(H, p)  # (*batch, M, n, d_k | d_v)
+    A = torch.addmm(b_O, _merge(_attend(Q, K, V, S)), W_O)  # (*batch·n, d_e)
+    return A.reshape(H.shape)
+
+
+# --- norm and the blocks --------------------------------------------------------------------------
+def ln(H: Tensor, alpha: Tensor, beta: Tensor, eps: float) -> Tensor:
+    """``α ⊙ (h − μ1)/√(σ² + ε) + β`` over the last axis: torch's kernel for ε > 0, the readable one at
+    ε = 0 (a constant token gives β there, not torch's 0/0)."""
+    if eps > 0:
+        return functional.layer_norm(H, alpha.shape, alpha, beta, eps)
+    return readable_layer_norm(H, alpha, beta, eps)
+
+
+@implements("norm.layer_norm", variants={"eps": {}}, name="fast")
+@checked
+def layer_norm(
+    H: Float[Tensor, "*batch n d_e"],
+    alpha: Float[Tensor, " d_e"],
+    beta: Float[Tensor, " d_e"],
+    eps: float = 0.0,
+) -> Float[Tensor, "*batch n d_e"]:
+    """``LN(h; α, β)`` for every token, torch's one-pass kernel (ε > 0)."""
+    if eps < 0:
+        raise ValueError(f"layer_norm: eps must be ≥ 0, found {eps}")
+    return ln(H, alpha, beta, eps)
+
+
+@implements("transformer.block_pre_ln", variants={"eps": {}, "gelu": {"activation": "gelu"}}, name="fast")
+@checked
+def block_pre_ln(
+    H: Float[Tensor, "*batch n d_e"],
+    S: Float[Tensor, "*#batch n n"] | None,
+    W_Q: Float[Tensor, "M d_e d_k"],
+    b_Q: Float[Tensor, "M d_k"],
+    W_K: Float[Tensor, "M d_e d_k"],
+    b_K: Float[Tensor, "M d_k"],
+    W_V: Float[Tensor, "M d_e d_v"],
+    b_V: Float[Tensor, "M d_v"],
+    W_O: Float[Tensor, "M*d_v d_e"],
+    b_O: Float[Tensor, " d_e"],
+    alpha_1: Float[Tensor, " d_e"],
+    beta_1: Float[Tensor, " d_e"],
+    alpha_2: Float[Tensor, " d_e"],
+    beta_2: Float[Tensor, " d_e"],
+    W_1: Float[Tensor, "d_f d_e"],
+    b_1: Float[Tensor, " d_f"],
+    W_2: Float[Tensor, "d_e d_f"],
+    b_2: Float[Tensor, " d_e"],
+    *,
+    eps: float = 0.0,
+    activation: str = "gelu_tanh",
+) -> Float[Tensor, "*batch n d_e"]:
+    """GPT-2's block: ``X = H + MHA(LN(H; α_1, β_1); S)``, ``H' = X + FFN(LN(X; α_2, β_2))``."""
+    p = dict(
+        W_Q=W_Q, b_Q=b_Q, W_K=W_K, b_K=b_K, W_V=W_V, b_V=b_V, W_O=W_O, b_O=b_O, alpha_1=alpha_1,
+        beta_1=beta_1, alpha_2=alpha_2, beta_2=beta_2, W_1=W_1, b_1=b_1, W_2=W_2, b_2=b_2,
+    )  # fmt: skip
+    return _block(H, S, p, norm_first=True, eps=eps, activation=activation)[0]
+
+
+@implements(
+    "transformer.block_post_ln", variants={"eps": {}, "gelu_tanh": {"activation": "gelu_tanh"}}, name="fast"
+)
+@checked
+def block_post_ln(
+    H: Float[Tensor, "*batch n d_e"],
+    S: Float[Tensor, "*#batch n n"] | None,
+    W_Q: Float[Tensor, "M d_e d_k"],
+    b_Q: Float[Tensor, "M d_k"],
+    W_K: Float[Tensor, "M d_e d_k"],
+    b_K: Float[Tensor, "M d_k"],
+    W_V: Float[Tensor, "M d_e d_v"],
+    b_V: Float[Tensor, "M d_v"],
+    W_O: Float[Tensor, "M*d_v d_e"],
+    b_O: Float[Tensor, " d_e"],
+    alpha_1: Float[Tensor, " d_e"],
+    beta_1: Float[Tensor, " d_e"],
+    alpha_2: Float[Tensor, " d_e"],
+    beta_2: Float[Tensor, " d_e"],
+    W_1: Float[Tensor, "d_f d_e"],
+    b_1: Float[Tensor, " d_f"],
+    W_2: Float[Tensor, "d_e d_f"],
+    b_2: Float[Tensor, " d_e"],
+    *,
+    eps: float = 0.0,
+    activation: str = "gelu",
+) -> Float[Tensor, "*batch n d_e"]:
+    """BERT's block: ``C = LN(H + MHA(H; S); α_1, β_1)``, ``H' = LN(C + FFN(C); α_2, β_2)``."""
+    p = dict(
+        W_Q=W_Q, b_Q=b_Q, W_K=W_K, b_K=b_K, W_V=W_V, b_V=b_V, W_O=W_O, b_O=b_O, alpha_1=alpha_1,
+        beta_1=beta_1, alpha_2=alpha_2, beta_2=beta_2, W_1=W_1, b_1=b_1, W_2=W_2, b_2=b_2,
+    )  # fmt: skip
+    return _block(H, S, p, norm_first=False, eps=eps, activation=activation)[0]
+
+
+# --- GPT-2 ----------------------------------------------------------------------------------------
+def _embed(k: Tensor, E: Tensor, Lambda: Tensor, start: int) -> Tensor:
+    """``H^0 = E Ω + Λ_{:,p+1:p+n}`` ``(*batch, n, d_e)`` for the tokens k after p = ``start`` cached
+    ones."""
+    n, n_max = k.shape[-1], Lambda.shape[-1]
+    if start + n > n_max:
+        raise ValueError(f"gpt2: {start} cached + {n} new tokens exceed n_max = {n_max} positions of Lambda")
+    check_ids("gpt2", k, E.shape[-1])
+    return E.T[k] + Lambda[:, start : start + n].T  # columns k_i of E plus the positions
+
+
+def _pre_ln_stack(
+    H: Tensor,
+    layers: list[dict[str, Tensor]],
+    S: Tensor | None,
+    *,
+    eps: float,
+    causal: bool,
+    past: tuple[tuple[Tensor, Tensor], ...] | None = None,
+) -> tuple[Tensor, tuple[tuple[Tensor, Tensor], ...]]:
+    """GPT-2's blocks in turn (pre-LN, GELU-tanh), and every block's keys and values."""
+    cache = []
+    for l, p in enumerate(layers):
+        kv = past[l] if past else None
+        H, kv = _block(H, S, p, norm_first=True, eps=eps, activation="gelu_tanh", causal=causal, past=kv)
+        cache.append(kv)
+    return H, tuple(cache)
+
+
+def decode(
+    k: Tensor,
+    E: Tensor,
+    Lambda: Tensor,
+    layers: list[dict[str, Tensor]],
+    alpha_e: Tensor,
+    beta_e: Tensor,
+    *,
+    eps: float = 0.0,
+    past: tuple[tuple[Tensor, Tensor], ...] | None = None,
+) -> tuple[Tensor, tuple[tuple[Tensor, Tensor], ...]]:
+    """GPT-2's forward pass of the tokens ``k`` after the cached ones (if any), as impl.gpt2.decode: the
+    final states and every block's keys and values (``GPT2(fast=True)`` runs it). Without a cache it is
+    ``gpt2_forward``, SDPA's own causal mask; after p cached tokens, token i sees keys j ≤ p + i."""
+    start = 0 if not past else past[0][0].shape[-2]
+    H = _embed(k, E, Lambda, start)
+    n = H.shape[-2]
+    S = None
+    if start and n > 1:  # the causal mask, offset by the cached tokens (one new token sees every key)
+        future = torch.ones(n, start + n, dtype=torch.bool, device=H.device).triu(diagonal=start + 1)
+        S = torch.zeros(future.shape, dtype=H.dtype, device=H.device).masked_fill(future, -math.inf)
+    H, cache = _pre_ln_stack(H, layers, S, eps=eps, causal=not start, past=past)
+    return ln(H, alpha_e, beta_e, eps), cache
+
+
+@implements("gpt2.forward", variants={"eps": {}}, name="fast")
+@checked
+def gpt2_forward(
+    k: Int[Tensor, "*batch n"],
+    E: Float[Tensor, "d_e v"],
+    Lambda: Float[Tensor, "d_e n_max"],
+    W_Q: Float[Tensor, "L M d_e d_k"],
+    b_Q: Float[Tensor, "L M d_k"],
+    W_K: Float[Tensor, "L M d_e d_k"],
+    b_K: Float[Tensor, "L M d_k"],
+    W_V: Float[Tensor, "L M d_e d_v"],
+    b_V: Float[Tensor, "L M d_v"],
+    W_O: Float[Tensor, "L M*d_v d_e"],
+    b_O: Float[Tensor, "L d_e"],
+    alpha_1: Float[Tensor, "L d_e"],
+    beta_1: Float[Tensor, "L d_e"],
+    alpha_2: Float[Tensor, "L d_e"],
+    beta_2: Float[Tensor, "L d_e"],
+    W_1: Float[Tensor, "L d_f d_e"],
+    b_1: Float[Tensor, "L d_f"],
+    W_2: Float[Tensor, "L d_e d_f"],
+    b_2: Float[Tensor, "L d_e"],
+    alpha_e: Float[Tensor, " d_e"],
+    beta_e: Float[Tensor, " d_e"],
+    *,
+    eps: float = 0.0,
+) -> Float[Tensor, "*batch n d_e"]:
+    """``H^0 = E Ω + Λ_{:,1:n}``, ``H^l = Block^{(l)}(H^{l−1}; S)`` (pre-LN, S causal),
+    ``LN(H^L; α_e, β_e)``."""
+    stacked = dict(
+        W_Q=W_Q, b_Q=b_Q, W_K=W_K, b_K=b_K, W_V=W_V, b_V=b_V, W_O=W_O, b_O=b_O, alpha_1=alpha_1,
+        beta_1=beta_1, alpha_2=alpha_2, beta_2=beta_2, W_1=W_1, b_1=b_1, W_2=W_2, b_2=b_2,
+    )  # fmt: skip
+    layers = [_layer(stacked, l) for l in range(W_Q.shape[0])]
+    H, _ = _pre_ln_stack(_embed(k, E, Lambda, 0), layers, None, eps=eps, causal=True)
+    return ln(H, alpha_e, beta_e, eps)
+
+
+# --- BERT -----------------------------------------------------------------------------------------
+@implements("bert.encoder", variants={"eps": {}}, name="fast")
+@checked
+def bert_encoder(
+    X: Float[Tensor, "*batch n d_e"],
+    keep: Bool[Tensor, "*batch n"],
+    W_Q: Float[Tensor, "L M d_e d_k"],
+    b_Q: Float[Tensor, "L M d_k"],
+    W_K: Float[Tensor, "L M d_e d_k"],
+    b_K: Float[Tensor, "L M d_k"],
+    W_V: Float[Tensor, "L M d_e d_v"],
+    b_V: Float[Tensor, "L M d_v"],
+    W_O: Float[Tensor, "L M*d_v d_e"],
+    b_O: Float[Tensor, "L d_e"],
+    alpha_1: Float[Tensor, "L d_e"],
+    beta_1: Float[Tensor, "L d_e"],
+    W_1: Float[Tensor, "L d_f d_e"],
+    b_1: Float[Tensor, "L d_f"],
+    W_2: Float[Tensor, "L d_e d_f"],
+    b_2: Float[Tensor, "L d_e"],
+    alpha_2: Float[Tensor, "L d_e"],
+    beta_2: Float[Tensor, "L d_e"],
+    eps: float = 0.0,
+) -> Float[Tensor, "*batch L n d_e"]:
+    """``H^l = Block^{(l)}(H^{l−1}; S^pad(κ))``, post-LN; the states of every block. The padding mask is
+    one row per sequence, −∞ at the padded keys (``(*batch, 1, n)``, the same for every query), and none
+    at all when nothing is padded (S = 0)."""
+    stacked = dict(
+        W_Q=W_Q, b_Q=b_Q, W_K=W_K, b_K=b_K, W_V=W_V, b_V=b_V, W_O=W_O, b_O=b_O, alpha_1=alpha_1,
+        beta_1=beta_1, W_1=W_1, b_1=b_1, W_2=W_2, b_2=b_2, alpha_2=alpha_2, beta_2=beta_2,
+    )  # fmt: skip
+    S = None
+    if not bool(keep.all()):
+        S = torch.zeros(keep.shape, dtype=X.dtype, device=X.device).masked_fill(~keep, -math.inf)
+        S = S.unsqueeze(-2)  # (*batch, 1, n): every query row alike
+    H, states = X, []
+    for l in range(W_Q.shape[0]):
+        H = _block(H, S, _layer(stacked, l), norm_first=False, eps=eps, activation="gelu")[0]
+        states.append(H)
+    return torch.stack(states, dim=-3)  # (*batch, L, n, d_e)

@@ -1,0 +1,295 @@
+"""impl/fast.py: the fast path computes what the readable functions compute (random inputs at distinct sizes,
+masks with fully masked rows, every declared variant), is registered beside them, and ``lmspec verify`` holds
+it to the spec: its checks run with every verify, and a broken fast implementation fails them."""
+
+import math
+
+import pytest
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from lmspec import impl, spec
+from lmspec.impl import _registry, attention, bert, fast, gpt2, norm, transformer
+from lmspec.verify.runner import PROFILES, checks_for, run_check, verify
+from lmspec.verify.targets import ImplTarget
+
+F64 = torch.float64
+# distinct sizes per axis, so that a swapped axis cannot pass
+B, n, d_e, M, d_k, d_v, d_f, L = 2, 5, 7, 3, 11, 13, 17, 2
+FAST = {
+    "attention.scaled_dot_product": fast.scaled_dot_product,
+    "attention.multi_head": fast.multi_head,
+    "norm.layer_norm": fast.layer_norm,
+    "transformer.block_pre_ln": fast.block_pre_ln,
+    "transformer.block_post_ln": fast.block_post_ln,
+    "gpt2.forward": fast.gpt2_forward,
+    "bert.encoder": fast.bert_encoder,
+}
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _randn(gen: torch.Generator, *shape: int, dtype=F64) -> Tensor:
+    return torch.randn(*shape, generator=gen, dtype=dtype)
+
+
+def _mha(gen: torch.Generator, dtype=F64) -> dict[str, Tensor]:
+    return {
+        "W_Q": _randn(gen, M, d_e, d_k, dtype=dtype), "b_Q": _randn(gen, M, d_k, dtype=dtype),
+        "W_K": _randn(gen, M, d_e, d_k, dtype=dtype), "b_K": _randn(gen, M, d_k, dtype=dtype),
+        "W_V": _randn(gen, M, d_e, d_v, dtype=dtype), "b_V": _randn(gen, M, d_v, dtype=dtype),
+        "W_O": _randn(gen, M * d_v, d_e, dtype=dtype), "b_O": _randn(gen, d_e, dtype=dtype),
+    }  # fmt: skip
+
+
+def _block(gen: torch.Generator, *lead: int) -> dict[str, Tensor]:
+    """One block's parameters (or L blocks', stacked on a leading axis: ``lead = (L,)``)."""
+    shapes = {
+        "W_Q": (M, d_e, d_k), "b_Q": (M, d_k), "W_K": (M, d_e, d_k), "b_K": (M, d_k), "W_V": (M, d_e, d_v),
+        "b_V": (M, d_v), "W_O": (M * d_v, d_e), "b_O": (d_e,), "alpha_1": (d_e,), "beta_1": (d_e,),
+        "alpha_2": (d_e,), "beta_2": (d_e,), "W_1": (d_f, d_e), "b_1": (d_f,), "W_2": (d_e, d_f),
+        "b_2": (d_e,),
+    }  # fmt: skip
+    return {name: _randn(gen, *lead, *shape) for name, shape in shapes.items()}
+
+
+def _mask(*lead: int) -> Tensor:
+    """Causal, with row 1 fully masked and one more −∞ below the diagonal: (*lead, n, n)."""
+    S = attention.causal_mask(n, dtype=F64).clone()
+    S[1, :] = -math.inf
+    S[3, 0] = -math.inf
+    return S.expand(*lead, n, n)
+
+
+# --- the registry --------------------------------------------------------------------------------------
+def test_every_fast_function_is_registered_beside_the_readable_one():
+    for eq_id, fn in FAST.items():
+        named = impl.implementations_of(eq_id)
+        assert list(named) == ["readable", "fast"]
+        assert named["fast"] is fn and impl.implementation(eq_id, "fast") is fn
+        assert impl.implementation(eq_id) is named["readable"] is impl.implementations()[eq_id]
+        assert fn.__lmspec_id__ == eq_id and fn.__lmspec_name__ == "fast"
+        assert named["readable"].__lmspec_name__ == "readable"
+        # the fast path declares the readable one's variants, with the same options
+        assert fn.__lmspec_variants__ == named["readable"].__lmspec_variants__
+    assert list(impl.implementations_of("lm.softmax")) == ["readable"]
+    assert impl.implementations_of("nothing.here") == {}
+
+
+def test_the_registry_refuses_a_second_fast_path_and_a_bad_name():
+    with pytest.raises(ValueError, match=r"^@implements\('attention.multi_head'\) \(name='fast'\) on "):
+        _registry.implements("attention.multi_head", name="fast")(fast.multi_head)
+    with pytest.raises(ValueError, match="a name is an identifier, as 'fast'"):
+        _registry.implements("attention.multi_head", name="not one")
+    unknown = (
+        r"no implementation named 'slow' registered for 'attention.multi_head' \(named: readable, fast\)"
+    )
+    with pytest.raises(KeyError, match=unknown):
+        impl.implementation("attention.multi_head", "slow")
+    with pytest.raises(KeyError, match=r"no implementation registered for 'attention.none' \(known: "):
+        impl.implementation("attention.none")
+
+
+# --- the same values as the readable functions ---------------------------------------------------------
+@pytest.mark.parametrize("masked", [False, True])
+def test_attention_equals_the_readable_one(masked):
+    gen = _gen(1)
+    S = _mask(B) if masked else None
+    Q, K, V = _randn(gen, B, n, d_k), _randn(gen, B, n, d_k), _randn(gen, B, n, d_v)
+    torch.testing.assert_close(
+        fast.scaled_dot_product(Q, K, V, S), attention.scaled_dot_product(Q, K, V, S), rtol=1e-12, atol=1e-12
+    )
+    H, p = _randn(gen, B, n, d_e), _mha(gen)
+    torch.testing.assert_close(
+        fast.multi_head(H, **p, S=S), attention.multi_head(H, **p, S=S), rtol=1e-12, atol=1e-12
+    )
+
+
+def test_a_fully_masked_row_attends_to_nothing():
+    """The spec's convention: zero weights, so the row of P is 0 and the row of A is b_O."""
+    gen = _gen(2)
+    Q, K, V = _randn(gen, n, d_k), _randn(gen, n, d_k), _randn(gen, n, d_v)
+    P = fast.scaled_dot_product(Q, K, V, _mask())
+    assert torch.equal(P[1], torch.zeros(d_v, dtype=F64))
+    H, p = _randn(gen, B, n, d_e), _mha(gen)
+    A = fast.multi_head(H, **p, S=_mask())  # one mask for both sequences
+    assert torch.equal(A[:, 1], p["b_O"].expand(B, d_e))
+
+
+def test_fully_masked_rows_are_zero_whatever_kernel_sdpa_picks(monkeypatch):
+    """_attend zeroes a fully masked row itself: an SDPA that gives NaN there (a plain softmax of −∞, as
+    some kernels do) changes nothing."""
+
+    def plain(Q, K, V, attn_mask=None, is_causal=False):
+        scores = Q @ K.transpose(-2, -1) / math.sqrt(Q.shape[-1])
+        if attn_mask is not None:
+            scores = scores + attn_mask
+        return torch.softmax(scores, dim=-1) @ V  # NaN on a row of −∞
+
+    gen = _gen(3)
+    H, p = _randn(gen, B, n, d_e), _mha(gen)
+    want = attention.multi_head(H, **p, S=_mask())
+    monkeypatch.setattr(fast.functional, "scaled_dot_product_attention", plain)
+    got = fast.multi_head(H, **p, S=_mask())
+    assert not got.isnan().any()
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_float32_fully_masked_rows_are_zero_not_nan():
+    gen = _gen(4)
+    H, p = _randn(gen, B, n, d_e, dtype=torch.float32), _mha(gen, torch.float32)
+    A = fast.multi_head(H, **p, S=_mask().float())
+    assert not A.isnan().any() and torch.equal(A[:, 1], p["b_O"].expand(B, d_e))
+
+
+@pytest.mark.parametrize("eps", [0.0, 1e-5])
+def test_layer_norm_equals_the_readable_one_constant_token_included(eps):
+    gen = _gen(5)
+    H = _randn(gen, B, n, d_e)
+    H[0, 2] = 3.0  # a constant token: β at ε = 0 (the spec), not torch's 0/0
+    alpha, beta = _randn(gen, d_e), _randn(gen, d_e)
+    got = fast.layer_norm(H, alpha, beta, eps)
+    assert not got.isnan().any()
+    torch.testing.assert_close(got, norm.layer_norm(H, alpha, beta, eps), rtol=1e-12, atol=1e-12)
+    if eps == 0:
+        assert torch.equal(got[0, 2], beta)
+    with pytest.raises(ValueError, match="layer_norm: eps must be ≥ 0, found -1.0"):
+        fast.layer_norm(H, alpha, beta, -1.0)
+
+
+@pytest.mark.parametrize("form", ["block_pre_ln", "block_post_ln"])
+@pytest.mark.parametrize("eps", [0.0, 1e-5])
+@pytest.mark.parametrize("activation", [None, "gelu", "gelu_tanh", "relu"])
+@pytest.mark.parametrize("masked", [False, True])
+def test_blocks_equal_the_readable_ones(form, eps, activation, masked):
+    gen = _gen(6)
+    H, p = _randn(gen, B, n, d_e), _block(gen)
+    S = _mask() if masked else None
+    options = {"eps": eps} | ({"activation": activation} if activation else {})
+    got = getattr(fast, form)(H, S, **p, **options)
+    want = getattr(transformer, form)(H, S, **p, **options)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("eps", [0.0, 1e-5])
+def test_gpt2_forward_equals_the_readable_one(eps):
+    gen = _gen(7)
+    v, n_max = 19, 8
+    k = torch.randint(0, v, (B, n), generator=gen)
+    params = {"E": _randn(gen, d_e, v), "Lambda": _randn(gen, d_e, n_max), **_block(gen, L)}
+    params |= {"alpha_e": _randn(gen, d_e), "beta_e": _randn(gen, d_e)}
+    torch.testing.assert_close(
+        fast.gpt2_forward(k, **params, eps=eps), gpt2.forward(k, **params, eps=eps), rtol=1e-12, atol=1e-12
+    )
+    with pytest.raises(ValueError, match="gpt2: 0 cached \\+ 9 new tokens exceed n_max = 8"):
+        fast.gpt2_forward(torch.zeros(B, 9, dtype=torch.long), **params)
+    with pytest.raises(ValueError, match="gpt2"):
+        fast.gpt2_forward(torch.full((B, n), v), **params)  # an id outside the vocabulary
+
+
+@pytest.mark.parametrize("padding", ["none", "some", "a whole sequence"])
+@pytest.mark.parametrize("eps", [0.0, 1e-12])
+def test_bert_encoder_equals_the_readable_one(padding, eps):
+    gen = _gen(8)
+    X = _randn(gen, B, n, d_e)
+    keep = torch.ones(B, n, dtype=torch.bool)
+    if padding == "some":
+        keep[0, 3:] = False
+        keep[1, 1] = False
+    elif padding == "a whole sequence":
+        keep[1] = False  # every query of sequence 1 is fully masked
+    p = _block(gen, L)
+    got = fast.bert_encoder(X, keep, **p, eps=eps)
+    torch.testing.assert_close(got, bert.encoder(X, keep, **p, eps=eps), rtol=1e-12, atol=1e-12)
+    assert got.shape == (B, L, n, d_e)
+
+
+def test_the_models_fast_path_gives_the_readable_models_values():
+    torch.manual_seed(9)
+    readable = gpt2.GPT2(v=23, n_max=16, d_e=12, M=3, L=2).double()
+    quick = gpt2.GPT2(v=23, n_max=16, d_e=12, M=3, L=2, fast=True).double()
+    quick.load_state_dict(readable.state_dict())
+    k = torch.randint(0, 23, (B, 6), generator=_gen(10))
+    (want, want_cache), (got, got_cache) = readable(k), quick(k)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    for a, b in zip(got_cache, want_cache, strict=True):  # the key-value cache of every block
+        torch.testing.assert_close(a.K, b.K), torch.testing.assert_close(a.V, b.V)
+    # generation: one token at a time and a chunk of three, after the cache
+    assert torch.equal(quick.generate(k, 5), readable.generate(k, 5))
+    more = torch.randint(0, 23, (B, 3), generator=_gen(11))
+    torch.testing.assert_close(quick(more, past=got_cache)[0], readable(more, past=want_cache)[0])
+    bert_readable = bert.BERT(v=29, n_max=16, d_e=12, M=3, L=2).double()
+    bert_quick = bert.BERT(v=29, n_max=16, d_e=12, M=3, L=2, fast=True).double()
+    bert_quick.load_state_dict(bert_readable.state_dict())
+    keep = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
+    k = torch.randint(0, 29, (B, 6), generator=_gen(12))
+    for got_t, want_t in zip(bert_quick(k, keep=keep), bert_readable(k, keep=keep), strict=True):
+        torch.testing.assert_close(got_t, want_t, rtol=1e-12, atol=1e-12)
+
+
+# --- lmspec verify holds it to the spec ----------------------------------------------------------------
+def test_verify_plans_the_fast_paths_checks_beside_the_readable_ones():
+    names = [c.name for c in checks_for(spec.get("attention.multi_head"), PROFILES["quick"], 0)]
+    assert names[:3] == ["impl=oracle", "generated=oracle", "impl=generated"]
+    assert {"impl[fast]=oracle", "impl[fast]=generated", "property[fast]:causal",
+            "property[fast]:heads_concat"} <= set(names)  # fmt: skip
+    assert names.count("generated=oracle") == 1  # no implementation in it: it runs once
+    # a variant is checked on the fast path where it declares the variant
+    variant = [c.name for c in checks_for(spec.get("gpt2.forward[eps]"), PROFILES["quick"], 0)]
+    assert "impl[fast]=oracle" in variant
+    assert not any("fast" in c.name for c in checks_for(spec.get("lm.softmax"), PROFILES["quick"], 0))
+    # an audit (a target given) checks that target only
+    eq = spec.get("attention.multi_head")
+    audited = checks_for(eq, PROFILES["quick"], 0, ImplTarget(eq, fast.multi_head, name="mine"))
+    assert [c.name for c in audited] == [name for name in names if "[fast]" not in name]
+
+
+@pytest.mark.parametrize("eq_id", ["attention.multi_head", "bert.encoder[eps]"])
+def test_the_fast_path_passes_the_verifier(eq_id):
+    eq = spec.get(eq_id)
+    fast_checks = [c for c in checks_for(eq, PROFILES["quick"], 0) if "[fast]" in c.name]
+    results = [run_check(c, PROFILES["quick"], 0) for c in fast_checks]
+    assert results and all(r.passed for r in results), [r.message for r in results if not r.passed]
+    assert all(r.target == "impl[fast]" for r in results)
+
+
+def _ignores_the_mask(
+    H: Float[Tensor, "*batch n d_e"],
+    W_Q: Float[Tensor, "M d_e d_k"],
+    b_Q: Float[Tensor, "M d_k"],
+    W_K: Float[Tensor, "M d_e d_k"],
+    b_K: Float[Tensor, "M d_k"],
+    W_V: Float[Tensor, "M d_e d_v"],
+    b_V: Float[Tensor, "M d_v"],
+    W_O: Float[Tensor, "M*d_v d_e"],
+    b_O: Float[Tensor, " d_e"],
+    S: Float[Tensor, "*#batch n n"] | None = None,
+) -> Float[Tensor, "*batch n d_e"]:
+    """A broken fast path: multi-head attention that never applies S."""
+    return fast.multi_head(H, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O, S=None)
+
+
+def test_a_broken_fast_path_fails_verify_while_the_readable_one_passes(monkeypatch):
+    monkeypatch.setitem(_registry._NAMED["attention.multi_head"], "fast", _ignores_the_mask)
+    results = verify([spec.get("attention.multi_head")], "quick", 0)
+    failed = {r.check for r in results if not r.passed}
+    assert {"impl[fast]=oracle", "impl[fast]=generated", "property[fast]:causal"} <= failed
+    assert not any("fast" not in check for check in failed)  # the readable one still passes
+    message = next(r.message for r in results if r.check == "impl[fast]=oracle")
+    assert message.startswith("impl[fast]: ")
+
+
+def test_a_fast_path_that_cannot_bind_is_a_failed_check(monkeypatch):
+    def unannotated(H, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O, S=None):
+        return fast.multi_head(H, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O, S=S)
+
+    monkeypatch.setitem(_registry._NAMED["attention.multi_head"], "fast", unannotated)
+    checks = [
+        c for c in checks_for(spec.get("attention.multi_head"), PROFILES["quick"], 0) if "fast" in c.name
+    ]
+    assert [c.name for c in checks] == ["impl[fast]=oracle"]
+    r = run_check(checks[0], PROFILES["quick"], 0)
+    assert not r.passed and "cannot bind the implementation impl[fast]" in r.message
