@@ -174,7 +174,14 @@ class Equation:
 
     @property
     def axes(self) -> tuple[str, ...]:
-        """The glossary axes that size this equation's inputs and parameters, in glossary order."""
+        """The glossary axes that size this equation's inputs and parameters, in glossary order (computed
+        once: an equation does not change after it is built, and the verifier asks for every example)."""
+        cached = self.__dict__.get("_axes")
+        if cached is None:
+            cached = self.__dict__["_axes"] = self._find_axes()
+        return cached
+
+    def _find_axes(self) -> tuple[str, ...]:
         names: set[str] = set()
         for d in (*self.inputs, *self.params, *self.outputs):
             for s in d.shape:

@@ -86,9 +86,18 @@ def _size_value(expr: str | sp.Expr, key: tuple[tuple[str, int], ...]) -> int:
     return int(value)  # as int(expr.subs(...)): a symbol left over raises TypeError
 
 
+#: concrete_shape's answers by (the declaration's identity, the sizes): hashing a SymPy declaration costs
+#: more than the lookup saves, and declarations live as long as their equations (held here besides)
+_SHAPES: dict[tuple[int, tuple], tuple[object, tuple[int, ...]]] = {}
+
+
 def concrete_shape(decl, sizes: Mapping[str, int]) -> tuple[int, ...]:
     """The spec-layout array shape of a declared tensor or family at concrete sizes."""
-    return _concrete_shape(decl, tuple(sorted((k, int(v)) for k, v in sizes.items())))
+    key = (id(decl), tuple(sorted((k, int(v)) for k, v in sizes.items())))
+    hit = _SHAPES.get(key)
+    if hit is None or hit[0] is not decl:
+        hit = _SHAPES[key] = (decl, _concrete_shape(decl, key[1]))
+    return hit[1]
 
 
 @lru_cache(maxsize=4096)

@@ -32,7 +32,7 @@ from ... import spec
 from ...spec import Equation, Kind, SpecError
 from .._errors import AuditError, BindingError
 from ..binding import BUILT_IN_MASKS, is_key_mask
-from ..runner import PROFILES, CheckResult, Profile, Setting, checks_for, run_check
+from ..runner import PROFILES, CheckResult, Profile, Setting, checks_for, one_thread, run_check
 from ..strategies import size_tuples
 from .adapters import Builtin, causal_pin, no_mask_pin
 from .checks import edge_check, gradient_check, shape_check, value_maps
@@ -145,7 +145,8 @@ def audit(
         labels=how,
         logits=logits,
     )
-    report = _run(ctx, diagnose)
+    with one_thread():  # tiny tensors: waking torch's worker threads costs more than they save
+        report = _run(ctx, diagnose)
     report.seconds = time.perf_counter() - start
     return report
 
@@ -249,7 +250,13 @@ def _run(ctx: AuditContext, diagnose: bool) -> AuditReport:
     ]
     value_failed = any(c.status == "fail" and c.name.startswith(("value", "shape")) for c in checks)
     if diagnose and value_failed and not any(c.name == "shape" and c.status == "fail" for c in checks):
-        variants = Diagnosis(ctx, witnesses).run(target)
+        options = {inv.name: repr(inv.options) for inv in eq.invariants}
+        passed = frozenset(
+            (c.name[9:], options.get(c.name[9:]))
+            for c in checks
+            if c.status == "pass" and c.name.startswith("property:")
+        )
+        variants = Diagnosis(ctx, witnesses, passed).run(target)
     heatmaps = _heatmaps(eq, target, checks)
     return _report(ctx, checks, variants, heatmaps)
 

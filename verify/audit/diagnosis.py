@@ -55,9 +55,15 @@ class Diagnosis:
     explain them before its own examples are drawn.
     """
 
-    def __init__(self, ctx: AuditContext, witnesses: list[tuple[str, Example]]) -> None:
+    def __init__(
+        self, ctx: AuditContext, witnesses: list[tuple[str, Example]], passed: frozenset = frozenset()
+    ) -> None:
         self.ctx = ctx
         self.witnesses = witnesses
+        #: (property, its options) that passed on the target in the audit itself: a property is a statement
+        #: about the target alone, so under a form with the same options, mask convention and constants its
+        #: run would repeat the same examples to the same end, and is not run again
+        self.passed = passed
         self._tried: list[tuple] = []
         self._gap: float | None = None
 
@@ -221,7 +227,8 @@ class Diagnosis:
                 continue
             result = self._value_check(veq, target, setting)
             if result.passed:
-                return self._confirm(cname, kind, description, veq, target, setting, consts, result)
+                same = mask == self.ctx.mask and not extra  # the audit's own setting: its passes stand
+                return self._confirm(cname, kind, description, veq, target, setting, consts, result, same)
             last = (consts, result.message, result.max_abs)
         consts, message, max_abs = last
         return VariantTrial(cname, kind, description, False, consts, message, max_abs)
@@ -253,13 +260,18 @@ class Diagnosis:
                 return f"on the base check's counterexample the target raised {type(exc).__name__}: {exc}"
         return None
 
-    def _confirm(self, cname, kind, description, veq, target, setting, consts, result) -> VariantTrial:
+    def _confirm(
+        self, cname, kind, description, veq, target, setting, consts, result, same=False
+    ) -> VariantTrial:
         """The values match: every property and the gradient must hold under the variant too."""
         failed = []
         fast = dataclasses.replace(self.ctx.wide, shrink_examples=0)
+        options = {inv.name: repr(inv.options) for inv in veq.invariants}
         for check in checks_for(veq, self.ctx.wide, self.ctx.seed, target, setting):
             if not check.name.startswith("property:") or inapplicable(veq, check.name[9:], setting, target):
                 continue
+            if same and (check.name[9:], options.get(check.name[9:])) in self.passed:
+                continue  # it held on this target under these options in the audit itself
             r = run_check(check, fast, self.ctx.seed)
             if not r.passed:
                 failed.append(f"{r.check}: {r.message}")

@@ -8,6 +8,7 @@ axes, and a ``PatternLayout`` converts arrays both ways (audit.layout reads the 
 of patterns).
 """
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -62,13 +63,15 @@ def _is_axis(token: str, axes: Sequence[sp.Expr]) -> bool:
     if token.isdigit():
         return True
     try:
-        expr = sp.sympify(token, locals=_AXIS_LOCALS)
+        expr = _expr(token)
     except (sp.SympifyError, TypeError, SyntaxError):
         return False
     return any(same_size(expr, a) for a in axes)
 
 
+@functools.cache
 def _expr(tok: str) -> sp.Expr:
+    """An axis name or expression of a layout (parsed once: layouts repeat the same few names)."""
     return sp.Integer(int(tok)) if tok.isdigit() else sp.sympify(tok, locals=_AXIS_LOCALS)
 
 
@@ -257,10 +260,9 @@ class PatternLayout:
         return self.resolved.batch if self.resolved else 0
 
     def _virtual(self, sizes: Mapping[str, int]) -> list[int]:
-        from ..oracle import size_subs
+        from ..oracle import size_value
 
-        subs = size_subs(sizes)
-        return [int(sp.sympify(f).subs(subs)) for fs in self.resolved.factors for f in fs]
+        return [size_value(f, sizes) for fs in self.resolved.factors for f in fs]
 
     def _order(self, nb: int) -> tuple[list[int], list[list[int]]]:
         """The target's axis order over the (batch…, virtual…) array; each target axis's members."""
@@ -346,10 +348,9 @@ class PatternLayout:
         return softmax(out, axis=len(kept)) if self.logits else out  # (a distribution's first spec axis)
 
     def _factor_sizes(self, sizes, s: int) -> list[int]:
-        from ..oracle import size_subs
+        from ..oracle import size_value
 
-        subs = size_subs(sizes)
-        return [int(sp.sympify(f).subs(subs)) for f in self.resolved.factors[s]]
+        return [size_value(f, sizes) for f in self.resolved.factors[s]]
 
 
 __all__ = ["Pattern", "PatternLayout", "Resolved", "axis_names", "parse_axes", "resolve"]

@@ -9,13 +9,12 @@ import sys
 from collections.abc import Mapping
 
 import numpy as np
-import sympy as sp
 import torch
 
 from ...spec import Equation, Kind
 from .._errors import BindingError, ShapeMismatch
 from ..binding import ImplBinding, bind
-from ..oracle import _batch_shape, size_subs
+from ..oracle import _batch_shape, size_value
 from ..targets import Target
 from .layout import layout_binding, parse_param
 from .pattern import PatternLayout
@@ -165,7 +164,7 @@ class ModuleTarget(BoundTarget):
                 out.append((m.path, m, None))
                 continue
             name, _, count = m.loop
-            n = int(sp.sympify(count).subs(size_subs(sizes)))
+            n = size_value(count, sizes)
             out.extend((m.path.replace("{" + name + "}", str(i)), m, i) for i in range(n))
         return out
 

@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ._common import PROFILES, UsageError, console, err, writable, write
+from ._common import PROFILES, UsageError, console, err, settle, writable, write
 
 VERDICT_STYLE = {"pass": "green", "variant": "yellow", "fail": "red", "error": "magenta"}
 VERDICT_STYLE_ORDER = list(VERDICT_STYLE)  # best to worst
@@ -168,6 +168,8 @@ def audit_command(
     derived = _pairs(derive, "--derive") or None
 
     from ..audit.auditor import audit
+
+    settle()  # what is imported now stays: the garbage collector need not scan it again
 
     names = _names(list(targets or []), builtins_, impl_)
     if one_target_only and len(names) > 1:
