@@ -5,6 +5,7 @@ The catalogue stands above the family modules: it imports them by name on first 
 ``lmspec.spec`` builds no equation), and none of them imports it back.
 """
 
+import difflib
 import importlib
 from collections.abc import Iterable
 from types import ModuleType
@@ -63,7 +64,21 @@ def get(id: str) -> Equation:  # noqa: A002
         load()
     else:
         family_module(family)
-    return lookup(id)
+    try:
+        return lookup(id)
+    except UnknownEquation as exc:
+        if "[" in id or not str(exc).startswith("unknown equation"):
+            raise
+        load()  # the names to suggest are the whole catalogue's
+        if id in FAMILIES:
+            names = ", ".join(e.id for e in registered() if e.family == id)
+            raise UnknownEquation(f"unknown equation {id!r}; {id} is a family, of {names}") from None
+        near = difflib.get_close_matches(id, [e.id for e in registered()] + list(FAMILIES), n=3, cutoff=0.6)
+        if not near:
+            raise
+        raise UnknownEquation(
+            f"unknown equation {id!r}; did you mean {' or '.join(near)}? (`lmspec list` shows the catalogue)"
+        ) from None
 
 
 def all() -> list[Equation]:  # noqa: A001

@@ -438,6 +438,16 @@ class Equation:
     def __repr__(self) -> str:
         return f"Equation({self.id!r})"
 
+    def __str__(self) -> str:
+        """The equation as ``print`` shows it: its id and title, its lines and where-definitions, each
+        symbol with its space (what ``lmspec show ID`` prints, without the tables)."""
+        out = [f"{self.id} — {self.title}", *(f"  {line}" for line in self.unicode_lines())]
+        where = self.where_unicode()
+        if where:
+            out += ["where", *(f"  {line}" for line in where)]
+        out += ["symbols: " + ", ".join(self.space(d) for d in self.symbols)]
+        return "\n".join(out)
+
 
 def _paren_sum(size: sp.Expr, text: str, count: int) -> str:
     """``(L_in + S)`` when a sum is one of several axes of a space (``ℝ^(m×(L_in + S))``)."""

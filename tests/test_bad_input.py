@@ -552,7 +552,9 @@ def test_unknown_equation_ids(capsys, case):
     args = UNKNOWN_IDS[case]
     bad = next(a for a in args[1:] if a in {"attention.nope", "lm", "nofamily", "nope.nope"})
     code, out, err = cli(capsys, *args)
-    assert_usage_error(code, out, err, rf"^lmspec: error: unknown equation '{re.escape(bad)}'; `lmspec list`")
+    # the catalogue's list, or the names nearest to the one given, or the equations of a family
+    tail = r"(`lmspec list`|did you mean .+\(`lmspec list` shows the catalogue\)|.+ is a family, of )"
+    assert_usage_error(code, out, err, rf"^lmspec: error: unknown equation '{re.escape(bad)}'; {tail}")
 
 
 BAD_LAYOUTS = {

@@ -65,7 +65,8 @@ def compare(actual: np.ndarray, expected: np.ndarray, tol: Tolerance) -> Compari
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.where(same_special, 0.0, np.abs(a - e))
         diff = np.where(np.isnan(diff), np.inf, diff)  # one side NaN or ∞: never within tolerance
-        rel = np.where(same_special, 0.0, diff / np.maximum(np.abs(e), np.finfo(np.float64).tiny))
+        # relative to a reference of 0 is undefined (not 1e+304): those entries count in |Δ| only
+        rel = np.where(same_special | (e == 0), 0.0, diff / np.where(e == 0, 1.0, np.abs(e)))
         rel = np.where(np.isnan(rel), np.inf, rel)
         bad = diff > tol.atol + tol.rtol * np.where(np.isfinite(e), np.abs(e), 0.0)
     worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
@@ -101,9 +102,10 @@ def assert_close(
             )
         c = compare(got, want, tol)
         if not c.ok:
+            relative = f"relative {c.max_rel:.3g}" if c.expected != 0 else "the reference is 0 there"
             raise ValueMismatch(
                 f"{who}: {name}{list(c.where)} = {c.actual:.6g}, {reference} gives {c.expected:.6g} "
-                f"(|Δ| = {c.max_abs:.3g}, relative {c.max_rel:.3g}; {c.bad} of {got.size} entries "
+                f"(|Δ| = {c.max_abs:.3g}, {relative}; {c.bad} of {got.size} entries "
                 f"beyond atol {tol.atol:g} + rtol {tol.rtol:g})",
                 check=check,
                 details={

@@ -24,6 +24,24 @@ def _plain(obj: object) -> object:
     return obj
 
 
+def versions() -> dict[str, str]:
+    """What produced a report: lmspec's, torch's and Python's versions (every JSON and JUnit report
+    carries them, so that a result can be reproduced and two reports compared)."""
+    import platform
+
+    import torch
+
+    from .._version import __version__
+
+    return {"lmspec": __version__, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def version_properties(props: ET.Element) -> None:
+    """The versions as JUnit ``<property>`` elements of a test suite."""
+    for key, value in versions().items():
+        ET.SubElement(props, "property", name=f"{key}_version", value=value)
+
+
 def to_json(
     results: Sequence[CheckResult],
     *,
@@ -36,6 +54,7 @@ def to_json(
     number of jobs). ``seed`` is the first seed, ``shard`` ``[i, n]`` or null."""
     doc = {
         "tool": "lmspec",
+        "versions": versions(),
         "profile": profile,
         "seed": seeds[0],
         "seeds": list(seeds),
@@ -70,6 +89,7 @@ def to_junit(results: Sequence[CheckResult], *, profile: str, seeds: Sequence[in
         props = ET.SubElement(suite, "properties")
         ET.SubElement(props, "property", name="profile", value=profile)
         ET.SubElement(props, "property", name="seeds", value=" ".join(map(str, seeds)))
+        version_properties(props)
         for r in rs:
             name = r.check if len(seeds) == 1 else f"{r.check} [seed {r.seed}]"
             case = ET.SubElement(suite, "testcase", classname=r.equation, name=name, time=f"{r.seconds:.3f}")

@@ -357,8 +357,9 @@ def run_check(check: Check, profile: Profile, seed: int) -> CheckResult:
             raise
         except Exception as exc:  # a mismatch, or the target crashed on an input the spec accepts
             state["failure"] = (exc, record.get("example"))
-            if state["shrunk"] is None:
-                state["shrunk"] = 0
+            if state["shrunk"] is None:  # the first failing example counts (never "examples 0" beside
+                state["shrunk"] = 0  # a failure); the shrinking that follows does not
+                state["count"] += 1
             raise
         if result is not None and (state["worst"] is None or result.max_abs > state["worst"].max_abs):
             state["worst"] = result

@@ -487,3 +487,30 @@ def test_a_hugging_face_builtin_without_transformers_is_an_error_not_a_fail(monk
     assert code == 2 and not out.strip().endswith("fail")
     assert "GPT2Block is built with Hugging Face transformers, which is not installed here" in err
     assert "pip install 'lmspec[hf]'" in err
+
+
+def test_a_report_to_dash_takes_stdout_and_the_human_output_goes_to_stderr(capsys):
+    code, out, err = run(capsys, "lmspec.impl.norm:layer_norm", "-p", "quick", "--json", "-")
+    assert code == 0
+    doc = json.loads(out)  # stdout is the report alone
+    assert doc["reports"][0]["verdict"] == "pass"
+    assert set(doc["versions"]) == {"lmspec", "torch", "python"}
+    assert "layer_norm as norm.layer_norm: pass" in err
+
+
+@pytest.mark.parametrize("paths", [("x.json", "x.json"), ("-", "-")])
+def test_two_reports_to_one_place_are_refused_before_the_run(capsys, tmp_path, monkeypatch, paths):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "lmspec.impl.norm:layer_norm", "--json", paths[0], "--junit", paths[1])
+    assert code == 2
+    where = "standard output" if paths[0] == "-" else "x.json"
+    assert err.strip() == f"lmspec: error: --json and --junit would both write {where}: give each its own"
+
+
+def test_junit_reports_carry_the_versions(capsys, tmp_path):
+    path = tmp_path / "r.xml"
+    code, _, _ = run(capsys, "lmspec.impl.norm:layer_norm", "-p", "quick", "--junit", str(path))
+    assert code == 0
+    xml = path.read_text()
+    for key in ("lmspec_version", "torch_version", "python_version"):
+        assert f'<property name="{key}"' in xml

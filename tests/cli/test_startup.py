@@ -82,7 +82,8 @@ print(json.dumps(found))
 def fresh() -> dict:
     """Every light call made in one fresh interpreter: argv -> [exit code, stdout, stderr]; and ``heavy``,
     the heavy modules loaded once they all answered."""
-    calls = [["--help"], ["--version"], *([c, "--help"] for c in COMMANDS), *map(list, USAGE_ERRORS)]
+    calls = [["--help"], ["-h"], ["--version"], *([c, "--help"] for c in COMMANDS), ["audit", "-h"]]
+    calls += map(list, USAGE_ERRORS)
     res = subprocess.run(
         [sys.executable, "-c", PROBE, json.dumps(calls), json.dumps(HEAVY)],
         capture_output=True, text=True, timeout=300,
@@ -102,6 +103,11 @@ def test_help_lists_every_command_and_each_command_has_its_help(fresh):
         assert f" {command} " in out
         code, out_cmd, _ = fresh[f"{command} --help"]
         assert code == 0 and f" {command} [OPTIONS]" in " ".join(out_cmd.split())
+
+
+def test_dash_h_is_help_too(fresh):
+    assert fresh["-h"] == fresh["--help"]
+    assert fresh["audit -h"] == fresh["audit --help"]
 
 
 def test_version_is_the_package_version(fresh, capsys):

@@ -34,7 +34,13 @@ def test_get_resolves_ids_and_variants():
 @pytest.mark.parametrize(
     "bad, message",
     [
-        ("attention.nope", r"^unknown equation 'attention\.nope'; `lmspec list` shows the catalogue$"),
+        (
+            "attention.nope",
+            r"^unknown equation 'attention\.nope'; did you mean attention or attention\.cross or "
+            r"attention\.projections\? \(`lmspec list` shows the catalogue\)$",
+        ),
+        ("normal", r"^unknown equation 'normal'; did you mean norm\? \(`lmspec list` shows the catalogue\)$"),
+        ("lm", r"^unknown equation 'lm'; lm is a family, of lm\.chain_rule, "),
         ("nope", r"^unknown equation 'nope'; `lmspec list` shows the catalogue$"),
         (
             "rnn.output[lstm",

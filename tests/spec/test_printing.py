@@ -395,3 +395,12 @@ def test_the_whole_catalogue_prints_in_a_few_seconds():
     elapsed = time.process_time() - start
     assert len(CATALOGUE) > 150
     assert elapsed < 15, f"printing the catalogue took {elapsed:.1f} s of CPU time"
+
+
+def test_print_of_an_equation_shows_the_equation_not_its_repr():
+    eq = spec.get("attention.scaled_dot_product")
+    text = str(eq)
+    assert text.splitlines()[0] == "attention.scaled_dot_product — Scaled dot-product attention"
+    assert "  P = softmax(Q Kᵀ / √d_k + S) V" in text.splitlines()
+    assert "Q ∈ ℝ^(n×d_k)" in text and "P ∈ ℝ^(n×d_v)" in text
+    assert repr(eq) == "Equation('attention.scaled_dot_product')"

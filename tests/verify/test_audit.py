@@ -658,3 +658,12 @@ def test_a_constant_argument_is_an_expression_over_the_sizes():
     )
     assert report.verdict == "error"
     assert "nor a constant over the axes" in report.summary
+
+
+def test_a_failing_check_counts_the_example_that_failed():
+    def broken(X):
+        raise RuntimeError("not today")
+
+    report = audit(broken, "activation.relu", layout="X=b n d_e -> b n d_e", profile="quick", diagnose=False)
+    failed = [c for c in report.checks if c.status == "fail"]
+    assert failed and all(c.examples >= 1 for c in failed), [(c.name, c.examples) for c in failed]

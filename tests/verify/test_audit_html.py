@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lmspec.verify.audit import AuditCheck, AuditReport, Heatmap, VariantTrial, to_html, write_html
+from lmspec.verify.audit import AuditCheck, AuditReport, Heatmap, VariantTrial, audit, to_html, write_html
 from lmspec.verify.audit.html import NONFINITE_COLOURS
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
@@ -324,3 +324,11 @@ def test_write_html(tmp_path, page_text):
     blocker.write_text("")
     with pytest.raises(OSError, match=re.escape(str(blocker / "audit.html"))):
         write_html([], blocker / "audit.html")
+
+
+def test_a_report_shows_itself_in_a_notebook_as_html_and_in_a_line_as_repr():
+    report = audit("lmspec.impl.norm:layer_norm", profile="quick")
+    html = report._repr_html_()
+    assert html.startswith('<div class="lmspec-audit">') and html.endswith("</div>")
+    assert "<h3>Checks</h3>" in html and "<script" not in html
+    assert repr(report) == "<AuditReport lmspec.impl.norm:layer_norm as norm.layer_norm: pass>"

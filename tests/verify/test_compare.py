@@ -40,3 +40,11 @@ def test_assert_close_names_output_entry_and_reference():
     with pytest.raises(ShapeMismatch, match=r"impl: P has shape \(2,\), the spec expects \(3,\)"):
         assert_close({"P": np.zeros(2)}, {"P": np.zeros(3)}, TOL, check="c", who="impl",
                      reference="oracle")  # fmt: skip
+
+
+def test_a_difference_against_a_zero_reference_has_no_relative_figure():
+    c = compare(np.array([0.5, 2.0]), np.array([0.0, 2.0]), POLICY["float64"])
+    assert not c.ok and c.max_abs == 0.5 and c.max_rel == 0.0  # undefined at 0: not 1e+304
+    with pytest.raises(ValueMismatch, match=r"\(\|Δ\| = 0\.5, the reference is 0 there; 1 of 2 entries"):
+        assert_close({"y": np.array([0.5, 2.0])}, {"y": np.array([0.0, 2.0])}, POLICY["float64"],
+                     check="value", who="f", reference="oracle")  # fmt: skip

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .report import VERDICTS, AuditCheck, AuditReport, Heatmap, VariantTrial
+from .report import _HTML, VERDICTS, AuditCheck, AuditReport, Heatmap, VariantTrial
 
 #: Resolution of the heat-map PNGs (small files: a few tens of KB each).
 DPI = 80
@@ -400,6 +400,13 @@ def to_html(reports: list[AuditReport]) -> str:
     return head + "\n".join(line for line in body if line) + "\n</body>\n</html>\n"
 
 
+def fragment(report: AuditReport) -> str:
+    """One report as a self-contained ``<div>`` (its own scoped styles), for a notebook's display."""
+    css = _CSS.replace("body", ".lmspec-audit")
+    body = _report(0, report)
+    return f'<div class="lmspec-audit"><style>{css}</style>\n' + "\n".join(x for x in body if x) + "\n</div>"
+
+
 def write_html(reports: list[AuditReport], path: str | Path) -> None:
     """Write the HTML page (creating its folder). An OSError is left to the caller; it names ``path``."""
     path = Path(path)
@@ -411,3 +418,6 @@ def write_html(reports: list[AuditReport], path: str | Path) -> None:
         if exc.errno is None:
             raise OSError(f"cannot write {path}: {exc}") from exc
         raise type(exc)(exc.errno, exc.strerror, str(path)) from exc
+
+
+_HTML[:] = [fragment]  # how a report displays itself in a notebook (AuditReport._repr_html_)

@@ -6,9 +6,11 @@ Importing this module is light (no NumPy, torch or SymPy): the pytest plugin nam
 loads.
 """
 
+import importlib
 import json
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
+from html import escape
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -107,6 +109,24 @@ class AuditReport:
     def passed(self) -> bool:
         return self.verdict == "pass"
 
+    def __repr__(self) -> str:
+        """One line, as a notebook or a debugger shows it (the full report: ``print(report.summary)``,
+        ``to_json``, or the HTML a notebook displays)."""
+        failed = ", ".join(c.name for c in self.failures)
+        return (
+            f"<AuditReport {self.target} as {self.equation}: {self.verdict}"
+            + (f", matches {', '.join(self.matched)}" if self.matched else "")
+            + (f", failed {failed}" if failed else "")
+            + ">"
+        )
+
+    def _repr_html_(self) -> str:
+        """The report in a notebook: its summary, checks, variants tried and heat maps, as audit.html
+        draws them (it registers itself here when the audit package is imported)."""
+        if not _HTML:  # the drawing is loaded on demand (it imports this module, not the other way)
+            importlib.import_module(f"{__package__}.html")
+        return _HTML[0](self) if _HTML else f"<pre>{escape(self.summary)}</pre>"
+
     def as_json(self) -> dict:
         return {
             "target": self.target,
@@ -125,17 +145,22 @@ class AuditReport:
         }
 
 
+#: The HTML renderer of one report (audit.html.fragment), registered by audit.html: the data does not import
+#: its drawing, which imports it.
+_HTML: list = []
+
+
 def to_json(reports: list[AuditReport]) -> str:
     """JSON for machines; wall times are left out, so the same seed gives the same bytes."""
-    from ..report import _plain
+    from ..report import _plain, versions
 
-    doc = {"tool": "lmspec audit", "reports": [r.as_json() for r in reports]}
+    doc = {"tool": "lmspec audit", "versions": versions(), "reports": [r.as_json() for r in reports]}
     return json.dumps(_plain(doc), indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
 def to_junit(reports: list[AuditReport]) -> str:
     """JUnit XML: one test suite per audited target, one test case per check; skips are <skipped/>."""
-    from ..report import _plain
+    from ..report import _plain, version_properties
 
     suites = ET.Element("testsuites", name="lmspec audit")
     total = failed = 0
@@ -153,6 +178,7 @@ def to_junit(reports: list[AuditReport]) -> str:
         for key in ("verdict", "device", "dtype", "profile", "seed"):
             ET.SubElement(props, "property", name=key, value=str(getattr(r, key)))
         ET.SubElement(props, "property", name="matched", value=", ".join(r.matched))
+        version_properties(props)
         for c in r.checks:
             case = ET.SubElement(
                 suite, "testcase", classname=r.equation, name=c.name, time=f"{c.seconds:.3f}"

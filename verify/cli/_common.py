@@ -53,8 +53,27 @@ def version() -> str:
     return __version__
 
 
+def report_paths(**paths: Path | None) -> None:
+    """Check the report options before the run (``--json out.json``, ``--junit -``): each writable, no two
+    the same file, at most one ``-`` (standard output). A report written to ``-`` takes stdout for itself,
+    and the human-readable output goes to stderr."""
+    given = {option: p for option, p in paths.items() if p is not None}
+    seen: dict[str, str] = {}
+    for option, path in given.items():
+        key = "-" if str(path) == "-" else str(path.resolve())
+        if key in seen:
+            where = "standard output" if key == "-" else str(path)
+            raise UsageError(f"--{seen[key]} and --{option} would both write {where}: give each its own")
+        seen[key] = option
+        writable(path)
+    if "-" in seen:
+        console.file = sys.stderr
+
+
 def writable(path: Path) -> None:
-    """Fail before the run, not after it, when a report cannot be written."""
+    """Fail before the run, not after it, when a report cannot be written (``-`` is standard output)."""
+    if str(path) == "-":
+        return
     if path.is_dir():
         raise UsageError(f"cannot write {path}: it is a directory")
     try:
@@ -66,7 +85,11 @@ def writable(path: Path) -> None:
 
 
 def write(path: Path, text: str) -> None:
-    """Write a report, its folder created; a failure is a usage error."""
+    """Write a report, its folder created (``-``: to standard output); a failure is a usage error."""
+    if str(path) == "-":
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+        return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
@@ -105,6 +128,7 @@ def run(app: typer.Typer, argv: list[str] | None) -> int:
     try:
         return _run(app, argv)
     finally:
+        console.file = None  # back to whatever sys.stdout is (a report to "-" had sent it to stderr)
         if _SETTLED:
             import gc
 

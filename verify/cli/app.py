@@ -23,6 +23,7 @@ from .verify import verify_command
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},  # -h as well, as users type it
     help="lmspec: the equations of 'Anatomy of Neural Language Models' as an executable spec, and a "
     "verifier that holds PyTorch code to it.",
 )

@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ._common import PROFILES, UsageError, console, err, settle, writable, write
+from ._common import PROFILES, UsageError, console, err, report_paths, settle, write
 
 VERDICT_STYLE = {"pass": "green", "variant": "yellow", "fail": "red", "error": "magenta"}
 VERDICT_STYLE_ORDER = list(VERDICT_STYLE)  # best to worst
@@ -174,9 +174,7 @@ def audit_command(
     names = _names(list(targets or []), builtins_, impl_)
     if one_target_only and len(names) > 1:
         raise UsageError(_ONE_AT_A_TIME)
-    for path in (json_path, junit_path, html_path):
-        if path is not None:
-            writable(path)
+    report_paths(json=json_path, junit=junit_path, html=html_path)
     reports = []
     start = time.perf_counter()
     for name in names:

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..shards import parse_shard
-from ._common import PROFILES, UsageError, console, err, writable, write
+from ._common import PROFILES, UsageError, console, err, report_paths, write
 
 
 def verify_command(
@@ -51,9 +51,7 @@ def verify_command(
 
     names = selection or list(spec.FAMILIES)
     spec.select(names)  # an unknown id or family is a usage error before any work (and before torch)
-    for path in (json_path, junit_path):
-        if path is not None:
-            writable(path)
+    report_paths(json=json_path, junit=junit_path)
     from ..parallel import default_jobs, plan_units, run_units, start_workers_server
     from ..report import to_json, to_junit
     from ..runner import PROFILES as PROFILE_SETTINGS
