@@ -3,6 +3,7 @@ fixed sizes; every check; the variant diagnosis; reports; the pytest fixture."""
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -667,3 +668,17 @@ def test_a_failing_check_counts_the_example_that_failed():
     report = audit(broken, "activation.relu", layout="X=b n d_e -> b n d_e", profile="quick", diagnose=False)
     failed = [c for c in report.checks if c.status == "fail"]
     assert failed and all(c.examples >= 1 for c in failed), [(c.name, c.examples) for c in failed]
+
+
+def test_a_target_nothing_matches_names_the_closest_candidate():
+    import torch.nn.functional as F
+
+    def reversed_shift(logits, labels):  # column i + 1 scored on id i
+        v = logits.size(-1)
+        return F.cross_entropy(logits[:, 1:].reshape(-1, v), labels[:, :-1].reshape(-1), ignore_index=-100)
+
+    report = audit(reversed_shift, "lm.cross_entropy", layout="logits:Z=b n v, labels:k=b n -> loss=()",
+                   labels="shift", ignore_index=-100, pool="tokens", profile="quick")  # fmt: skip
+    assert report.verdict == "fail"
+    assert re.search(r"no named variant matches either \(the closest is .+, max \|Δ\| = [0-9.e+-]+\)\.$",
+                     report.summary), report.summary  # fmt: skip

@@ -57,6 +57,13 @@ def padding_in_denominator(logits, targets):
     return (per_token * kept).sum() / kept.numel()
 
 
+def detached_logits_loss(logits, targets):
+    """Bug: the loss is computed on detached logits (a value for logging used for training): right value,
+    no gradient reaches the model."""
+    flat = logits.detach().view(-1, logits.size(-1))
+    return F.cross_entropy(flat, targets.view(-1), ignore_index=-1) + 0.0 * logits.sum()
+
+
 def reversed_shift(logits, labels):
     """Bug: the shift the wrong way round (column i+1 scored on id i)."""
     return F.cross_entropy(
@@ -198,6 +205,9 @@ CASES = [
             verdict="variant", matched=("mean_over_all",), bug="padding counted in the mean's denominator",
             tags=("ppl_padding",), caught_by=("value=oracle",),
             extra={"ignore_index": -1, "pool": "tokens"}),
+    ZooCase("loss_detached_logits", detached_logits_loss, as_=CE, layout=FLAT, verdict="fail",
+            bug="the loss of detached logits: no gradient", tags=("detached_weight",),
+            caught_by=("gradient",), extra={"ignore_index": -1, "pool": "tokens"}),
     ZooCase("loss_reversed_shift", reversed_shift, as_=CE, verdict="fail",
             bug="the shift the wrong way round", tags=("label_shift",), caught_by=("value=oracle",), **HF),
     ZooCase("head_logits", LMHead, as_="gpt2.lm_head", verdict="pass", extra={"logits": True}, **HEAD),

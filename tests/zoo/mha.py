@@ -174,6 +174,13 @@ class BiasFree(BatchFirstAttention):
         super().__init__(embed_dim, num_heads, bias=False, out_bias=False)  # as LLaMA
 
 
+class BiasFreeWidthScaled(BiasFree):
+    """Two departures at once: no biases, and scores scaled by the model width."""
+
+    def scale(self):
+        return 1.0 / math.sqrt(self.embed_dim)
+
+
 BATCH_FIRST = "x:H=b n d_e, mask:S=b n n -> b n d_e"
 #: How every BatchFirstAttention subclass is audited.
 AUDIT = {
@@ -212,4 +219,9 @@ CASES = [
     ZooCase("mha_bias_free", BiasFree, as_=MHA, **{**AUDIT, "params": NO_BIASES}, verdict="variant",
             matched=("no_bias",), bug="every projection built with bias=False (as LLaMA)",
             tags=("missing_bias",), caught_by=("binding",)),
+    # held to the variant it states (no biases), the other departure is found combined with it
+    ZooCase("mha_bias_free_width_scaled", BiasFreeWidthScaled, as_=MHA + "[no_bias]",
+            **{**AUDIT, "params": NO_BIASES}, verdict="variant", matched=("no_bias+scale_sqrt_d_e",),
+            bug="no biases and scores scaled by 1/√embed_dim", tags=("wrong_scale",),
+            caught_by=("value=oracle",)),
 ]  # fmt: skip
