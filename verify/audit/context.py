@@ -20,6 +20,7 @@ from ..strategies import COMPOSITE, SMALL, is_composite, size_tuples
 from . import losses
 from .adapters import causal_pin, no_mask_pin
 from .losses import Labels
+from .pattern import PatternLayout
 from .targets import BoundTarget, ModuleTarget, all_spec_params_taken, make_target, target_batches
 
 #: Sizes above this are beyond the exact oracle (its straight-line program grows with the sizes).
@@ -81,25 +82,16 @@ class AuditContext:
             all_spec_params_taken(target, self.missing_ok(eq))
         source = losses.label_source(eq, self.labels)
         if source is not None:  # the label argument gets ids built from k and κ
-            tokens = losses.tokens_of(eq)
-            args = tuple(
-                dataclasses.replace(a, source=source) if a.name == tokens and hasattr(a, "source") else a
-                for a in target.binding.args
-            )
-            target.binding = dataclasses.replace(target.binding, args=args)
+            _mark(target, "args", {losses.tokens_of(eq)}, source=source)
         if self.logits:  # read back through the softmax the equation's distribution includes
-            probabilities = {o.ascii for o in eq.outputs if o.entry_kind == Kind.PROBABILITY}
-            outs = tuple(
-                dataclasses.replace(o, logits=True) if hasattr(o, "logits") and o.name in probabilities else o
-                for o in target.binding.outputs
+            _mark(
+                target,
+                "outputs",
+                {o.ascii for o in eq.outputs if o.entry_kind == Kind.PROBABILITY},
+                logits=True,
             )
-            target.binding = dataclasses.replace(target.binding, outputs=outs)
         if self.labels.pool is not None:  # one value for the batch: its results carry no batch axes
-            outs = tuple(
-                dataclasses.replace(o, pooled=True) if hasattr(o, "pooled") and o.name else o
-                for o in target.binding.outputs
-            )
-            target.binding = dataclasses.replace(target.binding, outputs=outs)
+            _mark(target, "outputs", {o.ascii for o in eq.outputs}, pooled=True)
         return target
 
     def _make(self, eq: Equation, mask: str | None) -> BoundTarget:
@@ -150,6 +142,17 @@ class AuditContext:
         """Whether the target's fixed sizes are within the exact oracle's reach."""
         limit = ORACLE_LIMIT if not is_composite(self.eq) else COMPOSITE[1]
         return all(v <= max(limit, 7) for v in self.sizes.values())
+
+
+def _mark(target: BoundTarget, side: str, names: set, **changes) -> None:
+    """Set ``changes`` on the layouts of ``side`` (``args`` or ``outputs``) of the target's binding that lay
+    out one of ``names`` (layout strings' layouts: audit.pattern)."""
+    laid = getattr(target.binding, side)
+    changed = tuple(
+        dataclasses.replace(lay, **changes) if isinstance(lay, PatternLayout) and lay.name in names else lay
+        for lay in laid
+    )
+    target.binding = dataclasses.replace(target.binding, **{side: changed})
 
 
 def has(eq: Equation, name: str) -> bool:
