@@ -94,6 +94,33 @@ def fingerprint(eq: Equation) -> str:
 
 
 def _fingerprint(eq: Equation, stack: tuple[str, ...]) -> str:
+    from ..spec.registry import lookup
+
+    own, callees = _content(eq)
+    digest = hashlib.sha256(own.encode())
+    for name in callees:
+        if name not in stack:
+            # resolved at every call, so that a callee registered anew is seen
+            digest.update(f"\0{name}\0{_fingerprint(lookup(name), (*stack, eq.id))}".encode())
+    return digest.hexdigest()
+
+
+#: _content's answers by the equation's identity, with the identities of the attributes it read: an
+#: equation's parts are immutable tuples of SymPy objects, so a changed equation is one with a new tuple
+#: (its entry is then recomputed); printing every expression again cost seconds per verifier run.
+_CONTENT: dict[int, tuple[tuple[object, ...], tuple[str, tuple[str, ...]]]] = {}
+
+
+def _content(eq: Equation) -> tuple[str, tuple[str, ...]]:
+    """The digest of what ``eq`` itself says, and the ids of the equations it calls (in a fixed order)."""
+    parts = (eq.id, eq.variant_of, eq.variant_name, eq.inputs, eq.params, eq.intermediates, eq.outputs)
+    parts += (eq.bindings, eq.constraints)
+    # the objects themselves (not their ids): held here, none can be freed and its id reused
+    identity = (eq, *parts, *(p for b in eq.bindings for p in (b.lhs, b.rhs)))
+    hit = _CONTENT.get(id(eq))
+    same = hit is not None and len(hit[0]) == len(identity)
+    if same and all(a is b for a, b in zip(hit[0], identity, strict=True)):
+        return hit[1]
     from ..spec.ops_nn import Call
 
     digest = hashlib.sha256()
@@ -108,15 +135,17 @@ def _fingerprint(eq: Equation, stack: tuple[str, ...]) -> str:
     for role, decls in roles:
         for d in decls:
             add(role, sp.srepr(d), str(getattr(d, "entry_kind", "")))
+    callees: list[str] = []
     for b in eq.bindings:
         add(sp.srepr(b.lhs), sp.srepr(b.rhs))
         for call in sorted(b.rhs.atoms(Call), key=sp.srepr):
-            callee = call.args[0].name
-            if callee not in stack:
-                add(callee, _fingerprint(call.equation, (*stack, eq.id)))
+            add("calls", call.args[0].name)
+            callees.append(call.args[0].name)
     for c in eq.constraints:
         add(sp.srepr(c))
-    return digest.hexdigest()
+    result = (digest.hexdigest(), tuple(callees))
+    _CONTENT[id(eq)] = (identity, result)
+    return result
 
 
 def key(eq: Equation, sizes: tuple[tuple[str, int], ...], precision: str) -> str:

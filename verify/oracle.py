@@ -102,10 +102,9 @@ def concrete_shape(decl, sizes: Mapping[str, int]) -> tuple[int, ...]:
 
 @lru_cache(maxsize=4096)
 def _concrete_shape(decl, key: tuple[tuple[str, int], ...]) -> tuple[int, ...]:
-    subs = size_subs(dict(key))
-    dims = tuple(int(sp.sympify(s).subs(subs)) for s in decl.spec_shape)
+    dims = tuple(_size_value(s, key) for s in decl.spec_shape)
     if isinstance(decl, Family):
-        return (*(int(c.subs(subs)) for c in decl.counts), *dims)
+        return (*(_size_value(c, key) for c in decl.counts), *dims)
     return dims
 
 
@@ -403,11 +402,12 @@ class Oracle:
         decls = [*self.eq.inputs, *self.eq.params]
         batch = _batch_shape(self.eq, example, sizes)
         results: dict[str, list] = {o.ascii: [] for o in self.eq.outputs}
+        n_inputs = len(self.eq.inputs)
         for idx in np.ndindex(*batch):
             args = []
-            for d in decls:
+            for k, d in enumerate(decls):
                 arr = np.asarray(example[d.ascii])
-                if d in self.eq.inputs and batch:
+                if k < n_inputs and batch:
                     arr = arr[idx]
                 args.append(_to_scalars(arr, precision))
             with mpmath.workdps(dps):
@@ -432,18 +432,19 @@ def _to_scalars(arr: np.ndarray, precision: str) -> list:
 def _batch_shape(eq: Equation, example: Mapping[str, np.ndarray], sizes: Mapping[str, int]) -> tuple:
     """The leading batch axes shared by the per-example inputs; shapes are checked on the way."""
     batch: tuple | None = None
-    for d in (*eq.inputs, *eq.params):
+    # roles by position, not ``d in eq.inputs``: SymPy's == on declarations cost a second per verifier run
+    for is_input, d in (*((True, d) for d in eq.inputs), *((False, d) for d in eq.params)):
         if d.ascii not in example:
             raise SpecError(f"{eq.id}: the example has no value for {d.ascii}")
         shape = np.shape(example[d.ascii])
         want = concrete_shape(d, sizes)
         lead = shape[: len(shape) - len(want)]
-        if shape[len(lead) :] != want or (d in eq.params and lead):
+        if shape[len(lead) :] != want or (not is_input and lead):
             raise SpecError(
                 f"{eq.id}: {d.ascii} has shape {shape}, expected {want} (sizes {dict(sizes)})"
-                + ("" if d in eq.params else " after optional batch axes")
+                + (" after optional batch axes" if is_input else "")
             )
-        if d in eq.inputs:
+        if is_input:
             if batch is not None and lead != batch:
                 raise SpecError(f"{eq.id}: {d.ascii} has batch axes {lead}, others have {batch}")
             batch = lead

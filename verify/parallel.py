@@ -22,7 +22,16 @@ import torch
 
 from .. import spec
 from ..spec import Equation
-from .runner import PROFILES, Check, CheckResult, Profile, checks_for, one_thread, run_check
+from .runner import (
+    PROFILES,
+    Check,
+    CheckResult,
+    Profile,
+    checks_for,
+    long_lived_frozen,
+    one_thread,
+    run_check,
+)
 from .shards import parse_shard as parse_shard
 
 
@@ -100,10 +109,11 @@ def _work(units: list[Unit], fail_fast: bool) -> list[CheckResult]:
     compiled once, in the process that runs them)."""
     assert _WORKER is not None, "worker used before its initializer ran"
     results = []
-    for unit in units:
-        results.append(_WORKER.run(unit))
-        if fail_fast and not results[-1].passed:
-            break
+    with long_lived_frozen():
+        for unit in units:
+            results.append(_WORKER.run(unit))
+            if fail_fast and not results[-1].passed:
+                break
     return results
 
 
@@ -168,7 +178,7 @@ def _run_serial(units, profile, fail_fast, on_start, on_result) -> list[CheckRes
     """In this process, on one torch thread."""
     checks = _Checks(profile)
     results: list[CheckResult] = []
-    with one_thread():
+    with one_thread(), long_lived_frozen():
         for unit in units:
             if on_start:
                 on_start(unit)

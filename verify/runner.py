@@ -13,6 +13,7 @@ All comparisons are in float64 under the tolerance policy of verify.compare. A f
 Hypothesis and reported with its (shrunk) counterexample.
 """
 
+import gc
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -172,7 +173,7 @@ class Setting:
             if name not in arrays:
                 continue
             value = np.asarray(value(ex.sizes) if callable(value) else value, dtype=np.float64)
-            per_example = eq.declared(name) in eq.inputs
+            per_example = any(d.ascii == name for d in eq.inputs)
             shape = (*ex.batch, *value.shape) if per_example else value.shape
             if value.ndim == 0:  # a constant for every entry (S = 0: no mask): the drawn array's shape
                 shape = np.shape(arrays[name])
@@ -364,6 +365,9 @@ def run_check(check: Check, profile: Profile, seed: int) -> CheckResult:
         if result is not None and (state["worst"] is None or result.max_abs > state["worst"].max_abs):
             state["worst"] = result
 
+    # No example database (database=None), so no key: without one, Hypothesis would digest the test's
+    # source (inspect.getsource and a tokenizer run) for every check, about 4 ms each
+    test._hypothesis_internal_database_key = None
     start = time.perf_counter()
     eq_id = check.equation.id
     try:
@@ -458,3 +462,20 @@ def one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+@contextmanager
+def long_lived_frozen() -> Iterator[None]:
+    """Run a block of checks with what exists at its start (the catalogue, SymPy's caches, compiled oracles:
+    millions of objects that live as long as the process) left out of the garbage collector's scans
+    (``gc.freeze``), and young objects collected less often: each check allocates many short-lived
+    tensors and Hypothesis records, and full collections over the long-lived heap cost about a tenth of a
+    verifier run. Nothing is leaked: the objects are unfrozen at the end, and cycles are still collected."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(threshold[0], 10_000), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()

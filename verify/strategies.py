@@ -2,19 +2,18 @@
 
 Sizes are distinct per axis (so that a swapped axis cannot pass) with pinned edge cases n = 1 and M = 1.
 For speed the oracle sees a few size tuples per run, drawn once from the seed; the values inside the
-tensors are drawn by Hypothesis element by element, so failing examples shrink towards 0 (and masks
-towards "nothing masked").
+tensors are drawn by Hypothesis (each tensor's entries as one block of bytes), so failing examples shrink
+towards 0 (and masks towards "nothing masked").
 """
 
 import functools
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 import numpy as np
 import sympy as sp
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 from ..spec import Equation, Kind, SpecError
 from .oracle import concrete_shape, size_subs
@@ -138,65 +137,151 @@ def is_composite(eq: Equation) -> bool:
     return any(node.atoms(Call) for node in (b.rhs for b in eq.bindings))
 
 
-# The strategies below are built once per shape (functools.lru_cache) and reused: Hypothesis validates a
-# strategy on its first draw, recursively, and a strategy built afresh for every tensor of every example
-# was validated thousands of times per audit. A strategy holds no state between draws: the same one drawn
-# from the same choices gives the same array.
+# A tensor is drawn as one block of bytes and decoded entry by entry (a layout per kind, below); an example
+# with every tensor small enough is one block for all of them. One choice for Hypothesis instead of one per
+# entry or per tensor: drawing entries one at a time was half of the verifier's time, and each further draw
+# costs about a quarter of a millisecond of Hypothesis's bookkeeping. All-zero bytes decode to the simplest
+# tensor (zeros, nothing masked, index 0, the first pattern), so failing examples still shrink towards it,
+# byte by byte. Layouts and strategies are built once per shape (functools.lru_cache): Hypothesis validates
+# a strategy on its first draw, and one built afresh per tensor was validated thousands of times per audit.
 
 
 def _shape(shape) -> tuple[int, ...]:
     return tuple(int(s) for s in shape)
 
 
-def _on_grid(k: int) -> float:
-    return k / GRID
+def _words(raw: bytes, width: int) -> np.ndarray:
+    """The block's entries as unsigned integers of ``width`` bytes (little-endian)."""
+    return np.frombuffer(raw, dtype=f"<u{width}").astype(np.int64)
 
 
-def reals(shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
-    """Float64 arrays of multiples of 1/64 in [−3, 3]; every entry drawn on its own (no fill value)."""
-    return _reals(_shape(shape))
+class _Layout(NamedTuple):
+    """How many bytes a tensor takes, and how they decode into it."""
+
+    size: int
+    decode: Callable[[bytes], np.ndarray]
 
 
-@functools.lru_cache(maxsize=4096)
-def _reals(shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
+#: How a real tensor's entries are spread: "coarse" entries are the integers −3…3 (ties, zeros, the
+#: bounds: a constant column, a saturated softmax), "fine" ones any multiple of 1/64. Coarse comes first:
+#: a failing example shrinks towards it, and so towards small integers.
+REAL_STYLES = ("coarse", "fine", "fine")
+
+
+def _real_values(shape: tuple[int, ...], raw: bytes) -> np.ndarray:
+    """Byte 0 picks the style; then two bytes per entry, whose low bit is the sign."""
+    style = REAL_STYLES[raw[0] % len(REAL_STYLES)]
+    u = _words(raw[1:], 2)
     bound = int(REAL_BOUND * GRID)
-    return hnp.arrays(np.float64, shape, elements=st.integers(-bound, bound).map(_on_grid), fill=st.nothing())
+    step = GRID if style == "coarse" else 1
+    magnitude = (u >> 1) % (bound // step + 1) * step
+    return (np.where(u & 1, -magnitude, magnitude) / GRID).reshape(shape)
 
 
-def _flags(shape: tuple[int, ...], weight: int) -> st.SearchStrategy[np.ndarray]:
-    """Boolean arrays with roughly one True in ``weight`` (False is the simpler value)."""
-    return _flag_arrays(_shape(shape), int(weight))
+def _flag_values(shape: tuple[int, ...], weight: int, raw: bytes) -> np.ndarray:
+    """One byte per entry, True for about one in ``weight`` (False is the simpler value)."""
+    return (_words(raw, 1) % weight == weight - 1).reshape(shape)
 
 
-@functools.lru_cache(maxsize=4096)
-def _flag_arrays(shape: tuple[int, ...], weight: int) -> st.SearchStrategy[np.ndarray]:
-    return hnp.arrays(
-        bool, shape, elements=st.sampled_from([False] * (weight - 1) + [True]), fill=st.nothing()
-    )
+#: The patterns of an additive mask; fully masked rows are part of the domain, and real code disagrees
+#: about them (NaN, uniform weights, zeros): one pattern in five has one, so every check meets them.
+MASK_PATTERNS = ("none", "causal", "padding", "random", "masked row")
 
 
-@st.composite
-def additive_masks(draw: st.DrawFn, shape: tuple[int, ...]) -> np.ndarray:
-    """Masks ``{0, −∞}`` shaped ``(*batch, n_q, n_k)``: none, causal, padding, random entries, or random
-    entries with one row fully masked.
-
-    Fully masked rows are part of the domain, and real code disagrees about them (NaN, uniform weights,
-    zeros): one pattern in five has one, so that every check meets them, not only lucky ones.
-    """
+def _mask_values(shape: tuple[int, ...], raw: bytes) -> np.ndarray:
+    """Byte 0 the pattern, byte 1 the masked row, then one flag byte per entry (padding reads the first
+    row's worth)."""
     *lead, rows, cols = shape
-    pattern = draw(st.sampled_from(["none", "causal", "padding", "random", "masked row"]))
+    pattern = MASK_PATTERNS[raw[0] % len(MASK_PATTERNS)]
+    flags = raw[2:]
     if pattern == "none":
         masked = np.zeros(shape, dtype=bool)
     elif pattern == "causal":
         masked = np.broadcast_to(np.triu(np.ones((rows, cols), dtype=bool), 1), shape).copy()
     elif pattern == "padding":
-        pad = draw(_flags((*lead, 1, cols), 3))
+        pad_shape = (*lead, 1, cols)
+        pad = _flag_values(pad_shape, 3, flags[: int(np.prod(pad_shape))])
         masked = np.broadcast_to(pad, shape).copy()
     else:
-        masked = draw(_flags(shape, 3))
+        masked = _flag_values(shape, 3, flags)
         if pattern == "masked row":
-            masked[..., draw(st.integers(0, rows - 1), label="masked row"), :] = True
+            masked[..., raw[1] % rows, :] = True
     return np.where(masked, -np.inf, 0.0)
+
+
+@functools.lru_cache(maxsize=4096)
+def _layout(kind: Kind, shape: tuple[int, ...], v: int | None) -> _Layout:
+    """The byte layout of a tensor of ``kind`` and ``shape`` (``v``: the vocabulary of an index tensor)."""
+    count = int(np.prod(shape))
+    if kind is Kind.REAL:
+        return _Layout(1 + 2 * count, functools.partial(_real_values, shape))
+    if kind is Kind.SCORE:  # reals, a flag per entry (−∞), and whether the first row is fully masked
+
+        def score(raw: bytes) -> np.ndarray:
+            z = _real_values(shape, raw[: 1 + 2 * count])
+            masked = _flag_values(shape, 4, raw[1 + 2 * count : 1 + 3 * count])
+            if shape and raw[-1] & 1:
+                masked[..., 0, :] = True
+            return np.where(masked, -np.inf, z)
+
+        return _Layout(2 + 3 * count, score)
+    if kind is Kind.ADDITIVE_MASK:
+        return _Layout(2 + count, functools.partial(_mask_values, shape))
+    if kind is Kind.MASK:
+        return _Layout(count, lambda raw: (~_flag_values(shape, 3, raw)).astype(np.float64))
+    if kind is Kind.INDEX:
+        if v is None:
+            raise SpecError("tensors: an index tensor needs the size v")
+        return _index_layout(shape, v)
+    if kind is Kind.ONE_HOT:
+        *lead, rows, cols = shape
+        index = _index_layout((*lead, cols), rows)
+        return _Layout(index.size, lambda raw: np.moveaxis(np.eye(rows)[index.decode(raw)], -1, -2))
+    if kind is Kind.PROBABILITY:  # weights in [0.01, 1], normalised
+
+        def probability(raw: bytes) -> np.ndarray:
+            w = ((1 + _words(raw, 1) % 100) / 100).reshape(shape)
+            return w / w.sum(axis=-2, keepdims=True)
+
+        return _Layout(count, probability)
+    if kind is Kind.POSITIVE:  # multiples of 1/64 in [1/8, 4]
+        return _Layout(count, lambda raw: ((8 + _words(raw, 1) % 249) / GRID).reshape(shape))
+    raise SpecError(f"tensors: no strategy for kind {kind}")
+
+
+def _index_layout(shape: tuple[int, ...], v: int) -> _Layout:
+    """Integers in [0, v): one byte each while v ≤ 256, else four."""
+    width = 1 if v <= 256 else 4
+    count = int(np.prod(shape))
+    return _Layout(width * count, lambda raw: (_words(raw, width) % v).reshape(shape))
+
+
+@functools.lru_cache(maxsize=4096)
+def _block(size: int) -> st.SearchStrategy[bytes]:
+    return st.binary(min_size=size, max_size=size)
+
+
+@functools.lru_cache(maxsize=4096)
+def _tensors(kind: Kind, shape: tuple[int, ...], v: int | None) -> st.SearchStrategy[np.ndarray]:
+    layout = _layout(kind, shape, v)
+    return _block(layout.size).map(layout.decode)
+
+
+def tensors(kind: Kind, shape: tuple[int, ...], sizes: Mapping[str, int]) -> st.SearchStrategy[np.ndarray]:
+    """Arrays of ``kind`` with ``shape`` (spec layout, batch axes included)."""
+    v = int(sizes["v"]) if kind is Kind.INDEX and "v" in sizes else None
+    return _tensors(kind, _shape(shape), v)
+
+
+def reals(shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
+    """Float64 arrays of multiples of 1/64 in [−3, 3]; every entry drawn (no fill value)."""
+    return _tensors(Kind.REAL, _shape(shape), None)
+
+
+def additive_masks(shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
+    """Masks ``{0, −∞}`` shaped ``(*batch, n_q, n_k)``: none, causal, padding, random entries, or random
+    entries with one row fully masked (``MASK_PATTERNS``)."""
+    return _tensors(Kind.ADDITIVE_MASK, _shape(shape), None)
 
 
 def keep_vectors(batch: tuple[int, ...], n: int) -> st.SearchStrategy[np.ndarray]:
@@ -216,56 +301,10 @@ def _keep_vectors(batch: tuple[int, ...], n: int) -> st.SearchStrategy[np.ndarra
     return rows.map(lambda r: np.asarray(r, dtype=np.float64).reshape((*batch, n)))
 
 
-@st.composite
-def tensors(draw: st.DrawFn, kind: Kind, shape: tuple[int, ...], sizes: Mapping[str, int]) -> np.ndarray:
-    """An array of ``kind`` with ``shape`` (spec layout, batch axes included)."""
-    shape = _shape(shape)
-    if kind is Kind.REAL:
-        return draw(reals(shape))
-    if kind is Kind.SCORE:
-        z = draw(reals(shape))
-        masked = draw(_flags(shape, 4))
-        if shape and draw(st.booleans()):
-            masked[..., 0, :] = True  # a fully masked row
-        return np.where(masked, -np.inf, z)
-    if kind is Kind.ADDITIVE_MASK:
-        return draw(additive_masks(shape))
-    if kind is Kind.MASK:
-        return draw(_flags(shape, 3)).__invert__().astype(np.float64)
-    if kind is Kind.INDEX:
-        return draw(_indices(shape, int(sizes["v"])))
-    if kind is Kind.ONE_HOT:
-        *lead, rows, cols = shape
-        idx = draw(_indices((*lead, cols), rows))
-        return np.moveaxis(np.eye(rows)[idx], -1, -2)
-    if kind is Kind.PROBABILITY:
-        w = draw(_weights(shape))
-        return w / w.sum(axis=-2, keepdims=True)
-    if kind is Kind.POSITIVE:
-        return draw(_positives(shape))
-    raise SpecError(f"tensors: no strategy for kind {kind}")
-
-
-@functools.lru_cache(maxsize=1024)
-def _indices(shape: tuple[int, ...], v: int) -> st.SearchStrategy[np.ndarray]:
-    """Integer arrays with entries in [0, v)."""
-    return hnp.arrays(np.int64, shape, elements=st.integers(0, v - 1), fill=st.nothing())
-
-
-@functools.lru_cache(maxsize=1024)
-def _weights(shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
-    return hnp.arrays(np.float64, shape, elements=st.floats(0.01, 1.0), fill=st.nothing())
-
-
-@functools.lru_cache(maxsize=1024)
-def _positives(shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
-    return hnp.arrays(np.float64, shape, elements=st.integers(8, 256).map(_on_grid))
-
-
 def seeded_tensor(
     rng: np.random.Generator, kind: Kind, shape: tuple[int, ...], sizes: Mapping[str, int]
 ) -> np.ndarray:
-    """The same kinds as ``tensors``, from a NumPy generator (for arrays too large to draw entry-wise)."""
+    """The same kinds as ``tensors``, from a NumPy generator (examples too large for Hypothesis's buffer)."""
     if kind is Kind.REAL:
         return rng.uniform(-REAL_BOUND, REAL_BOUND, size=shape)
     if kind is Kind.POSITIVE:
@@ -301,8 +340,8 @@ def seeded_tensor(
     raise SpecError(f"seeded_tensor: no generator for kind {kind}")
 
 
-#: Above this many entries in one example, values come from a drawn seed instead of entry by entry
-#: (Hypothesis's buffer would overflow and discard the example).
+#: Above this many entries in one example, values come from a drawn seed instead of Hypothesis's blocks
+#: (its buffer would overflow and discard the example).
 ENTRYWISE_LIMIT = 160
 
 
@@ -311,21 +350,30 @@ def examples(
     draw: st.DrawFn, eq: Equation, sizes: Mapping[str, int], batch: tuple[int, ...] | None = None
 ) -> Example:
     """An example of ``eq`` at ``sizes``: per-example inputs with ``batch`` axes (drawn from (), (2,) if
-    None), parameters without. Small examples are drawn entry by entry and shrink towards zero; large
+    None), parameters without. Small examples are drawn by Hypothesis and shrink towards zero; large
     ones from a drawn seed."""
     if batch is None:
         batch = draw(st.sampled_from([(), (2,)]), label="batch axes")
     shapes = {}
-    for d in (*eq.inputs, *eq.params):
-        shape = concrete_shape(d, sizes)
-        shapes[d.ascii] = (d.entry_kind, (*batch, *shape) if d in eq.inputs else shape)
+    for d in eq.inputs:
+        shapes[d.ascii] = (d.entry_kind, (*batch, *concrete_shape(d, sizes)))
+    for d in eq.params:
+        shapes[d.ascii] = (d.entry_kind, concrete_shape(d, sizes))
     total = sum(int(np.prod(shape)) for _, shape in shapes.values())
     arrays: dict[str, np.ndarray] = {}
     if total > ENTRYWISE_LIMIT:
         rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1), label="values seed"))
         for name, (kind, shape) in shapes.items():
             arrays[name] = seeded_tensor(rng, kind, shape, sizes)
-    else:
-        for name, (kind, shape) in shapes.items():
-            arrays[name] = draw(tensors(kind, shape, sizes), label=name)
+    else:  # one block of bytes for the whole example
+        v = int(sizes["v"]) if "v" in sizes else None
+        layouts = {
+            name: _layout(kind, shape, v if kind is Kind.INDEX else None)
+            for name, (kind, shape) in shapes.items()
+        }
+        raw = draw(_block(sum(layout.size for layout in layouts.values())), label="values")
+        at = 0
+        for name, layout in layouts.items():
+            arrays[name] = layout.decode(raw[at : at + layout.size])
+            at += layout.size
     return Example(dict(sizes), tuple(batch), arrays)

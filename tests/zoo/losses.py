@@ -200,7 +200,11 @@ CASES = [
     ZooCase("loss_batch_perplexity", batch_perplexity, as_="lm.perplexity", verdict="pass",
             **{**HF, "layout": "logits:Z=b n v, labels:k=b n -> ()"}),
     ZooCase("loss_mean_of_means", mean_of_means, as_=CE, verdict="variant", matched=("pooled as mean",),
-            bug="a mean of per-sequence means", tags=("batch_pooling",), caught_by=("value=oracle",), **HF),
+            # at the quick profile's four small examples, the oracle check misses it under seed 0 (every
+            # sequence drew the same number of padded labels: the two means agree); seeds 1-9 catch it
+            # there too. The larger examples of value=generated and the gradient catch it under seeds 0-9.
+            bug="a mean of per-sequence means", tags=("batch_pooling",),
+            caught_by=("value=generated", "gradient"), **HF),
     ZooCase("loss_padding_in_denominator", padding_in_denominator, as_=CE, layout=FLAT,
             verdict="variant", matched=("mean_over_all",), bug="padding counted in the mean's denominator",
             tags=("ppl_padding",), caught_by=("value=oracle",),

@@ -109,6 +109,29 @@ def _noise(data, shape: tuple[int, ...], label: str) -> np.ndarray:
     return rng.integers(-3 * GRID, 3 * GRID + 1, size=shape) / GRID
 
 
+def _after_position(data, n: int, label: str = "position i") -> int:
+    """A position i with at least one token after it (when n > 1): at i = n − 1 a causality property has
+    nothing to change and could not catch a leak."""
+    return data.draw(st.integers(0, max(n - 2, 0)), label=label)
+
+
+def _changed_after(
+    data, eq: Equation, arrays: Mapping[str, np.ndarray], tokens: Mapping[str, int], i: int, batch
+) -> dict[str, np.ndarray]:
+    """``arrays`` with every real entry of the token inputs after position ``i`` replaced by a drawn value
+    that differs from it: a leak from any later token then changes some output (a redrawn entry equal to the
+    old one would hide it)."""
+    moved = dict(arrays)
+    for name, ax in tokens.items():
+        arr = arrays[name]
+        axis = _axis(eq, name, ax, batch)
+        noise = _noise(data, arr.shape, f"new {name}")
+        noise = np.where(noise == arr, np.where(arr > 0, arr - 1, arr + 1), noise)  # stays in [−3, 3]
+        future = (np.arange(arr.shape[axis]) > i).reshape([-1 if k == axis else 1 for k in range(arr.ndim)])
+        moved[name] = np.where(future, noise, arr)
+    return moved
+
+
 def _value(name_or_number, result: dict, example: Example) -> np.ndarray | float:
     """A bound given as a number, an output of ``result`` or an input of ``example``."""
     if isinstance(name_or_number, (int, float)):

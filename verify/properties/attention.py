@@ -14,7 +14,7 @@ from ... import spec
 from .._errors import PropertyViolation
 from ..strategies import Example, reals
 from ..targets import OracleTarget
-from ._base import _agree, _axis, _no_mask, _with, prop
+from ._base import _after_position, _agree, _axis, _changed_after, _no_mask, _with, prop
 
 
 # --- softmax ---------------------------------------------------------------------------------------
@@ -73,15 +73,9 @@ def _causal(eq, target, example, data, options, tol):
     tokens: dict[str, int] = options["tokens"]
     first = next(iter(tokens))
     n = example.arrays[first].shape[_axis(eq, first, tokens[first], example.batch)]
-    i = data.draw(st.integers(0, n - 1), label="position i")
+    i = _after_position(data, n)
     base = _with(example, **{options["mask"]: _causal_mask_like(example.arrays[options["mask"]])})
-    moved = dict(base)
-    for name, ax in tokens.items():
-        arr = base[name]
-        axis = _axis(eq, name, ax, example.batch)
-        noise = data.draw(reals(arr.shape), label=f"new {name}")
-        future = (np.arange(arr.shape[axis]) > i).reshape([-1 if k == axis else 1 for k in range(arr.ndim)])
-        moved[name] = np.where(future, noise, arr)
+    moved = _changed_after(data, eq, base, tokens, i, example.batch)
     before = target(base, example.sizes)
     after = target(moved, example.sizes)
     for out, ax in options["output_tokens"].items():

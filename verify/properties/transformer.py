@@ -11,8 +11,8 @@ import numpy as np
 from hypothesis import strategies as st
 
 from ...spec import Family
-from ..strategies import reals, tensors
-from ._base import _agree, _axis, _eps, _with, prop
+from ..strategies import tensors
+from ._base import _after_position, _agree, _axis, _changed_after, _eps, _with, prop
 from .norm import reference_layer_norm
 
 
@@ -62,14 +62,8 @@ def _causal_prefix(eq, target, example, data, options, tol):
     tokens: dict[str, int] = options["tokens"]
     first = next(iter(tokens))
     n = example.arrays[first].shape[_axis(eq, first, tokens[first], example.batch)]
-    i = data.draw(st.integers(0, n - 1), label="position i")
-    moved = dict(example.arrays)
-    for name, ax in tokens.items():
-        arr = example.arrays[name]
-        axis = _axis(eq, name, ax, example.batch)
-        noise = data.draw(reals(arr.shape), label=f"new {name}")
-        future = (np.arange(arr.shape[axis]) > i).reshape([-1 if k == axis else 1 for k in range(arr.ndim)])
-        moved[name] = np.where(future, noise, arr)
+    i = _after_position(data, n)
+    moved = _changed_after(data, eq, example.arrays, tokens, i, example.batch)
     before = target(example.arrays, example.sizes)
     after = target(moved, example.sizes)
     for out, ax in options["output_tokens"].items():
