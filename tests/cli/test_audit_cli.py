@@ -28,6 +28,9 @@ def unscaled(q, k, v, mask):
 def broken(q, k, v, mask):
     raise ValueError("not implemented yet")
 
+def opaque(a, b, c, d):
+    return a
+
 NOT_CALLABLE = 3
 """
 
@@ -122,8 +125,13 @@ def test_a_target_that_raises_fails_with_its_message(user_file, capsys):
         (["no/such/file.py:f", "--as", "attention.scaled_dot_product"], r"there is no file no/such/file.py"),
         (["nonexistent_pkg_xyz:f", "--as", "attention.scaled_dot_product"], r"ModuleNotFoundError"),
         (
-            ["{f}:attention", "--as", "attention.scaled_dot_product"],
-            r"has no jaxtyping annotation|not a symbol",
+            ["{f}:opaque", "--as", "attention.scaled_dot_product"],
+            r"cannot tell which of attention.scaled_dot_product's symbols \(Q, K, V, S\) or sizes the "
+            r"arguments 'a', 'b', 'c', 'd' take: write the binding with --layout",
+        ),
+        (
+            ["{f}:attention", "--as", "attention.scaled_dot_product", "--explain", "--init", "d=1"],
+            r"--explain takes one function target",
         ),
         (
             ["{f}:attention", "--as", "attention.scaled_dot_product", "--layout", "q=b n d_k"],

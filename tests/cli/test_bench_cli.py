@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from lmspec.verify import bench
-from lmspec.verify.bench import _audit, _hf, _startup
+from lmspec.verify.bench import _audit, _hf, _startup, _whole
 from lmspec.verify.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +35,8 @@ PART_KEYS = {
     "plugin": {"project", "pytest", "with", "without", "ratio", "overhead_pct", "overhead_min_pct",
                "goal_pct"},
     "audit": {"floor", "attention", "gpt_stack", "cache"},
+    "verify": {"families", "profile", "cold", "warm", "goals_apply", "goal_cold_s", "goal_warm_s"},
+    "tests": {"command", "exit_code", "max_rss_mib", "median_s", "min_s", "max_s", "runs_s", "goal_s"},
 }  # fmt: skip
 #: the suite's options for a run of seconds: two cheap equations (positional), the quick profile, one
 #: process (worker processes take tens of seconds to start on a loaded machine; the bench passes --jobs on)
@@ -66,6 +68,36 @@ def fake_audits(folder: Path):
         yield mp
 
 
+#: A stand-in for ``lmspec verify`` in part verify's runs (a cold catalogue takes minutes): it records the
+#: cache folder it was pointed at, and exits 0.
+FAKE_VERIFY = """import os, pathlib, sys
+assert sys.argv[1] == "verify", sys.argv
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write(os.environ["LMSPEC_CACHE_DIR"] + "\\n")
+print("2 passed, 0 failed")
+"""
+
+
+@contextlib.contextmanager
+def fake_whole(folder: Path):
+    """Parts verify and tests with stand-ins: FAKE_VERIFY for lmspec (its warm-up recorded, not run), and a
+    checkout of one passing test for the test suite."""
+    script = folder / "fake_verify.py"
+    script.write_text(FAKE_VERIFY)
+    project = folder / "checkout"
+    (project / "tests").mkdir(parents=True)
+    (project / "tests" / "test_one.py").write_text("def test_one():\n    assert 1 + 1 == 2\n")
+    (project / "pytest.ini").write_text("[pytest]\n")
+    warmed = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FAKE_LOG", str(folder / "caches.log"))
+        mp.setattr(_whole, "lmspec_command", lambda: [sys.executable, str(script)])
+        mp.setattr(_whole, "_warm_up", lambda env, scratch: warmed.append(env))
+        mp.setattr(_whole, "checkout", lambda: project)
+        mp.setattr(_whole, "TEST_ARGS", ("pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"))
+        yield warmed
+
+
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
     """Each part run on its own (``--only PART --size small --repeat 2``): its exit code, its JSON report
@@ -73,10 +105,14 @@ def reports(tmp_path_factory):
     out = {}
     for part in bench.PARTS:
         path = tmp_path_factory.mktemp("bench") / f"{part}.json"
-        extra = SUITE if part == "suite" else []
+        extra = SUITE if part == "suite" else SUITE[:4] if part == "verify" else []
         args = ["bench", "--only", part, "--size", "small", "--repeat", "2", *extra, "--json", str(path)]
         printed, errors = io.StringIO(), io.StringIO()
-        fake = fake_audits(path.parent) if part == "audit" else contextlib.nullcontext()
+        fake = (
+            fake_audits(path.parent) if part == "audit"
+            else fake_whole(path.parent) if part in ("verify", "tests")
+            else contextlib.nullcontext()
+        )  # fmt: skip
         with fake, contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):
             code = main(args)
         report = json.loads(path.read_text()) if path.exists() else None
@@ -214,6 +250,55 @@ def test_audit_times_the_documents_audits_beside_the_import_floor(reports):
     assert " audit gpt_stack.py:GPT --as 'transformer.stack[eps]' -p quick " in a["gpt_stack"]["command"]
     assert a["cache"]["warm"] and a["cache"]["entries"] == 1
     assert "README's attention audit / import floor" in out and "≤ 1.5" in out and "≤ 3" in out
+
+
+def test_verify_times_cold_runs_each_on_an_empty_cache_then_warm_runs_on_a_filled_one(reports):
+    """The part's plumbing, with a stand-in for lmspec verify: which cache each run is pointed at."""
+    _, report, out = reports["verify"]
+    v = report["verify"]
+    assert v["families"] == ["positional"] and v["profile"] == "quick" and not v["goals_apply"]
+    _timing_ok(v["cold"], 2)
+    _timing_ok(v["warm"], 2)
+    assert v["cold"]["command"].endswith("verify positional --profile quick")
+    assert (v["goal_cold_s"], v["goal_warm_s"]) == (30.0, 10.0)
+    assert "lmspec verify, whole catalogue" not in out  # no goal on a selection
+
+
+def test_verify_points_each_cold_run_at_an_empty_cache_and_the_warm_runs_at_a_filled_one(tmp_path):
+    with fake_whole(tmp_path) as warmed:
+        v = _whole.verify(repeat=2, families=["positional"], profile="quick")
+    cold_0, cold_1, warm_a, warm_b = (tmp_path / "caches.log").read_text().splitlines()
+    assert cold_0 != cold_1 and warm_a == warm_b == cold_1  # the warm runs find the last cold run's cache
+    assert len(warmed) == 1 and warmed[0]["PYTHONPYCACHEPREFIX"]  # bytecode as an installed package's
+    assert "PYTHONDONTWRITEBYTECODE" not in warmed[0] and "LMSPEC_NO_CACHE" not in warmed[0]
+    assert len(v["cold"]["runs_s"]) == 2 and len(v["warm"]["runs_s"]) == 2
+
+
+def test_verify_goals_apply_to_the_whole_catalogue_at_the_default_profile(tmp_path):
+    with fake_whole(tmp_path):
+        v = _whole.verify(repeat=1)
+    assert v["goals_apply"] and v["profile"] == "default" and len(v["cold"]["runs_s"]) == 1
+    rows = {g["goal"]: g for g in bench.goals({"verify": v})}
+    cold = rows["lmspec verify, whole catalogue, default profile, serial, cold cache (median, s)"]
+    assert cold["target"] == 30.0 and cold["value"] == v["cold"]["median_s"]
+
+
+def test_tests_times_the_test_suite_in_the_checkout(reports):
+    _, report, out = reports["tests"]
+    t = report["tests"]
+    _timing_ok(t, 2)
+    assert t["command"] == "python -m pytest -q -p no:cacheprovider -p no:randomly" and t["goal_s"] == 360.0
+    assert "the test suite as make test runs it" in out and "≤ 360" in out
+
+
+def test_tests_needs_a_checkout(monkeypatch, tmp_path, capsys):
+    from lmspec.verify.bench import _parts
+
+    monkeypatch.setattr(_parts, "__file__", str(tmp_path / "lmspec" / "verify" / "bench" / "_parts.py"))
+    assert main(["bench", "--only", "tests", "--repeat", "1"]) == 2
+    assert "the tests part times the test suite of a checkout" in capsys.readouterr().err
+    with pytest.raises(bench.BenchError, match="holds no tests/"):
+        _whole.checkout()
 
 
 def test_audit_stops_when_an_audit_does_not_reach_its_documented_verdict(tmp_path, monkeypatch, capsys):

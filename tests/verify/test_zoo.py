@@ -36,6 +36,7 @@ CASES = zoo.all_cases()
 
 def _describe(report) -> str:
     lines = [f"verdict {report.verdict}, matched {report.matched}: {report.summary}"]
+    lines += [f"  inferred: {report.inferred['options']}"] if report.inferred else []
     lines += [f"  {c.name}: {c.status} {c.message}" for c in report.checks]
     lines += [f"  tried {v.name} ({v.kind}): {'match' if v.matched else v.message}" for v in report.variants]
     return "\n".join(lines)
@@ -57,6 +58,7 @@ def test_the_zoo_is_large_and_covers_every_bug_class():
 def test_zoo_case(case):
     report = audit(case.target, profile="quick", seed=0, **case.audit_kwargs())
     described = _describe(report)
+    assert (report.inferred is not None) == case.inferred, f"{case.name}: binding inferred {report.inferred}"
     assert report.verdict == case.verdict, f"{case.name}: expected {case.verdict}\n{described}"
     assert set(report.matched) == set(case.matched), f"{case.name}: expected {case.matched}\n{described}"
     failed = {c.name for c in report.failures}
@@ -65,3 +67,13 @@ def test_zoo_case(case):
     else:
         missing = set(case.caught_by) - failed
         assert not missing, f"{case.name}: {sorted(missing)} did not fail\n{described}"
+
+
+def test_inference_binds_most_of_the_zoos_functions_with_no_layout():
+    """Issue 15's measure: of the zoo's plain functions, the share audited with no --layout, --mask or pins
+    (each with the verdict its case states: test_zoo_case above), and why the others are not."""
+    functions = [c for c in CASES if c.inferable]
+    inferred = [c for c in functions if c.inferred]
+    assert len(functions) >= 40
+    assert len(inferred) / len(functions) >= 0.8, [c.name for c in functions if not c.inferred]
+    assert all(c.not_inferred for c in functions if not c.inferred)

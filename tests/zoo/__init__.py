@@ -72,6 +72,9 @@ class ZooCase:
     tags: tuple[str, ...] = ()
     caught_by: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)  # further audit() keyword arguments
+    #: why lmspec's inference (no layout) does not reach this case's verdict, where it does not: the case is
+    #: then audited with its written layout; every other plain function is audited with none (issue 15)
+    not_inferred: str = ""
 
     def __post_init__(self) -> None:
         if self.verdict not in ("pass", "variant", "fail"):
@@ -91,10 +94,24 @@ class ZooCase:
         """A correct implementation: it passes the base equation."""
         return self.verdict == "pass"
 
+    @property
+    def inferable(self) -> bool:
+        """A plain function with no annotations and no constructor: its binding is inferred (audit.infer)."""
+        from lmspec.verify.audit.auditor import needs_inference
+
+        return self.init is None and self.params is None and needs_inference(self.target)
+
+    @property
+    def inferred(self) -> bool:
+        """Audited with no layout, mask or pins: lmspec works out the binding."""
+        return self.inferable and not self.not_inferred
+
     def audit_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of ``verify.audit.audit`` for this case (target and profile aside)."""
+        """The keyword arguments of ``verify.audit.audit`` for this case (target and profile aside); none of
+        the binding's for a case whose binding is inferred."""
         out: dict[str, Any] = {"as_": self.as_}
-        for name in ("layout", "mask", "init", "params", "constants", "sizes", "derive", "pins"):
+        written = ("init", "params", "constants", "sizes", "derive")
+        for name in written if self.inferred else (*written, "layout", "mask", "pins"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = dict(value) if isinstance(value, Mapping) else value

@@ -155,6 +155,7 @@ CAUSAL = {"S": causal_pin}  # the spec's S these targets fix themselves (as is_c
 CASES = [
     ZooCase("sdpa_bhnd", sdpa_bhnd, as_=SDPA, layout=BHND, mask="bool_keep", verdict="pass"),
     ZooCase("sdpa_ignore_mask", attend_ignore_mask, as_=SDPA, verdict="pass",
+            not_inferred="a mask named mask is read as a keep mask: True = masked says --mask bool_ignore",
             layout="query:Q=b h n d_k, key:K=b h n d_k, value:V=b h n d_v, mask:S=b h n n -> b h n d_v",
             mask="bool_ignore"),
     ZooCase("causal_attention_tril", causal_attention, as_=SDPA, verdict="pass",
@@ -200,6 +201,7 @@ CASES = [
     ZooCase("annotated_subsequent_mask", annotated_subsequent_mask, as_="attention.causal_mask",
             layout="size:n -> 1 n n", mask="bool_keep", verdict="pass"),
     ZooCase("future_mask_bool_ignore", future_mask_bool, as_="attention.causal_mask", layout="size:n -> n n",
+            not_inferred="a returned boolean mask is read as a keep mask (--mask bool_ignore: True = masked)",
             mask="bool_ignore", verdict="pass"),
     ZooCase("future_mask_read_as_keep", future_mask_bool, as_="attention.causal_mask", layout="size:n -> n n",
             mask="bool_keep", verdict="variant", matched=("mask polarity inverted",),

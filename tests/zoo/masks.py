@@ -232,6 +232,8 @@ CASES = [
     ZooCase("key_padding_mask_function", attention_key_padding, as_=SDPA, verdict="pass", mask="key_padding",
             layout=BHND_KEYS.format(mask="key_padding_mask")),
     ZooCase("hf_extended_attention_mask", attention_extended_mask, as_=SDPA, mask="key_additive",
+            not_inferred="attention_mask is read as Hugging Face's 1/0 input; the extended additive form is "
+            "--mask key_additive",
             layout="query:Q=b h n d_k, key:K=b h n d_k, value:V=b h n d_v, attention_mask:S=b 1 1 n "
                    "-> b h n d_v",
             verdict="variant", matched=("fully_masked_nan",), bug="all padding: softmax of −∞ gives NaN",

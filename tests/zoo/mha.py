@@ -198,6 +198,7 @@ CASES = [
             init={"n_embd": "d_e", "n_head": "M", "block_size": 64}, params=FUSED, derive=HEADS,
             layout="x:H=b n d_e -> b n d_e", pins={"S": causal_pin}),
     ZooCase("mha_einsum", mha_einsum, as_=MHA, verdict="pass", mask="additive",
+            not_inferred="weights passed as arguments: their head layouts are not inferred",
             layout="x:H=b n d_e, w_q:W_Q=d_e M d_k, b_q:b_Q=M d_k, w_k:W_K=d_e M d_k, b_k:b_K=M d_k, "
                    "w_v:W_V=d_e M d_v, b_v:b_V=M d_v, w_o:W_O=M d_v d_e, b_o:b_O=d_e, mask:S=n n -> b n d_e"),
     ZooCase("mha_seq_first", SeqFirstAttention, as_=MHA, verdict="pass", init=SEPARATE_INIT, derive=HEADS,

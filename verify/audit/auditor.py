@@ -14,7 +14,8 @@ annotations in glossary names, or a layout string: audit.layout), and runs every
 
 It checks everything and reports every failure with its shrunk counterexample. When values differ it tries
 the equation's named variants and the other mask polarity, and says which the target matches instead
-(audit.diagnosis).
+(audit.diagnosis). A plain function with no annotations and no layout has its layout inferred from its
+argument names and the shapes it accepts (audit.infer), printed in the report.
 Verdicts: ``pass`` (the equation as given), ``variant`` (values fail, a named variant or convention
 matches), ``fail`` (nothing matches, or a property or the gradient fails), ``error`` (the target cannot be
 loaded or bound).
@@ -22,6 +23,8 @@ loaded or bound).
 
 import dataclasses
 import importlib.util
+import inspect
+import shlex
 import time
 from collections.abc import Mapping
 
@@ -38,6 +41,7 @@ from .adapters import Builtin, causal_pin, no_mask_pin
 from .checks import edge_check, gradient_check, shape_check, value_maps
 from .context import AuditContext, inapplicable, takes
 from .diagnosis import Diagnosis
+from .infer import Inferred, infer_function
 from .loading import display_name, load
 from .losses import Labels, check_labels
 from .report import AuditCheck, AuditReport, Heatmap, VariantTrial
@@ -120,6 +124,10 @@ def audit(
             f"--logits: the target returns logits where the equation's output is a distribution; {eq.id}'s "
             f"outputs ({', '.join(eq.space(o) for o in eq.outputs)}) are not distributions"
         )
+    inferred = None
+    if layout is None and params is None and init is None and needs_inference(obj):
+        inferred = _infer(obj, eq, mask, fixed_sizes, tied, label)
+        layout, mask = inferred.layout, mask or inferred.mask
     if mask in BUILT_IN_MASKS:  # the target takes no mask: S is what it builds itself
         setting_pins[_the_mask(eq, mask)] = causal_pin if mask == "causal" else no_mask_pin
         mask = None
@@ -147,8 +155,58 @@ def audit(
     )
     with one_thread():  # tiny tensors: waking torch's worker threads costs more than they save
         report = _run(ctx, diagnose)
+    if inferred is not None:
+        report.inferred = inferred.as_json()
+        report.notes[:0] = [f"binding inferred (docs/audit.md, Inference): {shlex.join(inferred.options())}"]
+        report.notes[1:1] = inferred.notes
     report.seconds = time.perf_counter() - start
     return report
+
+
+def needs_inference(obj: object) -> bool:
+    """Whether ``obj`` is a plain function whose binding nothing states: no annotation on its arguments (an
+    annotated one binds through its jaxtyping annotations), not a module."""
+    if isinstance(obj, Builtin | torch.nn.Module) or inspect.isclass(obj) or not callable(obj):
+        return False
+    try:
+        params = inspect.signature(obj).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return all(p.annotation is inspect.Parameter.empty for p in params)
+
+
+def _infer(obj, eq: Equation, mask: str | None, sizes, derive, label: str) -> Inferred:
+    try:
+        with one_thread():
+            return infer_function(obj, eq, fixed=sizes, derive=derive, label=label, mask=mask)
+    except BindingError as exc:
+        raise AuditError(str(exc)) from None
+
+
+def explain(
+    target: object,
+    as_: str | None = None,
+    *,
+    mask: str | None = None,
+    sizes: Mapping[str, int] | None = None,
+    derive: Mapping[str, str] | None = None,
+) -> Inferred:
+    """The binding ``audit`` would infer for ``target`` (``lmspec audit … --explain``), without auditing;
+    AuditError when the target needs none (it is annotated, a module or a built-in) or none fits."""
+    obj = load(target) if isinstance(target, str) else target
+    label = target if isinstance(target, str) else display_name(obj)
+    if not needs_inference(obj):
+        raise AuditError(
+            f"{label}: nothing to infer: lmspec infers the layout of a plain function with no annotations "
+            "(a module or an annotated function binds as docs/audit.md says)"
+        )
+    if as_ is None:
+        raise AuditError(f"say which equation {label} implements: --as ID (lmspec list)")
+    try:
+        eq = spec.get(as_)
+    except SpecError as exc:
+        raise AuditError(str(exc)) from exc
+    return _infer(obj, eq, mask, dict(sizes or {}), dict(derive or {}), label)
 
 
 def _installed(package: str) -> bool:

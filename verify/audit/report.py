@@ -95,6 +95,8 @@ class AuditReport:
     #: how the target was held to the spec, where that is not the plain case (eval mode, a fixed or per-key
     #: mask, spec parameters no module parameter takes): what a reader needs to trust the verdict
     notes: list[str] = field(default_factory=list)
+    #: the binding lmspec inferred (audit.infer: the options that pin it, and why), None where it was given
+    inferred: dict | None = None
 
     @property
     def matched(self) -> list[str]:
@@ -139,6 +141,7 @@ class AuditReport:
             "profile": self.profile,
             "seed": self.seed,
             "notes": list(self.notes),
+            "inferred": self.inferred,
             "checks": [c.as_json() for c in self.checks],
             "variants": [asdict(v) for v in self.variants],
             "heatmaps": [h.as_json() for h in self.heatmaps],

@@ -15,6 +15,7 @@ are imported on first use (PEP 562). The modules, by concern:
 - ``_oracle``   part ``oracle``: compile and evaluation times as sizes grow;
 - ``_startup``  parts ``startup`` and ``plugin``: fresh processes, ``--help`` and pytest's plugin overhead;
 - ``_audit``    part ``audit``: the documents' audits, start-up included, as ratios to the import floor;
+- ``_whole``    parts ``verify`` and ``tests``: ``lmspec verify`` cold and warm, and the test suite, whole;
 - ``measures``  ``run`` (the selected parts, in order) and ``goals``.
 """
 
@@ -28,6 +29,7 @@ from ._parts import BenchError as BenchError
 from ._parts import CommandError as CommandError
 from ._parts import MismatchError as MismatchError
 from ._parts import Size as Size
+from ._parts import checkout_root as checkout_root
 from ._timing import machine as machine
 from ._timing import measure as measure
 from ._timing import timing as timing
@@ -49,6 +51,8 @@ _LAZY = {
     "startup": "_startup",
     "plugin": "_startup",
     "audit": "_audit",
+    "verify": "_whole",
+    "tests": "_whole",
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
@@ -65,6 +69,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ._startup import plugin as plugin
     from ._startup import startup as startup
     from ._suite import suite as suite
+    from ._whole import tests as tests
+    from ._whole import verify as verify
     from .measures import goals as goals
     from .measures import run as run
 

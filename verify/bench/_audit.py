@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ._parts import CommandError
-from ._startup import _Command, _environment, lmspec_command
+from ._startup import _Command, installed_environment, lmspec_command
 from ._timing import measure, no_note
 
 #: The goals of issue 13, as ratios of the median wall time to the floor's.
@@ -155,13 +155,8 @@ def audit(repeat: int = 5, note: Callable[[str], None] = no_note) -> dict:
     with tempfile.TemporaryDirectory(prefix="lmspec-bench-audit-") as tmp:
         folder, cache = Path(tmp) / "work", Path(tmp) / "cache"
         folder.mkdir()
-        drop = ("LMSPEC_NO_CACHE", "PYTHONDONTWRITEBYTECODE")
-        env = {k: v for k, v in _environment().items() if k not in drop}
+        env = installed_environment(Path(tmp))  # bytecode as an installed package's
         env["LMSPEC_CACHE_DIR"] = str(cache)
-        # as installed: pip compiles every module's bytecode at install, so Python does not compile
-        # lmspec's sources at each start (a checkout run with PYTHONDONTWRITEBYTECODE=1 would, ~0.12 s);
-        # the bytecode goes to a prefix of its own, not into the source tree
-        env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
         commands = {"floor": _Command([sys.executable, "-c", f"import {FLOOR_IMPORTS}"], env=env)}
         lmspec = lmspec_command()
         for name, (file, source, args, verdict, _) in AUDITS.items():

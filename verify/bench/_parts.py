@@ -5,9 +5,10 @@ is loaded.
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 
 #: The parts, in the order they run (docs/bench.md says what each measures and how to read it).
-PARTS = ("suite", "checking", "hf", "gflops", "oracle", "startup", "plugin", "audit")
+PARTS = ("suite", "checking", "hf", "gflops", "oracle", "startup", "plugin", "audit", "verify", "tests")
 #: The figures the issues set as goals: runtime checking's overhead on the GPT-2-small forward and the
 #: impl/HF time ratio, ≤ 1.0 with 0.9 the aim (issue 14, "Fast"), ``lmspec --help`` wall time and the pytest
 #: plugin's overhead on an unrelated project (issue 12).
@@ -20,6 +21,13 @@ GOALS = {
 }
 #: The torch thread counts the ``hf`` part compares at, unless ``--threads`` says otherwise (issue 14).
 HF_THREADS = (1, 2)
+
+
+def checkout_root() -> Path | None:
+    """The checkout lmspec runs from (the folder of its pyproject.toml, with tests/ beside it), or None for an
+    installed package: part tests times that checkout's test suite."""
+    root = Path(__file__).resolve().parents[2]  # verify/bench/ -> the checkout (or the installed package)
+    return root if (root / "pyproject.toml").is_file() and (root / "tests").is_dir() else None
 
 
 class BenchError(RuntimeError):

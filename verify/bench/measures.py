@@ -10,7 +10,9 @@ and the goals each report meets. Each part returns plain data (dicts, lists, num
 - ``startup``   ``lmspec --help``, ``lmspec verify --help`` and a usage error, each in fresh processes;
 - ``plugin``    pytest on a one-test project with and without lmspec's pytest plugin;
 - ``audit``     the README's attention audit and docs/audit.md's GPT-2-style stack, start-up included, as
-                ratios to the import floor (``python -c "import torch, sympy, hypothesis"``).
+                ratios to the import floor (``python -c "import torch, sympy, hypothesis"``);
+- ``verify``    ``lmspec verify`` over the catalogue in fresh processes, serial, cold cache and warm;
+- ``tests``     the test suite as ``make test`` runs it, from a checkout.
 
 docs/bench.md says what each measures and how to read it. Importing this module loads no torch: each part's
 module is imported when the part runs.
@@ -48,7 +50,7 @@ def run(
     part ``hf`` (the size's ``hf_lengths`` when none is given)."""
     import torch
 
-    from . import _audit, _gpt2, _hf, _oracle, _startup, _suite
+    from . import _audit, _gpt2, _hf, _oracle, _startup, _suite, _whole
 
     unknown = [p for p in parts if p not in PARTS]
     if unknown:
@@ -66,6 +68,8 @@ def run(
         "startup": lambda: _startup.startup(repeat, note),
         "plugin": lambda: _startup.plugin(repeat, note),
         "audit": lambda: _audit.audit(repeat, note),
+        "verify": lambda: _whole.verify(repeat, note, families, profile),
+        "tests": lambda: _whole.tests(repeat, note),
     }
     before = torch.get_num_threads()
     if counts:
@@ -129,6 +133,14 @@ def goals(report: Mapping) -> list[dict]:
         for key, label in (("attention", "README's attention audit"),
                            ("gpt_stack", "2-layer GPT-2-style stack audit")):  # fmt: skip
             out.append(_goal(f"{label} / import floor (median)", a[key]["ratio"], "×", a[key]["goal_ratio"]))
+    if "verify" in report and report["verify"]["goals_apply"]:
+        v = report["verify"]
+        for key, label in (("cold", "cold cache"), ("warm", "warm cache")):
+            what = f"lmspec verify, whole catalogue, default profile, serial, {label} (median, s)"
+            out.append(_goal(what, v[key]["median_s"], "s", v[f"goal_{key}_s"]))
+    if "tests" in report:
+        t = report["tests"]
+        out.append(_goal("the test suite as make test runs it (median, s)", t["median_s"], "s", t["goal_s"]))
     return out
 
 

@@ -126,6 +126,9 @@ def audit_command(
         None, "--builtins", help="Audit every built-in of a group: torch, hf or all."
     ),
     impl_: bool = typer.Option(False, "--impl", help="Audit impl/ itself, every equation (dogfood)."),
+    explain: bool = typer.Option(
+        False, "--explain", help="Print the binding lmspec infers for a function (no --layout) and exit."
+    ),
 ) -> None:
     """Audit an implementation (yours, torch.nn's, transformers') against the spec."""
     if list_:
@@ -160,12 +163,18 @@ def audit_command(
         raise UsageError(f"unknown --pool {pool!r}; choose one of {', '.join(POOLS)}")
     if one_target_only and len(targets or []) > 1:
         raise UsageError(_ONE_AT_A_TIME)
+    if explain and (len(targets or []) != 1 or builtins_ or impl_ or layout or init or param):
+        raise UsageError("--explain takes one function target, without --layout, --init or --param")
     constants = {k: _number(v, "--constant") for k, v in _pairs(constant, "--constant").items()}
     sizes = {k: _number(v, "--size", int) for k, v in _pairs(size, "--size").items()}
     inits = {k: _literal(v) for k, v in _pairs(init, "--init").items()} or None
     params = _pairs(param, "--param") or None
     absent_names = [a.strip() for item in absent or [] for a in item.split(",") if a.strip()]
     derived = _pairs(derive, "--derive") or None
+
+    if explain:
+        _explain(targets[0], as_, mask, sizes or None, derived)
+        return
 
     from ..audit.auditor import audit
 
@@ -236,6 +245,20 @@ def audit_command(
         raise UsageError(errors[0].summary)
     if any(r.verdict != "pass" for r in reports) or _disagreeing(reports, seeds):
         raise typer.Exit(2 if errors else 1)
+
+
+def _explain(target: str, as_: str | None, mask: str | None, sizes, derived) -> None:
+    """Print the command that pins the binding lmspec infers for ``target``, and why."""
+    import shlex
+
+    from ..audit.auditor import explain
+
+    inferred = explain(target, as_, mask=mask, sizes=sizes, derive=derived)
+    print(shlex.join(["lmspec", "audit", target, "--as", as_, *inferred.options()]))
+    for note in inferred.notes:
+        err.print(f"note: {note}", highlight=False, markup=False)
+    for other in inferred.alternatives:
+        err.print(f"also fits the shapes: {other}", highlight=False, markup=False)
 
 
 _ONE_AT_A_TIME = "--layout, --mask, --init, --param, --absent and the loss options apply to one target"

@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..bench import PARTS, SIZES  # the bench's face and these names are light: no torch
+from ..bench import PARTS, SIZES, checkout_root  # the bench's face and these names are light: no torch
 from ._common import FAMILIES, UsageError, console, err, writable, write
 
 #: The verifier profiles the suite's part may run.
@@ -33,8 +33,8 @@ def _mark(met: bool) -> str:
 
 
 def _parts(only: list[str] | None) -> list[str]:
-    if not only:
-        return list(PARTS)
+    if not only:  # everything this installation can measure
+        return [p for p in PARTS if p != "tests" or checkout_root() is not None]
     parts = [p.strip() for item in only for p in item.split(",") if p.strip()]
     for p in parts:
         if p not in PARTS:
@@ -290,6 +290,42 @@ def audit_table(data: dict) -> Table:
     return table
 
 
+def verify_table(data: dict) -> Table:
+    families = (
+        "the whole catalogue"
+        if data["goals_apply"] or len(data["families"]) > 3
+        else ", ".join(data["families"])
+    )
+    table = _table(
+        f"9. lmspec verify — {families}, profile {data['profile']}, serial, fresh processes (median, min–max)"
+        "",
+        [("cache", "left"), ("runs", "right"), ("median", "right"), ("min–max", "right"), ("goal", "right"),
+         ("met", "left")],
+    )  # fmt: skip
+    for key, label in (("cold", "cold (an empty cache each run)"), ("warm", "warm")):
+        row, goal = data[key], data[f"goal_{key}_s"]
+        table.add_row(
+            label, str(len(row["runs_s"])), _t(row["median_s"]), f"{_t(row['min_s'])} – {_t(row['max_s'])}",
+            f"≤ {goal:g} s" if data["goals_apply"] else "(whole catalogue, default profile)",
+            _mark(row["median_s"] <= goal) if data["goals_apply"] else "",
+        )  # fmt: skip
+    return table
+
+
+def tests_table(data: dict) -> Table:
+    table = _table(
+        "10. the test suite as make test runs it — median, min–max",
+        [("command", "left"), ("runs", "right"), ("median", "right"), ("min–max", "right"), ("goal", "right"),
+         ("met", "left")],
+    )  # fmt: skip
+    table.add_row(
+        escape(data["command"]), str(len(data["runs_s"])), _t(data["median_s"]),
+        f"{_t(data['min_s'])} – {_t(data['max_s'])}", f"≤ {data['goal_s']:g} s",
+        _mark(data["median_s"] <= data["goal_s"]),
+    )  # fmt: skip
+    return table
+
+
 def goals_table(rows: list[dict]) -> Table:
     table = _table("goals", [("goal", "left"), ("figure", "right"), ("target", "right"), ("met", "left")])
     for g in rows:
@@ -321,7 +357,8 @@ def render(report: dict) -> None:
             console.print(table)
     for part, render_part in (("checking", checking_table), ("hf", hf_table), ("gflops", gflops_table),
                               ("oracle", oracle_table), ("startup", startup_table),
-                              ("plugin", plugin_table), ("audit", audit_table)):  # fmt: skip
+                              ("plugin", plugin_table), ("audit", audit_table), ("verify", verify_table),
+                              ("tests", tests_table)):  # fmt: skip
         if part in report:
             console.print(render_part(report[part]))
     rows = goals(report)
@@ -343,8 +380,12 @@ def bench_command(
     size: str = typer.Option(
         "gpt2-small", "--size", help="gpt2-small (d_e=768, L=12, n=256) or small (a tiny GPT-2, quick)."
     ),
-    profile: str = typer.Option("default", "--profile", "-p", help="The suite's profile: quick or default."),
-    family: list[str] = typer.Option(None, "--family", "-f", help="The suite's families (default: all)."),
+    profile: str = typer.Option(
+        "default", "--profile", "-p", help="The profile of parts suite and verify: quick or default."
+    ),
+    family: list[str] = typer.Option(
+        None, "--family", "-f", help="The families of parts suite and verify (default: all)."
+    ),
     shards: int = typer.Option(2, "--shards", help="Split the suite into this many shards, each timed."),
     threads: list[str] = typer.Option(
         None,
@@ -357,13 +398,15 @@ def bench_command(
     ),
 ) -> None:
     """Benchmark the verifier suite, runtime checking, impl against transformers, GFLOP/s, the oracle,
-    start-up and the documents' audits."""
+    start-up, the documents' audits, lmspec verify cold and warm, and the test suite."""
     parts = _parts(only)
     families = list(family or [])
     thread_counts, seq_lengths = _counts("--threads", threads), _counts("--lengths", lengths)
     _check_options(size, repeat, jobs, profile, families, shards, thread_counts, seq_lengths)
     if "hf" in parts and importlib.util.find_spec("transformers") is None:
         raise UsageError("the hf part needs transformers: pip install 'lmspec[hf]'")
+    if "tests" in parts and checkout_root() is None:
+        raise UsageError("the tests part times the test suite of a checkout; this lmspec holds no tests/")
     if json_path is not None:
         writable(json_path)
     from .. import bench

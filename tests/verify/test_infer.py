@@ -1,0 +1,162 @@
+"""Inference of a function's binding (verify/audit/infer.py): names and shapes decide, values never do.
+
+The zoo (test_zoo.py) audits every plain function it holds with no layout and checks each verdict; these tests
+pin the rules themselves.
+"""
+
+import json
+import math
+
+import pytest
+import torch
+
+from lmspec import spec
+from lmspec.verify.audit import audit
+from lmspec.verify.audit.auditor import explain
+from lmspec.verify.audit.infer import InferenceError, infer_function
+from lmspec.verify.audit.report import to_json
+from lmspec.verify.cli import main
+
+SDPA = spec.get("attention.scaled_dot_product")
+
+
+def keep(q, k, v, mask):
+    s = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
+    return s.masked_fill(~mask, float("-inf")).softmax(-1).nan_to_num(0.0) @ v
+
+
+def ignore(q, k, v, mask):  # the same code with the other polarity: True = masked
+    s = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
+    return s.masked_fill(mask, float("-inf")).softmax(-1).nan_to_num(0.0) @ v
+
+
+def padding(query, key, value, key_padding_mask):
+    s = query @ key.transpose(-2, -1) / math.sqrt(query.size(-1))
+    s = s.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
+    return s.softmax(-1).nan_to_num(0.0) @ value
+
+
+def hf(query, key, value, attention_mask):
+    s = query @ key.transpose(-1, -2) / math.sqrt(query.size(-1))
+    s = s.masked_fill(attention_mask[:, None, None, :] == 0, float("-inf"))
+    return s.softmax(-1).nan_to_num(0.0) @ value
+
+
+def flagged(q, k, v, is_causal=False):
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=is_causal)
+
+
+def seq_first(x, weight, bias):  # (d_e,) parameters: layer norm over the last axis
+    mu = x.mean(-1, keepdim=True)
+    return (x - mu) / torch.sqrt(x.var(-1, keepdim=True, unbiased=False)) * weight + bias
+
+
+def keys_transposed(q, k, v):  # takes K already transposed: an input convention, not a bug
+    return (q @ k / math.sqrt(q.size(-1))).softmax(-1) @ v
+
+
+def test_names_and_shapes_give_the_readmes_layout():
+    inferred = infer_function(keep, SDPA)
+    assert inferred.options() == [
+        "--layout", "q=b h n d_k, k=b h n d_k, v=b h n d_v, mask=b h n n -> b h n d_v", "--mask", "bool_keep"
+    ]  # fmt: skip
+
+
+def test_values_never_choose_a_mask_polarity():
+    """The two polarities fit the same shapes; the binding is the same for both (the name says nothing), so
+    the one whose polarity differs is named as such instead of passing under a binding chosen for it."""
+    assert infer_function(keep, SDPA).options() == infer_function(ignore, SDPA).options()
+    right = audit(keep, "attention.scaled_dot_product", profile="quick")
+    other = audit(ignore, "attention.scaled_dot_product", profile="quick")
+    assert right.verdict == "pass" and right.inferred is not None
+    assert other.verdict == "variant" and other.matched == ["mask polarity inverted"]
+
+
+@pytest.mark.parametrize(
+    ("fn", "layout", "mask"),
+    [
+        (padding, "query:Q=b h n d_k, key:K=b h n d_k, value:V=b h n d_v, key_padding_mask=b n -> b h n d_v",
+         "key_padding"),
+        (hf, "query:Q=b h n d_k, key:K=b h n d_k, value:V=b h n d_v, attention_mask=b n -> b h n d_v",
+         "key_keep_int"),
+        (flagged, "q=b h n d_k, k=b h n d_k, v=b h n d_v, is_causal:True -> b h n d_v", "causal"),
+    ],
+)  # fmt: skip
+def test_a_masks_name_says_its_convention(fn, layout, mask):
+    inferred = infer_function(fn, SDPA)
+    assert (inferred.layout, inferred.mask) == (layout, mask)
+
+
+def test_shapes_decide_the_axis_order():
+    ln = infer_function(seq_first, spec.get("norm.layer_norm"))
+    assert ln.layout == "x:H=b n d_e, weight:alpha=d_e, bias:beta=d_e -> b n d_e"
+    transposed = infer_function(keys_transposed, SDPA)
+    assert "k=b h d_k n" in transposed.layout and transposed.mask == "none"
+
+
+def test_a_function_nothing_explains_is_an_error_that_says_what_to_write():
+    def opaque(a, b):
+        return a
+
+    with pytest.raises(InferenceError, match=r"the arguments 'a', 'b' take: write the binding with --layout"):
+        infer_function(opaque, SDPA)
+
+    def wrong_output(q, k, v, mask):
+        return q.sum()
+
+    with pytest.raises(InferenceError, match=r"no layout fits attention.scaled_dot_product: \d+ candidate"):
+        infer_function(wrong_output, SDPA)
+
+
+def test_the_report_and_its_json_carry_the_inferred_binding():
+    report = audit(keep, "attention.scaled_dot_product", profile="quick")
+    assert report.notes[0].startswith("binding inferred (docs/audit.md, Inference): --layout 'q=b h n d_k")
+    (entry,) = json.loads(to_json([report]))["reports"]
+    assert entry["inferred"]["mask"] == "bool_keep" and entry["inferred"]["options"][0] == "--layout"
+    given = audit(
+        keep, "attention.scaled_dot_product", profile="quick", **_options(report.inferred["options"])
+    )
+    assert given.inferred is None and given.verdict == report.verdict  # the printed options pin the binding
+
+
+def _options(options: list[str]) -> dict:
+    return {flag.removeprefix("--"): value for flag, value in zip(options[::2], options[1::2], strict=True)}
+
+
+def test_explain_prints_the_command_and_audits_nothing(tmp_path, capsys):
+    path = tmp_path / "attn.py"
+    path.write_text(
+        "import math\n\ndef attention(query, key, value, key_padding_mask):\n"
+        "    s = query @ key.transpose(-2, -1) / math.sqrt(query.size(-1))\n"
+        "    return s.masked_fill(key_padding_mask[:, None, None, :], float('-inf')).softmax(-1) @ value\n"
+    )
+    assert main(["audit", f"{path}:attention", "--as", "attention.scaled_dot_product", "--explain"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == (
+        f"lmspec audit {path}:attention --as attention.scaled_dot_product --layout 'query:Q=b h n d_k, "
+        "key:K=b h n d_k, value:V=b h n d_v, key_padding_mask=b n -> b h n d_v' --mask key_padding"
+    )
+    assert "torch's key_padding_mask: True = padding" in err
+
+
+def test_explain_refuses_what_it_cannot_infer(capsys):
+    assert main(["audit", "torch.nn.LayerNorm", "--as", "norm.layer_norm[eps]", "--explain"]) == 2
+    assert "nothing to infer" in capsys.readouterr().err
+    with pytest.raises(Exception, match="nothing to infer"):
+        explain(torch.nn.LayerNorm(4), "norm.layer_norm")
+
+
+def test_the_docs_explain_example_prints_what_lmspec_prints(tmp_path, capsys, monkeypatch):
+    """docs/audit.md's --explain example, on the README's my_attention.py, verbatim."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    readme, docs = (root / "README.md").read_text(), (root / "docs" / "audit.md").read_text()
+    source = re.search(r"```python\n# my_attention\.py\n(.*?)```", readme, re.S).group(1)
+    pattern = r"^(lmspec audit my_attention\.py:attention .*--explain)\n# (lmspec audit .*)$"
+    example = re.search(pattern, docs, re.M)
+    (tmp_path / "my_attention.py").write_text(source)
+    monkeypatch.chdir(tmp_path)
+    assert main(example.group(1).split()[1:]) == 0
+    assert capsys.readouterr().out.strip() == example.group(2)
