@@ -131,7 +131,7 @@ def test_a_target_that_raises_fails_with_its_message(user_file, capsys):
         ),
         (
             ["{f}:attention", "--as", "attention.scaled_dot_product", "--explain", "--init", "d=1"],
-            r"--explain takes one function target",
+            r"--explain takes one function or module class",
         ),
         (
             ["{f}:attention", "--as", "attention.scaled_dot_product", "--layout", "q=b n d_k"],

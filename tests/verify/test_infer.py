@@ -4,6 +4,7 @@ The zoo (test_zoo.py) audits every plain function it holds with no layout and ch
 pin the rules themselves.
 """
 
+import itertools
 import json
 import math
 
@@ -160,3 +161,56 @@ def test_the_docs_explain_example_prints_what_lmspec_prints(tmp_path, capsys, mo
     monkeypatch.chdir(tmp_path)
     assert main(example.group(1).split()[1:]) == 0
     assert capsys.readouterr().out.strip() == example.group(2)
+
+
+# --- modules ------------------------------------------------------------------------------------------------
+def test_a_gpt_stack_binds_from_its_names_as_the_hand_written_mapping_does(tmp_path, monkeypatch):
+    """docs/audit.md's GPT-2-style stack: its 25 written options are inferred (only --mask causal is said:
+    SDPA's is_causal inside a class named GPT is in no name), and the inferred maps are the written ones."""
+    from lmspec.verify.bench._audit import STACK_ARGS, STACK_SOURCE
+
+    (tmp_path / "gpt_stack.py").write_text(STACK_SOURCE)
+    monkeypatch.chdir(tmp_path)
+    inferred = explain("gpt_stack.py:GPT", "transformer.stack[eps]", mask="causal")
+    pairs = itertools.pairwise(STACK_ARGS)
+    written = dict(arg.split("=", 1) for flag, arg in pairs if flag == "--param")
+    assert inferred.params == written
+    assert inferred.init == {"n_layer": "L", "n_embd": "d_e", "n_head": "M"}
+    assert inferred.constants == {"eps": 1e-5}
+    assert inferred.derive == {"d_e": "M*d_k", "d_v": "d_k", "d_f": "4*d_e"}
+    report = audit("gpt_stack.py:GPT", "transformer.stack[eps]", mask="causal", profile="quick")
+    assert report.verdict == "pass" and "--param" in report.inferred["options"]
+
+
+class _BiasFree(torch.nn.Module):
+    def __init__(self, embed_dim, num_heads):
+        super().__init__()
+        self.h = num_heads
+        self.q_proj, self.k_proj, self.v_proj, self.out_proj = (
+            torch.nn.Linear(embed_dim, embed_dim, bias=False) for _ in range(4)
+        )
+
+    def forward(self, x):
+        b, n, d = x.shape
+        projections = (self.q_proj, self.k_proj, self.v_proj)
+        q, k, v = (p(x).view(b, n, self.h, -1).transpose(1, 2) for p in projections)
+        y = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+        return self.out_proj(y.transpose(1, 2).reshape(b, n, d))
+
+
+def test_a_bias_the_module_lacks_is_never_stated_absent_by_inference():
+    """Stating b_Q … b_O absent would make a bias-free module pass as the equation with biases; inference
+    leaves them unmapped, and the audit names the variant it computes, as with a written binding."""
+    inferred = explain(_BiasFree, "attention.multi_head")
+    assert inferred.absent == [] and not any("bias" in key for key in inferred.params)
+    report = audit(_BiasFree, "attention.multi_head", profile="quick")
+    assert report.verdict == "variant" and report.matched == ["no_bias"]
+
+
+def test_a_constructor_argument_nothing_explains_is_an_error():
+    class Odd(torch.nn.Module):
+        def __init__(self, width, flavour):
+            super().__init__()
+
+    with pytest.raises(Exception, match=r"the constructor arguments 'width', 'flavour' take"):
+        explain(Odd, "attention.multi_head")

@@ -96,9 +96,16 @@ class ZooCase:
 
     @property
     def inferable(self) -> bool:
-        """A plain function with no annotations and no constructor: its binding is inferred (audit.infer)."""
+        """A plain function with no annotations and no constructor, or an nn.Module class: lmspec can infer
+        its binding (audit.infer)."""
+        import inspect
+
+        import torch
+
         from lmspec.verify.audit.auditor import needs_inference
 
+        if inspect.isclass(self.target) and issubclass(self.target, torch.nn.Module):
+            return True
         return self.init is None and self.params is None and needs_inference(self.target)
 
     @property
@@ -110,8 +117,8 @@ class ZooCase:
         """The keyword arguments of ``verify.audit.audit`` for this case (target and profile aside); none of
         the binding's for a case whose binding is inferred."""
         out: dict[str, Any] = {"as_": self.as_}
-        written = ("init", "params", "constants", "sizes", "derive")
-        for name in written if self.inferred else (*written, "layout", "mask", "pins"):
+        kept = ("constants", "sizes") if isinstance(self.target, type) else ("constants", "sizes", "derive")
+        for name in kept if self.inferred else (*kept, "init", "params", "derive", "layout", "mask", "pins"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = dict(value) if isinstance(value, Mapping) else value

@@ -41,7 +41,7 @@ from .adapters import Builtin, causal_pin, no_mask_pin
 from .checks import edge_check, gradient_check, shape_check, value_maps
 from .context import AuditContext, inapplicable, takes
 from .diagnosis import Diagnosis
-from .infer import Inferred, infer_function
+from .infer import Inferred, InferredModule, infer_function, infer_module
 from .loading import display_name, load
 from .losses import Labels, check_labels
 from .report import AuditCheck, AuditReport, Heatmap, VariantTrial
@@ -128,6 +128,13 @@ def audit(
     if layout is None and params is None and init is None and needs_inference(obj):
         inferred = _infer(obj, eq, mask, fixed_sizes, tied, label)
         layout, mask = inferred.layout, mask or inferred.mask
+    elif layout is None and params is None and init is None and _a_module_class(obj):
+        inferred = _infer(obj, eq, mask, fixed_sizes, tied, label, module=True)
+        layout, mask = inferred.forward.layout, mask or inferred.forward.mask
+        init, params = inferred.init, inferred.params
+        tied = {**inferred.derive, **tied}
+        consts = {**inferred.constants, **consts}
+        absent = tuple(dict.fromkeys([*absent, *inferred.absent]))
     if mask in BUILT_IN_MASKS:  # the target takes no mask: S is what it builds itself
         setting_pins[_the_mask(eq, mask)] = causal_pin if mask == "causal" else no_mask_pin
         mask = None
@@ -158,7 +165,7 @@ def audit(
     if inferred is not None:
         report.inferred = inferred.as_json()
         report.notes[:0] = [f"binding inferred (docs/audit.md, Inference): {shlex.join(inferred.options())}"]
-        report.notes[1:1] = inferred.notes
+        report.notes[1:1] = inferred.as_json()["notes"]
     report.seconds = time.perf_counter() - start
     return report
 
@@ -175,10 +182,15 @@ def needs_inference(obj: object) -> bool:
     return all(p.annotation is inspect.Parameter.empty for p in params)
 
 
-def _infer(obj, eq: Equation, mask: str | None, sizes, derive, label: str) -> Inferred:
+def _a_module_class(obj: object) -> bool:
+    return inspect.isclass(obj) and issubclass(obj, torch.nn.Module)
+
+
+def _infer(obj, eq: Equation, mask: str | None, sizes, derive, label: str, module: bool = False):
+    infer = infer_module if module else infer_function
     try:
         with one_thread():
-            return infer_function(obj, eq, fixed=sizes, derive=derive, label=label, mask=mask)
+            return infer(obj, eq, fixed=sizes, derive=derive, label=label, mask=mask)
     except BindingError as exc:
         raise AuditError(str(exc)) from None
 
@@ -190,11 +202,17 @@ def explain(
     mask: str | None = None,
     sizes: Mapping[str, int] | None = None,
     derive: Mapping[str, str] | None = None,
-) -> Inferred:
+) -> Inferred | InferredModule:
     """The binding ``audit`` would infer for ``target`` (``lmspec audit … --explain``), without auditing;
     AuditError when the target needs none (it is annotated, a module or a built-in) or none fits."""
     obj = load(target) if isinstance(target, str) else target
     label = target if isinstance(target, str) else display_name(obj)
+    if _a_module_class(obj) and as_ is not None:
+        try:
+            eq = spec.get(as_)
+        except SpecError as exc:
+            raise AuditError(str(exc)) from exc
+        return _infer(obj, eq, mask, dict(sizes or {}), dict(derive or {}), label, module=True)
     if not needs_inference(obj):
         raise AuditError(
             f"{label}: nothing to infer: lmspec infers the layout of a plain function with no annotations "

@@ -83,6 +83,9 @@ MASK_NAMES: dict[str, tuple[str, ...]] = {
     "attention_mask": ("key_keep_int",),
     "extended_attention_mask": ("key_additive",),
     "attn_mask": ("additive",),
+    "src_mask": ("additive",),
+    "tgt_mask": ("additive",),
+    "memory_mask": ("additive",),
     "attn_bias": ("additive",),
     "bias": ("additive",),
 }
@@ -95,6 +98,8 @@ NAMED_MEANING = {
     "attention_mask": "Hugging Face's attention_mask: 1 = attend, 0 = padding; the extended additive "
     "form its layers take (0 / −∞) is --mask key_additive",
     "attn_mask": "torch's float attn_mask: added to the scores",
+    "src_mask": "torch's float src_mask (nn.Transformer's name): added to the scores",
+    "tgt_mask": "torch's float tgt_mask (nn.Transformer's name): added to the scores",
     "attn_bias": "a bias added to the scores",
     "bias": "a bias added to the scores",
     "extended_attention_mask": "Hugging Face's extended mask: added to the scores",
@@ -143,6 +148,7 @@ class _Slot:
     axis: str | None = None
     written: bool = False  # the argument's name does not name the symbol: write arg:SYMBOL=axes
     param: bool = False  # one of the equation's parameters: no batch axes
+    shared: bool = False  # one of several arguments that take the same tensor (query, key, value: H)
 
 
 def _params(fn) -> list[inspect.Parameter]:
@@ -164,13 +170,13 @@ def _stream(eq: Equation) -> str | None:
     return reals[0] if len(reals) == 1 else None
 
 
-def _slots(fn, eq: Equation) -> list[_Slot]:
+def _slots(fn, eq: Equation, with_params: bool = True) -> list[_Slot]:
     """Each argument's role, by its name; InferenceError for a required argument nothing explains."""
     from ...spec import Family
 
     # a function takes the equation's parameters as arguments too (not per-head families: their layouts are
     # written by hand), and not a scalar it fixes with a default (eps=1e-5)
-    params = {d.ascii: d for d in eq.params if not isinstance(d, Family) and not d.is_scalar}
+    params = {d.ascii: d for d in eq.params if not isinstance(d, Family) and not d.is_scalar and with_params}
     symbols = {**{d.ascii: d for d in eq.inputs}, **params}
     by_lower = {name.lower(): name for name in symbols}
     masks = [d.ascii for d in eq.inputs if d.entry_kind == Kind.ADDITIVE_MASK]
@@ -202,6 +208,10 @@ def _slots(fn, eq: Equation) -> list[_Slot]:
                     break
             if slot is None and stream is not None and stream not in taken and low in STREAM_NAMES:
                 slot = _Slot(name, "tensor", stream, written=True)
+            if slot is None and stream is not None and "Q" not in symbols:  # self-attention as f(x, x, x)
+                if any(low in SYNONYMS[s] for s in ("Q", "K", "V")):
+                    slot = _Slot(name, "tensor", stream, written=True, shared=True)
+                    taken.add(stream)
             if slot is None:
                 for axis, names in SIZE_NAMES.items():
                     if axis in eq.axes and low in names:
@@ -213,8 +223,8 @@ def _slots(fn, eq: Equation) -> list[_Slot]:
             if p.default is inspect.Parameter.empty:
                 unexplained.append(name)
             continue
-        if slot.symbol is not None:
-            if slot.symbol in taken:  # self-attention called f(x, x, x) is written by hand
+        if slot.symbol is not None and not slot.shared:
+            if slot.symbol in taken:  # two arguments named for one symbol: written by hand
                 if p.default is inspect.Parameter.empty:
                     unexplained.append(name)
                 continue
@@ -269,7 +279,8 @@ def _mask_candidates(arg: str, prefix: list[str], given: str | None) -> list[tup
         elif convention.startswith("key_"):  # one value per key, or broadcast over the queries already
             out += [(convention, ["b", "n"]), (convention, ["b", "1", "n"])]
         else:
-            full = [*prefix, "n", "n"]
+            full = [] if tuple(prefix) == SEQ_FIRST else [*prefix]
+            full = [*full, "n", "n"]
             out += [(convention, full), (convention, ["b", "1", "n", "n"]), (convention, ["n", "n"])]
     seen, unique = set(), []
     for c in out:
@@ -293,16 +304,35 @@ def _probe_value(convention: str, shape: tuple[int, ...]) -> torch.Tensor:
     return torch.zeros(shape, dtype=torch.float64)
 
 
+#: The batch-axis arrangements tried, in order of preference: two leading batch axes (batch, heads), one,
+#: none, and torch's sequence-first layout (n, batch, …: nn.MultiheadAttention's batch_first=False).
+SEQ_FIRST = ("seq_first",)
+
+
+def _lay(prefix, axes: list[str]) -> list[str]:
+    """A tensor's axes under a batch arrangement: batch axes first, or after the tokens (sequence-first)."""
+    if tuple(prefix) == SEQ_FIRST:
+        return [axes[0], "b", *axes[1:]] if axes and axes[0] == "n" else ["b", *axes]
+    return [*prefix, *axes]
+
+
 def _text(axes: list[str]) -> str:
     return " ".join(axes) if axes else "()"
 
 
 def infer_function(
-    fn, eq: Equation, *, fixed=None, derive=None, label: str = "the target", mask: str | None = None
+    fn,
+    eq: Equation,
+    *,
+    fixed=None,
+    derive=None,
+    label: str = "the target",
+    mask: str | None = None,
+    with_params: bool = True,
 ) -> Inferred:
     """The layout (and mask convention) of ``fn`` for ``eq``, from names and shapes (module docstring).
     ``mask``: the convention the user gave (--mask), which a mask argument's name then does not override."""
-    slots = _slots(fn, eq)
+    slots = _slots(fn, eq, with_params)
     absent = [s for s in slots if s.role == "absent"]
     if any(not is_mask(eq.declared(s.symbol)) for s in absent):  # a mask or keep vector may be built in
         names = ", ".join(s.symbol for s in absent if not is_mask(eq.declared(s.symbol)))
@@ -314,20 +344,24 @@ def infer_function(
     mask_slots = [s for s in slots if s.role == "mask"]
     flags = [s for s in slots if s.role == "flag"]
     per_head = "M" not in eq.axes and any(s.symbol in ("Q", "K", "V") for s in tensors)
-    prefixes = [["b", "h"], ["b"], []] if per_head else [["b"], []]
+    prefixes = [["b", "h"], ["b"], [], list(SEQ_FIRST)] if per_head else [["b"], [], list(SEQ_FIRST)]
     outputs = list(eq.outputs)
     tried = 0
     fits: list[tuple[list[str], dict, tuple | None, object]] = []
     for prefix in prefixes:
-        order_choices = [_row_orders(eq.declared(s.symbol)) for s in tensors]
+        order_choices = [_row_orders(eq.declared(s.symbol)) for s in tensors if not _copy(s, tensors)]
         mask_choices = [_mask_candidates(s.arg, prefix, mask) for s in mask_slots] or [[None]]
-        for orders in product(*order_choices):
+        for chosen_orders in product(*order_choices):
+            orders = _spread(tensors, chosen_orders)
             for masks in product(*mask_choices):
                 tried += 1
                 kwargs = {}
                 for s, axes in zip(tensors, orders, strict=True):
+                    if _copy(s, tensors):  # the same tensor as the first argument that takes its symbol
+                        kwargs[s.arg] = kwargs[next(t.arg for t in tensors if t.symbol == s.symbol)]
+                        continue
                     decl = eq.declared(s.symbol)
-                    shape = _shape([*([] if s.param else prefix), *axes], sizes, batch, heads)
+                    shape = _shape(_lay([] if s.param else prefix, axes), sizes, batch, heads)
                     if decl.entry_kind == Kind.INDEX:
                         kwargs[s.arg] = torch.zeros(shape, dtype=torch.long)
                     elif decl.entry_kind == Kind.MASK:
@@ -370,7 +404,7 @@ def infer_function(
     for s in slots:
         if s.role == "tensor":
             head = f"{s.arg}:{s.symbol}" if s.written else s.arg
-            entries.append(f"{head}={_text([*([] if s.param else prefix), *orders[s.arg]])}")
+            entries.append(f"{head}={_text(_lay([] if s.param else prefix, orders[s.arg]))}")
         elif s.role in ("size", "setting"):
             entries.append(f"{s.arg}:{s.axis}")
         elif s.role == "flag":
@@ -407,7 +441,7 @@ def infer_function(
     alternatives = []
     for other in fits[1:]:
         if other[1] != orders:
-            alternatives.append(", ".join(f"{a}={_text([*other[0], *o])}" for a, o in other[1].items()))
+            alternatives.append(", ".join(f"{a}={_text(_lay(other[0], o))}" for a, o in other[1].items()))
     if alternatives:
         notes.append(f"other axis orders fit the shapes as well ({len(alternatives)}); the first in lmspec's "
                      "order of preference (tokens as rows) was taken")  # fmt: skip
@@ -424,9 +458,9 @@ def _returned(result, outputs, prefix, sizes, batch, heads) -> str | None:
     for out in sorted(outputs, key=lambda o: o.ascii != "loss"):
         for order in _row_orders(out):
             for lead in (prefix, [], ["1"]):
-                if tuple(values[0].shape) == _shape([*lead, *order], sizes, batch, heads):
+                if tuple(values[0].shape) == _shape(_lay(lead, order), sizes, batch, heads):
                     name = "" if out is outputs[0] else f"{out.ascii}="
-                    first = name + _text([*lead, *order])
+                    first = name + _text(_lay(lead, order))
                     return ", ".join([first, *["_"] * (len(values) - 1)])
     return None
 
@@ -453,3 +487,372 @@ def _returned_mask(fn, eq: Equation, fit, slots, sizes, batch, heads) -> str | N
         return None
     value = value[0] if isinstance(value, tuple | list) else value
     return "float" if torch.is_floating_point(value) else "bool"
+
+
+# --- modules ----------------------------------------------------------------------------------------------
+#: A constructor argument's name -> the axis it takes (SIZE_NAMES, and the layer count).
+INIT_NAMES: dict[str, tuple[str, ...]] = {
+    **{axis: names for axis, names in SIZE_NAMES.items() if axis not in ("n", "n_max")},
+    "L": ("l", "n_layer", "n_layers", "num_layers", "num_hidden_layers", "depth", "layers", "n_blocks"),
+}
+#: Constructor arguments that size a table longer than any sequence the audit draws: given this number.
+LENGTH_NAMES = ("block_size", "max_len", "max_seq_len", "n_positions", "max_position_embeddings", "n_ctx",
+                "seq_len", "max_length", "context_length")  # fmt: skip
+#: A module path's segment -> what it holds. Attention projections, the FFN's two linears, the norms.
+ROLE_NAMES: dict[str, tuple[str, ...]] = {
+    "q": ("q", "q_proj", "query", "wq", "w_q", "to_q", "q_lin", "q_linear", "linear_q", "q_net"),
+    "k": ("k", "k_proj", "key", "wk", "w_k", "to_k", "k_lin", "k_linear", "linear_k", "k_net"),
+    "v": ("v", "v_proj", "value", "wv", "w_v", "to_v", "v_lin", "v_linear", "linear_v", "v_net"),
+    "qkv": ("c_attn", "qkv", "in_proj", "wqkv", "w_qkv", "query_key_value", "to_qkv", "qkv_proj", "qkv_net"),
+    "o": ("o", "o_proj", "out_proj", "wo", "w_o", "to_out", "out", "out_lin", "fc_out", "proj", "c_proj",
+          "dense", "linear_out", "o_net"),
+    "ffn1": ("c_fc", "fc1", "w_1", "w1", "linear1", "lin1", "up_proj", "fc", "dense_h_to_4h", "fc_in",
+             "intermediate"),
+    "ffn2": ("c_proj", "fc2", "w_2", "w2", "linear2", "lin2", "down_proj", "dense_4h_to_h", "fc_out", "proj",
+             "output", "dense"),
+    "ln1": ("ln_1", "ln1", "norm1", "layernorm_before", "attention_norm", "ln_attn", "input_layernorm",
+            "norm_1", "attn_norm", "sa_norm"),
+    "ln2": ("ln_2", "ln2", "norm2", "layernorm_after", "ffn_norm", "ln_mlp", "post_attention_layernorm",
+            "norm_2", "mlp_norm", "ff_norm"),
+    "ln": ("ln", "norm", "layer_norm", "layernorm", "norm_layer", "ln_f"),
+}  # fmt: skip
+#: Segments that place what follows in the attention or in the FFN (c_proj and dense are in both).
+ATTENTION_SCOPES = (
+    "attn",
+    "attention",
+    "self_attn",
+    "self_attention",
+    "mha",
+    "sa",
+    "att",
+    "self",
+    "attn_layer",
+)
+FFN_SCOPES = (
+    "mlp",
+    "ffn",
+    "feed_forward",
+    "ff",
+    "feedforward",
+    "ffwd",
+    "intermediate",
+    "output",
+    "mlp_layer",
+)
+#: The spec symbols a projection's weight and bias fill, and the axes its output stacks.
+_ROLE_SYMBOLS = {
+    "q": (("W_Q",), ("b_Q",), "M d_k"),
+    "k": (("W_K",), ("b_K",), "M d_k"),
+    "v": (("W_V",), ("b_V",), "M d_v"),
+    "qkv": (("W_Q", "W_K", "W_V"), ("b_Q", "b_K", "b_V"), "3 M d_k"),
+}
+
+
+@dataclass
+class InferredModule:
+    """A module's binding: constructor arguments, ties, constants, parameter maps and its forward's layout."""
+
+    init: dict[str, str]
+    derive: dict[str, str]
+    constants: dict[str, float]
+    params: dict[str, str]
+    absent: list[str]
+    forward: Inferred
+    notes: list[str] = field(default_factory=list)
+
+    def options(self) -> list[str]:
+        out: list[str] = []
+        for k, v in self.init.items():
+            out += ["--init", f"{k}={v}"]
+        for k, v in self.derive.items():
+            out += ["--derive", f"{k}={v}"]
+        for k, v in self.constants.items():
+            out += ["--constant", f"{k}={v:g}"]
+        for k, v in self.params.items():
+            out += ["--param", f"{k}={v}"]
+        if self.absent:
+            out += ["--absent", ",".join(self.absent)]
+        return out + self.forward.options()
+
+    def as_json(self) -> dict:
+        return {
+            **self.forward.as_json(),
+            "options": self.options(),
+            "notes": [*self.notes, *self.forward.notes],
+            "init": dict(self.init),
+            "derive": dict(self.derive),
+            "params": dict(self.params),
+            "constants": dict(self.constants),
+            "absent": list(self.absent),
+        }
+
+
+#: More constructor names, by the equation's axes: an LSTM's hidden_size is d_h, a transformer's d_e.
+_RECURRENT_INIT = {"input_size": "d_e", "hidden_size": "d_h", "embedding_dim": "d_e", "num_embeddings": "v"}
+_EXTRA_INIT = {"h": "M", "features": "d_e", "normalized_shape": "d_e", "num_features": "d_e", "size": "d_e",
+               "d": "d_e", "embedding_dim": "d_e", "num_embeddings": "v", "n_embed": "d_e"}  # fmt: skip
+
+
+def _init_args(cls: type, eq: Equation) -> dict[str, str]:
+    """Constructor arguments by name: sizes, and table lengths long enough for any drawn sequence."""
+    try:
+        params = list(inspect.signature(cls).parameters.values())
+    except (TypeError, ValueError) as exc:
+        raise InferenceError(f"cannot read the constructor of {cls.__name__} ({exc})") from exc
+    init, unexplained = {}, []
+    for p in params:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        low = p.name.lower()
+        axis = _RECURRENT_INIT.get(low) if "d_h" in eq.axes else None
+        axis = axis or next((a for a, names in INIT_NAMES.items() if a in eq.axes and low in names), None)
+        axis = axis or (_EXTRA_INIT.get(low) if _EXTRA_INIT.get(low) in eq.axes else None)
+        if axis is not None:
+            init[p.name] = axis
+        elif low in LENGTH_NAMES and p.default is inspect.Parameter.empty:
+            init[p.name] = "64"
+        elif low in ("dropout", "p", "attn_pdrop", "resid_pdrop", "dropout_rate", "drop", "attn_drop"):
+            if p.default is inspect.Parameter.empty:
+                init[p.name] = "0.0"
+        elif p.default is inspect.Parameter.empty:
+            unexplained.append(p.name)
+    if unexplained:
+        raise InferenceError(
+            f"{cls.__name__}: cannot tell what the constructor argument{'s' * (len(unexplained) > 1)} "
+            f"{', '.join(map(repr, unexplained))} take{'s' * (len(unexplained) == 1)} "
+            f"({eq.id}'s sizes: {', '.join(eq.axes)}): say it with --init (docs/audit.md)"
+        )
+    return init
+
+
+def _derive(eq: Equation, init: Mapping[str, str], fixed) -> dict[str, str]:
+    """The ties a module built from d_e and M has: d_k = d_e / M (and d_v = d_k)."""
+    given = set(init.values()) | set(fixed or {})
+    derive = {}
+    if {"d_e", "M"} <= given and "d_k" in eq.axes:
+        derive["d_e"] = "M*d_k"
+        if "d_v" in eq.axes:
+            derive["d_v"] = "d_k"
+    return derive
+
+
+def _scope(segments: list[str]) -> str | None:
+    for seg in reversed(segments[:-1]):
+        if seg.lower() in ATTENTION_SCOPES:
+            return "attention"
+        if seg.lower() in FFN_SCOPES:
+            return "ffn"
+    return None
+
+
+#: A norm's own parameters: the scale (weight, gamma, a_2 in the Annotated Transformer) and the shift.
+_NORM_LEAVES = ("weight", "gamma", "a_2", "scale", "g", "alpha", "bias", "beta", "b_2", "shift", "b")
+_NORM_SHIFTS = ("bias", "beta", "b_2", "shift", "b")
+
+
+def _roles(path: str, eq_params: set[str]) -> list[str]:
+    """What a module parameter may hold, by the names on its path (more than one where a name is used for
+    two things, such as c_proj: _params_of settles those by what the other parameters took)."""
+    segments = path.split(".")
+    owner = segments[-2].lower() if len(segments) > 1 else ""
+    leaf = segments[-1].lower()
+    if leaf in ("in_proj_weight", "in_proj_bias"):
+        return ["qkv"]
+    if len(segments) == 1 and "alpha" in eq_params:  # a layer norm's own parameters
+        return ["ln"] if leaf in _NORM_LEAVES else []
+    scope = _scope(segments)
+    head, _, rest = owner.partition("_")  # mlp_proj, attn_out: a scope, then a role
+    if rest and head in (*ATTENTION_SCOPES, *FFN_SCOPES) and owner not in _ALL_ROLE_NAMES:
+        scope, owner = ("attention" if head in ATTENTION_SCOPES else "ffn"), rest
+    candidates = [role for role, names in ROLE_NAMES.items() if owner in names]
+    if not candidates and owner.isdigit() and len(segments) > 2:  # nn.ModuleList of projections
+        listed = {"linears": ("q", "k", "v", "o"), "projections": ("q", "k", "v", "o")}
+        roles = listed.get(segments[-3].lower())
+        return [roles[int(owner)]] if roles and int(owner) < len(roles) and "W_Q" in eq_params else []
+    if "W_1" not in eq_params:  # no FFN in the equation: c_proj, dense, proj are the attention's output
+        candidates = [c for c in candidates if not c.startswith("ffn")]
+    if "W_Q" not in eq_params:
+        candidates = [c for c in candidates if c not in _ATTENTION_ROLES]
+    if len(candidates) > 1 and scope is not None:
+        in_scope = [c for c in candidates if (c in _ATTENTION_ROLES) == (scope == "attention")]
+        candidates = in_scope or candidates
+    if len(candidates) > 1 and {"ln1", "ln2", "ln"} & set(candidates):
+        candidates = [c for c in candidates if c != "ln"] or candidates
+    return candidates
+
+
+_ATTENTION_ROLES = ("q", "k", "v", "qkv", "o")
+_ALL_ROLE_NAMES = {name for names in ROLE_NAMES.values() for name in names}
+
+
+def _linear_like(module: torch.nn.Module, path: str) -> str:
+    """ "out_in" for a parameter of an nn.Linear (weight (out, in)), "in_out" for a Conv1D (GPT-2's) or a raw
+    parameter used as x @ W."""
+    owner = module.get_submodule(path.rsplit(".", 1)[0]) if "." in path else module
+    if isinstance(owner, torch.nn.Linear) or path.endswith("in_proj_weight"):
+        return "out_in"
+    return "in_out"
+
+
+def _param_text(role: str, kind: str, layout: str, eq: Equation, suffix: str) -> str | None:
+    """The --param text of one module parameter ("weight" or "bias") in ``role``."""
+    if role in _ROLE_SYMBOLS:
+        weights, biases, axes = _ROLE_SYMBOLS[role]
+        if kind == "bias":
+            return f"{', '.join(biases)} -> ({axes})"
+        return f"{', '.join(weights)} -> " + (f"({axes}) d_e" if layout == "out_in" else f"d_e ({axes})")
+    if role == "o":
+        if kind == "bias":
+            return "b_O"
+        return "W_O -> d_e M*d_v" if layout == "out_in" else "W_O"
+    if role == "ffn1":
+        return "b_1" if kind == "bias" else ("W_1" if layout == "out_in" else "W_1 -> d_e d_f")
+    if role == "ffn2":
+        return "b_2" if kind == "bias" else ("W_2" if layout == "out_in" else "W_2 -> d_f d_e")
+    if role in ("ln1", "ln2", "ln"):
+        index = {"ln1": "_1", "ln2": "_2", "ln": suffix}[role]
+        return ("beta" if kind == "bias" else "alpha") + index
+    return None
+
+
+_LAYER_CONTAINERS = ("h", "layers", "blocks", "layer", "block", "encoder_layers", "decoder_layers")
+
+
+def _params_of(instance: torch.nn.Module, eq: Equation) -> tuple[dict[str, str], list[str]]:
+    """--param maps of ``instance``'s parameters by name and module type, and the spec parameters none takes
+    (stated absent: held at 0, never drawn)."""
+    eq_params = {d.ascii for d in eq.params if not d.is_scalar}
+    ln_suffix = "" if "alpha" in eq_params else "_1"
+    maps: dict[str, str] = {}
+    unexplained = []
+    found = []
+    for path, _ in instance.named_parameters():
+        key = _per_layer(path, eq)
+        if key is not None:  # None: a later layer, mapped by h.{l}.…
+            found.append((path, key, _roles(path, eq_params)))
+    settled = {roles[0] for _, _, roles in found if len(roles) == 1}
+    for path, key, roles in found:
+        if len(roles) > 1:  # c_proj: the attention's output where the FFN's has another name, and so on
+            roles = [r for r in roles if r not in settled]
+        leaf = path.rsplit(".", 1)[-1].lower()
+        kind = "bias" if "bias" in leaf or leaf in _NORM_SHIFTS else "weight"
+        layout = _linear_like(instance, path)
+        text = _param_text(roles[0], kind, layout, eq, ln_suffix) if len(roles) == 1 else None
+        if text is None or not _fills(text, eq_params):
+            unexplained.append(path)
+        else:
+            maps[key] = text
+    if unexplained:
+        raise InferenceError(
+            f"cannot tell which of {eq.id}'s parameters the module's {', '.join(unexplained[:6])}"
+            + (f" (and {len(unexplained) - 6} more)" if len(unexplained) > 6 else "")
+            + " hold: map them with --param (docs/audit.md, Modules)"
+        )
+    taken = {s.strip() for text in maps.values() for s in text.split("->")[0].split(",")}
+    untaken = [p for p in (d.ascii for d in eq.params if not d.is_scalar) if p not in taken]
+    if any(not p.startswith("b") for p in untaken):
+        raise InferenceError(
+            f"no module parameter takes {', '.join(p for p in untaken if not p.startswith('b'))} of {eq.id}: "
+            "map them with --param (docs/audit.md, Modules)"
+        )
+    return maps, untaken
+
+
+def _per_layer(path: str, eq: Equation) -> str | None:
+    """``path`` with a per-layer container's index as ``{l}`` (``h.0.ln_1.weight`` -> ``h.{l}.ln_1.weight``),
+    None for the layers after the first (the first stands for all); ``path`` itself outside containers."""
+    segments = path.split(".")
+    for k, seg in enumerate(segments[:-1]):
+        if seg.isdigit() and k > 0 and segments[k - 1].lower() in _LAYER_CONTAINERS and "L" in eq.axes:
+            if seg != "0":
+                return None
+            segments[k] = "{l}"
+    return ".".join(segments)
+
+
+def _fills(text: str, eq_params: set[str]) -> bool:
+    return all(s.strip() in eq_params for s in text.split("->")[0].split(","))
+
+
+def _eps_of(instance: torch.nn.Module) -> float | None:
+    """The ε of the module's layer norms (nn.LayerNorm's, or an ``eps``/``variance_epsilon`` attribute)."""
+    for mod in instance.modules():
+        for name in ("eps", "variance_epsilon", "epsilon"):
+            value = getattr(mod, name, None)
+            if isinstance(value, float):
+                return value
+    return None
+
+
+def infer_module(cls, eq: Equation, *, fixed=None, derive=None, label: str = "the target", mask=None):
+    """The binding of an nn.Module class to ``eq``: its constructor arguments, ties and constants, its
+    parameters' maps (names and module types: nn.Linear's (out, in), Conv1D's (in, out), fused q/k/v,
+    per-layer containers), the spec parameters it lacks (absent), and its forward's layout."""
+    from .targets import init_value
+
+    init = _init_args(cls, eq)
+    ties = {**_derive(eq, init, fixed), **dict(derive or {})}
+    sizes = size_tuples(eq, 3, 7919, "large", fixed=fixed, derive=ties)[-1]
+    try:
+        instance = cls(**{k: init_value(k, v, sizes) for k, v in init.items()}).double().eval()
+    except Exception as exc:  # noqa: BLE001 - a setup problem: say what was tried
+        call = ", ".join(f"{k}={v}" for k, v in init.items())
+        raise InferenceError(
+            f"{label}: building {cls.__name__}({call}) raised {type(exc).__name__}: {exc}"
+        ) from None
+    notes = []
+    if "d_f" in eq.axes and "d_f" not in init.values() and "d_f" not in ties:
+        for factor in (4, 2, 8, 1):
+            if any(factor * sizes["d_e"] in tuple(p.shape) for p in instance.parameters()) and factor != 1:
+                ties["d_f"] = f"{factor}*d_e"
+                notes.append(f"the FFN's width is {factor}·d_e (read from its parameters' shapes)")
+                break
+    constants = {}
+    eps = _eps_of(instance)  # also where the equation has none: its eps variants are then tried with it
+    if eps is not None and any(
+        isinstance(m, torch.nn.LayerNorm) or hasattr(m, "eps") for m in instance.modules()
+    ):
+        constants["eps"] = eps
+    params, untaken = _params_of(instance, eq)
+    absent: list[str] = []
+    if untaken and _a_variant_lacks(eq, untaken):  # never stated absent: the variant is the finding
+        notes.append(f"no module parameter takes {', '.join(untaken)}: the audit names the variant without "
+                     "them, as with a written binding")  # fmt: skip
+    elif untaken:  # no variant of the equation leaves them out: stated, printed, held at 0
+        absent = untaken
+        notes.append(f"no module parameter takes {', '.join(untaken)}: held at 0 (--absent)")
+
+    def forward(**kwargs):
+        return instance(**kwargs)
+
+    forward.__signature__ = inspect.signature(instance.forward)
+    forward.__qualname__ = forward.__name__ = cls.__name__
+    fwd = infer_function(forward, eq, fixed=fixed, derive=ties, label=label, mask=mask, with_params=False)
+    return InferredModule(init, ties, constants, params, absent, fwd, notes)
+
+
+def _copy(slot: _Slot, tensors: list[_Slot]) -> bool:
+    """Whether ``slot`` takes the tensor of an earlier argument (self-attention's query, key and value)."""
+    first = next(t for t in tensors if t.symbol == slot.symbol)
+    return slot.shared and first is not slot
+
+
+def _spread(tensors: list[_Slot], chosen: tuple) -> tuple:
+    """Axis orders for every tensor argument from those chosen for the arguments that are not copies."""
+    it = iter(chosen)
+    out, by_symbol = [], {}
+    for s in tensors:
+        if _copy(s, tensors):
+            out.append(by_symbol[s.symbol])
+        else:
+            by_symbol[s.symbol] = next(it)
+            out.append(by_symbol[s.symbol])
+    return tuple(out)
+
+
+def _a_variant_lacks(eq: Equation, untaken: list[str]) -> bool:
+    """Whether a named variant of ``eq`` is the equation without exactly these parameters (no_bias): a
+    module lacking them then computes that variant, which the audit names, not the equation."""
+    base = {d.ascii for d in eq.params}
+    variants = (eq.variant(name) for name in eq.variants())
+    return any(base - {d.ascii for d in v.params} == set(untaken) for v in variants)

@@ -127,7 +127,7 @@ def audit_command(
     ),
     impl_: bool = typer.Option(False, "--impl", help="Audit impl/ itself, every equation (dogfood)."),
     explain: bool = typer.Option(
-        False, "--explain", help="Print the binding lmspec infers for a function (no --layout) and exit."
+        False, "--explain", help="Print the binding lmspec infers (no --layout, --init, --param) and exit."
     ),
 ) -> None:
     """Audit an implementation (yours, torch.nn's, transformers') against the spec."""
@@ -164,7 +164,7 @@ def audit_command(
     if one_target_only and len(targets or []) > 1:
         raise UsageError(_ONE_AT_A_TIME)
     if explain and (len(targets or []) != 1 or builtins_ or impl_ or layout or init or param):
-        raise UsageError("--explain takes one function target, without --layout, --init or --param")
+        raise UsageError("--explain takes one function or module class, without --layout, --init or --param")
     constants = {k: _number(v, "--constant") for k, v in _pairs(constant, "--constant").items()}
     sizes = {k: _number(v, "--size", int) for k, v in _pairs(size, "--size").items()}
     inits = {k: _literal(v) for k, v in _pairs(init, "--init").items()} or None
@@ -255,9 +255,10 @@ def _explain(target: str, as_: str | None, mask: str | None, sizes, derived) -> 
 
     inferred = explain(target, as_, mask=mask, sizes=sizes, derive=derived)
     print(shlex.join(["lmspec", "audit", target, "--as", as_, *inferred.options()]))
-    for note in inferred.notes:
+    described = inferred.as_json()
+    for note in described["notes"]:
         err.print(f"note: {note}", highlight=False, markup=False)
-    for other in inferred.alternatives:
+    for other in described["alternatives"]:
         err.print(f"also fits the shapes: {other}", highlight=False, markup=False)
 
 
