@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from types import ModuleType
 
 from ._errors import UnknownEquation
+from .aliases import ALIASES, resolve
 from .equation import Equation
 from .registry import lookup, registered
 
@@ -54,11 +55,13 @@ def load() -> None:
 
 
 def get(id: str) -> Equation:  # noqa: A002
-    """The equation ``family.name``, or ``family.name[variant]`` for a named variant.
+    """The equation ``family.name``, or ``family.name[variant]`` for a named variant, or an alias of either
+    (spec.aliases: ``gpt2.block``).
 
     Only its family's module is imported (with the families it builds on), not the whole catalogue: an
     audit of one attention function builds the attention family's equations, not all sixteen families'.
     An id outside the catalogue's families loads them all, so that the error is the catalogue's."""
+    id = resolve(id)  # noqa: A001 - an alias ("gpt2.block") names a catalogue id (spec.aliases)
     family = id.partition(".")[0]
     if _LOADED or family not in FAMILIES:
         load()
@@ -73,7 +76,8 @@ def get(id: str) -> Equation:  # noqa: A002
         if id in FAMILIES:
             names = ", ".join(e.id for e in registered() if e.family == id)
             raise UnknownEquation(f"unknown equation {id!r}; {id} is a family, of {names}") from None
-        near = difflib.get_close_matches(id, [e.id for e in registered()] + list(FAMILIES), n=3, cutoff=0.6)
+        names = [e.id for e in registered()] + list(FAMILIES) + list(ALIASES)
+        near = difflib.get_close_matches(id, names, n=3, cutoff=0.6)
         if not near:
             raise
         raise UnknownEquation(

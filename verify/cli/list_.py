@@ -1,6 +1,7 @@
 """``lmspec list``: the equations of the catalogue, one row each."""
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ._common import console
@@ -25,3 +26,14 @@ def list_command(
         )
     console.print(table)
     console.print(f"{len(eqs)} equations in {len({e.family for e in eqs})} families")
+    from ...spec.aliases import ALIASES
+
+    families = {e.family for e in eqs}
+    aliases = Table(title="aliases: names people look for (lmspec show, audit --as and the API take them)")
+    for col in ("alias", "id", "what"):
+        aliases.add_column(col, no_wrap=col != "what")
+    for alias, (target, what) in ALIASES.items():
+        if target.partition(".")[0] in families:
+            aliases.add_row(escape(alias), escape(target), escape(what))
+    if aliases.row_count:
+        console.print(aliases)
