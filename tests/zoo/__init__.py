@@ -75,6 +75,8 @@ class ZooCase:
     #: why lmspec's inference (no layout) does not reach this case's verdict, where it does not: the case is
     #: then audited with its written layout; every other plain function is audited with none (issue 15)
     not_inferred: str = ""
+    #: a failing composite's parts, each audited alone (audit.parts): path -> "pass", "fail" or "variant NAME"
+    parts: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.verdict not in ("pass", "variant", "fail"):

@@ -70,6 +70,28 @@ class GPT2BlockPostLN(GPT2Block):
         return x
 
 
+class WidthScaledAttention(GPT2Attention):
+    """Scores divided by √d_model, as in code that reuses the model width for the head width."""
+
+    def forward(self, x, attn_mask=None):
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=-1)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        att = q @ k.transpose(-2, -1) / math.sqrt(C)
+        if attn_mask is not None:
+            att = att + attn_mask.unsqueeze(1)
+        att = torch.softmax(att, dim=-1).nan_to_num(0.0)
+        return self.c_proj((att @ v).transpose(1, 2).reshape(B, T, C))
+
+
+class GPT2BlockWidthScaled(GPT2Block):
+    """A GPT-2 block whose attention scales its scores by 1/√d_e: the block fails, its attention is named."""
+
+    def __init__(self, d_model, n_head, d_ff):
+        super().__init__(d_model, n_head, d_ff)
+        self.attn = WidthScaledAttention(d_model, n_head)
+
+
 class GPT2BlockNormedResidual(GPT2Block):
     """Overwrites x with its normalised version, so the residual carries LN(x) instead of x."""
 
@@ -187,7 +209,11 @@ CASES = [
             caught_by=("value=oracle",)),
     ZooCase("gpt2_block_normed_residual", GPT2BlockNormedResidual, as_=PRE_LN, **AUDIT, verdict="fail",
             bug="x = ln_1(x) before the residual: the stream carries LN(x)", tags=("residual_normed",),
-            caught_by=("value=oracle", "property:block_zero_sublayers")),
+            caught_by=("value=oracle", "property:block_zero_sublayers"),
+            parts={"attn": "pass", "mlp": "pass", "ln_1": "pass", "ln_2": "pass"}),
+    ZooCase("gpt2_block_width_scaled_attention", GPT2BlockWidthScaled, as_=PRE_LN, **AUDIT, verdict="fail",
+            bug="the attention inside scales by 1/√d_e", tags=("wrong_scale",), caught_by=("value=oracle",),
+            parts={"attn": "variant scale_sqrt_d_e", "mlp": "pass", "ln_1": "pass", "ln_2": "pass"}),
     ZooCase("gpt2_stack_post_ln", GPT2StylePostLNStack, as_="transformer.stack",
             **{**AUDIT, "init": {"n_layer": "L", **GPT2_INIT}, "params": STACK_PARAMS,
                "layout": "x:X=b n d_e, attn_mask:S=b n n -> b n d_e"},

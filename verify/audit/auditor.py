@@ -36,7 +36,7 @@ from ...spec import Equation, Kind, SpecError
 from .._errors import AuditError, BindingError
 from ..binding import BUILT_IN_MASKS, is_key_mask
 from ..runner import PROFILES, CheckResult, Profile, Setting, checks_for, one_thread, run_check
-from ..strategies import size_tuples
+from ..strategies import is_composite, size_tuples
 from .adapters import Builtin, causal_pin, no_mask_pin
 from .checks import edge_check, gradient_check, shape_check, value_maps
 from .context import AuditContext, inapplicable, takes
@@ -44,6 +44,7 @@ from .diagnosis import Diagnosis
 from .infer import Inferred, InferredModule, infer_function, infer_module
 from .loading import display_name, load
 from .losses import Labels, check_labels
+from .parts import audit_parts, verdict_sentence
 from .report import AuditCheck, AuditReport, Heatmap, VariantTrial
 from .targets import BoundTarget, ModuleTarget, differentiable, make_target
 
@@ -135,6 +136,7 @@ def audit(
         tied = {**inferred.derive, **tied}
         consts = {**inferred.constants, **consts}
         absent = tuple(dict.fromkeys([*absent, *inferred.absent]))
+    built_in = mask if mask in BUILT_IN_MASKS else None  # the parts of a composite build it as it does
     if mask in BUILT_IN_MASKS:  # the target takes no mask: S is what it builds itself
         setting_pins[_the_mask(eq, mask)] = causal_pin if mask == "causal" else no_mask_pin
         mask = None
@@ -162,6 +164,10 @@ def audit(
     )
     with one_thread():  # tiny tensors: waking torch's worker threads costs more than they save
         report = _run(ctx, diagnose)
+    if isinstance(inferred, InferredModule) and report.verdict == "fail" and is_composite(eq) and diagnose:
+        parts, said = audit_parts(obj, eq, inferred, mask=built_in, seed=seed)
+        report.parts = [p.as_json() for p in parts]
+        report.notes += [*said, *([verdict_sentence(parts)] if parts else [])]
     if inferred is not None:
         report.inferred = inferred.as_json()
         report.notes[:0] = [f"binding inferred (docs/audit.md, Inference): {shlex.join(inferred.options())}"]

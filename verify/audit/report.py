@@ -97,6 +97,8 @@ class AuditReport:
     notes: list[str] = field(default_factory=list)
     #: the binding lmspec inferred (audit.infer: the options that pin it, and why), None where it was given
     inferred: dict | None = None
+    #: a failing composite's parts, each audited alone against the equation it calls (audit.parts)
+    parts: list[dict] = field(default_factory=list)
 
     @property
     def matched(self) -> list[str]:
@@ -142,6 +144,7 @@ class AuditReport:
             "seed": self.seed,
             "notes": list(self.notes),
             "inferred": self.inferred,
+            "parts": list(self.parts),
             "checks": [c.as_json() for c in self.checks],
             "variants": [asdict(v) for v in self.variants],
             "heatmaps": [h.as_json() for h in self.heatmaps],
