@@ -214,3 +214,23 @@ def test_a_constructor_argument_nothing_explains_is_an_error():
 
     with pytest.raises(Exception, match=r"the constructor arguments 'width', 'flavour' take"):
         explain(Odd, "attention.multi_head")
+
+
+@pytest.mark.parametrize(
+    ("cls", "as_", "verdict", "matched", "layout"),
+    [
+        (torch.nn.LayerNorm, "norm.layernorm", "pass", [], "input:H=b n d_e -> b n d_e"),
+        (torch.nn.MultiheadAttention, "attention.multi_head", "variant", ["fully_masked_nan"],
+         "query:H=n b d_e, key:H=n b d_e, value:H=n b d_e, key_padding_mask=b n -> n b d_e, _"),
+        (torch.nn.TransformerEncoderLayer, "transformer.encoder_layer", "pass", [],
+         "src:H=n b d_e, src_mask=n n -> n b d_e"),
+    ],
+)  # fmt: skip
+def test_torch_layers_infer_to_the_verdicts_of_their_built_ins(cls, as_, verdict, matched, layout):
+    """torch.nn's layer classes, bound by inference alone, reach the verdict their hand-written built-ins
+    (lmspec audit torch.nn.…) reach: NaN on a fully padded sequence for MultiheadAttention (need_weights=True,
+    sequence-first by default), the post-LN ReLU block with ε for TransformerEncoderLayer."""
+    inferred = explain(cls, as_)
+    assert inferred.forward.layout == layout
+    report = audit(cls, as_, profile="quick")
+    assert (report.verdict, report.matched) == (verdict, matched)

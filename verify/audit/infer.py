@@ -237,9 +237,10 @@ def _slots(fn, eq: Equation, with_params: bool = True) -> list[_Slot]:
             f"{'s' if len(unexplained) > 1 else ''} {', '.join(map(repr, unexplained))} take"
             f"{'' if len(unexplained) > 1 else 's'}: write the binding with --layout (docs/audit.md)"
         )
-    missing = [
-        s for s in symbols if s not in taken and not (s in masks and any(x.role == "flag" for x in slots))
-    ]
+    if any(x.role == "mask" for x in slots):  # a mask is taken: is_causal keeps its default (False)
+        slots = [x for x in slots if x.role != "flag"]
+    flagged = any(x.role == "flag" for x in slots)
+    missing = [s for s in symbols if s not in taken and not (s in masks and flagged)]
     return slots + [_Slot(m, "absent", m) for m in missing]
 
 
@@ -305,7 +306,7 @@ def _probe_value(convention: str, shape: tuple[int, ...]) -> torch.Tensor:
 
 
 #: The batch-axis arrangements tried, in order of preference: two leading batch axes (batch, heads), one,
-#: none, and torch's sequence-first layout (n, batch, …: nn.MultiheadAttention's batch_first=False).
+#: torch's sequence-first layout (n, batch, …: nn.MultiheadAttention's batch_first=False), none.
 SEQ_FIRST = ("seq_first",)
 
 
@@ -344,7 +345,8 @@ def infer_function(
     mask_slots = [s for s in slots if s.role == "mask"]
     flags = [s for s in slots if s.role == "flag"]
     per_head = "M" not in eq.axes and any(s.symbol in ("Q", "K", "V") for s in tensors)
-    prefixes = [["b", "h"], ["b"], [], list(SEQ_FIRST)] if per_head else [["b"], [], list(SEQ_FIRST)]
+    # batched before unbatched: a module that also runs on one sequence is checked across a batch
+    prefixes = [["b", "h"], ["b"], list(SEQ_FIRST), []] if per_head else [["b"], list(SEQ_FIRST), []]
     outputs = list(eq.outputs)
     tried = 0
     fits: list[tuple[list[str], dict, tuple | None, object]] = []
