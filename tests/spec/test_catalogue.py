@@ -36,8 +36,8 @@ def test_get_resolves_ids_and_variants():
     [
         (
             "attention.nope",
-            r"^unknown equation 'attention\.nope'; did you mean attention or attention\.cross or "
-            r"attention\.projections\? \(`lmspec list` shows the catalogue\)$",
+            r"^unknown equation 'attention\.nope'; did you mean attention\.sdpa or attention or "
+            r"attention\.cross\? \(`lmspec list` shows the catalogue\)$",  # aliases are suggested too
         ),
         ("normal", r"^unknown equation 'normal'; did you mean norm\? \(`lmspec list` shows the catalogue\)$"),
         ("lm", r"^unknown equation 'lm'; lm is a family, of lm\.chain_rule, "),

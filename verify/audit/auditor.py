@@ -106,14 +106,7 @@ def audit(
         tied = {**obj.derive, **tied}
         label = name or obj.name
         obj = obj.make()
-    if as_ is None:
-        as_ = getattr(obj, "__lmspec_id__", None)
-        if as_ is None:
-            raise AuditError(f"say which equation {label} implements: --as ID (lmspec list)")
-    try:
-        eq = spec.get(as_)
-    except SpecError as exc:
-        raise AuditError(str(exc)) from exc
+    eq = _equation(as_ or getattr(obj, "__lmspec_id__", None), label)
     _check_sizes(eq, fixed_sizes)
     _check_absent(eq, absent)
     if labels not in (None, "shift"):
@@ -165,7 +158,7 @@ def audit(
     with one_thread():  # tiny tensors: waking torch's worker threads costs more than they save
         report = _run(ctx, diagnose)
     if isinstance(inferred, InferredModule) and report.verdict == "fail" and is_composite(eq) and diagnose:
-        parts, said = audit_parts(obj, eq, inferred, mask=built_in, seed=seed)
+        parts, said = audit_parts(obj, eq, inferred, mask=built_in, audit=audit, seed=seed)
         report.parts = [p.as_json() for p in parts]
         report.notes += [*said, *([verdict_sentence(parts)] if parts else [])]
     if inferred is not None:
@@ -213,24 +206,24 @@ def explain(
     AuditError when the target needs none (it is annotated, a module or a built-in) or none fits."""
     obj = load(target) if isinstance(target, str) else target
     label = target if isinstance(target, str) else display_name(obj)
-    if _a_module_class(obj) and as_ is not None:
-        try:
-            eq = spec.get(as_)
-        except SpecError as exc:
-            raise AuditError(str(exc)) from exc
-        return _infer(obj, eq, mask, dict(sizes or {}), dict(derive or {}), label, module=True)
-    if not needs_inference(obj):
+    module = _a_module_class(obj)
+    if not module and not needs_inference(obj):
         raise AuditError(
-            f"{label}: nothing to infer: lmspec infers the layout of a plain function with no annotations "
-            "(a module or an annotated function binds as docs/audit.md says)"
+            f"{label}: nothing to infer: lmspec infers the binding of a plain function with no annotations "
+            "or of an nn.Module class (an instance or an annotated function binds as docs/audit.md says)"
         )
+    eq = _equation(as_, label)
+    return _infer(obj, eq, mask, dict(sizes or {}), dict(derive or {}), label, module=module)
+
+
+def _equation(as_: str | None, label: str) -> Equation:
+    """The equation ``as_`` names, or an AuditError that says what to write."""
     if as_ is None:
         raise AuditError(f"say which equation {label} implements: --as ID (lmspec list)")
     try:
-        eq = spec.get(as_)
+        return spec.get(as_)
     except SpecError as exc:
         raise AuditError(str(exc)) from exc
-    return _infer(obj, eq, mask, dict(sizes or {}), dict(derive or {}), label)
 
 
 def _installed(package: str) -> bool:

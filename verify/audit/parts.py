@@ -14,7 +14,7 @@ composite joins them (the residuals, where the norms sit).
 """
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 
 import torch
@@ -24,6 +24,7 @@ from ...spec import Equation
 from ...spec.ops_nn import Call
 from ..strategies import size_tuples
 from .infer import InferredModule, infer_function
+from .report import AuditReport
 
 
 @dataclass
@@ -101,12 +102,12 @@ def audit_parts(
     inferred: InferredModule,
     *,
     mask: str | None,
+    audit: Callable[..., AuditReport],
     profile: str = "quick",
     seed: int = 0,
 ) -> tuple[list[PartReport], list[str]]:
-    """The parts of a failing composite, each audited against the equation the composite calls for it; and
-    notes for the parts that are no submodule of their own."""
-    from .auditor import audit
+    """The parts of a failing composite, each audited (by ``audit``, the auditor's own function) against the
+    equation the composite calls for it; and notes for the parts that are no submodule of their own."""
     from .targets import init_value
 
     sizes = size_tuples(eq, 1, seed, "small", derive=inferred.derive)[0]
