@@ -1,6 +1,7 @@
 """The lmspec command line: output, reports, exit codes 0 / 1 / 2, and no tracebacks for user errors."""
 
 import json
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -131,8 +132,10 @@ def test_a_failing_check_exits_1(monkeypatch, capsys):
 
     monkeypatch.setitem(_registry._IMPLEMENTATIONS, "attention.causal_mask", off_by_one)
     assert main(["verify", "attention.causal_mask", "-p", "quick"]) == 1
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "FAIL attention.causal_mask impl=oracle: impl: S[0, 0] = -inf, oracle gives 0" in out
+    # not a terminal (CI): a progress line per family as it ends, on stderr
+    assert re.search(r"^verify: attention — 3 checks, 2 failed, [\d.]+s \(1 of 1 families\)$", err, re.M)
     assert "FAIL attention.causal_mask impl=generated" in out and "1 passed, 2 failed" in out
 
 

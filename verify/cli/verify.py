@@ -6,6 +6,7 @@ Exit codes: 0 every check passed, 1 a check failed, 2 bad usage or input.
 
 import os
 import time
+from collections import Counter
 from pathlib import Path
 
 import typer
@@ -76,8 +77,24 @@ def verify_command(
         def started(u) -> None:
             progress.update(task, description=escape(f"{u.equation} {u.check}"))
 
+        family_of = lambda eq_id: eq_id.split(".", 1)[0]  # noqa: E731
+        left = Counter(family_of(u.equation) for u in units)
+        done: dict[str, list] = {}
+
         def finished(r) -> None:
             progress.update(task, advance=1, description=escape(f"{r.equation} {r.check}"))
+            family = family_of(r.equation)
+            tally = done.setdefault(family, [0, 0, 0.0])
+            tally[0], tally[1], tally[2] = tally[0] + 1, tally[1] + (not r.passed), tally[2] + r.seconds
+            left[family] -= 1
+            if not left[family] and not err.is_terminal:  # CI's log: a line per family as it ends
+                finished_families = sum(1 for n in left.values() if n == 0)
+                err.print(
+                    f"verify: {family} — {tally[0]} checks, {tally[1]} failed, {tally[2]:.1f}s "
+                    f"({finished_families} of {len(left)} families)",
+                    highlight=False,
+                    markup=False,
+                )
 
         results = run_units(units, prof, workers, fail_fast, on_start=started, on_result=finished)
     wall = time.perf_counter() - start
