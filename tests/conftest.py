@@ -1,4 +1,5 @@
 import os
+import xml.etree.ElementTree as ET
 import zlib
 from pathlib import Path
 
@@ -117,3 +118,75 @@ def caught():
         return found[0] if found else None
 
     return first
+
+
+# --- JUnit XML against the junit-10 schema ------------------------------------------------------------------
+# A structural check of JUnit XML against the junit-10 schema (Jenkins' ``junit-10.xsd``, the one pytest's
+# own tests validate against): which elements may appear where, and with which attributes. Written from the
+# schema's documented structure; it checks what a consumer (Jenkins, GitLab, pytest's tests) relies on.
+
+#: element -> (allowed attributes, required attributes, allowed children)
+SCHEMA = {
+    "testsuites": ({"name", "time", "tests", "failures", "disabled", "errors"}, set(), {"testsuite"}),
+    "testsuite": (
+        {"name", "tests", "failures", "errors", "time", "disabled", "skipped", "timestamp", "hostname", "id",
+         "package", "file", "log", "url", "version"},
+        {"name", "tests"},
+        {"properties", "testcase", "system-out", "system-err"},
+    ),
+    "properties": (set(), set(), {"property"}),
+    "property": ({"name", "value"}, {"name", "value"}, set()),
+    "testcase": (
+        {"name", "assertions", "time", "classname", "status", "file", "line", "log", "group", "url"},
+        {"name"},
+        {"skipped", "error", "failure", "system-out", "system-err"},
+    ),
+    "skipped": ({"message"}, set(), set()),
+    "error": ({"message", "type"}, set(), set()),
+    "failure": ({"message", "type"}, set(), set()),
+    "system-out": (set(), set(), set()),
+    "system-err": (set(), set(), set()),
+}  # fmt: skip
+#: attributes whose values are counts
+COUNTS = {"tests", "failures", "errors", "skipped", "disabled"}
+
+
+def junit10_problems(xml: str) -> list[str]:
+    """What in ``xml`` the junit-10 schema does not allow (empty: it conforms), and counts that disagree
+    with the test cases they count."""
+    root = ET.fromstring(xml)
+    found: list[str] = []
+
+    def walk(el: ET.Element, parent: str | None) -> None:
+        if el.tag not in SCHEMA:
+            found.append(f"<{el.tag}> is no junit-10 element")
+            return
+        allowed, required, children = SCHEMA[el.tag]
+        found.extend(f"<{el.tag}> has attribute {a!r}" for a in set(el.attrib) - allowed)
+        found.extend(f"<{el.tag}> lacks attribute {a!r}" for a in required - set(el.attrib))
+        found.extend(
+            f"<{el.tag}> {a}={el.attrib[a]!r} is not a count" for a in COUNTS & set(el.attrib)
+            if not el.attrib[a].isdigit()
+        )  # fmt: skip
+        for child in el:
+            if child.tag not in children:
+                found.append(f"<{child.tag}> inside <{el.tag}>")
+            walk(child, el.tag)
+
+    if root.tag not in ("testsuites", "testsuite"):
+        return [f"the root is <{root.tag}>"]
+    walk(root, None)
+    for suite in root.iter("testsuite"):
+        cases = suite.findall("testcase")
+        for attr, tag in (("failures", "failure"), ("errors", "error"), ("skipped", "skipped")):
+            counted = sum(len(c.findall(tag)) for c in cases)
+            if attr in suite.attrib and int(suite.attrib[attr]) != counted:
+                name, said = suite.get("name"), suite.attrib[attr]
+                found.append(f"testsuite {name!r}: {attr}={said}, {counted} <{tag}>")
+    return found
+
+
+@pytest.fixture
+def junit10():
+    """What in a JUnit XML text the junit-10 schema does not allow (empty: it conforms)."""
+    return junit10_problems

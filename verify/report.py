@@ -66,13 +66,19 @@ def to_json(
     return json.dumps(_plain(doc), indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
+def _unbound(r: CheckResult) -> bool:
+    """A check that could not run: the implementation could not be bound to the equation."""
+    return not r.passed and r.message.startswith("cannot bind the implementation")
+
+
 def to_junit(results: Sequence[CheckResult], *, profile: str, seeds: Sequence[int]) -> str:
     """JUnit XML: one test suite per family, one test case per (equation, check), per seed when several."""
     suites = ET.Element(
         "testsuites",
         name="lmspec verify",
         tests=str(len(results)),
-        failures=str(sum(not r.passed for r in results)),
+        failures=str(sum(not r.passed and not _unbound(r) for r in results)),
+        errors=str(sum(_unbound(r) for r in results)),
     )
     by_family: dict[str, list[CheckResult]] = {}
     for r in results:
@@ -83,7 +89,8 @@ def to_junit(results: Sequence[CheckResult], *, profile: str, seeds: Sequence[in
             "testsuite",
             name=family,
             tests=str(len(rs)),
-            failures=str(sum(not r.passed for r in rs)),
+            failures=str(sum(not r.passed and not _unbound(r) for r in rs)),
+            errors=str(sum(_unbound(r) for r in rs)),
             time=f"{sum(r.seconds for r in rs):.3f}",
         )
         props = ET.SubElement(suite, "properties")
@@ -93,7 +100,9 @@ def to_junit(results: Sequence[CheckResult], *, profile: str, seeds: Sequence[in
         for r in rs:
             name = r.check if len(seeds) == 1 else f"{r.check} [seed {r.seed}]"
             case = ET.SubElement(suite, "testcase", classname=r.equation, name=name, time=f"{r.seconds:.3f}")
-            if not r.passed:
+            if _unbound(r):  # lmspec could not run the check: an <error>, not a verdict on the code
+                ET.SubElement(case, "error", message=r.message, type=r.check)
+            elif not r.passed:
                 fail = ET.SubElement(case, "failure", message=r.message, type=r.check)
                 fail.text = json.dumps(_plain(r.counterexample), indent=1, allow_nan=False)
     ET.indent(suites)

@@ -522,3 +522,20 @@ def test_junit_reports_carry_the_versions(capsys, tmp_path):
     xml = path.read_text()
     for key in ("lmspec_version", "torch_version", "python_version"):
         assert f'<property name="{key}"' in xml
+
+
+def test_junit_conforms_to_junit_10_and_a_binding_problem_is_an_error(user_file, capsys, tmp_path, junit10):
+    """The audit's JUnit XML validates against junit-10's structure; a target that cannot be bound is an
+    <error> (lmspec could not run it), never a <failure> (a verdict on the code)."""
+    problems = junit10
+
+    good, bad = tmp_path / "good.xml", tmp_path / "bad.xml"
+    run(capsys, f"{user_file}:unscaled", "--as", "attention.scaled_dot_product", "--layout", LAYOUT,
+        "--mask", "bool_keep", "-p", "quick", "--junit", str(good))  # fmt: skip
+    assert problems(good.read_text()) == []
+    assert "<failure" in good.read_text() and 'errors="0"' in good.read_text()
+    code, _, _ = run(capsys, f"{user_file}:attention", "--as", "attention.scaled_dot_product", "--layout",
+                     "q=b h n d_k, k=b h n d_k, v=b h n d_v -> b h n d_v", "--junit", str(bad))  # fmt: skip
+    xml = bad.read_text()
+    assert code == 2 and problems(xml) == []
+    assert "<error " in xml and "<failure" not in xml and 'errors="1"' in xml and 'failures="0"' in xml

@@ -57,7 +57,7 @@ def test_codegen_prints_source_that_runs(capsys):
     assert torch.allclose(P, V.mean(dim=-2, keepdim=True).expand(2, 3, 5))
 
 
-def test_verify_passes_prints_a_table_and_writes_reports(tmp_path):
+def test_verify_passes_prints_a_table_and_writes_reports(tmp_path, junit10):
     js, xml = tmp_path / "r.json", tmp_path / "r.xml"
     res = run("verify", "attention.scaled_dot_product", "--profile", "quick", "--seed", "7",
               "--json", str(js), "--junit", str(xml))  # fmt: skip
@@ -77,6 +77,23 @@ def test_verify_passes_prints_a_table_and_writes_reports(tmp_path):
     }
     suite = ET.parse(xml).getroot().find("testsuite")
     assert suite.get("name") == "attention" and suite.get("tests") == "11" and suite.get("failures") == "0"
+    assert junit10(xml.read_text()) == [] and suite.get("errors") == "0"
+
+
+def test_an_implementation_that_cannot_be_bound_is_a_junit_error(monkeypatch, tmp_path, junit10):
+    """lmspec could not run the checks: <error>, not <failure> (a verdict on the code)."""
+    from lmspec.impl import _registry
+
+    def unannotated(n, *, dtype=None):  # nothing says how it lays out the spec's tensors
+        return None
+
+    monkeypatch.setitem(_registry._IMPLEMENTATIONS, "attention.causal_mask", unannotated)
+    xml = tmp_path / "r.xml"
+    assert main(["verify", "attention.causal_mask", "-p", "quick", "--junit", str(xml)]) == 1
+    text = xml.read_text()
+    assert junit10(text) == [] and "<error " in text and "<failure" not in text
+    suite = ET.fromstring(text).find("testsuite")
+    assert suite.get("errors") == "2" and suite.get("failures") == "0"  # impl=oracle, impl=generated
 
 
 def test_same_seed_gives_a_byte_identical_json_report(tmp_path):

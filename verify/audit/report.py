@@ -169,14 +169,18 @@ def to_junit(reports: list[AuditReport]) -> str:
     from ..report import _plain, version_properties
 
     suites = ET.Element("testsuites", name="lmspec audit")
-    total = failed = 0
+    total = failed = errored = 0
     for r in reports:
+        # a target that cannot be bound or built is an <error> (lmspec could not run it), never a <failure>
+        errors = [c for c in r.checks if c.status == "fail" and r.verdict == "error"]
+        failures = [c for c in r.failures if c not in errors]
         suite = ET.SubElement(
             suites,
             "testsuite",
             name=f"{r.target} as {r.equation}",
             tests=str(len(r.checks)),
-            failures=str(len(r.failures)),
+            failures=str(len(failures)),
+            errors=str(len(errors)),
             skipped=str(sum(c.status == "skip" for c in r.checks)),
             time=f"{r.seconds:.3f}",
         )
@@ -189,14 +193,18 @@ def to_junit(reports: list[AuditReport]) -> str:
             case = ET.SubElement(
                 suite, "testcase", classname=r.equation, name=c.name, time=f"{c.seconds:.3f}"
             )
-            if c.status == "fail":
+            if c in errors:
+                ET.SubElement(case, "error", message=c.message, type=c.name)
+            elif c.status == "fail":
                 fail = ET.SubElement(case, "failure", message=c.message, type=c.name)
                 fail.text = json.dumps(_plain(c.counterexample), indent=1, allow_nan=False)
             elif c.status == "skip":
                 ET.SubElement(case, "skipped", message=c.message)
         total += len(r.checks)
-        failed += len(r.failures)
+        failed += len(failures)
+        errored += len(errors)
     suites.set("tests", str(total))
     suites.set("failures", str(failed))
+    suites.set("errors", str(errored))
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
