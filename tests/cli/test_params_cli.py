@@ -101,6 +101,17 @@ def test_parts_by_id_and_variant(capsys):
     assert json.loads(out)["total"] + json.loads(out2)["total"] == 646_400
 
 
+def test_the_bias_switch_zeta(capsys):
+    """The tutorial's ζ: --set zeta=0 counts multi-head attention without its biases, as params.mha[no_bias]
+    does; zeta=1 is the count as given."""
+    sizes = ["--set", "d_e=768", "--set", "M=12", "--set", "d_k=64", "--set", "d_v=64", "--json"]
+    _, off, _ = out_of(capsys, "mha", "--set", "zeta=0", *sizes)
+    _, on, _ = out_of(capsys, "mha", "--set", "ζ=1", *sizes)
+    off, on = json.loads(off), json.loads(on)
+    assert off["count"] == "params.mha[no_bias]" and off["total"] == 2 * 12 * 768 * (64 + 64)
+    assert on["count"] == "params.mha" and on["total"] - off["total"] == 12 * (2 * 64 + 64) + 768
+
+
 def test_vit_terms_and_patches(capsys):
     code, out, _ = out_of(capsys, "vit-base")
     assert code == 0
@@ -128,6 +139,10 @@ def test_vit_terms_and_patches(capsys):
         (["vit-base", "--set", "H_i=225"], "lmspec: error: the image side H_i=225 is not a multiple of the "
          "patch size P=16"),
         (["params.nope"], "lmspec: error: unknown model 'params.nope'"),
+        (["mha", "--set", "zeta=2"], "lmspec: error: --set 'zeta=2': ζ switches the biases, 0 (none) or 1 "
+         "(all)"),
+        (["gpt2", "--set", "zeta=0"], "lmspec: error: ζ = 0 (no biases) is a form of mha in the tutorial's "
+         "formulas; gpt2 counts its biases as its model has them"),
     ],
 )  # fmt: skip
 def test_bad_input_exits_2_with_one_sentence(capsys, args, message):

@@ -87,6 +87,40 @@ def parse_sets(items: list[str], axes: tuple[str, ...], name: str) -> dict[str, 
     return sizes
 
 
+_ZETA = re.compile(r"^\s*(zeta|ζ)\s*=\s*(\S*)\s*$")
+
+
+def _zeta(items: list[str]) -> tuple[list[str], int | None]:
+    """``--set zeta=0`` (or ``ζ=0``): the tutorial's bias switch ζ ∈ {0, 1}, apart from the sizes."""
+    rest, zeta = [], None
+    for item in items:
+        match = _ZETA.match(item)
+        if match is None:
+            rest.append(item)
+        elif match.group(2) not in ("0", "1"):
+            found = match.group(2)
+            raise UsageError(f"--set {item!r}: ζ switches the biases, 0 (none) or 1 (all), found {found!r}")
+        else:
+            zeta = int(match.group(2))
+    return rest, zeta
+
+
+def _without_biases(model: str) -> str:
+    """The bias-free count of ``model`` (ζ = 0), or a usage error naming the counts that have one."""
+    from ... import spec
+    from ...spec.presets import PRESETS
+
+    name = model.removeprefix("params.")
+    if name in PRESETS or _breakdown(f"{name}[no_bias]") is None:
+        counts = spec.families()["params"]
+        having = [e.id.removeprefix("params.") for e in counts if "no_bias" in e.variant_names]
+        raise UsageError(
+            f"ζ = 0 (no biases) is a form of {', '.join(having)} in the tutorial's formulas; {model} counts "
+            "its biases as its model has them"
+        )
+    return f"{name}[no_bias]"
+
+
 def text(expr: "sp.Expr") -> str:
     """A formula as plain text in the tutorial's style: ``2 M d_e (d_k + d_v)``, ``d_e²``."""
     import sympy as sp
@@ -100,6 +134,9 @@ def report(model: str, sets: list[str]) -> dict:
     from ...spec.axes import GLOSSARY
     from ...spec.params import count_latex
 
+    sets, zeta = _zeta(sets)
+    if zeta == 0:  # the tutorial's bias switch: ζ = 0 is the count's bias-free variant
+        model = _without_biases(model)
     title, breakdown, sizes = resolve(model)
     axes = breakdown.axes
     sizes.update(parse_sets(sets, axes, breakdown.name))
@@ -139,7 +176,9 @@ def _short(n: int) -> str:
 
 def params_command(
     model: str = typer.Argument(..., help="A preset (gpt2, bert-base, vit-base, ...) or a count (mha, ...)."),
-    set_: list[str] = typer.Option(None, "--set", "-s", help="A size, AXIS=SIZE (repeatable): d_e=768."),
+    set_: list[str] = typer.Option(
+        None, "--set", "-s", help="A size, AXIS=SIZE (repeatable): d_e=768; or the bias switch zeta=0."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
 ) -> None:
     """Count a model's trainable parameters with the tutorial's closed-form formulas, term by term."""
