@@ -209,3 +209,18 @@ def test_settle_freezes_the_heap_for_the_command_and_run_unfreezes_it():
     assert gc.get_freeze_count() == 0
     assert _common.run(app, []) == 0
     assert seen and seen[0] > 0 and gc.get_freeze_count() == 0
+
+
+def test_every_command_shows_an_example_and_the_quick_ones_run(capsys):
+    import shlex
+
+    from lmspec.verify.cli.app import EXAMPLES, app
+
+    commands = {c.name for c in app.registered_commands}
+    assert set(EXAMPLES) == commands
+    for name, example in EXAMPLES.items():
+        assert main([name, "--help"]) == 0
+        assert f"Example: {example}" in " ".join(capsys.readouterr().out.split())
+    for name in ("list", "show", "codegen", "params"):  # seconds; the others are run by their own tests
+        assert main(shlex.split(EXAMPLES[name])[1:]) == 0, name
+    capsys.readouterr()

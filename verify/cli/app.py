@@ -44,15 +44,30 @@ def _options(
     """The options before any command."""
 
 
-app.command("list")(list_command)
-app.command("show")(show_command)
-app.command("codegen")(codegen_command)
-app.command("params")(params_command)
-app.command("verify")(verify_command)
-app.command("audit")(audit_command)
-app.command("render")(render_command)
-app.command("mutate")(mutate_command)
-app.command("bench")(bench_command)
+#: An example for each command's --help (each runs as written: tests/cli/test_cli.py runs the quick ones).
+EXAMPLES = {
+    "list": "lmspec list --family attention",
+    "show": "lmspec show attention.multi_head --format latex",
+    "codegen": "lmspec codegen norm.layer_norm",
+    "params": "lmspec params gpt2 --set L=24",
+    "verify": "lmspec verify attention --profile quick --jobs 2 --junit report.xml",
+    "audit": "lmspec audit my_attention.py:attention --as attention.scaled_dot_product --explain",
+    "render": "lmspec render --format html --output catalogue.html",
+    "mutate": "lmspec mutate --jobs 2 --json build/mutation.json",
+    "bench": "lmspec bench --only audit --repeat 5",
+}
+for _name, _command in (
+    ("list", list_command),
+    ("show", show_command),
+    ("codegen", codegen_command),
+    ("params", params_command),
+    ("verify", verify_command),
+    ("audit", audit_command),
+    ("render", render_command),
+    ("mutate", mutate_command),
+    ("bench", bench_command),
+):
+    app.command(_name, epilog=f"Example: {EXAMPLES[_name]}")(_command)
 
 
 def main(argv: list[str] | None = None) -> int:
