@@ -1,10 +1,12 @@
 """The lmspec command line: output, reports, exit codes 0 / 1 / 2, and no tracebacks for user errors."""
 
 import json
+import os
 import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -224,3 +226,20 @@ def test_every_command_shows_an_example_and_the_quick_ones_run(capsys):
     for name in ("list", "show", "codegen", "params"):  # seconds; the others are run by their own tests
         assert main(shlex.split(EXAMPLES[name])[1:]) == 0, name
     capsys.readouterr()
+
+
+def test_shell_completion_scripts_and_answers(capsys):
+    """lmspec completion SHELL prints the script; the shell then asks lmspec (``_LMSPEC_COMPLETE``) and gets
+    commands and options back."""
+    assert main(["completion", "bash"]) == 0
+    assert "_LMSPEC_COMPLETE=complete_bash" in capsys.readouterr().out
+    assert main(["completion", "zsh"]) == 0 and "#compdef lmspec" in capsys.readouterr().out
+    assert main(["completion", "tcsh"]) == 2
+    assert "completion is for bash, zsh, fish, powershell, pwsh, found 'tcsh'" in capsys.readouterr().err
+    script = Path(sys.executable).with_name("lmspec")  # as the shell runs it: the console script
+    answers = {}
+    for words, cword in (("lmspec ver", "1"), ("lmspec verify --pro", "2")):
+        env = {**os.environ, "COMP_WORDS": words, "COMP_CWORD": cword, "_LMSPEC_COMPLETE": "complete_bash"}
+        done = subprocess.run([str(script)], env=env, capture_output=True, text=True, check=False)
+        answers[words] = done.stdout.split()
+    assert answers == {"lmspec ver": ["verify"], "lmspec verify --pro": ["--profile"]}

@@ -5,6 +5,7 @@ Exit codes: 0 everything passed, 1 a check failed, 2 bad usage or input (one sen
 Every command module is light to import; what a command needs is imported when it runs.
 """
 
+import os
 import sys
 
 import typer
@@ -13,6 +14,7 @@ from ._common import run, version
 from .audit import audit_command
 from .bench import bench_command
 from .codegen import codegen_command
+from .completion import COMPLETE_VAR, completion_command, enable
 from .list_ import list_command
 from .mutate import mutate_command
 from .params import params_command
@@ -55,6 +57,7 @@ EXAMPLES = {
     "render": "lmspec render --format html --output catalogue.html",
     "mutate": "lmspec mutate --jobs 2 --json build/mutation.json",
     "bench": "lmspec bench --only audit --repeat 5",
+    "completion": 'eval "$(lmspec completion bash)"',
 }
 for _name, _command in (
     ("list", list_command),
@@ -66,10 +69,13 @@ for _name, _command in (
     ("render", render_command),
     ("mutate", mutate_command),
     ("bench", bench_command),
+    ("completion", completion_command),
 ):
     app.command(_name, epilog=f"Example: {EXAMPLES[_name]}")(_command)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script: user errors exit 2 with one sentence."""
+    if COMPLETE_VAR in os.environ:  # the shell asks for completions (lmspec completion SHELL)
+        enable()
     return run(app, argv)
