@@ -105,8 +105,11 @@ def test_a_function_nothing_explains_is_an_error_that_says_what_to_write():
     def wrong_output(q, k, v, mask):
         return q.sum()
 
-    with pytest.raises(InferenceError, match=r"no layout fits attention.scaled_dot_product: \d+ candidate"):
+    fits_none = r"no layout fits attention.scaled_dot_product: \d+ candidate"
+    with pytest.raises(InferenceError, match=fits_none) as e:
         infer_function(wrong_output, SDPA)
+    # the nearest binding is named: its arguments' shapes bound, its output not
+    assert "(the nearest ran on q (" in str(e.value) and "and returned (), not P (" in str(e.value)
 
 
 def test_the_report_and_its_json_carry_the_inferred_binding():

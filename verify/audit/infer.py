@@ -350,6 +350,8 @@ def infer_function(
     outputs = list(eq.outputs)
     tried = 0
     fits: list[tuple[list[str], dict, tuple | None, object]] = []
+    nearest: tuple[dict, object] | None = None  # the first candidate that ran, and what it returned
+    first_error: str | None = None
     for prefix in prefixes:
         order_choices = [_row_orders(eq.declared(s.symbol)) for s in tensors if not _copy(s, tensors)]
         mask_choices = [_mask_candidates(s.arg, prefix, mask) for s in mask_slots] or [[None]]
@@ -383,10 +385,12 @@ def infer_function(
                 try:
                     with torch.no_grad():
                         result = fn(**kwargs)
-                except Exception:  # noqa: BLE001 - this candidate does not fit
+                except Exception as exc:  # noqa: BLE001 - this candidate does not fit
+                    first_error = first_error or f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
                     continue
                 returned = _returned(result, outputs, prefix, sizes, batch, heads)
-                if returned is None:
+                if returned is None:  # it ran: the nearest binding, its shapes bound, its output not
+                    nearest = nearest or (kwargs, result)
                     continue
                 fits.append(
                     (prefix, dict(zip((s.arg for s in tensors), orders, strict=True)), masks, returned)
@@ -394,11 +398,16 @@ def infer_function(
         if fits:
             break
     if not fits:
+        arrangements = " or ".join(
+            "sequence-first" if tuple(p) == SEQ_FIRST else _text(p) if p else "no" for p in prefixes
+        )
         raise InferenceError(
             f"{label}: no layout fits {eq.id}: {tried} candidate layouts (tokens as rows or columns, "
-            f"{' or '.join(_text(p) or 'no' for p in prefixes)} batch axes"
+            f"{arrangements} batch axes"
             + (", the masks' conventions by name" if mask_slots else "")
-            + ") either raised or returned another shape; write the binding with --layout (docs/audit.md)"
+            + ") either raised or returned another shape"
+            + _nearest(nearest, first_error, eq, sizes)
+            + "; write the binding with --layout (docs/audit.md)"
         )
     prefix, orders, masks, returned = fits[0]
     returned_mask = _returned_mask(fn, eq, fits[0], slots, sizes, batch, heads)
@@ -858,3 +867,23 @@ def _a_variant_lacks(eq: Equation, untaken: list[str]) -> bool:
     base = {d.ascii for d in eq.params}
     variants = (eq.variant(name) for name in eq.variants())
     return any(base - {d.ascii for d in v.params} == set(untaken) for v in variants)
+
+
+def _shape_of(value) -> str:
+    if isinstance(value, tuple | list):
+        return "(" + ", ".join(_shape_of(v) for v in value) + ")"
+    return str(tuple(value.shape)) if isinstance(value, torch.Tensor) else type(value).__name__
+
+
+def _nearest(nearest, first_error: str | None, eq: Equation, sizes: Mapping[str, int]) -> str:
+    """What came closest, for the error: the first candidate that ran (its arguments' shapes, what it returned
+    against the outputs' shapes), else the first candidate's error."""
+    if nearest is None:
+        return f" (the first raised {first_error})" if first_error else ""
+    kwargs, result = nearest
+    given = ", ".join(f"{k} {_shape_of(v)}" for k, v in kwargs.items() if isinstance(v, torch.Tensor))
+    wanted = " or ".join(
+        f"{o.ascii} {tuple(int(sizes[a]) for a in _row_orders(o)[0])} (after batch axes)" for o in eq.outputs
+    )
+    returned = _shape_of(result)
+    return f" (the nearest ran on {given} at sizes {dict(sizes)} and returned {returned}, not {wanted})"
