@@ -417,8 +417,26 @@ def test_fixture_passes_a_correct_target(lmspec_audit):
 
 
 def test_fixture_fails_a_wrong_target_with_the_findings(lmspec_audit):
-    with pytest.raises(AssertionError, match=r"FAIL value=oracle: .*sdpa_query_softmax"):
+    with pytest.raises(AssertionError, match=r"FAIL value=oracle: .*sdpa_query_softmax") as failed:
         lmspec_audit(sdpa_query_softmax, "attention.scaled_dot_product", layout=SDPA_LAYOUT, profile="quick")
+    message = str(failed.value)
+    # short counterexamples: rounded values or a large tensor's shape, never thousands of characters
+    assert "counterexample: sizes {" in message and max(len(line) for line in message.splitlines()) < 600
+    # the command that reproduces it, runnable as printed
+    repro = message.split("reproduce: ", 1)[1].splitlines()[0]
+    assert repro.startswith(f"lmspec audit {__name__}:sdpa_query_softmax --as attention.scaled_dot_product")
+    assert "--layout" in repro and "--profile quick --seed 0" in repro
+    # lmspec's frames are hidden from pytest's traceback
+    hidden = [e for e in failed.traceback if e.frame.f_locals.get("__tracebackhide__")]
+    assert hidden and all("lmspec" in str(e.path) or "verify" in str(e.path) for e in hidden)
+
+
+def test_fixture_prints_a_large_tensor_as_its_shape_and_range():
+    from lmspec.verify.pytest_plugin import _counterexample
+
+    arrays = {"Q": np.ones((2, 9, 7)), "k": [1.23456]}
+    text = _counterexample({"sizes": {"n": 9}, "batch": [2], "arrays": arrays})
+    assert text == "sizes {'n': 9}, batch [2]; Q shape (2, 9, 7), values 1 … 1, k [1.2346]"
 
 
 def test_fixture_accepts_a_named_variant_only_when_asked(lmspec_audit):
