@@ -237,3 +237,57 @@ def test_torch_layers_infer_to_the_verdicts_of_their_built_ins(cls, as_, verdict
     assert inferred.forward.layout == layout
     report = audit(cls, as_, profile="quick")
     assert (report.verdict, report.matched) == (verdict, matched)
+
+
+#: minGPT's attention (its style: a config object, key/query/value/proj, a registered tril buffer named mask)
+MINGPT = """import math
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+
+class Config:
+    def __init__(self, n_embd=64, n_head=4, block_size=32, attn_pdrop=0.0, resid_pdrop=0.0):
+        self.n_embd, self.n_head, self.block_size = n_embd, n_head, block_size
+        self.attn_pdrop, self.resid_pdrop = attn_pdrop, resid_pdrop
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.key = nn.Linear(config.n_embd, config.n_embd)
+        self.query = nn.Linear(config.n_embd, config.n_embd)
+        self.value = nn.Linear(config.n_embd, config.n_embd)
+        self.attn_drop = nn.Dropout(config.attn_pdrop)
+        self.resid_drop = nn.Dropout(config.resid_pdrop)
+        self.proj = nn.Linear(config.n_embd, config.n_embd)
+        self.register_buffer("mask", torch.tril(torch.ones(config.block_size, config.block_size))
+                                     .view(1, 1, config.block_size, config.block_size))
+        self.n_head = config.n_head
+
+    def forward(self, x):
+        B, T, C = x.size()
+        k = self.key(x).view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        q = self.query(x).view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        v = self.value(x).view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+        att = att.masked_fill(self.mask[:, :, :T, :T] == 0, float('-inf'))
+        att = self.attn_drop(F.softmax(att, dim=-1))
+        y = (att @ v).transpose(1, 2).contiguous().view(B, T, C)
+        return self.resid_drop(self.proj(y))
+"""
+
+
+def test_a_module_built_from_a_config_object_gets_the_rest_inferred(tmp_path, monkeypatch):
+    """--init says how to build it (a config object); the parameter maps, ties and forward layout are
+    still inferred, and the class's name (CausalSelfAttention) says its mask."""
+    (tmp_path / "mingpt.py").write_text(MINGPT)
+    monkeypatch.chdir(tmp_path)
+    report = audit(
+        "mingpt.py:CausalSelfAttention", "attention.mha", init={"config": "Config(n_embd=d_e, n_head=M)"},
+        profile="quick",
+    )  # fmt: skip
+    assert report.verdict == "pass", report.summary
+    options = report.inferred["options"]
+    assert "key.weight=W_K -> (M d_k) d_e" in options and "proj.weight=W_O -> d_e M*d_v" in options
+    assert options[-2:] == ["--mask", "causal"] and "d_e=M*d_k" in options

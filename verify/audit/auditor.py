@@ -122,8 +122,8 @@ def audit(
     if layout is None and params is None and init is None and needs_inference(obj):
         inferred = _infer(obj, eq, mask, fixed_sizes, tied, label)
         layout, mask = inferred.layout, mask or inferred.mask
-    elif layout is None and params is None and init is None and _a_module_class(obj):
-        inferred = _infer(obj, eq, mask, fixed_sizes, tied, label, module=True)
+    elif layout is None and params is None and _a_module_class(obj):  # --init may say how to build it
+        inferred = _infer(obj, eq, mask, fixed_sizes, tied, label, module=True, init=init)
         layout, mask = inferred.forward.layout, mask or inferred.forward.mask
         init, params = inferred.init, inferred.params
         tied = {**inferred.derive, **tied}
@@ -185,11 +185,12 @@ def _a_module_class(obj: object) -> bool:
     return inspect.isclass(obj) and issubclass(obj, torch.nn.Module)
 
 
-def _infer(obj, eq: Equation, mask: str | None, sizes, derive, label: str, module: bool = False):
-    infer = infer_module if module else infer_function
+def _infer(obj, eq: Equation, mask: str | None, sizes, derive, label: str, module: bool = False, init=None):
     try:
         with one_thread():
-            return infer(obj, eq, fixed=sizes, derive=derive, label=label, mask=mask)
+            if module:
+                return infer_module(obj, eq, fixed=sizes, derive=derive, label=label, mask=mask, init=init)
+            return infer_function(obj, eq, fixed=sizes, derive=derive, label=label, mask=mask)
     except BindingError as exc:
         raise AuditError(str(exc)) from None
 

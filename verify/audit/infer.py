@@ -27,6 +27,7 @@ named in the notes, with the command for each.
 """
 
 import inspect
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import product
@@ -638,7 +639,9 @@ def _init_args(cls: type, eq: Equation) -> dict[str, str]:
 
 def _derive(eq: Equation, init: Mapping[str, str], fixed) -> dict[str, str]:
     """The ties a module built from d_e and M has: d_k = d_e / M (and d_v = d_k)."""
-    given = set(init.values()) | set(fixed or {})
+    # the axes the constructor's arguments name, as values (n_embd=d_e) or inside them (Config(n_embd=d_e))
+    named = {a for v in init.values() for a in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", str(v))}
+    given = named | set(fixed or {})
     derive = {}
     if {"d_e", "M"} <= given and "d_k" in eq.axes:
         derive["d_e"] = "M*d_k"
@@ -795,17 +798,20 @@ def _eps_of(instance: torch.nn.Module) -> float | None:
     return None
 
 
-def infer_module(cls, eq: Equation, *, fixed=None, derive=None, label: str = "the target", mask=None):
-    """The binding of an nn.Module class to ``eq``: its constructor arguments, ties and constants, its
-    parameters' maps (names and module types: nn.Linear's (out, in), Conv1D's (in, out), fused q/k/v,
-    per-layer containers), the spec parameters it lacks (absent), and its forward's layout."""
-    from .targets import init_value
+def infer_module(
+    cls, eq: Equation, *, fixed=None, derive=None, label: str = "the target", mask=None, init=None
+):
+    """The binding of an nn.Module class to ``eq``: its constructor arguments (unless ``init`` gives them: a
+    config object, say), ties and constants, its parameters' maps (names and module types: nn.Linear's
+    (out, in), Conv1D's (in, out), fused q/k/v, per-layer containers), the spec parameters it lacks
+    (absent), and its forward's layout."""
+    from .targets import _home, init_value
 
-    init = _init_args(cls, eq)
+    init = dict(init) if init is not None else _init_args(cls, eq)
     ties = {**_derive(eq, init, fixed), **dict(derive or {})}
     sizes = size_tuples(eq, 3, 7919, "large", fixed=fixed, derive=ties)[-1]
     try:
-        instance = cls(**{k: init_value(k, v, sizes) for k, v in init.items()}).double().eval()
+        instance = cls(**{k: init_value(k, v, sizes, _home(cls)) for k, v in init.items()}).double().eval()
     except Exception as exc:  # noqa: BLE001 - a setup problem: say what was tried
         call = ", ".join(f"{k}={v}" for k, v in init.items())
         raise InferenceError(
