@@ -809,7 +809,7 @@ def infer_module(
 
     init = dict(init) if init is not None else _init_args(cls, eq)
     ties = {**_derive(eq, init, fixed), **dict(derive or {})}
-    sizes = size_tuples(eq, 3, 7919, "large", fixed=fixed, derive=ties)[-1]
+    sizes = _probe_sizes(eq, fixed, ties)[0]
     try:
         instance = cls(**{k: init_value(k, v, sizes, _home(cls)) for k, v in init.items()}).double().eval()
     except Exception as exc:  # noqa: BLE001 - a setup problem: say what was tried
@@ -838,14 +838,21 @@ def infer_module(
     elif untaken:  # no variant of the equation leaves them out: stated, printed, held at 0
         absent = untaken
         notes.append(f"no module parameter takes {', '.join(untaken)}: held at 0 (--absent)")
+    fwd = infer_forward(instance, eq, fixed=fixed, derive=ties, label=label, mask=mask)
+    return InferredModule(init, ties, constants, params, absent, fwd, notes)
+
+
+def infer_forward(
+    module: torch.nn.Module, eq: Equation, *, fixed=None, derive=None, label: str = "the target", mask=None
+) -> Inferred:
+    """The layout of a module instance's forward (its parameters are mapped apart, not passed)."""
 
     def forward(**kwargs):
-        return instance(**kwargs)
+        return module(**kwargs)
 
-    forward.__signature__ = inspect.signature(instance.forward)
-    forward.__qualname__ = forward.__name__ = cls.__name__
-    fwd = infer_function(forward, eq, fixed=fixed, derive=ties, label=label, mask=mask, with_params=False)
-    return InferredModule(init, ties, constants, params, absent, fwd, notes)
+    forward.__signature__ = inspect.signature(module.forward)
+    forward.__qualname__ = forward.__name__ = type(module).__name__
+    return infer_function(forward, eq, fixed=fixed, derive=derive, label=label, mask=mask, with_params=False)
 
 
 def _copy(slot: _Slot, tensors: list[_Slot]) -> bool:

@@ -13,17 +13,17 @@ transformer.ffn[gelu_tanh]'s variant gelu" names the difference; every part pass
 composite joins them (the residuals, where the norms sit).
 """
 
-import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 
 import torch
 
 from ... import spec
-from ...spec import Equation
+from ...spec import Equation, Kind
 from ...spec.ops_nn import Call
+from ..binding import BUILT_IN_MASKS
 from ..strategies import size_tuples
-from .infer import InferredModule, infer_function
+from .infer import InferredModule, infer_forward
 from .report import AuditReport
 
 
@@ -136,14 +136,10 @@ def audit_parts(
 
 
 def _layout(sub: torch.nn.Module, eq: Equation, fixed: Mapping[str, int], mask: str | None):
-    def forward(**kwargs):
-        return sub(**kwargs)
-
-    forward.__signature__ = inspect.signature(sub.forward)
-    forward.__qualname__ = forward.__name__ = type(sub).__name__
-    takes_s = any(d.entry_kind.name == "ADDITIVE_MASK" for d in eq.inputs)
-    built_in = mask if mask in ("causal", "none") and takes_s else None
-    return infer_function(forward, eq, fixed=fixed, with_params=False, mask=built_in)
+    """The part's forward layout; the composite's built-in mask (causal, none) where the part takes S."""
+    takes_s = any(d.entry_kind == Kind.ADDITIVE_MASK for d in eq.inputs)
+    built_in = mask if mask in BUILT_IN_MASKS and takes_s else None
+    return infer_forward(sub, eq, fixed=fixed, mask=built_in)
 
 
 def verdict_sentence(parts: list[PartReport]) -> str:
