@@ -34,9 +34,14 @@ MODULES = (
     ".torch_transformer",
     ".torch_recurrent",
     ".torch_lm",
+    ".torch_cells",
+    ".torch_encoder",
+    ".torch_optim",
     ".hf_gpt2",
     ".hf_bert",
     ".hf_vit",
+    ".hf_lm",
+    ".hf_patchtst",
 )
 
 _LOADED = False
