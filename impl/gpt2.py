@@ -131,7 +131,8 @@ def forward(
 @implements("gpt2.lm_head")
 @checked
 def lm_head(H: Float[Tensor, "*batch n d_e"], E: Float[Tensor, "d_e v"]) -> Float[Tensor, "*batch n v"]:
-    """``Ŷ = softmax_col(Eᵀ H^L)``: row i (column i in the tutorial) is ``P(w_{i+1} | w_{≤i})``."""
+    """``Ŷ = softmax_col(Eᵀ H̃^L)``, ``H̃^L = LN(H^L; α_e, β_e)`` the final states: row i (column i in the
+    tutorial) is ``P(w_{i+1} | w_{≤i})``."""
     return torch.softmax(H @ E, dim=-1)  # (*batch, n, v): logits e_jᵀ h_i
 
 
@@ -164,7 +165,8 @@ def _sampling_distribution(
 def next_token(
     H: Float[Tensor, "*batch n d_e"], E: Float[Tensor, "d_e v"], tau: float, k_top: int
 ) -> tuple[Int[Tensor, "*batch"], Float[Tensor, "*batch v"]]:
-    """One generation step from the last token's final state: ``z = Eᵀ h_n``, the greedy token
+    """One generation step from the last token's final state (after the final layer norm):
+    ``z = Eᵀ H̃^L_{:,n}``, the greedy token
     ``argmax z`` (ties to the lowest index) and the sampling distribution ``softmax(top_k(z)/τ)``."""
     z = H[..., -1, :] @ E  # (*batch, v)
     return z.argmax(dim=-1), _sampling_distribution(z, tau, k_top)
@@ -226,7 +228,8 @@ class GPT2(nn.Module):
     def forward(
         self, k: Int[Tensor, "*batch n"], past: Cache | None = None
     ) -> tuple[Float[Tensor, "*batch n v"], Cache]:
-        """Logits ``(Eᵀ H^L)ᵀ`` of the tokens k (after the ``past`` ones, if cached) and the updated cache."""
+        """Logits ``(Eᵀ H̃^L)ᵀ`` (``H̃^L = LN(H^L; α_e, β_e)``) of the tokens k (after the ``past`` ones, if
+        cached) and the updated cache."""
         layers = [b.spec_params() for b in self.blocks]
         alpha_e, beta_e = self.ln_e.alpha, self.ln_e.beta
         run = fast_path.decode if self.fast else decode

@@ -80,17 +80,33 @@ def gpt2(v: int, n_max: int, d_e: int, M: int, d_k: int, d_v: int, d_f: int, L: 
     return embedding(v, d_e) + positional(n_max, d_e) + stack(d_e, M, d_k, d_v, d_f, L) + layer_norm(d_e)
 
 
-def _pooler(d_e: int) -> int:
+@implements("params.segment")
+@checked
+def segment(d_e: int) -> int:
+    """``N_G = 2 d_e``: BERT's segment embedding ``G ∈ ℝ^{d_e×2}``."""
+    _positive("params.segment", d_e=d_e)
+    return 2 * d_e
+
+
+def _dense(d_e: int) -> int:
     """A dense layer ``d_e → d_e`` with bias (BERT's pooler, the MLM head's transform)."""
     return d_e * d_e + d_e
+
+
+@implements("params.pooler")
+@checked
+def pooler(d_e: int) -> int:
+    """``N_pool = d_e² + d_e``: BERT's pooler ``W_p ∈ ℝ^{d_e×d_e}``, ``b_p ∈ ℝ^{d_e}``."""
+    _positive("params.pooler", d_e=d_e)
+    return _dense(d_e)
 
 
 @implements("params.bert_backbone")
 @checked
 def bert_backbone(v: int, n_max: int, d_e: int, M: int, d_k: int, d_v: int, d_f: int, L: int) -> int:
-    """``N_E + N_Λ + 2 d_e`` (segments G) ``+ N_LN`` (embedding LN) ``+ N_stack + d_e² + d_e`` (pooler)."""
-    embeddings = embedding(v, d_e) + positional(n_max, d_e) + 2 * d_e + layer_norm(d_e)
-    return embeddings + stack(d_e, M, d_k, d_v, d_f, L) + _pooler(d_e)
+    """``N_E + N_Λ + N_G`` (segments) ``+ N_LN`` (embedding LN) ``+ N_stack + N_pool`` (pooler)."""
+    embeddings = embedding(v, d_e) + positional(n_max, d_e) + segment(d_e) + layer_norm(d_e)
+    return embeddings + stack(d_e, M, d_k, d_v, d_f, L) + pooler(d_e)
 
 
 @implements("params.mlm_head")
@@ -98,7 +114,7 @@ def bert_backbone(v: int, n_max: int, d_e: int, M: int, d_k: int, d_v: int, d_f:
 def mlm_head(v: int, d_e: int) -> int:
     """``(d_e² + d_e) + 2 d_e + v``: the dense transform, its layer norm and the output bias b_out."""
     _positive("params.mlm_head", v=v, d_e=d_e)
-    return _pooler(d_e) + layer_norm(d_e) + v
+    return _dense(d_e) + layer_norm(d_e) + v
 
 
 @implements("params.bert")

@@ -33,7 +33,7 @@ _FACTS = {
     ),
     "gelu": (
         "GELU (exact, erf form)",
-        Reference(SECTION, source="Hendrycks & Gimpel 2016; Devlin et al. 2019 (BERT)", status="T"),
+        Reference(SECTION, source="Hendrycks & Gimpel 2016; Devlin et al. 2019 (BERT)", status="R"),
         "difference_is_identity",
         (-0.171, None),
         "GELU(x) = x Φ(x) with Φ the standard normal CDF; BERT's activation (torch: F.gelu(x)). "

@@ -113,7 +113,7 @@ def input_(eps: bool = False) -> Equation:
             (H0, normalise(add(mul(E, Omega), FirstColumns(Lam, n), mul(G, Sigma)), alpha_e, beta_e, e)),
         ],
         outputs=(H0,),
-        reference=Reference(SECTION, source=f"{DEVLIN}, §3.1 and Figure 2", status="R"),
+        reference=Reference(SECTION, source=f"{DEVLIN}, §3.1 and Figure 2", status="R", count_status="T"),
         constraints=(sp.Le(n, n_max),),
         invariants=(Invariant("columns_standardised", _standardised("H_0", "alpha_e", "beta_e", e)),),
         notes="Token, position and segment embeddings are summed, then layer-normalised. The tutorial "
@@ -206,7 +206,9 @@ def mlm_head(eps: bool = False, activation: str = "gelu") -> Equation:
             (Y, Softmax(Z, "columns")),
         ],
         outputs=(Y,),
-        reference=Reference(SECTION, source=f"{DEVLIN}, §3.1 (Task #1); BERT's cls/predictions", status="R"),
+        reference=Reference(
+            SECTION, source=f"{DEVLIN}, §3.1 (Task #1); BERT's cls/predictions", status="R", count_status="T"
+        ),
         invariants=(
             Invariant("columns_are_distributions", {"outputs": ["Y_hat"]}),
             Invariant("permutation_equivariance", {"tokens": {"H": 1}, "output_tokens": {"Y_hat": 1}}),
@@ -321,7 +323,9 @@ def pooler() -> Equation:
         intermediates=(p,),
         bindings=[(p, apply("tanh", add(mul(W_p, Column(H, 1)), b_p)))],
         outputs=(p,),
-        reference=Reference(SECTION, source=f"{DEVLIN}, §3 (the [CLS] representation C)", status="R"),
+        reference=Reference(
+            SECTION, source=f"{DEVLIN}, §3 (the [CLS] representation C)", status="R", count_status="T"
+        ),
         invariants=(Invariant("first_token_only", {"tokens": {"H": 1}}),),
         notes="p = tanh(W_p h^L_[CLS] + b_p) with [CLS] the first token: d_e² + d_e parameters. Devlin et "
         "al. call the final [CLS] state C. Hugging Face: pooler.dense (weight = W_p).",

@@ -4,6 +4,7 @@ The store of registered equations is spec/registry.py; the catalogue (the famili
 ``get``, ``all``) is spec/catalogue.py.
 """
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
@@ -26,23 +27,86 @@ def _printing():
     return printing
 
 
+#: What each status tag means (CATALOGUE.md): the words the renderers print, and what they stand for.
+STATUS_WORDS: dict[str, str] = {
+    "T": "confirmed",
+    "R": "reconstructed",
+    "T count, R form": "count confirmed, form reconstructed",
+}
+STATUS_MEANINGS: dict[str, str] = {
+    "T": "notation and computation confirmed from the tutorial's companion material (the authors' GPT-2 "
+    "inference code and parameter formulas)",
+    "R": "reconstructed from the canonical source named, written in the tutorial's notation",
+    "T count, R form": "the parameter count is confirmed by the tutorial's parameter formulas; the "
+    "computation is reconstructed from the canonical source named",
+}
+#: Section numbers are reconstructions; only these equation numbers are known for certain.
+SECTION_NOTE = (
+    "Section numbers (§4, §5) are reconstructions of the tutorial's numbering, not quotations. The only "
+    "equation numbers known for certain are (28), multi-head attention, and (37), the position-wise FFN step."
+)
+
+
 @dataclass(frozen=True)
 class Reference:
     """Where an equation comes from: the tutorial's section and number, and the original source.
 
-    ``status`` is "T" (confirmed from the tutorial's material) or "R" (reconstructed from ``source``).
+    ``status`` is "T" (notation and computation confirmed from the tutorial's companion material: the
+    authors' GPT-2 inference code and parameter formulas) or "R" (reconstructed from ``source``).
+    ``count_status`` is the status of the equation's parameter count where it differs from its form's:
+    BERT's input, MLM head and pooler have counts confirmed by the tutorial's formulas (``count_status="T"``)
+    and forms reconstructed from Devlin et al. (``status="R"``); their ``tag`` is ``"T count, R form"``.
+
+    ``section`` is the tutorial's section as lmspec reconstructs it: a section number in it (``§4``) is
+    printed as reconstructed. ``number`` is an equation number of the tutorial known for certain.
     """
 
     section: str
     number: str | None = None
     source: str = ""
     status: str = "T"
+    count_status: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in ("T", "R"):
+            raise SpecError(
+                f"a reference's status is 'T' (confirmed) or 'R' (reconstructed), found {self.status!r}"
+            )
+        if self.count_status not in (None, "T") or self.count_status == self.status:
+            raise SpecError(
+                "a reference's count_status is None, or 'T' for a parameter count confirmed where the form "
+                f"is reconstructed (status 'R'), found count_status={self.count_status!r} with status "
+                f"{self.status!r}"
+            )
+
+    @property
+    def tag(self) -> str:
+        """The catalogue's tag: ``T``, ``R`` or ``T count, R form``."""
+        return "T count, R form" if self.count_status == "T" else self.status
+
+    @property
+    def word(self) -> str:
+        """The tag in words: confirmed, reconstructed, or count confirmed, form reconstructed."""
+        return STATUS_WORDS[self.tag]
+
+    @property
+    def meaning(self) -> str:
+        """What the tag says about the equation's evidence (STATUS_MEANINGS)."""
+        return STATUS_MEANINGS[self.tag]
+
+    @property
+    def section_text(self) -> str:
+        """The section, its number marked as reconstructed: ``Transformers: attention (§4, numbering
+        reconstructed)`` for ``§4 Transformers: attention``; a section without a number as it is."""
+        match = re.match(r"§(\d+)\s*", self.section)
+        if match is None:
+            return self.section
+        return f"{self.section[match.end() :]} (§{match.group(1)}, numbering reconstructed)".lstrip()
 
     def __str__(self) -> str:
         num = f", equation ({self.number})" if self.number else ""
         src = f"; {self.source}" if self.source else ""
-        tag = "confirmed" if self.status == "T" else "reconstructed"
-        return f"Saleh & Paquelet 2024, {self.section}{num}{src} [{tag}]"
+        return f"Saleh & Paquelet 2024, {self.section_text}{num}{src} [{self.word}]"
 
 
 @dataclass(frozen=True)
@@ -454,4 +518,14 @@ def _paren_sum(size: sp.Expr, text: str, count: int) -> str:
     return f"({text})" if count > 1 and isinstance(sp.sympify(size), sp.Add) else text
 
 
-__all__ = ["Binding", "Equation", "Invariant", "Kind", "Reference", "TensorSymbol"]
+__all__ = [
+    "SECTION_NOTE",
+    "STATUS_MEANINGS",
+    "STATUS_WORDS",
+    "Binding",
+    "Equation",
+    "Invariant",
+    "Kind",
+    "Reference",
+    "TensorSymbol",
+]

@@ -3,18 +3,22 @@
 In the tutorial's notation and orientation (columns are tokens):
 
 - ``gpt2.forward``  ``H^0 = E Ω + Λ_{:,1:n}`` (Ω = onehot(k), learned positions, n ≤ n_max), L pre-LN blocks
-  ``H^l = Block^{(l)}(H^{l−1}; S)`` with the causal mask S, and the final ``LN(H^L; α_e, β_e)``;
-- ``gpt2.lm_head``  the output layer shares the embedding: ``Ŷ = softmax_col(Eᵀ H^L) ∈ (0,1)^{v×n}``, whose
+  ``H^l = Block^{(l)}(H^{l−1}; S)`` with the causal mask S, and the final states ``H̃^L = LN(H^L; α_e, β_e)``;
+- ``gpt2.lm_head``  the output layer shares the embedding: ``Ŷ = softmax_col(Eᵀ H̃^L) ∈ (0,1)^{v×n}``, whose
   column i is ``P(w_{i+1} | w_{≤i})``;
 - ``gpt2.loss``     ``𝓛 = −Σ_{i=1}^{n−1} log Ŷ_{k_{i+1}, i}``: column i predicts the *next* token, so the
   targets are the tokens shifted by one (``k_{2:n}``) against the first n − 1 columns; the last column
   predicts a token not in the sequence and the first token is never a target. With n = 1 the sum is empty
   and 𝓛 = 0;
-- ``gpt2.generate`` one step of generation from the last column of logits ``z = Eᵀ H^L_{:,n}``: the greedy
+- ``gpt2.generate`` one step of generation from the last column of logits ``z = Eᵀ H̃^L_{:,n}``: the greedy
   token ``k̂ = argmax z`` (ties to the lowest index, as torch.argmax), and the sampling distribution
   ``p = softmax(topk_k(z) / τ)`` (top-k filter, then temperature). Generation appends the token and
   repeats; with cached keys and values each step runs the blocks on the new token only, which gives the
   same result as the full forward pass because the model is causal.
+
+H^L has one meaning throughout, as in transformer.stack: the output of the last block, before the final layer
+norm. The head and generation take the final states ``H̃^L = LN(H^L; α_e, β_e)``, gpt2.forward's output (their
+input is called ``H`` in code, as the final states that Hugging Face's GPT2Model returns).
 
 The tutorial writes layer norm without ε; GPT-2 uses ε = 1e-5 (the named variant ``eps``, ε a scalar
 parameter as in transformer.block_pre_ln[eps]).
@@ -36,6 +40,9 @@ from .transformer import attention_params, block_id, ffn_params, l, norm_params
 k_top = GLOSSARY["k_top"].symbol
 
 SECTION = "GPT-2"
+#: The final states: the last block's output H^L after the final layer norm, H̃^L = LN(H^L; α_e, β_e).
+FINAL_TEX = r"\tilde{H}^{L}"
+FINAL_MEANING = "final states H̃^L = LN(H^L; α_e, β_e), the output of gpt2.forward (after the final LN)"
 RADFORD = "Radford et al. 2019 (GPT-2); Hugging Face GPT2LMHeadModel"
 
 
@@ -185,8 +192,10 @@ def forward(eps: bool = False) -> Equation:
     e = eps_symbol() if eps else None
     Omega = tensor("Omega", (v, n), Kind.ONE_HOT, tex=r"\Omega", meaning="one-hot tokens, ω_i = column i")
     S = tensor("S", (n, n), Kind.ADDITIVE_MASK, meaning="causal mask")
-    H = Family("H", l, L, (d_e, n), start=0, tex="H^{{index}}", meaning="hidden states after block l")
-    out = tensor("H_out", (d_e, n), tex=r"\tilde{H}^{L}", meaning="final states LN(H^L; α_e, β_e)")
+    H = Family(
+        "H", l, L, (d_e, n), start=0, tex="H^{{index}}", meaning="states after block l (H^0: the input)"
+    )
+    out = tensor("H_out", (d_e, n), tex=FINAL_TEX, meaning="final states H̃^L = LN(H^L; α_e, β_e)")
     args = {name: f.slice(l) if len(f.indices) == 2 else f[l] for name, f in layers.items()}
     if e is not None:
         args["eps"] = e
@@ -225,7 +234,7 @@ def forward(eps: bool = False) -> Equation:
 
 # --- gpt2.lm_head --------------------------------------------------------------------------------------
 def lm_head() -> Equation:
-    H = tensor("H", (d_e, n), tex="H^{L}", meaning="final states (after the final layer norm)")
+    H = tensor("H", (d_e, n), tex=FINAL_TEX, meaning=FINAL_MEANING)
     E, _ = _embedding()
     Y = tensor("Y_hat", (v, n), Kind.PROBABILITY, tex=r"\hat{Y}", meaning="column i: P(w_{i+1} | w_{≤i})")
     return Equation(
@@ -236,11 +245,13 @@ def lm_head() -> Equation:
         intermediates=(Y,),
         bindings=[(Y, Softmax(mul(T(E), H), "columns"))],
         outputs=(Y,),
-        reference=Reference(SECTION, source=RADFORD),
+        reference=Reference(SECTION, source=RADFORD, status="R"),
         invariants=(Invariant("lm_head_distribution", {"input": "H", "output": "Y_hat"}),),
         notes="The output layer is the transposed token embedding (weight tying): the logit of token j at "
-        "position i is the dot product e_jᵀ h_i. Column i of Ŷ is the distribution of the next token "
-        "w_{i+1} given w_1..w_i.",
+        "position i is the dot product e_jᵀ h̃_i of its embedding and the final state of position i. Column i "
+        "of Ŷ is the distribution of the next token w_{i+1} given w_1..w_i. The input is gpt2.forward's "
+        "output H̃^L = LN(H^L; α_e, β_e), the states after the final layer norm; H^L itself, the last "
+        "block's output, is never fed to the head.",
     )
 
 
@@ -260,7 +271,7 @@ def loss() -> Equation:
             (out, NegLogSum(y)),
         ],
         outputs=(out,),
-        reference=Reference(SECTION, source=RADFORD),
+        reference=Reference(SECTION, source=RADFORD, status="R"),
         invariants=(Invariant("shifted_loss", {"probabilities": "Y_hat", "tokens": "k", "output": "loss"}),),
         notes="𝓛 = −Σ_{i=1}^{n−1} log Ŷ_{k_{i+1}, i}: column i is scored on the next token k_{i+1}, so the "
         "targets are shifted by one (Hugging Face shifts labels inside GPT2LMHeadModel). The sum is over "
@@ -270,10 +281,10 @@ def loss() -> Equation:
 
 # --- gpt2.generate -------------------------------------------------------------------------------------
 def generate(top_k: bool = True) -> Equation:
-    H = tensor("H", (d_e, n), tex="H^{L}", meaning="final states of the sequence so far")
+    H = tensor("H", (d_e, n), tex=FINAL_TEX, meaning=FINAL_MEANING + " of the sequence so far")
     E, _ = _embedding()
     tau = tensor("tau", (), Kind.POSITIVE, tex=r"\tau", meaning="temperature")
-    z = tensor("z", (v,), meaning="logits of the next token (last column of Eᵀ H^L)")
+    z = tensor("z", (v,), meaning="logits of the next token (last column of Eᵀ H̃^L)")
     k_next = tensor("k_next", (), Kind.INDEX, tex=r"\hat{k}", meaning="greedy next token")
     p = tensor("p", (v,), Kind.PROBABILITY, meaning="sampling distribution of the next token")
     filtered = TopKFilter(z, k_top) if top_k else z
@@ -289,7 +300,7 @@ def generate(top_k: bool = True) -> Equation:
             (p, Softmax(Scaled(filtered, tau, -1), "columns")),
         ],
         outputs=(k_next, p),
-        reference=Reference(SECTION, source=RADFORD + "; Fan et al. 2018 (top-k sampling)"),
+        reference=Reference(SECTION, source=RADFORD + "; Fan et al. 2018 (top-k sampling)", status="R"),
         constraints=(sp.Le(k_top, v),) if top_k else (),
         invariants=(
             Invariant("next_token_distribution", {"top_k": top_k}),

@@ -242,9 +242,31 @@ def gpt2_count() -> Breakdown:
     )
 
 
-def pooler_count() -> sp.Expr:
+def segment_count() -> Breakdown:
+    """BERT's segment embedding ``G ∈ ℝ^{d_e×2}``: one column per segment (sentence A, sentence B)."""
+    return Breakdown(
+        "params.segment",
+        "Parameters of BERT's segment embedding",
+        r"N_{G}",
+        2 * d_e,
+        (Term("segment embedding G ∈ ℝ^(d_e×2)", 2 * d_e),),
+    )
+
+
+def dense_count() -> sp.Expr:
     """A dense layer ``d_e → d_e`` with bias: BERT's pooler (W_p, b_p) and the MLM head's (W_m, b_m)."""
     return d_e**2 + d_e
+
+
+def pooler_count() -> Breakdown:
+    """BERT's pooler ``p = tanh(W_p h^L_[CLS] + b_p)``: ``W_p ∈ ℝ^{d_e×d_e}`` and ``b_p ∈ ℝ^{d_e}``."""
+    return Breakdown(
+        "params.pooler",
+        "Parameters of BERT's pooler",
+        r"N_{\mathrm{pool}}",
+        dense_count(),
+        (Term("W_p ∈ ℝ^(d_e×d_e)", d_e**2), Term("b_p ∈ ℝ^(d_e)", d_e)),
+    )
 
 
 def bert_backbone_count() -> Breakdown:
@@ -252,10 +274,10 @@ def bert_backbone_count() -> Breakdown:
     terms = (
         Term("token embedding E", embedding_count().formula, "params.embedding"),
         Term("positions Λ", positional_count().formula, "params.positional"),
-        Term("segment embedding G ∈ ℝ^(d_e×2)", 2 * d_e),
+        Term("segment embedding G ∈ ℝ^(d_e×2)", segment_count().formula, "params.segment"),
         Term("embedding layer norm (α_e, β_e)", ln, "params.layer_norm"),
         Term("L post-LN blocks", stack_count().formula, "params.stack"),
-        Term("pooler W_p ∈ ℝ^(d_e×d_e), b_p ∈ ℝ^(d_e)", pooler_count()),
+        Term("pooler W_p ∈ ℝ^(d_e×d_e), b_p ∈ ℝ^(d_e)", pooler_count().formula, "params.pooler"),
     )
     return Breakdown(
         "params.bert_backbone",
@@ -268,7 +290,7 @@ def bert_backbone_count() -> Breakdown:
 
 def mlm_head_count() -> Breakdown:
     terms = (
-        Term("dense W_m ∈ ℝ^(d_e×d_e), b_m ∈ ℝ^(d_e)", pooler_count()),
+        Term("dense W_m ∈ ℝ^(d_e×d_e), b_m ∈ ℝ^(d_e)", dense_count()),
         Term("layer norm (α_m, β_m)", layer_norm_count().formula, "params.layer_norm"),
         Term("output bias b_out ∈ ℝ^(v) (the decoder is Eᵀ, tied)", v),
     )
@@ -358,6 +380,22 @@ register(
     )
 )
 register(_count(stack_count(), "stack", "N_stack = L N_block; the blocks share no parameters."))
+register(
+    _count(
+        segment_count(),
+        "segment",
+        "G ∈ ℝ^{d_e×2}: BERT's segment embedding, one column per segment (the tutorial's 2 d_e in the BERT "
+        "count).",
+    )
+)
+register(
+    _count(
+        pooler_count(),
+        "pooler",
+        "W_p ∈ ℝ^{d_e×d_e}, b_p ∈ ℝ^{d_e}: BERT's pooler p = tanh(W_p h^L_[CLS] + b_p) (the tutorial's "
+        "d_e² + d_e in the BERT count).",
+    )
+)
 register(
     _count(
         gpt2_count(),

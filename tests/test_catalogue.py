@@ -27,8 +27,9 @@ CATALOGUE = {
     "vit": ["patchify", "input", "encoder", "head"],
     "timeseries": ["input", "masked_mse", "patching"],
     "training": ["mle", "softmax_ce_grad", "sgd", "weight_decay", "adamw"],
-    "params": ["embedding", "positional", "mha", "ffn", "layer_norm", "block", "stack", "gpt2",
-               "bert_backbone", "mlm_head", "bert"],
+    # segment and pooler: the tutorial's BERT terms 2 d_e and d_e² + d_e as counts of their own (issue 16 §4)
+    "params": ["embedding", "positional", "mha", "ffn", "layer_norm", "block", "stack", "segment", "pooler",
+               "gpt2", "bert_backbone", "mlm_head", "bert"],
 }  # fmt: skip
 IDS = [f"{family}.{name}" for family, names in CATALOGUE.items() for name in names]
 

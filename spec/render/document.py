@@ -20,7 +20,7 @@ from sympy.printing.latex import LatexPrinter
 from .._errors import SpecError
 from ..axes import GLOSSARY
 from ..catalogue import FAMILIES, families, family_module, get
-from ..equation import Equation
+from ..equation import STATUS_MEANINGS, STATUS_WORDS, Equation
 from ..params import vit_count
 
 TITLE = "The lmspec specification"
@@ -217,10 +217,16 @@ def variant_lines(base: Equation, var: Equation) -> tuple[list[str], list[str]]:
 
 
 def split_reference(eq: Equation) -> tuple[str, str]:
-    """``str(eq.reference)`` without its status tag, and the status word (confirmed / reconstructed)."""
-    text = str(eq.reference)
-    body, _, tag = text.rpartition(" [")
-    return body, tag.rstrip("]")
+    """``str(eq.reference)`` without its status tag, and the status in words (confirmed, reconstructed, or
+    count confirmed, form reconstructed)."""
+    word = eq.reference.word
+    return str(eq.reference).removesuffix(f" [{word}]"), word
+
+
+def status_legend() -> list[tuple[str, str]]:
+    """What each status word means, in the order of STATUS_WORDS: ``[("confirmed", "notation and …"), …]``;
+    every format prints it with the notation, with ``SECTION_NOTE`` on section and equation numbers."""
+    return [(STATUS_WORDS[tag], STATUS_MEANINGS[tag]) for tag in STATUS_WORDS]
 
 
 #: The formats the document is written in (a PDF from the LaTeX).

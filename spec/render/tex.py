@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..axes import GLOSSARY
-from ..equation import Equation
+from ..equation import SECTION_NOTE, Equation
 from . import text as rt
 from .document import (
     SOURCE,
@@ -26,6 +26,7 @@ from .document import (
     relation_latex,
     roles,
     split_reference,
+    status_legend,
     substituted_latex,
     variant_lines,
 )
@@ -286,8 +287,9 @@ def _abstract_latex(doc: Document) -> str:
         "Each equation is written in the tutorial's notation and orientation "
         r"($H \in \mathbb{R}^{d_{e}\times n}$ holds one token per column; attention is written in row form) "
         "and is followed by the element-wise definitions of its operators, every symbol with its space, "
-        "its reference (\\status{confirmed} from the tutorial or \\status{reconstructed} from the original "
-        "source), the named variants found in real code, the invariants the verifier checks and a note "
+        "its reference with a status (\\status{confirmed} from the tutorial's companion material, or "
+        "\\status{reconstructed} from the original source; the Notation section says what each means), the "
+        "named variants found in real code, the invariants the verifier checks and a note "
         "on notation. Equations keep the tutorial's numbers where it numbers them, such as (28) and (37); "
         "the others are numbered within their section. Every line is generated from the same SymPy objects "
         "that the verifier evaluates."
@@ -303,7 +305,13 @@ def _notation_latex() -> str:
         f"{rows}\n\\end{{longtable}}\n"
         "A vector is a column. $\\mathbf{1}_{n}$ is the vector of $n$ ones, $\\odot$ the entry-wise product, "
         "$W^{(m)}$ the member $m$ of an indexed family of parameters (a head, a layer). Operators act on "
-        "matrices as the definitions under each equation state, entry by entry.\n"
+        "matrices as the definitions under each equation state, entry by entry.\n\n"
+        "\\textbf{Status tags.} Each equation's reference carries one:\n"
+        "\\begin{description}\\setlength{\\itemsep}{1pt}\n"
+        + "".join(f"\\item[\\status{{{word}}}] {rt.latex(meaning)}.\n" for word, meaning in status_legend())
+        + "\\end{description}\n"
+        + rt.latex(SECTION_NOTE)
+        + "\n"
     )
 
 
@@ -314,7 +322,7 @@ def _entry_latex(entry: Entry) -> str:
         f"\n\\subsection{{\\texorpdfstring{{{title}}}{{{rt.plain(eq.title)}}}}}\\label{{{entry.anchor}}}\n"
     ]
     body, status = split_reference(eq)
-    out.append(f"\\eqid{{{rt.text_latex(eq.id)}}}\\hfill\\status{{{status}}}\n")
+    out.append(f"\\eqid{{{rt.id_latex(eq.id)}}}\\hfill\\status{{{status}}}\n")
     out.append(
         f"\\begin{{equation}}\\tag{{{entry.number}}}\n{aligned(eq.latex_lines())}\n\\end{{equation}}\n"
     )

@@ -303,9 +303,21 @@ def text_latex(src: str) -> str:
     return "".join(out)
 
 
+#: An underscore in typewriter: cmtt's own glyph (character 95), which a PDF viewer copies as "_". LaTeX's
+#: ``\_`` (and ``\textunderscore``) in the OT1 encoding is a drawn rule, which copies as a space or not at
+#: all: ``attention.scaled dot product``. ``\relax`` ends the number before a digit (``W\char95\relax 1``).
+TT_UNDERSCORE = r"\char95\relax{}"
+
+
+def id_latex(src: str) -> str:
+    r"""An equation id or other code for ``\texttt``: escaped, each underscore cmtt's glyph (TT_UNDERSCORE),
+    so that ``attention.scaled_dot_product`` copied from the PDF keeps its underscores."""
+    return text_latex(src).replace(r"\_", TT_UNDERSCORE)
+
+
 def code_latex(src: str) -> str:
-    """Code in typewriter, breakable after its dots and underscores."""
-    body = text_latex(src).replace("-", "-{}").replace(r"\_", r"\_\allowbreak{}")
+    """Code in typewriter, breakable after its dots and underscores (each underscore copies as ``_``)."""
+    body = id_latex(src).replace("-", "-{}").replace(TT_UNDERSCORE, TT_UNDERSCORE + r"\allowbreak{}")
     return r"\texttt{" + re.sub(r"\.(?=\w)", r".\\allowbreak{}", body) + "}"
 
 

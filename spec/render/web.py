@@ -14,6 +14,7 @@ import html as _html
 import re
 
 from ..axes import GLOSSARY
+from ..equation import SECTION_NOTE
 from ..printing import tex_to_mathml
 from . import text as rt
 from .document import (
@@ -27,6 +28,7 @@ from .document import (
     relation_latex,
     roles,
     split_reference,
+    status_legend,
     substituted_latex,
     variant_lines,
 )
@@ -105,8 +107,9 @@ def _md_abstract(doc: Document) -> str:
         f"{'family' if len(doc.sections) == 1 else 'families'}, in the order of {rt.md_text(SOURCE)}, in the "
         f"tutorial's notation ({h} holds one token per "
         "column; attention is written in row form). Each equation is followed by the element-wise "
-        "definitions of its operators, every symbol with its space, its reference (*confirmed* from the "
-        "tutorial or *reconstructed* from the original source), the named variants found in real code, "
+        "definitions of its operators, every symbol with its space, its reference with a status (*confirmed* "
+        "from the tutorial's companion material, or *reconstructed* from the original source; the Notation "
+        "section says what each means), the named variants found in real code, "
         "the invariants the verifier checks and a note on notation. Equations keep the tutorial's numbers "
         "where it numbers them, such as (28) and (37); the others are numbered by their section."
     )
@@ -114,7 +117,12 @@ def _md_abstract(doc: Document) -> str:
 
 def _md_notation(title: str) -> str:
     rows = "\n".join(f"| {md_inline(a.latex)} | {rt.md_text(a.meaning)} |" for a in GLOSSARY.values())
-    return f"## {title}\n\nDimensions are positive integers:\n\n| axis | meaning |\n|---|---|\n{rows}\n"
+    legend = "\n".join(f"| *{word}* | {rt.to_md(meaning)} |" for word, meaning in status_legend())
+    return (
+        f"## {title}\n\nDimensions are positive integers:\n\n| axis | meaning |\n|---|---|\n{rows}\n\n"
+        "**Status tags.** Each equation's reference carries one:\n\n"
+        f"| status | meaning |\n|---|---|\n{legend}\n\n{rt.to_md(SECTION_NOTE)}\n"
+    )
 
 
 def _md_entry(entry: Entry, heading: str) -> str:
@@ -260,9 +268,10 @@ def html(doc: Document) -> str:
         f"{_e(SOURCE)}. Each equation is written in the tutorial's notation and orientation "
         f"({h} holds one token per column; attention "
         "is written in row form) and followed by the element-wise definitions of its operators, every symbol "
-        'with its space, its reference (<span class="status">confirmed</span> from the tutorial or '
-        '<span class="status">reconstructed</span> from the original source), the named variants found in '
-        "real code, the invariants the verifier checks and a note on notation. Equations keep the "
+        'with its space, its reference with a status (<span class="status">confirmed</span> from the '
+        'tutorial\'s companion material, or <span class="status">reconstructed</span> from the original '
+        "source; the Notation section says what each means), the named variants found in real code, the "
+        "invariants the verifier checks and a note on notation. Equations keep the "
         "tutorial's numbers where it numbers them, such as (28) and (37); the others are numbered by their "
         "section."
     )
@@ -284,9 +293,16 @@ def _html_notation() -> str:
         f"<tr><td>{_mathml(a.latex, 'inline')}</td><td>{rt.to_html(a.meaning)}</td></tr>"
         for a in GLOSSARY.values()
     )
+    legend = "".join(
+        f'<tr><td><span class="status">{_e(word)}</span></td><td>{rt.to_html(meaning)}</td></tr>'
+        for word, meaning in status_legend()
+    )
     return (
         '<section id="notation"><h2>Notation</h2><p>Dimensions are positive integers, named as in the '
-        f'tutorial:</p><table class="glossary"><tbody>{rows}</tbody></table></section>'
+        f'tutorial:</p><table class="glossary"><tbody>{rows}</tbody></table>'
+        "<p><strong>Status tags.</strong> Each equation's reference carries one:</p>"
+        f'<table class="statuses"><tbody>{legend}</tbody></table>'
+        f"<p>{rt.to_html(SECTION_NOTE)}</p></section>"
     )
 
 

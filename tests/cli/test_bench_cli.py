@@ -447,8 +447,8 @@ def test_a_weight_copied_wrongly_is_caught_before_timing(monkeypatch, capsys):
     assert main(["bench", "--only", "hf", "--size", "small", "--repeat", "1"]) == 1
     err = capsys.readouterr().err
     assert (
-        "lmspec: error: GPT-2 H^L (n = 16): impl and transformers disagree on the same weights (max |Δ| ="
-        in err
+        "lmspec: error: GPT-2 H̃^L = LN(H^L) (n = 16): impl and transformers disagree on the same weights "
+        "(max |Δ| =" in err
     )
 
 

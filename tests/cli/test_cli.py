@@ -44,6 +44,26 @@ def test_show_prints_latex_symbols_reference_and_variants(capsys):
     assert "equation (28)" in out
     assert "attention.multi_head[scale_sqrt_d_e]: scores scaled by 1/√d_e" in out
     assert "Invariants: causal, permutation_equivariance, heads_concat, single_head" in out
+    # the section number is a reconstruction, the equation number is known (issue 16 §4)
+    assert "Transformers: attention (§4, numbering reconstructed), equation (28)" in out
+    assert "Status: confirmed: notation and computation confirmed from the tutorial's companion" in out
+
+
+def test_show_and_list_print_each_tag_as_its_evidence_has_it(capsys):
+    assert main(["show", "gpt2.loss"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert (
+        "[reconstructed]" in out and "Status: reconstructed: reconstructed from the canonical source" in out
+    )
+    assert main(["show", "bert.pooler"]) == 0
+    assert "Status: count confirmed, form reconstructed: the parameter count is confirmed" in " ".join(
+        capsys.readouterr().out.split()
+    )
+    assert main(["show", "params.pooler"]) == 0
+    assert "N_pool = d_e² + d_e" in capsys.readouterr().out
+    assert main(["list", "--family", "bert"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert out.count("[T count, R form]") == 3 and "[T]" not in out
 
 
 def test_codegen_prints_source_that_runs(capsys):

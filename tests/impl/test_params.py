@@ -25,7 +25,9 @@ from lmspec.impl.params import (
     layer_norm,
     mha,
     mlm_head,
+    pooler,
     positional,
+    segment,
     stack,
 )
 from lmspec.impl.positional import LearnedPositionalEncoding
@@ -66,6 +68,9 @@ def test_hand_derived_counts_at_distinct_sizes():
     assert stack(d_e, M, d_k, d_v, d_f, L) == 2 * 972
     assert gpt2(v, n_max, d_e, M, d_k, d_v, d_f, L) == 19 * 7 + 17 * 7 + 2 * 972 + 14
     assert mlm_head(v, d_e) == 49 + 7 + 14 + 19
+    assert (segment(d_e), pooler(d_e)) == (2 * 7, 49 + 7)  # G ∈ ℝ^(7×2); W_p ∈ ℝ^(7×7), b_p ∈ ℝ^7
+    # E 19·7, Λ 17·7, G 14, embedding LN 14, the stack 2·972, the pooler 56
+    assert bert_backbone(v, n_max, d_e, M, d_k, d_v, d_f, L) == 19 * 7 + 17 * 7 + 14 + 14 + 2 * 972 + 56
 
 
 def test_bad_sizes_are_rejected_with_the_reason():
@@ -136,7 +141,7 @@ def test_params_family_passes_verification(seed):
     results = verify(spec.select(["params"]), "quick", seed)
     failures = [f"{r.equation} {r.check}: {r.message}" for r in results if not r.passed]
     assert not failures
-    assert len(results) == 11 * 4  # impl=oracle, generated=oracle, impl=generated, property:param_count
+    assert len(results) == 13 * 4  # impl=oracle, generated=oracle, impl=generated, property:param_count
 
 
 @checked
@@ -220,11 +225,18 @@ def test_hf_bert_base(hf):
     config = hf.BertConfig()  # BERT-base uncased
     # BertModel: embeddings (word, position, token type, LayerNorm), 12 layers and the pooler
     assert _hf_count(hf.BertModel, config) == bert_backbone(**BERT_BASE) == 109_482_240
-    pooler = 768 * 768 + 768
-    assert _hf_count(hf.BertModel, config, add_pooling_layer=False) == 109_482_240 - pooler
+    assert pooler(768) == 768 * 768 + 768
+    assert _hf_count(hf.BertModel, config, add_pooling_layer=False) == 109_482_240 - pooler(768)
+    # the segment embedding (token_type_embeddings, 2 types) and the pooler's dense layer: params.segment,
+    # params.pooler
+    with torch.device("meta"):
+        model = hf.BertModel(config)
+    assert numel(model.embeddings.token_type_embeddings) == segment(768) == 1_536
+    assert numel(model.pooler) == pooler(768) == 590_592
+    pooler_count = pooler(768)
     # BertForMaskedLM builds BertModel without its pooler, and adds the MLM head (transform dense,
     # LayerNorm, the output bias; the decoder weight is the word embedding): N_backbone − (d_e² + d_e) + N_MLM
-    assert _hf_count(hf.BertForMaskedLM, config) == 109_482_240 - pooler + 622_650 == 109_514_298
+    assert _hf_count(hf.BertForMaskedLM, config) == 109_482_240 - pooler_count + 622_650 == 109_514_298
     # BertForPreTraining keeps the pooler and adds the NSP head (seq_relationship: 2 d_e + 2 = 1,538)
     assert _hf_count(hf.BertForPreTraining, config) == bert(**BERT_BASE) + 2 * 768 + 2 == 110_106_428
 

@@ -2,6 +2,7 @@
 the composition of the blocks' own oracles."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -40,8 +41,28 @@ def test_forward_latex_is_embedding_blocks_final_norm():
 
 def test_lm_head_latex_is_the_tied_output():
     assert spec.get("gpt2.lm_head").latex() == (
-        r"\hat{Y} = \operatorname{softmax}_{\mathrm{col}}\left(E^{\top} H^{L}\right)"
+        r"\hat{Y} = \operatorname{softmax}_{\mathrm{col}}\left(E^{\top} \tilde{H}^{L}\right)"
     )
+
+
+def test_h_L_has_one_meaning_the_last_blocks_output_before_the_final_norm():
+    """Issue 16 §4: H^L is the last block's output (transformer.stack), before GPT-2's final layer norm,
+    in every GPT-2 equation; the head and generation take the normed states H̃^L = LN(H^L; α_e, β_e),
+    gpt2.forward's output, under that name (the code name stays H, what GPT2Model returns)."""
+    fwd = spec.get("gpt2.forward")
+    final = fwd.declared("H_out")
+    assert (final.tex, final.meaning.split(",")[0]) == (r"\tilde{H}^{L}", "final states H̃^L = LN(H^L; α_e")
+    assert fwd.declared("H").tex == "H^{{index}}"  # the family H^0..H^L of block outputs
+    last = r"\tilde{H}^{L} = \operatorname{LN}\left(H^{L}; \alpha_{e}, \beta_{e}\right)"
+    assert fwd.latex_lines()[-1] == last
+    for eq_id in ("gpt2.lm_head", "gpt2.generate"):
+        eq = spec.get(eq_id)
+        (H,) = eq.inputs
+        assert (H.name, H.tex) == ("H", final.tex), eq_id
+        assert H.meaning.startswith("final states H̃^L = LN(H^L; α_e, β_e), the output of gpt2.forward"), eq_id
+        assert eq.space_latex(H) == r"\tilde{H}^{L} \in \mathbb{R}^{d_{e} \times n}"
+        # H^L with no tilde (the pre-norm states) appears in neither's lines
+        assert not any(re.search(r"(?<!\\tilde\{)H\^\{L\}", line) for line in eq.latex_lines()), eq_id
 
 
 def test_loss_latex_shifts_the_targets_by_one():
@@ -53,7 +74,7 @@ def test_loss_latex_shifts_the_targets_by_one():
 
 def test_generate_latex_is_one_step_from_the_last_column():
     assert spec.get("gpt2.generate").latex_lines() == [
-        r"z = E^{\top} H^{L}_{:,n}",
+        r"z = E^{\top} \tilde{H}^{L}_{:,n}",
         r"\hat{k} = \operatorname{argmax}\left(z\right)",
         r"p = \operatorname{softmax}_{\mathrm{col}}\left(\operatorname{top}_{k}\left(z\right) / \tau\right)",
     ]

@@ -24,6 +24,8 @@ PARAMS = [
     "params.layer_norm",
     "params.block",
     "params.stack",
+    "params.segment",
+    "params.pooler",
     "params.gpt2",
     "params.bert_backbone",
     "params.mlm_head",
@@ -98,6 +100,8 @@ STACK_TEX = r"L \left(" + BLOCK_TEX + r"\right)"
             + STACK_TEX
             + r" + d_{e}^{2} + d_{e} \left(n_{\max} + v + 5\right)",
         ),
+        ("params.segment", r"N_{G} = 2 d_{e}"),
+        ("params.pooler", r"N_{\mathrm{pool}} = d_{e}^{2} + d_{e}"),
         ("params.mlm_head", r"N_{\mathrm{MLM}} = d_{e}^{2} + 3 d_{e} + v"),
         (
             "params.bert",
@@ -129,6 +133,8 @@ def test_composite_counts_are_built_from_the_smaller_ones():
     assert sp.expand(formula("params.gpt2") - (stack + E + Lam + ln)) == 0
     backbone = E + Lam + 2 * d_e + ln + stack + d_e**2 + d_e
     assert sp.expand(formula("params.bert_backbone") - backbone) == 0
+    G, pool = formula("params.segment"), formula("params.pooler")
+    assert sp.expand(formula("params.bert_backbone") - (E + Lam + G + ln + stack + pool)) == 0
     assert (
         sp.expand(formula("params.bert") - formula("params.bert_backbone") - formula("params.mlm_head")) == 0
     )
@@ -162,6 +168,23 @@ def test_gpt2_is_the_tutorials_equivalent_closed_form():
 )
 def test_catalogue_test_vectors(eq_id, sizes, expected):
     assert spec.get(eq_id).count(**sizes) == expected
+
+
+def test_segment_and_pooler_counts_are_the_tutorials_terms_of_the_bert_count():
+    """Issue 16 §4: the tutorial's BERT formula has a segment term ``2 d_e`` and a pooler term ``d_e² + d_e``
+    (CATALOGUE.md's params.bert_backbone row); each is now a count of its own, and the backbone's rows name
+    them as their parts (what ``lmspec params bert_backbone`` and the rendered document show)."""
+    segment, pooler = spec.get("params.segment"), spec.get("params.pooler")
+    assert (segment.formula, pooler.formula) == (2 * d_e, d_e**2 + d_e)
+    # hand-derivable at d_e = 768 (BERT-base): G is 768·2 = 1,536; W_p 768² = 589,824 plus b_p 768
+    assert (segment.count(d_e=768), pooler.count(d_e=768)) == (1_536, 590_592)
+    assert [t.label for t in pooler.terms] == ["W_p ∈ ℝ^(d_e×d_e)", "b_p ∈ ℝ^(d_e)"]
+    parts = {t.label: t.part for t in spec.get("params.bert_backbone").terms}
+    assert parts["segment embedding G ∈ ℝ^(d_e×2)"] == "params.segment"
+    assert parts["pooler W_p ∈ ℝ^(d_e×d_e), b_p ∈ ℝ^(d_e)"] == "params.pooler"
+    assert segment.invariants[0].options == {"model": "segment"}
+    assert pooler.invariants[0].options == {"model": "pooler"}
+    assert segment.reference.tag == pooler.reference.tag == "T"
 
 
 def test_embedding_and_positions_test_vector():

@@ -184,7 +184,8 @@ def test_notes_become_math_text_and_code():
         r"holds $E^{\top}$"
     )
     assert rt.latex("the variant unseen_zero of lm.ngram, i.e. a row") == (
-        r"the variant \texttt{unseen\_\allowbreak{}zero} of \texttt{lm.\allowbreak{}ngram}, i.e. a row"
+        r"the variant \texttt{unseen\char95\relax{}\allowbreak{}zero} of \texttt{lm.\allowbreak{}ngram}, "
+        r"i.e. a row"
     )
     assert rt.latex("scaled by 1/√d_k") == r"scaled by $1/\sqrt{d_{k}}$"
     assert rt.to_html("h_{t−1} & <script>") == (
@@ -217,9 +218,90 @@ def test_latex_special_characters_are_escaped_and_typeset(tmp_path):
         assert piece in flat, (piece, flat)
 
 
+def test_ids_copied_from_the_pdf_keep_their_underscores(tmp_path):
+    """Issue 16 §2: LaTeX's ``\\_`` in OT1 is a drawn rule that pdftotext (and a PDF viewer's copy) gives
+    back as a space; the renderer writes cmtt's own underscore glyph instead."""
+    need("pdflatex", "pdftotext")
+    ids = ["attention.scaled_dot_product", "params.bert_backbone", "lm.top_k", "W_1"]
+    eqids = "".join(f"\\eqid{{{rt.id_latex(i)}}}\n\n" for i in ids)
+    code = rt.latex("the variant unseen_zero of lm.ngram and transformer.block_pre_ln[eps]")
+    preamble = T._PREAMBLE % {"title": "t"}
+    src = preamble + "\\begin{document}\n" + eqids + code + "\n\\end{document}\n"
+    (tmp_path / "t.tex").write_text(src, encoding="utf-8")
+    proc = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    text = subprocess.run(["pdftotext", "t.pdf", "-"], cwd=tmp_path, capture_output=True, text=True).stdout
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    assert lines[:4] == ids  # W_1: the underscore does not swallow the digit after it
+    flat = " ".join(text.split())
+    assert "unseen_zero of lm.ngram and transformer.block_pre_ln[eps]" in flat
+    # the escape LaTeX offers loses them: what the renderer wrote before
+    plain = preamble + "\\begin{document}\n\\eqid{" + rt.text_latex(ids[0]) + "}\n\\end{document}\n"
+    (tmp_path / "t.tex").write_text(plain, encoding="utf-8")
+    subprocess.run(["pdflatex", "-interaction=nonstopmode", "t.tex"], cwd=tmp_path, capture_output=True)
+    lost = subprocess.run(["pdftotext", "t.pdf", "-"], cwd=tmp_path, capture_output=True, text=True).stdout
+    assert ids[0] not in lost and "attention.scaled" in lost
+
+
 def test_every_character_of_the_catalogue_has_a_form(doc, tex, md, page):
     assert rt.UNKNOWN == set()
     assert not re.search(r"\$[^$]*\?[^$]*\$", tex)  # no character written as "?" in math
+
+
+def test_every_format_says_what_each_tag_means_and_that_section_numbers_are_reconstructed(doc, tex, md, page):
+    """Issue 16 §4: the document explains its status tags, and prints a section number as reconstructed."""
+    legend = R.status_legend()
+    assert [word for word, _ in legend] == [
+        "confirmed",
+        "reconstructed",
+        "count confirmed, form reconstructed",
+    ]
+    flat = {
+        fmt: " ".join(text.split()) for fmt, text in (("tex", tex), ("md", md), ("html", html.unescape(page)))
+    }
+    for word, meaning in legend:
+        assert f"\\item[\\status{{{word}}}] {rt.latex(meaning)}." in tex
+        assert f"| *{word}* | {rt.to_md(meaning)} |" in md
+        assert f'<tr><td><span class="status">{word}</span></td><td>{rt.to_html(meaning)}</td></tr>' in page
+    for fmt, text in flat.items():
+        assert "are reconstructions of the tutorial's numbering" in text, fmt
+        assert "(28), multi-head attention, and (37), the position-wise FFN step" in text, fmt
+        assert "from the tutorial or" not in text, fmt  # "confirmed from the tutorial": what it overclaimed
+    # each entry: its status word beside its id, and its reference's section number marked
+    assert "\\eqid{gpt2.lm\\char95\\relax{}head}\\hfill\\status{reconstructed}" in tex
+    assert "`bert.pooler` · *count confirmed, form reconstructed*" in md
+    assert '<code>activation.gelu</code><span class="status">reconstructed</span>' in page
+    assert '<code>gpt2.forward</code><span class="status">confirmed</span>' in page
+    assert "Transformers: attention (§4, numbering reconstructed), equation (28)" in flat["html"]
+    assert "(\\ensuremath{\\S}4, numbering reconstructed)" in tex
+    assert not re.search(r"Saleh & Paquelet 2024, §\d", flat["html"] + flat["md"])
+
+
+def test_a_mask_prints_like_the_other_inputs_in_the_html_page(page):
+    """Issue 16 §2: S (an additive mask) has the row every input has — its space as MathML, its meaning,
+    its role — and its space is written like theirs: the set of its entries to the power of its shape."""
+    article = re.search(
+        r'<article class="equation" id="eq-attention-scaled-dot-product">.*?</article>', page, re.S
+    )
+    rows = re.findall(
+        r"<tr><td>(<math .*?</math>)</td><td>(.*?)</td><td class=\"role\">(\w+)</td></tr>", article.group(0)
+    )
+    by_name = {re.search(r"<mi>(\w+)</mi>", m).group(1): (m, meaning, role) for m, meaning, role in rows}
+    assert list(by_name) == ["Q", "K", "V", "S", "P"]
+    spaces = {}
+    for name, (math, meaning, role) in by_name.items():
+        head = '<math xmlns="http://www.w3.org/1998/Math/MathML" display="inline">'
+        assert math.startswith(f"{head}<mrow><mi>{name}</mi><mo>∈</mo><msup>")
+        spaces[name] = re.search(r"<mo>∈</mo><msup>(.*)</msup></mrow></math>$", math).group(1)
+        assert meaning and role == ("output" if name == "P" else "input")
+    assert spaces["Q"].startswith("<mi>ℝ</mi><mrow><mi>n</mi><mo>×</mo>")
+    assert spaces["S"] == (
+        '<mrow><mo stretchy="false">{</mo><mn>0</mn><mo>,</mo><mrow><mo>−</mo><mi>∞</mi></mrow>'
+        '<mo stretchy="false">}</mo></mrow><mrow><mi>n</mi><mo>×</mo><mi>n</mi></mrow>'
+    )
 
 
 # --------------------------------------------------------------------------------------------- TeX
@@ -238,7 +320,7 @@ def test_tex_is_a_standalone_document_on_texlive_latex_base(tex, doc):
     assert tex.count(r"\subsection{") == len(doc.entries)
     assert r"\begin{equation}\tag{28}" in tex and r"\begin{equation}\tag{37}" in tex
     assert r"\begin{equation}\tag{1.1}" in tex
-    assert r"\begin{equation}\tag{16.8}" + "\n" + r"N_{\mathrm{GPT2}} =" in tex
+    assert r"\begin{equation}\tag{16.10}" + "\n" + r"N_{\mathrm{GPT2}} =" in tex  # after segment, pooler
     assert r"124{,}439{,}808" in tex
     mha = spec.get("attention.multi_head")
     cell = T.space_cell(mha.space_latex(mha.declared("W_Q")))
@@ -276,6 +358,9 @@ def test_the_pdf_has_a_plausible_page_count_and_every_title(built, doc):
     for word in ("The lmspec specification", "Contents", "Notation", "(28)", "(37)", "124,439,808"):
         assert word in text
     assert text.count("confirmed") + text.count("CONFIRMED") > 0
+    # every id, as the PDF gives it back when copied: underscores and all (issue 16 §2)
+    words = set(text.split())
+    assert [e.eq.id for e in doc.entries if e.eq.id not in words] == []
 
 
 def test_no_line_sticks_out_of_the_text_block_and_every_font_is_type1(built):

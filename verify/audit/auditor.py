@@ -104,6 +104,7 @@ def audit(
         consts = {**obj.constants, **consts}
         fixed_sizes = {**obj.sizes, **fixed_sizes}
         tied = {**obj.derive, **tied}
+        layout = layout or obj.layout
         label = name or obj.name
         obj = obj.make()
     eq = _equation(as_ or getattr(obj, "__lmspec_id__", None), label)

@@ -26,6 +26,8 @@ passing under a binding chosen to hide it. Bindings that fit equally but would m
 named in the notes, with the command for each.
 """
 
+import dataclasses
+import importlib
 import inspect
 import re
 from collections.abc import Mapping
@@ -96,8 +98,8 @@ NAMED_MEANING = {
     "src_key_padding_mask": "torch's key_padding_mask: True = padding",
     "tgt_key_padding_mask": "torch's key_padding_mask: True = padding",
     "padding_mask": "a padding mask: True = padding",
-    "attention_mask": "Hugging Face's attention_mask: 1 = attend, 0 = padding; the extended additive "
-    "form its layers take (0 / −∞) is --mask key_additive",
+    "attention_mask": "Hugging Face's attention_mask: (batch, n) 1 = attend, 0 = padding, as its models take "
+    "it; 4-D, the additive mask (0 / −∞) its layers take (batch, 1, n, n) or, per key, (batch, 1, 1, n)",
     "attn_mask": "torch's float attn_mask: added to the scores",
     "src_mask": "torch's float src_mask (nn.Transformer's name): added to the scores",
     "tgt_mask": "torch's float tgt_mask (nn.Transformer's name): added to the scores",
@@ -268,14 +270,23 @@ def _shape(axes: list[str], sizes: Mapping[str, int], batch: int, heads: int) ->
     return tuple(values[a] if a in values else int(sizes[a]) for a in axes)
 
 
-def _mask_candidates(arg: str, prefix: list[str], given: str | None) -> list[tuple[str, list[str]]]:
+def _mask_candidates(
+    arg: str, prefix: list[str], given: str | None, hf_layer: bool = False
+) -> list[tuple[str, list[str]]]:
     """(convention, axes) for a mask argument, in order of preference: the conventions its name means, or
-    the one the user ``given``."""
+    the one the user ``given``. In a transformers module (``hf_layer``), a 4-D ``attention_mask`` is the
+    additive mask (0 / −∞) the model builds for its layers, not the model's 1 / 0 input expanded."""
     conventions = (given,) if given else MASK_NAMES.get(arg.lower(), DEFAULT_MASK)
     out = []
     for convention in conventions:
         if convention == "key_additive":  # Hugging Face's extended mask
             out += [(convention, ["b", "1", "1", "n"]), (convention, ["b", "1", "n"])]
+        elif convention == "key_keep_int" and hf_layer:  # a model's input, or what the model hands its layers
+            out += [
+                (convention, ["b", "n"]),
+                ("additive", ["b", "1", "n", "n"]),
+                ("key_additive", ["b", "1", "1", "n"]),
+            ]
         elif convention == "key_keep_int":  # Hugging Face's attention_mask: as its models take it, expanded
             out += [(convention, ["b", "n"]), (convention, ["b", "1", "1", "n"])]
         elif convention.startswith("key_"):  # one value per key, or broadcast over the queries already
@@ -331,9 +342,11 @@ def infer_function(
     label: str = "the target",
     mask: str | None = None,
     with_params: bool = True,
+    hf_layer: bool = False,
 ) -> Inferred:
     """The layout (and mask convention) of ``fn`` for ``eq``, from names and shapes (module docstring).
-    ``mask``: the convention the user gave (--mask), which a mask argument's name then does not override."""
+    ``mask``: the convention the user gave (--mask), which a mask argument's name then does not override;
+    ``hf_layer``: ``fn`` is a transformers module's forward (see _mask_candidates)."""
     slots = _slots(fn, eq, with_params)
     absent = [s for s in slots if s.role == "absent"]
     if any(not is_mask(eq.declared(s.symbol)) for s in absent):  # a mask or keep vector may be built in
@@ -355,7 +368,7 @@ def infer_function(
     first_error: str | None = None
     for prefix in prefixes:
         order_choices = [_row_orders(eq.declared(s.symbol)) for s in tensors if not _copy(s, tensors)]
-        mask_choices = [_mask_candidates(s.arg, prefix, mask) for s in mask_slots] or [[None]]
+        mask_choices = [_mask_candidates(s.arg, prefix, mask, hf_layer) for s in mask_slots] or [[None]]
         for chosen_orders in product(*order_choices):
             orders = _spread(tensors, chosen_orders)
             for masks in product(*mask_choices):
@@ -517,7 +530,7 @@ ROLE_NAMES: dict[str, tuple[str, ...]] = {
     "v": ("v", "v_proj", "value", "wv", "w_v", "to_v", "v_lin", "v_linear", "linear_v", "v_net"),
     "qkv": ("c_attn", "qkv", "in_proj", "wqkv", "w_qkv", "query_key_value", "to_qkv", "qkv_proj", "qkv_net"),
     "o": ("o", "o_proj", "out_proj", "wo", "w_o", "to_out", "out", "out_lin", "fc_out", "proj", "c_proj",
-          "dense", "linear_out", "o_net"),
+          "dense", "linear_out", "o_net", "output"),
     "ffn1": ("c_fc", "fc1", "w_1", "w1", "linear1", "lin1", "up_proj", "fc", "dense_h_to_4h", "fc_in",
              "intermediate"),
     "ffn2": ("c_proj", "fc2", "w_2", "w2", "linear2", "lin2", "down_proj", "dense_4h_to_h", "fc_out", "proj",
@@ -621,6 +634,8 @@ def _init_args(cls: type, eq: Equation) -> dict[str, str]:
         axis = axis or (_EXTRA_INIT.get(low) if _EXTRA_INIT.get(low) in eq.axes else None)
         if axis is not None:
             init[p.name] = axis
+        elif p.default is inspect.Parameter.empty and (built := _config_init(cls, p, eq)) is not None:
+            init[p.name] = built
         elif low in LENGTH_NAMES and p.default is inspect.Parameter.empty:
             init[p.name] = "64"
         elif low in ("dropout", "p", "attn_pdrop", "resid_pdrop", "dropout_rate", "drop", "attn_drop"):
@@ -637,6 +652,96 @@ def _init_args(cls: type, eq: Equation) -> dict[str, str]:
     return init
 
 
+#: A configuration object's class: a name that says so, or a base class that does (transformers' configs).
+_CONFIG_NAMES = ("config", "cfg", "args", "model_args", "params", "hparams", "conf", "configs")
+_CONFIG_BASES = ("PreTrainedConfig", "PretrainedConfig")
+
+
+def _is_config_class(obj: object) -> bool:
+    if not inspect.isclass(obj):
+        return False
+    bases = {b.__name__ for b in obj.__mro__[1:]}
+    if bases & set(_CONFIG_BASES):
+        return True
+    name = obj.__name__
+    return dataclasses.is_dataclass(obj) and name.endswith(("Config", "Args", "Configuration", "Params"))
+
+
+def _config_class(cls: type, p: inspect.Parameter) -> tuple[type, str] | None:
+    """The class of the configuration object ``p`` takes, and how an --init expression names it: the
+    annotation, the class's ``config_class`` (transformers' models), or the one configuration class in the
+    module that defines ``cls`` (nanoGPT's GPTConfig, a tutorial's ModelArgs). None where it cannot tell."""
+    home = vars(inspect.getmodule(cls) or object)
+    annotation = p.annotation
+    if isinstance(annotation, str):
+        annotation = home.get(annotation.strip("'\""))
+    found = [annotation] if _is_config_class(annotation) else []
+    if not found and _is_config_class(getattr(cls, "config_class", None)):
+        found = [cls.config_class]
+    if not found and p.name.lower() in _CONFIG_NAMES:
+        found = list(
+            dict.fromkeys(
+                v
+                for v in home.values()
+                if (_is_config_class(v) and v.__module__ == cls.__module__)
+                or (_is_config_class(v) and set(_CONFIG_BASES) & {b.__name__ for b in v.__mro__[1:]})
+            )
+        )
+        if len(found) > 1:  # transformers' modeling files import their own config and no other
+            own = [c for c in found if c.__module__ == cls.__module__]
+            found = own if len(own) == 1 else found
+    if len(found) != 1:
+        return None
+    config = found[0]
+    named = next((k for k, v in home.items() if v is config and not k.startswith("_")), None)
+    if named is None:
+        top = config.__module__.split(".")[0]
+        if getattr(importlib.import_module(top), config.__name__, None) is not config:
+            return None
+        named = f"{top}.{config.__name__}"
+    return config, named
+
+
+def _config_fields(config: type) -> dict[str, inspect.Parameter]:
+    """The fields a configuration class takes (a dataclass's fields, a constructor's keyword arguments)."""
+    try:
+        params = inspect.signature(config).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {k: v for k, v in params.items() if v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)}
+
+
+def _config_init(cls: type, p: inspect.Parameter, eq: Equation) -> str | None:
+    """The --init expression that builds the configuration object ``p`` takes, its sizes from the
+    equation's axes by the fields' names (``GPT2Config(n_embd=d_e, n_head=M, n_inner=d_f)``), tables long
+    enough for any drawn sequence, dropout 0 where it has no default, and transformers' eager attention
+    (the readable path, which runs in float64 as the spec is evaluated). None where it is not a
+    configuration object lmspec can build."""
+    found = _config_class(cls, p)
+    if found is None:
+        return None
+    config, named = found
+    fields = _config_fields(config)
+    args: dict[str, str] = {}
+    for name, field_ in fields.items():
+        low = name.lower()
+        axis = _RECURRENT_INIT.get(low) if "d_h" in eq.axes else None
+        axis = axis or next((a for a, names in INIT_NAMES.items() if a in eq.axes and low in names), None)
+        if axis is not None:
+            args[name] = axis
+        elif low in LENGTH_NAMES:
+            args[name] = "64"
+        elif "drop" in low and field_.default is inspect.Parameter.empty:
+            args[name] = "0.0"
+        elif field_.default is inspect.Parameter.empty:
+            return None  # a required field lmspec cannot fill: --init says it
+    if not args:
+        return None
+    if {b.__name__ for b in config.__mro__[1:]} & set(_CONFIG_BASES):
+        args["attn_implementation"] = '"sdpa"'
+    return f"{named}(" + ", ".join(f"{k}={v}" for k, v in args.items()) + ")"
+
+
 def _derive(eq: Equation, init: Mapping[str, str], fixed) -> dict[str, str]:
     """The ties a module built from d_e and M has: d_k = d_e / M (and d_v = d_k)."""
     # the axes the constructor's arguments name, as values (n_embd=d_e) or inside them (Config(n_embd=d_e))
@@ -651,7 +756,9 @@ def _derive(eq: Equation, init: Mapping[str, str], fixed) -> dict[str, str]:
 
 
 def _scope(segments: list[str]) -> str | None:
-    for seg in reversed(segments[:-1]):
+    """Whether a parameter sits in the attention or the FFN, by the outermost module on its path that says
+    (BERT's attention.output.dense is the attention's, its output.dense the FFN's)."""
+    for seg in segments[:-2]:
         if seg.lower() in ATTENTION_SCOPES:
             return "attention"
         if seg.lower() in FFN_SCOPES:
@@ -674,6 +781,9 @@ def _roles(path: str, eq_params: set[str]) -> list[str]:
         return ["qkv"]
     if len(segments) == 1 and "alpha" in eq_params:  # a layer norm's own parameters
         return ["ln"] if leaf in _NORM_LEAVES else []
+    if owner in _GENERIC_OWNERS and len(segments) > 2 and segments[-3].lower() in _ALL_ROLE_NAMES:
+        segments = segments[:-2] + segments[-1:]  # BERT's attention.output.dense: the role is the parent's
+        owner = segments[-2].lower()
     scope = _scope(segments)
     head, _, rest = owner.partition("_")  # mlp_proj, attn_out: a scope, then a role
     if rest and head in (*ATTENTION_SCOPES, *FFN_SCOPES) and owner not in _ALL_ROLE_NAMES:
@@ -692,7 +802,22 @@ def _roles(path: str, eq_params: set[str]) -> list[str]:
         candidates = in_scope or candidates
     if len(candidates) > 1 and {"ln1", "ln2", "ln"} & set(candidates):
         candidates = [c for c in candidates if c != "ln"] or candidates
+    if candidates == ["ln"] and "alpha_1" in eq_params and scope is not None:
+        return [
+            "ln1" if scope == "attention" else "ln2"
+        ]  # BERT's attention.output.LayerNorm, output.LayerNorm
+    if not candidates and leaf in ("weight", "bias") and len(_matrices(eq_params)) == 1:
+        return ["single"]  # the equation's one dense layer (BERT's pooler.dense)
     return candidates
+
+
+#: Names of a layer that take their role from the module holding them (BERT's attention.output.dense).
+_GENERIC_OWNERS = ("dense", "linear", "lin", "fc", "layer")
+
+
+def _matrices(eq_params: set[str]) -> list[str]:
+    """The equation's weight matrices (W_…), the one-dense-layer case of _roles."""
+    return sorted(p for p in eq_params if p.startswith("W"))
 
 
 _ATTENTION_ROLES = ("q", "k", "v", "qkv", "o")
@@ -726,6 +851,13 @@ def _param_text(role: str, kind: str, layout: str, eq: Equation, suffix: str) ->
     if role in ("ln1", "ln2", "ln"):
         index = {"ln1": "_1", "ln2": "_2", "ln": suffix}[role]
         return ("beta" if kind == "bias" else "alpha") + index
+    if role == "single":
+        (weight,) = _matrices({d.ascii for d in eq.params})
+        if kind == "bias":
+            bias = "b" + weight[1:]
+            return bias if bias in {d.ascii for d in eq.params} else None
+        rows, cols = (str(a) for a in eq.declared(weight).shape)
+        return weight if layout == "out_in" else f"{weight} -> {cols} {rows}"
     return None
 
 
@@ -852,7 +984,25 @@ def infer_forward(
 
     forward.__signature__ = inspect.signature(module.forward)
     forward.__qualname__ = forward.__name__ = type(module).__name__
-    return infer_function(forward, eq, fixed=fixed, derive=derive, label=label, mask=mask, with_params=False)
+    return infer_function(
+        forward,
+        eq,
+        fixed=fixed,
+        derive=derive,
+        label=label,
+        mask=mask,
+        with_params=False,
+        hf_layer=_transformers_module(module),
+    )
+
+
+def _transformers_module(module: torch.nn.Module) -> bool:
+    """Whether ``module`` is a transformers module (or one built from a transformers configuration, as
+    remote code is): its layers take the 4-D additive attention_mask the model builds."""
+    if type(module).__module__.split(".")[0] == "transformers":
+        return True
+    config = getattr(module, "config", None)
+    return config is not None and bool({b.__name__ for b in type(config).__mro__} & set(_CONFIG_BASES))
 
 
 def _copy(slot: _Slot, tensors: list[_Slot]) -> bool:

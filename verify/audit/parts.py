@@ -108,10 +108,11 @@ def audit_parts(
 ) -> tuple[list[PartReport], list[str]]:
     """The parts of a failing composite, each audited (by ``audit``, the auditor's own function) against the
     equation the composite calls for it; and notes for the parts that are no submodule of their own."""
-    from .targets import init_value
+    from .targets import _home, init_value
 
     sizes = size_tuples(eq, 1, seed, "small", derive=inferred.derive)[0]
-    parent = cls(**{k: init_value(k, v, sizes) for k, v in inferred.init.items()}).double().eval()
+    home = _home(cls)  # an --init expression names what the module defining the class does (GPTConfig)
+    parent = cls(**{k: init_value(k, v, sizes, home) for k, v in inferred.init.items()}).double().eval()
     reports, notes = [], []
     for path, callee, maps in _parts(eq, inferred):
         if not path:

@@ -12,7 +12,7 @@ from ._timing import measure, no_note
 def gpt2_forward_flops(
     *, n: int, d_e: int, M: int, d_k: int, d_v: int, d_f: int, L: int, batch: int = 1
 ) -> int:
-    """Matmul FLOPs of GPT-2's forward to ``H^L`` (no head), a multiply-add counted as 2:
+    """Matmul FLOPs of GPT-2's forward to ``H̃^L = LN(H^L)`` (no head), a multiply-add counted as 2:
 
     per block, ``2n(2 d_e M d_k + 2 d_e M d_v + 2 d_e d_f)`` for the parameters' matmuls (Q, K: d_e × M d_k;
     V: d_e × M d_v; W_O: M d_v × d_e; W_1, W_2: d_e × d_f) and ``2 M n² (d_k + d_v)`` for ``QKᵀ`` and

@@ -202,7 +202,7 @@ def _hf_gpt2(size: Size, repeat: int, note, tol, threads, lengths) -> tuple[str,
 
         note(f"hf: GPT-2, {t} thread{'s' if t > 1 else ''}, n = {n}: checking that the outputs agree")
         with torch.no_grad():
-            agree_body = [_agreement(f"GPT-2 H^L (n = {n})", impl_body(), hf_body(), tol)]
+            agree_body = [_agreement(f"GPT-2 H̃^L = LN(H^L) (n = {n})", impl_body(), hf_body(), tol)]
             agree_head = [_agreement(f"GPT-2 logits (n = {n})", impl_head(), hf_head(), tol)]
         note(f"hf: GPT-2, {t} thread{'s' if t > 1 else ''}, n = {n}: timing GPT2Model, GPT2LMHeadModel")
         body = _versus(hf_body, impl_body, repeat)

@@ -21,9 +21,7 @@ def list_command(
     for eq in eqs:
         ref = eq.reference
         num = f"({ref.number}) " if ref.number else ""
-        table.add_row(
-            eq.id, eq.title, f"{num}[{ref.status}] {ref.source}", ", ".join(eq.variant_names) or "—"
-        )
+        table.add_row(eq.id, eq.title, f"{num}[{ref.tag}] {ref.source}", ", ".join(eq.variant_names) or "—")
     console.print(table)
     console.print(f"{len(eqs)} equations in {len({e.family for e in eqs})} families")
     from ...spec.aliases import ALIASES

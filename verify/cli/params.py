@@ -2,9 +2,10 @@
 
 MODEL is a preset (GPT-2 small to XL, BERT base and large, ViT-B/16 and ViT-L/16), whose sizes ``--set``
 may change, or a count of the catalogue (``embedding``, ``positional``, ``mha``, ``mha[no_bias]``, ``ffn``,
-``layer_norm``, ``block``, ``stack``, ``params.gpt2``, ``bert_backbone``, ``mlm_head``, ``bert``, and
-``vit``), whose sizes all come from ``--set``. The output is the symbolic formula, one row per term
-(what it counts, its formula, its value) and the total; ``--json`` prints the same as one JSON object.
+``layer_norm``, ``block``, ``stack``, ``segment``, ``pooler``, ``params.gpt2``, ``bert_backbone``,
+``mlm_head``, ``bert``, and ``vit``), whose sizes all come from ``--set``. The output is the symbolic formula,
+one row per term (what it counts, its formula, its value) and the total; ``--json`` prints the same as one
+JSON object.
 """
 
 import json

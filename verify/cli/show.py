@@ -46,6 +46,7 @@ def show_equation(eq, fmt: str) -> None:
     plain = {"markup": False, "highlight": False}
     console.print(f"[bold]{escape(eq.id)}[/bold] — {escape(eq.title)}", highlight=False)
     console.print(f"Reference: {eq.reference}", **plain)
+    console.print(f"Status: {eq.reference.word}: {eq.reference.meaning}", **plain)
     if eq.description:
         console.print(eq.description, **plain)
     console.print()

@@ -117,6 +117,18 @@ def _mlm_head(sizes: Mapping[str, int]) -> int:
     return _bert(sizes) - numel(_construct("impl.bert.BERT", sizes))
 
 
+def _bert_part(*names: str) -> Model:
+    """The parameters of impl.bert.BERT called ``names`` (its segment embedding G, its pooler W_p, b_p): the
+    count has the axis d_e only; the backbone around them gets three tokens, three positions, one head and
+    one block."""
+
+    def count(sizes: Mapping[str, int]) -> int:
+        model = _construct("impl.bert.BERT", {"v": 3, "n_max": 3, "M": 1, "L": 1, "d_f": 2, **sizes})
+        return sum(p.numel() for name, p in model.named_parameters() if name in names)
+
+    return Model(f"impl.bert.BERT ({', '.join(names)})", count, _takes_head_widths("impl.bert.BERT"))
+
+
 def _torch_ffn(s: Mapping[str, int]) -> nn.Module:
     return nn.Sequential(nn.Linear(s["d_e"], s["d_f"]), nn.GELU(), nn.Linear(s["d_f"], s["d_e"]))
 
@@ -170,6 +182,14 @@ MODELS: dict[str, tuple[Model, ...]] = {
             lambda s: nn.TransformerEncoder(_torch_layer(s), s["L"], enable_nested_tensor=False),
             False,
         ),
+    ),
+    "segment": (
+        _bert_part("G"),
+        _torch("torch.nn.Embedding(2, d_e)", lambda s: nn.Embedding(2, s["d_e"])),
+    ),
+    "pooler": (
+        _bert_part("W_p", "b_p"),
+        _torch("torch.nn.Linear(d_e, d_e)", lambda s: nn.Linear(s["d_e"], s["d_e"])),
     ),
     "gpt2": (impl_model("impl.gpt2.GPT2"),),
     "bert_backbone": (impl_model("impl.bert.BERT"),),

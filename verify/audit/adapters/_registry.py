@@ -23,6 +23,7 @@ class Builtin:
     group: str = "torch"  # "torch" or "hf"
     derive: Mapping[str, str] = field(default_factory=dict)  # axes the target ties, e.g. {"d_e": "M*d_k"}
     sizes: Mapping[str, int] = field(default_factory=dict)  # axes the target fixes
+    layout: str | None = None  # a layout, where the target returns a subset of the outputs (--layout)
 
 
 #: Every registered built-in, by name, in the order of registration (``lmspec audit --list`` keeps it).
@@ -40,6 +41,7 @@ def builtin(
     group: str = "torch",
     derive: Mapping[str, str] | None = None,
     sizes: Mapping[str, int] | None = None,
+    layout: str | None = None,
 ) -> Callable[[Callable[[], Callable]], Callable[[], Callable]]:
     """Register the decorated zero-argument factory as the built-in target ``name``."""
 
@@ -58,6 +60,7 @@ def builtin(
             group,
             dict(derive or {}),
             dict(sizes or {}),
+            layout,
         )
         return make
 

@@ -1,5 +1,196 @@
+# ruff: noqa: F722
 """Built-in audit targets of one recurrent step: ``nn.RNNCell``, ``nn.LSTMCell`` and ``nn.GRUCell``
-(torch 2.13).
+(torch 2.13), called as a decoding loop calls them, ``h = cell(x_t, h)``.
 
-(Being written: registers nothing yet.)
+The cells hold the same weights as nn.RNN / nn.LSTM / nn.GRU without the ``_l0`` suffix: ``weight_ih``
+(input rows), ``weight_hh`` (recurrent rows) and two bias vectors per gate, ``bias_ih`` and ``bias_hh``. In
+the RNN and LSTM cells the two are only ever added, so their sum is the spec's bias: all of it goes in
+``bias_ih``, and ``bias_hh`` is zero (as torch_recurrent does). The GRU cell is different: its ``bias_hh``
+n-block sits inside the reset gate, ``n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))`` — torch's GRU applies
+the reset gate *after* the recurrent product (``reset_after``, Cho et al.'s second form), so ``b_hn`` is the
+spec's ``b_U`` of ``gru.step[reset_after]``, not a second half of ``b``. The spec's GRU (reset before the
+product) has no such bias, so the built-in sets ``b_hn = 0``; the r- and z-blocks of ``bias_hh`` are zero as
+in the other cells.
+
+``nn.GRUCell`` is audited over a sequence (``gru.step[sequence]``, the loop ``h = cell(x_t, h)`` from
+``h = None``, torch's zeros) rather than as one step against ``gru.step``: that equation's outputs are the
+gates r_t, z_t and the candidate h̃_t as well as h_t, and torch returns only h_t. The audit fails from the
+second token on (the first starts from h_0 = 0, where the two forms agree). How the built-ins build and call
+torch's objects: _torch.
 """
+
+from collections.abc import Callable
+
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from ._registry import builtin
+from ._torch import build, call
+
+_TWO_BIASES = (
+    "torch holds two bias vectors that it only adds, bias_ih + bias_hh, where the spec has one: all of the "
+    "spec's bias goes in bias_ih, bias_hh = 0"
+)
+
+
+def _zeros(b: Tensor) -> Tensor:
+    return torch.zeros_like(b)
+
+
+def _rows(x: Tensor, d: int) -> Tensor:
+    """A cell's input with its leading batch axes flattened into torch's one, ``(B, d)``."""
+    return x.reshape(-1, d)
+
+
+# --- nn.RNNCell ---------------------------------------------------------------------------------------------
+@builtin(
+    "torch.nn.RNNCell",
+    "rnn.elman_step",
+    description=(
+        "nn.RNNCell(d_e, d_h, nonlinearity='tanh'), one step: h_t = cell(x_t, h_{t−1}) on a batch of rows "
+        f"(B, d_e), (B, d_h). {_TWO_BIASES}."
+    ),
+    mapping={
+        "x_t": "input (batch, d_e)",
+        "h_prev": "hx (batch, d_h)",
+        "h_t": "the returned h' (batch, d_h)",
+        "W_x": "weight_ih",
+        "W_h": "weight_hh",
+        "b_h": "bias_ih + bias_hh (bias_ih = b_h, bias_hh = 0)",
+        "d_e": "input_size",
+        "d_h": "hidden_size",
+    },
+)
+def _rnn_cell() -> Callable:
+    def rnn_cell(
+        x_t: Float[Tensor, "*batch d_e"],
+        h_prev: Float[Tensor, "*batch d_h"],
+        W_x: Float[Tensor, "d_h d_e"],
+        W_h: Float[Tensor, "d_h d_h"],
+        b_h: Float[Tensor, " d_h"],
+    ) -> Float[Tensor, "*batch d_h"]:
+        *batch, d_e = x_t.shape
+        d_h = W_h.shape[0]
+        cell = build(nn.RNNCell, d_e, d_h, nonlinearity="tanh", like=x_t)
+        params = {"weight_ih": W_x, "weight_hh": W_h, "bias_ih": b_h, "bias_hh": _zeros(b_h)}
+        h_t = call(cell, params, _rows(x_t, d_e), _rows(h_prev, d_h))  # (B, d_h)
+        return h_t.reshape(*batch, d_h)
+
+    return rnn_cell
+
+
+# --- nn.LSTMCell --------------------------------------------------------------------------------------------
+@builtin(
+    "torch.nn.LSTMCell",
+    "lstm.hidden",
+    description=(
+        "nn.LSTMCell(d_e, d_h), one step: h_t, c_t = cell(x_t, (h_{t−1}, c_{t−1})) on a batch of rows. "
+        "torch stacks the four gates' rows in the order i, f, g (= c̃), o; lstm.hidden is the step with both "
+        f"states as its outputs, as torch.nn.LSTM[h_0,c_0]. {_TWO_BIASES} (in torch's gate order)."
+    ),
+    mapping={
+        "x_t": "input (batch, d_e)",
+        "h_prev, c_prev": "hx = (h_0, c_0), each (batch, d_h)",
+        "h_t, c_t": "the returned (h_1, c_1)",
+        "W_i, W_f, W_c, W_o": "weight_ih row blocks 0, 1, 2, 3 (torch's gate order i, f, g = c̃, o)",
+        "U_i, U_f, U_c, U_o": "weight_hh row blocks 0, 1, 2, 3",
+        "b_i, b_f, b_c, b_o": "bias_ih blocks 0, 1, 2, 3 (+ bias_hh = 0)",
+        "d_e": "input_size",
+        "d_h": "hidden_size",
+    },
+)
+def _lstm_cell() -> Callable:
+    def lstm_cell(
+        x_t: Float[Tensor, "*batch d_e"],
+        h_prev: Float[Tensor, "*batch d_h"],
+        c_prev: Float[Tensor, "*batch d_h"],
+        W_f: Float[Tensor, "d_h d_e"],
+        U_f: Float[Tensor, "d_h d_h"],
+        b_f: Float[Tensor, " d_h"],
+        W_i: Float[Tensor, "d_h d_e"],
+        U_i: Float[Tensor, "d_h d_h"],
+        b_i: Float[Tensor, " d_h"],
+        W_o: Float[Tensor, "d_h d_e"],
+        U_o: Float[Tensor, "d_h d_h"],
+        b_o: Float[Tensor, " d_h"],
+        W_c: Float[Tensor, "d_h d_e"],
+        U_c: Float[Tensor, "d_h d_h"],
+        b_c: Float[Tensor, " d_h"],
+    ) -> tuple[Float[Tensor, "*batch d_h"], Float[Tensor, "*batch d_h"]]:
+        *batch, d_e = x_t.shape
+        d_h = W_f.shape[0]
+        bias = torch.cat([b_i, b_f, b_c, b_o])  # torch's gate order i, f, g, o
+        params = {
+            "weight_ih": torch.cat([W_i, W_f, W_c, W_o]),  # (4 d_h, d_e)
+            "weight_hh": torch.cat([U_i, U_f, U_c, U_o]),  # (4 d_h, d_h)
+            "bias_ih": bias,
+            "bias_hh": _zeros(bias),
+        }
+        cell = build(nn.LSTMCell, d_e, d_h, like=x_t)
+        h_t, c_t = call(cell, params, _rows(x_t, d_e), (_rows(h_prev, d_h), _rows(c_prev, d_h)))
+        return h_t.reshape(*batch, d_h), c_t.reshape(*batch, d_h)
+
+    return lstm_cell
+
+
+# --- nn.GRUCell ---------------------------------------------------------------------------------------------
+@builtin(
+    "torch.nn.GRUCell",
+    "gru.step[sequence]",
+    description=(
+        "nn.GRUCell(d_e, d_h) looped over the sequence as a decoding loop calls it: h = None, then "
+        "h = cell(x_t, h) for t = 1..n (None is torch's h_0 = 0); H = [h_1, …, h_n]. KNOWN DIFFERENCE: "
+        "torch's GRU cell applies the reset gate after the recurrent product, "
+        "h̃ = tanh(W x + b + r ⊙ (U h + b_U)) (the spec's one-step variant gru.step[reset_after]), while "
+        "gru.step[sequence] unrolls the catalogue's h̃ = tanh(W x + U (r ⊙ h) + b): the audit fails on the "
+        "values from the second token on (from h_0 = 0 the two agree). The one-step form cannot be audited "
+        "against gru.step, whose outputs include r_t, z_t and h̃_t, which the cell does not return; the "
+        "spec has no unrolled reset_after form, so the diagnosis names no variant. torch's update gate is "
+        "the spec's 1 − z: its z-blocks are −W_z, −U_z, −b_z. Of torch's two biases, the r- and z-blocks "
+        "are only added (the spec's bias in bias_ih, bias_hh = 0 there); bias_hh's n-block is b_U inside "
+        "the reset gate, which the catalogue's GRU does not have: it is 0 here."
+    ),
+    mapping={
+        "X": "the inputs x_t = X[:, t] (batch, d_e), one call each",
+        "H": "the returned h of each call, stacked on t",
+        "W_r, W_z, W": "weight_ih row blocks r, z, n: W_r, −W_z, W (torch's z is the spec's 1 − z)",
+        "U_r, U_z, U": "weight_hh row blocks r, z, n: U_r, −U_z, U",
+        "b_r, b_z, b": "bias_ih blocks r, z, n: b_r, −b_z, b",
+        "b_U (reset_after)": "bias_hh block n, inside the reset gate; bias_hh = 0 (no b_U in gru.step)",
+        "d_e": "input_size",
+        "d_h": "hidden_size",
+    },
+)
+def _gru_cell() -> Callable:
+    def gru_cell(
+        X: Float[Tensor, "*batch n d_e"],
+        W_r: Float[Tensor, "d_h d_e"],
+        U_r: Float[Tensor, "d_h d_h"],
+        b_r: Float[Tensor, " d_h"],
+        W_z: Float[Tensor, "d_h d_e"],
+        U_z: Float[Tensor, "d_h d_h"],
+        b_z: Float[Tensor, " d_h"],
+        W: Float[Tensor, "d_h d_e"],
+        U: Float[Tensor, "d_h d_h"],
+        b: Float[Tensor, " d_h"],
+    ) -> Float[Tensor, "*batch n d_h"]:
+        *batch, n, d_e = X.shape
+        d_h = W.shape[0]
+        bias = torch.cat([b_r, -b_z, b])  # torch's block order r, z, n; its z is the spec's 1 − z
+        params = {
+            "weight_ih": torch.cat([W_r, -W_z, W]),  # (3 d_h, d_e)
+            "weight_hh": torch.cat([U_r, -U_z, U]),  # (3 d_h, d_h)
+            "bias_ih": bias,
+            "bias_hh": _zeros(bias),  # its n-block would be b_U (reset_after): the spec's GRU has none
+        }
+        cell = build(nn.GRUCell, d_e, d_h, like=X)
+        x = X.reshape(-1, n, d_e)  # (B, n, d_e)
+        h, states = None, []
+        for t in range(n):
+            h = call(cell, params, x[:, t], h)  # (B, d_h)
+            states.append(h)
+        H = torch.stack(states, dim=-2)  # (B, n, d_h)
+        return H.reshape(*batch, n, d_h)
+
+    return gru_cell
