@@ -318,7 +318,13 @@ def weight_decay() -> Equation:
 
 
 # --- training.adamw -------------------------------------------------------------------------------
+#: The forms ``adamw`` builds: the tutorial's (torch.optim.AdamW) and its variants.
+ADAMW_FORMS = ("decoupled", "l2_coupled", "transformers_legacy")
+
+
 def adamw(beta1: sp.Expr = BETA1, beta2: sp.Expr = BETA2, form: str = "decoupled") -> Equation:
+    if form not in ADAMW_FORMS:
+        raise ValueError(f"training.adamw: unknown form {form!r} (expected one of {', '.join(ADAMW_FORMS)})")
     theta, g, eta, lam = _theta(), _grad(), _eta(), _lam()
     m = tensor("m", (d_theta,), tex=r"m_{t-1}", meaning="first moment before the step")
     s = tensor("s", (d_theta,), Kind.POSITIVE, tex=r"v_{t-1}", meaning="second moment before the step")
@@ -394,7 +400,33 @@ def adamw(beta1: sp.Expr = BETA1, beta2: sp.Expr = BETA2, form: str = "decoupled
     if form == "transformers_legacy":
         bindings = [b for b in bindings if b[0] not in (m_hat, s_hat)]
         intermediates = [m_next, s_next, theta_next]
-    state = {"exp_avg": "m", "exp_avg_sq": "s"}
+    # The invariants of each form: torch's own step where torch has the form (AdamW decoupled, Adam's
+    # weight_decay coupled), the decay alone at zero gradient and moments where the decay is decoupled
+    # (transformers_legacy too: with m_t = v_t = 0 its update is (1 − ηλ)θ).
+    torch_step = _torch_step(
+        "Adam" if form == "l2_coupled" else "AdamW",
+        {"theta_next": "param", "m_next": "exp_avg", "s_next": "exp_avg_sq"},
+        {"lr": "eta", "weight_decay": "lam", "eps": "eps"},
+        fixed={"betas": [float(beta1), float(beta2)]},
+        state={"exp_avg": "m", "exp_avg_sq": "s"},
+        step="t",
+    )
+    decoupled = Invariant(
+        "decoupled_decay",
+        {
+            "theta": "theta",
+            "grad": "g",
+            "moments": ["m", "s"],
+            "lr": "eta",
+            "decay": "lam",
+            "output": "theta_next",
+        },
+    )
+    invariants = {
+        "decoupled": (torch_step, decoupled),
+        "l2_coupled": (torch_step,),
+        "transformers_legacy": (decoupled,),
+    }[form]
     return Equation(
         "training.adamw",
         "AdamW step",
@@ -406,27 +438,7 @@ def adamw(beta1: sp.Expr = BETA1, beta2: sp.Expr = BETA2, form: str = "decoupled
         reference=Reference(
             SECTION, source="Kingma & Ba 2015, Algorithm 1; Loshchilov & Hutter 2019, Algorithm 2", status="R"
         ),
-        invariants=(
-            _torch_step(
-                "AdamW",
-                {"theta_next": "param", "m_next": "exp_avg", "s_next": "exp_avg_sq"},
-                {"lr": "eta", "weight_decay": "lam", "eps": "eps"},
-                fixed={"betas": [float(beta1), float(beta2)]},
-                state=state,
-                step="t",
-            ),
-            Invariant(
-                "decoupled_decay",
-                {
-                    "theta": "theta",
-                    "grad": "g",
-                    "moments": ["m", "s"],
-                    "lr": "eta",
-                    "decay": "lam",
-                    "output": "theta_next",
-                },
-            ),
-        ),
+        invariants=invariants,
         notes="m_t = β₁ m_{t−1} + (1 − β₁) g, v_t = β₂ v_{t−1} + (1 − β₂) g² (entry by entry), bias "
         "correction m̂ = m_t/(1 − β₁^t), v̂ = v_t/(1 − β₂^t), and θ_t = θ_{t−1} − η(m̂/(√v̂ + ε) + λθ_{t−1}): "
         "the decay is decoupled from the adaptive scaling (torch.optim.AdamW). β₁ = 0.9, β₂ = 0.999 are "

@@ -2,12 +2,14 @@
 
 - torch.optim.SGD and torch.optim.AdamW pass their audits (the gradient check included: the built-ins step
   through torch's ``differentiable=True`` path when autograd is to go through them);
-- torch.optim.Adam with weight_decay is held to training.adamw and is not it: its values are the coupled
-  (L2) form, training.adamw[l2_coupled], asserted on torch itself as well;
+- torch.optim.SGD[weight_decay] is torch's L2 step θ − η(g + λθ), returned alone: it passes its audit
+  against training.weight_decay through its layout (WEIGHT_DECAY_LAYOUT), the gradient check included;
+- torch.optim.Adam with weight_decay is held to training.adamw and is not it: the verdict is ``variant``,
+  the coupled (L2) form training.adamw[l2_coupled], asserted on torch itself as well; each form of
+  training.adamw carries the invariants that hold for it (torch.optim.Adam's step for l2_coupled);
 - each built-in runs the real optimizer's step() (a global step hook sees the optimizer, its
   hyper-parameters and its state), and a wrong mapping (moments swapped, lr or weight_decay not passed,
-  the step count off by one) fails;
-- SGD with weight decay is torch's L2 step θ − η(g + λθ), returned alone (WEIGHT_DECAY_LAYOUT).
+  the step count off by one) fails.
 
 Numbers come from seeded random draws (NumPy's default_rng) compared with the exact oracle of the spec.
 """
@@ -25,18 +27,21 @@ from lmspec.verify.audit.adapters import torch_optim
 from lmspec.verify.audit.targets import make_target
 from lmspec.verify.compare import POLICY, compare
 from lmspec.verify.oracle import concrete_shape
+from lmspec.verify.runner import PROFILES, checks_for, run_check
 from lmspec.verify.strategies import seeded_tensor
-from lmspec.verify.targets import OracleTarget
+from lmspec.verify.targets import GeneratedTarget, OracleTarget
 
 BUILTINS = builtins()
 #: Every torch.optim built-in and the equation it is audited against by default.
 EXPECTED = {
     "torch.optim.SGD": "training.sgd",
+    "torch.optim.SGD[weight_decay]": "training.weight_decay",
     "torch.optim.AdamW": "training.adamw",
     "torch.optim.Adam[weight_decay]": "training.adamw",
 }
-#: Registered to show a difference the audit must report (see test_adam_weight_decay_*).
-KNOWN_DIFFERENT = {"torch.optim.Adam[weight_decay]"}
+#: Audited in tests of their own: a difference the audit must report (test_adam_weight_decay_*), a subset
+#: of the outputs (test_sgd_weight_decay_*).
+OWN_TEST = {"torch.optim.Adam[weight_decay]", "torch.optim.SGD[weight_decay]"}
 SIZES = {"d_theta": 7}
 
 
@@ -89,17 +94,19 @@ def test_the_optim_builtins_and_their_equations():
     for name in EXPECTED:
         b = _builtin(name)
         assert b.group == "torch" and b.description and not (b.pins or b.constants or b.derive or b.sizes)
+        assert b.layout == (torch_optim.WEIGHT_DECAY_LAYOUT if "SGD[" in name else None), name
         eq = spec.get(b.equation)
         mapped = {k for k, _ in b.mapping}
         assert {d.ascii for d in (*eq.inputs, *eq.params, *eq.outputs)} <= mapped, name
     assert dict(_builtin("torch.optim.AdamW").mapping)["eta"] == "lr"
     assert "exp_avg_sq" in dict(_builtin("torch.optim.AdamW").mapping)["s"]
     assert "l2_coupled" in _builtin("torch.optim.Adam[weight_decay]").description
+    assert "not returned" in dict(_builtin("torch.optim.SGD[weight_decay]").mapping)["theta_dec"]
     assert load("torch.optim.AdamW") is _builtin("torch.optim.AdamW")
 
 
 # --- the audits ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", sorted(set(EXPECTED) - KNOWN_DIFFERENT))
+@pytest.mark.parametrize("name", sorted(set(EXPECTED) - OWN_TEST))
 def test_builtin_passes_its_audit(name):
     report = audit(_builtin(name), profile="quick")
     failed = [f"{c.name}: {c.message}" for c in report.checks if c.status == "fail"]
@@ -110,26 +117,24 @@ def test_builtin_passes_its_audit(name):
 
 
 def test_adam_weight_decay_audit_reports_the_coupled_form():
-    """Adam's weight_decay is not AdamW's: the audit fails every value check, and its diagnosis finds the
-    values of training.adamw[l2_coupled]. (The variant still inherits training.adamw's invariants, which
-    name torch.optim.AdamW and the decoupled decay, so the diagnosis cannot confirm it: those two, and only
-    those, fail under it. With the variant given its own invariants the verdict is 'variant'.)"""
+    """Adam's weight_decay is not AdamW's: the audit fails every value check and AdamW's invariants, and
+    its diagnosis confirms training.adamw[l2_coupled]: the values, the gradient and torch.optim.Adam's own
+    step (the invariant of that form) hold under it."""
     report = audit(_builtin("torch.optim.Adam[weight_decay]"), profile="quick")
-    assert report.verdict != "pass"
-    failed = {c.name for c in report.checks if c.status == "fail"}
-    assert {"value=oracle", "value=generated", "property:decoupled_decay", "gradient"} <= failed
-    assert "shape" not in failed
-    closest = {v.name: v for v in report.variants}["l2_coupled"]
-    assert closest.max_abs < 1e-12  # the values are the coupled form's
-    assert "l2_coupled" in report.summary
-    # what keeps the diagnosis from confirming it: the invariants the variant inherits, and nothing else
-    assert report.verdict == "fail" and not closest.matched
-    assert closest.message.startswith("the values match, but under this form property:torch_optimizer_step")
-    assert "differs from torch.optim.AdamW" in closest.message and "gradient" not in closest.message
-    adam = _builtin("torch.optim.Adam[weight_decay]")
-    by_itself = audit(adam, "training.adamw[l2_coupled]", profile="quick", diagnose=False)
-    assert {c.name: c.status for c in by_itself.checks}["value=oracle"] == "pass"
-    assert {c.name: c.status for c in by_itself.checks}["gradient"] == "pass"
+    assert report.verdict == "variant", report.summary
+    status = {c.name: c.status for c in report.checks}
+    assert status == {
+        "shape": "pass",
+        "value=oracle": "fail",
+        "value=generated": "fail",
+        "property:torch_optimizer_step": "fail",  # against torch.optim.AdamW
+        "property:decoupled_decay": "fail",
+        "gradient": "fail",
+    }
+    trials = {v.name: v for v in report.variants}
+    assert trials["l2_coupled"].matched and trials["l2_coupled"].max_abs < 1e-12
+    assert not trials["transformers_legacy"].matched
+    assert "matches l2_coupled" in report.summary
 
 
 # --- the real torch.optim step ------------------------------------------------------------------------------
@@ -223,22 +228,12 @@ def test_gradients_flow_through_the_differentiable_step_and_values_agree():
     assert all(g.abs().min() > 0 for g in grads[1:])
 
 
-def test_sgd_weight_decay_gradient_is_the_l2_steps():
-    """θ′ = θ − η(g + λθ): ∂θ′/∂θ = 1 − ηλ and ∂θ′/∂g = −η, entry by entry, through torch's step."""
-    theta = torch.tensor([0.5, -1.5, 2.0], dtype=torch.float64, requires_grad=True)
-    g = torch.tensor([1.0, 0.25, -3.0], dtype=torch.float64, requires_grad=True)
-    out = torch_optim.sgd_weight_decay()(theta, g, 0.5, 0.25)
-    d_theta, d_g = torch.autograd.grad(out.sum(), [theta, g])
-    torch.testing.assert_close(d_theta, torch.full((3,), 0.875, dtype=torch.float64))
-    torch.testing.assert_close(d_g, torch.full((3,), -0.5, dtype=torch.float64))
-
-
 # --- SGD with weight decay: the L2 step, returned alone -----------------------------------------------------
 def test_sgd_weight_decay_is_torchs_l2_step():
     eq, arrays = _example("training.weight_decay", seed=5)
-    fn = torch_optim.sgd_weight_decay()
+    b = _builtin("torch.optim.SGD[weight_decay]")
     with _steps() as seen:
-        got = _run(fn, eq, arrays, layout=torch_optim.WEIGHT_DECAY_LAYOUT)
+        got = _run(b.make(), eq, arrays, layout=b.layout)
     ((cls, group, _),) = seen
     assert cls is torch.optim.SGD and group["weight_decay"] == float(arrays["lam"]) and group["momentum"] == 0
     want = OracleTarget(eq)(arrays, SIZES)
@@ -247,19 +242,13 @@ def test_sgd_weight_decay_is_torchs_l2_step():
 
 
 def test_sgd_weight_decay_audit_checks_the_step_it_returns():
-    """Audited through its layout (a subset of the outputs): values and torch's own step pass, the
-    properties that read the outputs it does not return are skipped. (The gradient check is left out here:
-    it gives a cotangent to every output of the equation, the three not returned included.)"""
-    report = audit(
-        torch_optim.sgd_weight_decay(),
-        "training.weight_decay",
-        layout=torch_optim.WEIGHT_DECAY_LAYOUT,
-        name="torch.optim.SGD[weight_decay]",
-        profile="quick",
-        diagnose=False,
-    )
+    """Audited through its layout (a subset of the outputs): values, torch's own step and the gradient (its
+    cotangent on θ′_L₂ alone) pass; the properties that read the outputs it does not return are skipped."""
+    report = audit(_builtin("torch.optim.SGD[weight_decay]"), profile="quick")
+    assert report.verdict == "pass", report.summary
+    assert report.equation == "training.weight_decay"
     status = {c.name: c.status for c in report.checks}
-    for check in ("shape", "value=oracle", "value=generated", "property:torch_optimizer_step"):
+    for check in ("shape", "value=oracle", "value=generated", "property:torch_optimizer_step", "gradient"):
         assert status[check] == "pass", check
     assert status["property:l2_equals_decoupled_for_sgd"] == "skip"  # reads θ′_dec
     assert status["property:l2_penalty_gradient"] == "skip"  # reads R_λ and g_λ
@@ -269,7 +258,8 @@ def test_sgd_weight_decay_without_lam_is_plain_sgd(monkeypatch):
     eq, arrays = _example("training.weight_decay", seed=6)
     want = OracleTarget(eq)(arrays, SIZES)["theta_l2"]
     monkeypatch.setattr(torch_optim, "HYPER", {"eta": "lr"})  # weight_decay not passed: torch's default 0
-    got = _run(torch_optim.sgd_weight_decay(), eq, arrays, layout=torch_optim.WEIGHT_DECAY_LAYOUT)
+    b = _builtin("torch.optim.SGD[weight_decay]")
+    got = _run(b.make(), eq, arrays, layout=b.layout)
     assert not _close(got, {"theta_l2": want})
     plain = arrays["theta"] - arrays["eta"] * arrays["g"]
     assert _close(got, {"theta_l2": plain})
@@ -309,3 +299,42 @@ def test_adam_weight_decay_is_adam_on_the_l2_gradient_and_adamw_is_not():
     torch.testing.assert_close(only_decay, (1 - lr * lam) * theta, rtol=1e-14, atol=1e-14)
     normalised = _torch_step(torch.optim.Adam, theta, zero, zero, zero, lr, lam, eps, 1.0)[0]
     torch.testing.assert_close(normalised, theta - lr * torch.sign(theta), rtol=1e-7, atol=1e-7)
+
+
+# --- each form of training.adamw carries the invariants that hold for it ---------------------------------
+#: The invariants of each form (P3): torch's own step where torch has the form, the decoupled decay where
+#: the decay is decoupled.
+FORM_INVARIANTS = {
+    "training.adamw": ("AdamW", {"torch_optimizer_step", "decoupled_decay"}),
+    "training.adamw[l2_coupled]": ("Adam", {"torch_optimizer_step"}),
+    "training.adamw[transformers_legacy]": (None, {"decoupled_decay"}),
+}
+
+
+def _properties(eq, target) -> dict:
+    checks = checks_for(eq, PROFILES["quick"], 0, target)
+    return {c.name: run_check(c, PROFILES["quick"], 0) for c in checks if c.name.startswith("property:")}
+
+
+@pytest.mark.parametrize("eq_id", sorted(FORM_INVARIANTS))
+def test_each_adamw_form_satisfies_its_own_invariants(eq_id):
+    optimizer, names = FORM_INVARIANTS[eq_id]
+    eq = spec.get(eq_id)
+    assert {inv.name for inv in eq.invariants} == names
+    steps = [inv.options["optimizer"] for inv in eq.invariants if inv.name == "torch_optimizer_step"]
+    assert steps == ([optimizer] if optimizer else [])
+    for target in (OracleTarget(eq), GeneratedTarget(eq)):
+        results = _properties(eq, target)
+        assert set(results) == {f"property:{n}" for n in names}
+        for name, result in results.items():
+            assert result.passed, f"{eq_id} on {target.name}, {name}: {result.message}"
+
+
+def test_torch_adam_step_tells_the_coupled_form_from_the_decoupled_one():
+    """The l2_coupled form's torch step (torch.optim.adam's functional path, decoupled_weight_decay=False)
+    rejects the decoupled form's values, and AdamW's rejects the coupled form's."""
+    coupled, decoupled = spec.get("training.adamw[l2_coupled]"), spec.get("training.adamw")
+    wrong = _properties(coupled, OracleTarget(decoupled))["property:torch_optimizer_step"]
+    assert not wrong.passed and "differs from torch.optim.Adam" in wrong.message
+    wrong = _properties(decoupled, OracleTarget(coupled))["property:torch_optimizer_step"]
+    assert not wrong.passed and "differs from torch.optim.AdamW" in wrong.message

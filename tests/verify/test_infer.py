@@ -291,3 +291,82 @@ def test_a_module_built_from_a_config_object_gets_the_rest_inferred(tmp_path, mo
     options = report.inferred["options"]
     assert "key.weight=W_K -> (M d_k) d_e" in options and "proj.weight=W_O -> d_e M*d_v" in options
     assert options[-2:] == ["--mask", "causal"] and "d_e=M*d_k" in options
+
+
+# --- transformers' modules, with nothing written: the built-ins' hand-written mappings, inferred ------------
+#: transformers' modules as `lmspec audit transformers.models.…:Class --as ID` finds them, and parameter maps
+#: the built-ins write by hand (verify/audit/adapters/hf_*.py) that inference must find on its own.
+HF_CLASSES = {
+    "gpt2.modeling_gpt2:GPT2MLP": ("transformer.ffn", "GPT2Config(", {"c_fc.weight": "W_1 -> d_e d_f"}),
+    "gpt2.modeling_gpt2:GPT2Attention": (
+        "attention.multi_head",
+        "GPT2Config(",
+        {"c_attn.weight": "W_Q, W_K, W_V -> d_e (3 M d_k)"},
+    ),
+    "gpt2.modeling_gpt2:GPT2Block": ("gpt2.block", "GPT2Config(", {"ln_2.weight": "alpha_2"}),
+    "bert.modeling_bert:BertLayer": (
+        "bert.layer",
+        "BertConfig(",
+        {
+            "attention.self.query.weight": "W_Q -> (M d_k) d_e",
+            "attention.output.dense.weight": "W_O -> d_e M*d_v",
+            "attention.output.LayerNorm.weight": "alpha_1",
+            "intermediate.dense.weight": "W_1",
+            "output.dense.weight": "W_2",
+            "output.LayerNorm.bias": "beta_2",
+        },
+    ),
+    "bert.modeling_bert:BertPooler": (
+        "bert.pooler",
+        "BertConfig(",
+        {"dense.weight": "W_p", "dense.bias": "b_p"},
+    ),
+    "vit.modeling_vit:ViTLayer": (
+        "transformer.block_pre_ln",
+        "ViTConfig(",
+        {"layernorm_before.weight": "alpha_1", "mlp.fc2.weight": "W_2"},
+    ),
+}
+
+
+@pytest.mark.parametrize("where", sorted(HF_CLASSES))
+def test_a_transformers_module_is_bound_with_nothing_written(where):
+    """The configuration object is built from the equation's sizes (transformers' SDPA attention, which runs
+    in float64), the parameters are mapped by their names, and a 4-D attention_mask is the additive mask a
+    model hands its layers."""
+    as_, config, maps = HF_CLASSES[where]
+    inferred = explain(f"transformers.models.{where}", as_)
+    assert (
+        inferred.init["config"].startswith(config) and 'attn_implementation="sdpa"' in inferred.init["config"]
+    )
+    assert {k: inferred.params[k] for k in maps} == maps
+    if "attention_mask" in inferred.forward.layout:
+        assert "attention_mask=b 1 n n" in inferred.forward.layout and inferred.forward.mask == "additive"
+
+
+@pytest.mark.parametrize(
+    ("where", "as_", "verdict", "matched"),
+    [
+        ("bert.modeling_bert:BertLayer", "bert.layer", "pass", []),  # the built-in's BertLayer, mask aside
+        ("vit.modeling_vit:ViTLayer", "transformer.block_pre_ln", "variant", ["gelu", "gelu_eps"]),
+    ],
+)
+def test_a_transformers_module_audited_with_nothing_written(where, as_, verdict, matched):
+    """The verdicts of the built-ins (transformers.BertLayer, transformers.ViTLayer = block_pre_ln[gelu_eps]),
+    reached with no binding written."""
+    report = audit(f"transformers.models.{where}", as_, profile="quick")
+    assert (report.verdict, report.matched[:2]) == (verdict, matched), report.summary
+    assert report.inferred is not None
+
+
+def test_a_model_style_attention_mask_stays_the_models_input_outside_transformers():
+    """Outside transformers a 4-D attention_mask is still read as Hugging Face's 1/0 input expanded (the zoo's
+    sdpa_mask_fill_1e4 does `(1 - attention_mask) * -1e4`): only a transformers layer takes it additive."""
+
+    def attention(q, k, v, attention_mask=None):
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
+        scores = scores + (1.0 - attention_mask) * -1e9
+        return torch.softmax(scores, dim=-1) @ v
+
+    inferred = explain(attention, "attention.scaled_dot_product")
+    assert inferred.mask == "key_keep_int"

@@ -235,7 +235,6 @@ CASES = [
             bug="c = σ(f) + c + …: the forget gate added", tags=("lstm_gate_plus",),
             caught_by=("value=oracle",), **CONCAT),
     ZooCase("ln_config_object", ConfigLayerNorm, as_="norm.layer_norm[eps]", verdict="pass",
-            not_inferred="a module built from a config object needs --init config=…",
             init={"config": "Config(n_embd=d_e, bias=True)"}, **LN),
     ZooCase("ln_factory", build_layer_norm, as_="norm.layer_norm[eps]", verdict="pass",
             init={"width": "d_e"}, **LN),

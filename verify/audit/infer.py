@@ -26,7 +26,6 @@ passing under a binding chosen to hide it. Bindings that fit equally but would m
 named in the notes, with the command for each.
 """
 
-import dataclasses
 import importlib
 import inspect
 import re
@@ -663,8 +662,8 @@ def _is_config_class(obj: object) -> bool:
     bases = {b.__name__ for b in obj.__mro__[1:]}
     if bases & set(_CONFIG_BASES):
         return True
-    name = obj.__name__
-    return dataclasses.is_dataclass(obj) and name.endswith(("Config", "Args", "Configuration", "Params"))
+    named = obj.__name__.endswith(("Config", "Args", "Configuration", "Params", "Hparams", "HParams"))
+    return named and not issubclass(obj, torch.nn.Module)  # nanoGPT's GPTConfig dataclass, a plain class
 
 
 def _config_class(cls: type, p: inspect.Parameter) -> tuple[type, str] | None:

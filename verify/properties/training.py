@@ -9,6 +9,7 @@ principles (torch.optim, autograd, counting), never from the spec.
 import numpy as np
 import torch
 from hypothesis import strategies as st
+from torch.optim.adam import adam as torch_adam
 from torch.optim.adamw import adamw as torch_adamw
 from torch.optim.sgd import sgd as torch_sgd
 
@@ -56,9 +57,11 @@ def _ce_grad_sum(eq, target, example, data, options, tol):
 
 # --- optimiser steps ------------------------------------------------------------------------------
 def _torch_functional_step(optimizer: str, p, g, state: dict, hyper: dict, fixed: dict) -> None:
-    """One in-place step of torch.optim's functional form of ``optimizer`` (what torch.optim.SGD and
-    torch.optim.AdamW run in ``step()``, without the optimizer object, whose first step imports the
-    compiler stack, seconds of import time)."""
+    """One in-place step of torch.optim's functional form of ``optimizer`` (what torch.optim.SGD,
+    torch.optim.AdamW and torch.optim.Adam run in ``step()``, without the optimizer object, whose first step
+    imports the compiler stack, seconds of import time). ``"Adam"`` is torch.optim.Adam's default, the
+    coupled (L2) weight decay: ``decoupled_weight_decay=False`` adds λθ to the gradient before the moments;
+    ``"AdamW"`` is the same function with ``decoupled_weight_decay=True``."""
     if optimizer == "SGD":
         torch_sgd(
             [p], [g], [None], weight_decay=hyper.get("weight_decay", 0.0), momentum=0.0, lr=hyper["lr"],
@@ -71,8 +74,17 @@ def _torch_functional_step(optimizer: str, p, g, state: dict, hyper: dict, fixed
             amsgrad=False, beta1=beta1, beta2=beta2, lr=hyper["lr"], weight_decay=hyper["weight_decay"],
             eps=hyper["eps"], maximize=False,
         )  # fmt: skip
+    elif optimizer == "Adam":
+        beta1, beta2 = fixed["betas"]
+        torch_adam(
+            [p], [g], [state["exp_avg"]], [state["exp_avg_sq"]], [], [state["step"]], foreach=False,
+            amsgrad=False, beta1=beta1, beta2=beta2, lr=hyper["lr"], weight_decay=hyper["weight_decay"],
+            eps=hyper["eps"], maximize=False, decoupled_weight_decay=False,
+        )  # fmt: skip
     else:
-        raise ValueError(f"torch_optimizer_step: no functional form for {optimizer!r}")
+        raise ValueError(
+            f"torch_optimizer_step: no functional form for {optimizer!r} (expected SGD, Adam or AdamW)"
+        )
 
 
 @prop(

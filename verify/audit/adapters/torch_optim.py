@@ -27,12 +27,15 @@ the parameter's precision (float64 for a float64 audit; torch's own default is f
 dtype is float64, which rounds the spec's real t).
 
 **SGD with weight decay** is torch's L2 step θ′_L₂ = θ − η(g + λθ) and nothing else: torch computes no
-penalty R_λ(θ), exposes no penalised gradient g_λ and has no decoupled SGD step, so ``sgd_weight_decay``
-returns θ′_L₂ alone, bound to training.weight_decay through ``WEIGHT_DECAY_LAYOUT`` (a subset of the
-outputs). Computing the other three here would audit this module's arithmetic, not torch. It is not
-registered yet: a built-in cannot carry a layout (``Builtin`` has no such field), and the audit's gradient
-check gives a cotangent to outputs a target does not return; ``lmspec audit <factory> --as
-training.weight_decay --layout '…'`` checks its values meanwhile.
+penalty R_λ(θ), exposes no penalised gradient g_λ and has no decoupled SGD step, so
+``torch.optim.SGD[weight_decay]`` returns θ′_L₂ alone and is bound to training.weight_decay through
+``WEIGHT_DECAY_LAYOUT`` (a subset of the outputs: the audit checks θ′_L₂, gives the gradient check's
+cotangent to it alone, and skips the properties that read the other three). Computing the other three here
+would audit this module's arithmetic, not torch.
+
+**Adam with weight decay** (``torch.optim.Adam[weight_decay]``) is registered against training.adamw to
+show a real difference: its decay is coupled (L2), and the audit's verdict is ``variant``, matching
+training.adamw[l2_coupled], whose invariant is torch.optim.Adam's own step.
 """
 
 from collections.abc import Callable, Mapping
@@ -121,7 +124,8 @@ WEIGHT_DECAY_DESCRIPTION = (
     "torch adds λp to the gradient, grad ← g + λp, then p ← p − lr·grad, the L2 form θ′_L₂ = θ − η(g + λθ). "
     "It returns θ′_L₂ alone: torch never computes the penalty R_λ(θ), the penalised gradient g_λ (a local "
     "of its step) or a decoupled SGD step, so the audit checks θ′_L₂ and skips the properties that read "
-    "the rest (WEIGHT_DECAY_LAYOUT)."
+    "the rest (WEIGHT_DECAY_LAYOUT). The gradient check differentiates through step() with "
+    "differentiable=True."
 )
 WEIGHT_DECAY_MAPPING = {
     "theta": "the parameter p (a copy of θ; *batch axes kept: the step acts entry by entry)",
@@ -129,10 +133,19 @@ WEIGHT_DECAY_MAPPING = {
     "eta": "lr",
     "lam": "weight_decay",
     "theta_l2": "p after optimizer.step()",
-    "penalty, g_l2, theta_dec": "not returned (torch computes none of them)",
+    "penalty": "not returned: torch adds λp to the gradient, it never computes (λ/2)‖p‖²",
+    "g_l2": "not returned: grad + λp is a local of torch's step",
+    "theta_dec": "not returned: torch.optim.SGD has no decoupled decay (for SGD it equals θ′_L₂)",
 }
 
 
+@builtin(
+    "torch.optim.SGD[weight_decay]",
+    "training.weight_decay",
+    description=WEIGHT_DECAY_DESCRIPTION,
+    mapping=WEIGHT_DECAY_MAPPING,
+    layout=WEIGHT_DECAY_LAYOUT,
+)
 def sgd_weight_decay() -> Callable:
     """The factory of ``torch.optim.SGD[weight_decay]`` (bound through WEIGHT_DECAY_LAYOUT)."""
 
@@ -207,8 +220,8 @@ def _adamw() -> Callable:
         "torch.optim.Adam([p], lr=η, betas=(0.9, 0.999), eps=ε, weight_decay=λ), set up and stepped as "
         "torch.optim.AdamW. Registered against training.adamw to show a real difference: Adam's "
         "weight_decay is an L2 penalty (decoupled_weight_decay=False, the default), grad ← g + λθ before "
-        "the moments, so the decay is scaled by 1/(√v̂ + ε) like the gradient. The audit diagnoses it as "
-        "training.adamw[l2_coupled]."
+        "the moments, so the decay is scaled by 1/(√v̂ + ε) like the gradient. The audit's verdict is "
+        "variant: its values, gradient and torch.optim.Adam's own step are training.adamw[l2_coupled]."
     ),
     mapping=ADAM_MAPPING,
 )
