@@ -61,7 +61,14 @@ def pad_end(X: Float[Tensor, "*batch d_x L_in"], S: int) -> Float[Tensor, "*batc
     return torch.cat([X, X[..., -1:].expand(*X.shape[:-1], S)], dim=-1)
 
 
-@implements("timeseries.patching", variants={"no_bias": {}})
+@implements(
+    "timeseries.patching",
+    variants={
+        "no_bias": {},
+        "no_padding": {"padding": False},
+        "drop_start": {"padding": False, "drop_start": True},
+    },
+)
 @checked
 def patching(
     X: Float[Tensor, "*batch L_in d_x"],
@@ -71,11 +78,18 @@ def patching(
     b_p: Float[Tensor, " d_e"] | None = None,
     *,
     padding: bool = True,
+    drop_start: bool = False,
 ) -> Float[Tensor, "*batch d_x N_p d_e"]:
     """``U^{(i)} = W_p X_p^{(i)} + b_p 1ᵀ + W_pos`` for each variable i on its own: the series padded with
     S copies of its last value (``padding``), cut into N patches of length P at stride S, one per row.
-    Without ``b_p`` it is the variant no_bias, with ``padding=False`` the variant no_padding."""
+    Without ``b_p`` it is the variant no_bias, with ``padding=False`` the variant no_padding (the last
+    ``(L_in − P) mod S`` values left out), with ``padding=False, drop_start=True`` the variant drop_start (the
+    first ``(L_in − P) mod S`` values left out, transformers' PatchTSTPatchify)."""
     P, N = W_p.shape[-1], W_pos.shape[-1]
+    if padding and drop_start:
+        raise ValueError(
+            "patching: drop_start=True leaves out the start instead of padding; pass padding=False"
+        )
     series = X.transpose(-1, -2)  # (*batch, d_x, L_in): one row per variable
     if padding:
         series = pad_end(series, S_p)  # (*batch, d_x, L_in + S)
@@ -83,6 +97,8 @@ def patching(
         raise ValueError(
             f"patching: patch length P={P} and stride S={S_p} do not fit a series of {X.shape[-2]}"
         )
+    if drop_start:
+        series = series[..., (series.shape[-1] - P) % S_p :]  # (*batch, d_x, L_in − r): ends with a patch
     patches = series.unfold(-1, P, S_p)  # (*batch, d_x, N, P): patch j starts at (j − 1) S
     if patches.shape[-2] != N:
         raise ValueError(f"patching: the series gives {patches.shape[-2]} patches, W_pos has N={N} positions")

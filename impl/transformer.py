@@ -183,7 +183,13 @@ def decoder_block(
 
 @implements(
     "transformer.stack",
-    variants={"eps": {}, "final_ln": {}, "final_ln_eps": {}, "post_ln": {"norm_first": False}},
+    variants={
+        "eps": {},
+        "final_ln": {},
+        "final_ln_eps": {},
+        "post_ln": {"norm_first": False},
+        "post_ln_final_ln_eps": {"norm_first": False},
+    },
 )
 @checked
 def stack(
@@ -213,7 +219,8 @@ def stack(
     beta_e: Float[Tensor, " d_e"] | None = None,
 ) -> Float[Tensor, "*batch n d_e"]:
     """``H^0 = X``, ``H^l = Block^{(l)}(H^{l−1}; S)`` for l = 1..L (pre-LN blocks, or post-LN with
-    ``norm_first=False``), then ``LN(H^L; α_e, β_e)`` when ``alpha_e`` and ``beta_e`` are given (GPT-2)."""
+    ``norm_first=False``), then ``LN(H^L; α_e, β_e)`` when ``alpha_e`` and ``beta_e`` are given (GPT-2; after
+    post-LN blocks it normalises once more, as torch.nn.TransformerEncoder(norm=…) does)."""
     if (alpha_e is None) != (beta_e is None):
         raise ValueError("transformer stack: give both alpha_e and beta_e (the final layer norm) or neither")
     block = block_pre_ln if norm_first else block_post_ln

@@ -9,7 +9,11 @@ patches, a patch is a token).
 (``nn.ReplicationPad1d((0, S))`` in the official code, ``padding_patch='end'``), so that the last patch
 reaches the end of the series: ``x̃ = [x_1, …, x_{L_in}, x_{L_in}, …, x_{L_in}] ∈ ℝ^{L_in+S}`` and
 ``N = ⌊(L_in − P)/S⌋ + 2`` patches of length P at stride S. The variant ``no_padding`` patches the series as
-it is (``N = ⌊(L_in − P)/S⌋ + 1``).
+it is (``N = ⌊(L_in − P)/S⌋ + 1``, the last ``(L_in − P) mod S`` values left out); the variant ``drop_start``
+has the same N but leaves out the FIRST ``r = (L_in − P) mod S`` values, so that the last patch ends at the
+last value: ``X_p^{(i)} = unfold_{P,S}(X_{i, r+1:L_in})``. That is Hugging Face transformers'
+``PatchTSTPatchify`` (``sequence_start = L_in − ((N − 1) S + P)``); the two variants agree when S divides
+``L_in − P``.
 """
 
 import sympy as sp
@@ -106,32 +110,56 @@ class Difference(SpecOp):
 
 class Unfold(SpecOp):
     """The patches of row ``i`` (1-based) of X as columns, ``torch.Tensor.unfold(-1, P, S)``:
-    ``[unfold_{P,S}(X_{i,:})]_{r,j} = X_{i,(j−1)S + r}`` for r = 1..P, j = 1..N."""
+    ``[unfold_{P,S}(X_{i,:})]_{r,j} = X_{i,(j−1)S + r}`` for r = 1..P, j = 1..N.
 
-    def __new__(cls, X, row, size, stride, count) -> "Unfold":
-        return MatrixExpr.__new__(cls, X, *(sp.sympify(x) for x in (row, size, stride, count)))
+    ``start`` (a size expression, 0 by default) first leaves out that many values at the start of the row:
+    ``unfold_{P,S}(X_{i, start+1:})``, ``X[..., i − 1, start:].unfold(-1, P, S)`` (the variant drop_start of
+    timeseries.patching, start = (L_in − P) mod S)."""
+
+    def __new__(cls, X, row, size, stride, count, start=0) -> "Unfold":
+        return MatrixExpr.__new__(cls, X, *(sp.sympify(x) for x in (row, size, stride, count, start)))
+
+    @property
+    def start(self) -> sp.Expr:
+        return self.args[5]
 
     @property
     def shape(self):
         return (self.args[2], self.args[4])
 
     def _entry(self, r, j, **kwargs):
-        X, row, _, stride, _ = self.args
-        return X[row - 1, j * stride + r]
+        X, row, _, stride, _, start = self.args
+        return X[row - 1, start + j * stride + r]
 
     def _latex(self, printer) -> str:
-        X, row, size, stride, _ = (printer._print(a) for a in self.args)
-        return rf"\operatorname{{unfold}}_{{{size},{stride}}}\left({X}_{{{row},:}}\right)"
+        X, row, size, stride = (printer._print(a) for a in self.args[:4])
+        if self.start == 0:
+            columns = ":"
+        else:  # X_{i, start+1:L} with the row's own length L
+            end = printer._print(self.args[0].shape[1])
+            columns = f"{self._latex_first(printer)}:{end}"
+        return rf"\operatorname{{unfold}}_{{{size},{stride}}}\left({X}_{{{row},{columns}}}\right)"
+
+    def _latex_first(self, printer) -> str:
+        """The first column kept, start + 1: ``(L_in − P) mod S + 1`` with ``\\operatorname{mod}``."""
+        start = self.start
+        if isinstance(start, sp.Mod):
+            a, b = start.args
+            left = printer._print(a)
+            left = rf"\left({left}\right)" if isinstance(a, sp.Add) else left
+            return rf"{left} \operatorname{{mod}} {printer._print(b)} + 1"
+        return printer._print(start + 1)
 
     def _latex_definition(self, printer) -> str:
-        _, _, size, stride, _ = (printer._print(a) for a in self.args)
+        _, _, size, stride = (printer._print(a) for a in self.args[:4])
         lhs = rf"\left[\operatorname{{unfold}}_{{{size},{stride}}}(x)\right]_{{r,j}}"
         return rf"{lhs} = x_{{(j-1){stride} + r}}, \quad r = 1..{size}"
 
     def _torchcode(self, ctx) -> str:
         X = ctx.emit(ctx.expr(self.args[0]))
-        row, size, stride = (ctx.size(a) for a in self.args[1:4])
-        return f"{X}[..., {row} - 1, :].unfold(-1, {size}, {stride}).transpose(-1, -2)"
+        row, size, stride, start = (ctx.size(a) for a in (*self.args[1:4], self.start))
+        columns = ":" if self.start == 0 else f"{start}:"
+        return f"{X}[..., {row} - 1, {columns}].unfold(-1, {size}, {stride}).transpose(-1, -2)"
 
 
 # --- timeseries.input (TST) -----------------------------------------------------------------------
@@ -210,36 +238,61 @@ def masked_mse(empty: str = "zero") -> Equation:
 
 
 # --- timeseries.patching (PatchTST) ---------------------------------------------------------------
-def patching(bias: bool = True, padding: bool = True) -> Equation:
+#: How the series is made to fit the patches: "end" (pad with S copies of the last value, the official
+#: code's ReplicationPad1d), "none" (patch it as it is, the last (L_in − P) mod S values left out) or
+#: "drop_start" (the first (L_in − P) mod S values left out, transformers' PatchTSTPatchify).
+PADDINGS = ("end", "none", "drop_start")
+
+
+def patching(bias: bool = True, padding: str = "end") -> Equation:
+    if padding not in PADDINGS:
+        raise SpecError(f"timeseries.patching: padding must be one of {PADDINGS}, found {padding!r}")
     X = tensor("X", (d_x, L_in), meaning="the series, one row per variable")
     W_p = tensor("W_p", (d_e, P), tex="W_{p}", meaning="patch projection, shared by every variable")
     b_p = tensor("b_p", (d_e,), tex="b_{p}", meaning="patch projection bias")
     W_pos = tensor("W_pos", (d_e, N_p), tex=r"W_{\mathrm{pos}}", meaning="learned position of each patch")
-    length = L_in + S_p if padding else L_in
-    X_pad = tensor("X_pad", (d_x, length), tex=r"\tilde{X}", meaning="each series padded with its last value")
+    X_pad = tensor(
+        "X_pad", (d_x, L_in + S_p), tex=r"\tilde{X}", meaning="each series padded with its last value"
+    )
     X_p = Family("X_p", i, d_x, (P, N_p), tex="X_{p}", meaning="patches of variable i, one per column")
     U = Family("U", i, d_x, (d_e, N_p), meaning="encoder input of variable i, one column per patch")
-    source = X_pad if padding else X
     embedded = mul(W_p, X_p[i])
     if bias:
         embedded = add(embedded, mul(b_p, T(Ones(N_p))))
-    bindings = [(X_pad, HCat(X, mul(Column(X, L_in), T(Ones(S_p)))))] if padding else []
-    bindings += [(X_p[i], Unfold(source, i, P, S_p, N_p)), (U[i], add(embedded, W_pos))]
-    extra = 2 if padding else 1
+    if padding == "end":
+        bindings = [
+            (X_pad, HCat(X, mul(Column(X, L_in), T(Ones(S_p))))),
+            (X_p[i], Unfold(X_pad, i, P, S_p, N_p)),
+        ]
+    elif padding == "none":
+        bindings = [(X_p[i], Unfold(X, i, P, S_p, N_p))]
+    else:  # the first r = (L_in − P) mod S values left out: the last patch ends at x_{L_in}
+        bindings = [(X_p[i], Unfold(X, i, P, S_p, N_p, start=sp.Mod(L_in - P, S_p)))]
+    bindings.append((U[i], add(embedded, W_pos)))
+    extra = 2 if padding == "end" else 1
+    cut = {
+        "end": "x̃ = [x, x_{L_in} 1_Sᵀ] (end padding by repetition, module docstring), patched",
+        "none": "the series patched as it is (its last (L_in − P) mod S values left out)",
+        "drop_start": "the series patched without its first r = (L_in − P) mod S values, X_p^{(i)} = "
+        "unfold_{P,S}(x_{r+1:L_in}), so that the last patch ends at x_{L_in} (Hugging Face transformers' "
+        "PatchTSTPatchify: sequence_start = L_in − ((N − 1) S + P); the official code pads the end with "
+        "nn.ReplicationPad1d((0, S)) instead, the equation itself)",
+    }[padding]
     return Equation(
         "timeseries.patching",
         "PatchTST patching: channel-independent patches, projected, with positions",
         inputs=(X,),
         params=(W_p, *((b_p,) if bias else ()), W_pos),
-        intermediates=((X_pad,) if padding else ()) + (X_p, U),
+        intermediates=((X_pad,) if padding == "end" else ()) + (X_p, U),
         bindings=bindings,
         outputs=(U,),
         reference=Reference(SECTION, source=NIE, status="R"),
         constraints=(sp.Eq(N_p, sp.floor((L_in - P) / S_p) + extra), sp.Le(P, L_in)),
         invariants=(Invariant("channel_independence", {"input": "X", "output": "U"}),),
         notes="Each variable i is a univariate series, patched and embedded on its own with the same W_p, "
-        "b_p and W_pos (channel independence): x̃ = [x, x_{L_in} 1_Sᵀ] (end padding by repetition, module "
-        f"docstring), patches X_p^{{(i)}} ∈ ℝ^{{P×N}} at stride S, N = ⌊(L_in − P)/S⌋ + {extra}, and "
+        f"b_p and W_pos (channel independence): {cut}; X_p^{{(i)}} ∈ ℝ^{{P×N}} holds the patches of length P "
+        "at stride S as columns, "
+        f"N = ⌊(L_in − P)/S⌋ + {extra}, and "
         "U^{(i)} = W_p X_p^{(i)} + b_p 1ᵀ + W_pos ∈ ℝ^{d_e×N}. The paper writes W_p x_p without a bias; the "
         "official code's nn.Linear(P, d_e) has one (variant no_bias is the paper's). RevIN instance "
         "normalisation, applied before patching in the code, is not part of this equation.",
@@ -256,6 +309,12 @@ _PATCHING = register(patching())
 _PATCHING.add_variant("no_bias", lambda: patching(bias=False), "W_p x_p without b_p, as the paper writes it")
 _PATCHING.add_variant(
     "no_padding",
-    lambda: patching(padding=False),
-    "no end padding: N = ⌊(L_in − P)/S⌋ + 1 (padding_patch=None)",
+    lambda: patching(padding="none"),
+    "no end padding: N = ⌊(L_in − P)/S⌋ + 1, the last (L_in − P) mod S values left out (padding_patch=None)",
+)
+_PATCHING.add_variant(
+    "drop_start",
+    lambda: patching(padding="drop_start"),
+    "no padding, the first (L_in − P) mod S values left out: N = ⌊(L_in − P)/S⌋ + 1 patches ending at the "
+    "last value (transformers' PatchTSTPatchify)",
 )

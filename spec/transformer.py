@@ -17,7 +17,10 @@ Choices, each a documented default with named variants:
   GPT-2's final ``LN(H^L; α_e, β_e)`` belongs to the model, so it is the variant ``final_ln`` (also ViT's);
   ``post_ln`` stacks post-LN blocks (BERT). Variant names join their parts in a fixed order:
   ``[post_ln_][<activation>_][final_ln_][eps]``, e.g. ``final_ln_eps`` (GPT-2 with its ε), ``post_ln_eps``
-  (BERT), ``gelu_final_ln_eps`` (ViT).
+  (BERT), ``gelu_final_ln_eps`` (ViT). A final norm after post-LN blocks normalises an output that is
+  already normalised; no model of the tutorial does it, but ``torch.nn.TransformerEncoder(norm=…)`` allows
+  it, so two such variants exist, both with ε: ``post_ln_final_ln_eps`` and ``post_ln_relu_final_ln_eps``
+  (torch's default layer).
 - The decoder block is post-LN as in Vaswani et al. (2017, §3.1): causal self-attention, cross-attention to
   the encoder states, FFN, each inside ``LN(x + Sublayer(x))``. Its causal mask is built in (not an input);
   cross-attention is unmasked (``attention.cross``).
@@ -413,10 +416,6 @@ def stack(
 ) -> Equation:
     _check_choice("transformer.stack", "the block form", form, ("pre", "post"))
     _check_choice("transformer.stack", "the activation", activation or DEFAULT_ACTIVATION[form], ACTIVATIONS)
-    if final_ln and form == "post":
-        raise SpecError(
-            "transformer.stack: a final layer norm follows pre-LN blocks only (post-LN ends normalised)"
-        )
     activation = activation or DEFAULT_ACTIVATION[form]
     X = tensor("X", (d_e, n), meaning="H^0, the input states (e.g. transformer.input)")
     S = tensor("S", (n, n), Kind.ADDITIVE_MASK, meaning="additive attention mask shared by every block")
@@ -461,7 +460,7 @@ def stack(
         intermediates=(Hs, H_out),
         bindings=[(Hs[0], X), (Hs[l], block), (H_out, last)],
         outputs=(H_out,),
-        reference=Reference(SECTION, source="Radford et al. 2019; Devlin et al. 2019"),
+        reference=_stack_reference(form, final_ln),
         invariants=(
             Invariant("causal", {"mask": "S", "tokens": {"X": 1}, "output_tokens": {"H_out": 1}}),
             Invariant(
@@ -472,8 +471,33 @@ def stack(
         notes="H^0 = X, H^l = Block^{(l)}(H^{l−1}; S) for l = 1..L, "
         f"{kind} blocks with φ = {activation}, "
         "each with its own parameters (families indexed by the layer l, and by the head m within it). "
-        "GPT-2 and ViT end with LN(H^L; α_e, β_e) (variant final_ln; Hugging Face 'ln_f'); the bare stack "
-        "returns H^L. Variant names: [post_ln_][<activation>_][final_ln_][eps].",
+        + _stack_output_note(form, final_ln)
+        + " Variant names: [post_ln_][<activation>_][final_ln_][eps].",
+    )
+
+
+def _stack_reference(form: str, final_ln: bool) -> Reference:
+    """The stack's reference: the tutorial's (GPT-2's code) for its forms, reconstructed from torch for a
+    final norm after post-LN blocks, which no model of the tutorial has."""
+    if form == "post" and final_ln:
+        source = "Devlin et al. 2019; torch.nn.TransformerEncoder (a final norm after post-LN layers)"
+        return Reference(SECTION, source=source, status="R")
+    return Reference(SECTION, source="Radford et al. 2019; Devlin et al. 2019")
+
+
+def _stack_output_note(form: str, final_ln: bool) -> str:
+    """What the stack returns, for its notes."""
+    if not final_ln:
+        return (
+            "H_out = H^L: the bare stack. GPT-2 and ViT end with LN(H^L; α_e, β_e) (variant final_ln; "
+            "Hugging Face 'ln_f')."
+        )
+    if form == "pre":
+        return "H_out = LN(H^L; α_e, β_e), the final layer norm (GPT-2's and ViT's; Hugging Face 'ln_f')."
+    return (
+        "H_out = LN(H^L; α_e, β_e), a final layer norm after post-LN blocks, whose output H^L already ends "
+        "in their second norm: it normalises once more (torch.nn.TransformerEncoder(norm=nn.LayerNorm(d_e)) "
+        "with post-LN layers; no model of the tutorial does this)."
     )
 
 
@@ -487,13 +511,19 @@ def stack_variant_name(
     return _variant_name(parts + (["final_ln"] if final_ln else []) + (["eps"] if eps else []))
 
 
+#: The post-LN stacks with a final layer norm that are variants (form, activation, ε): only those a library
+#: builds, with ε, to keep the catalogue and the verifier small (torch.nn.TransformerEncoder(norm=…) with its
+#: default ReLU layer, and with BERT's GELU).
+POST_LN_FINAL_LN = (("post", "relu", True), ("post", "gelu", True))
+
+
 def _stack_variants(eq: Equation) -> Equation:
     for form in ("pre", "post"):
         for act in ACTIVATIONS:
-            for final_ln in (False, True) if form == "pre" else (False,):
+            for final_ln in (False, True):
                 for eps in (False, True):
                     name = stack_variant_name(form, act, eps, final_ln)
-                    if not name:
+                    if not name or (form == "post" and final_ln and (form, act, eps) not in POST_LN_FINAL_LN):
                         continue
                     what = [f"{form}-LN blocks", f"φ = {_ACTIVATION_NAMES[act]}"]
                     what += ["final LN(H^L; α_e, β_e)"] if final_ln else []

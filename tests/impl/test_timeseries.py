@@ -59,6 +59,12 @@ def test_patching_by_hand():
     assert U[1].tolist() == [[10, 20], [40, 50], [50, 50]]
     no_pad = patching(X, W_p, torch.tensor([[0.5, 0.25], [0.0, 0.0]]), 3, padding=False)
     assert no_pad[0].tolist() == [[1.5, 2], [4.25, 5]]
+    # drop_start (transformers' PatchTSTPatchify): L_in = 6, r = 4 mod 3 = 1, x1 left out: (x2,x3), (x5,x6)
+    X6 = torch.arange(1.0, 7.0).reshape(6, 1)
+    drop_start = patching(X6, torch.eye(2)[:1], torch.zeros(1, 2), 3, padding=False, drop_start=True)
+    assert drop_start[0].tolist() == [[2], [5]]  # the first value of each patch
+    with pytest.raises(ValueError, match="drop_start=True leaves out the start instead of padding"):
+        patching(X6, W_p[:, :2], torch.zeros(2, 3), 3, drop_start=True)
     with pytest.raises(ValueError, match="the series gives 3 patches, W_pos has N=4 positions"):
         patching(X, W_p, torch.zeros(2, 4), 3)
     assert pad_end(torch.tensor([[1.0, 2.0]]), 2).tolist() == [[1, 2, 2, 2]]

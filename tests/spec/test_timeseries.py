@@ -1,5 +1,6 @@
-"""The timeseries family of the spec: notation, the masked loss's empty case, PatchTST's patch count and
-end padding, by hand with the oracle."""
+"""The timeseries family of the spec: notation, the masked loss's empty case, PatchTST's patch count, end
+padding and the variants that leave out the tail (no_padding) or the head (drop_start), by hand with the
+oracle."""
 
 import math
 
@@ -13,6 +14,7 @@ from lmspec.spec.axes import axis
 from lmspec.spec.printing.latex import latex
 from lmspec.spec.tensors import tensor
 from lmspec.spec.timeseries import Difference, Ratio, Unfold
+from lmspec.spec.timeseries import patching as patching_equation
 from lmspec.verify.compare import POLICY, assert_close
 from lmspec.verify.oracle import Oracle, concrete_shape
 from lmspec.verify.strategies import seeded_tensor, size_tuples
@@ -26,7 +28,7 @@ def test_registry_holds_the_timeseries_family_in_order():
     assert [e.id for e in spec.families()["timeseries"]] == TIMESERIES
     assert spec.get("timeseries.input").variant_names == ("scaled",)
     assert spec.get("timeseries.masked_mse").variant_names == ("empty_nan",)
-    assert spec.get("timeseries.patching").variant_names == ("no_bias", "no_padding")
+    assert spec.get("timeseries.patching").variant_names == ("no_bias", "no_padding", "drop_start")
     for eq in spec.select(["timeseries"]):
         assert eq.reference.status == "R" and eq.notes and eq.title
 
@@ -53,6 +55,13 @@ def test_latex():
     assert spec.get("timeseries.patching[no_padding]").latex_lines()[0] == (
         r"X_{p}^{(i)} = \operatorname{unfold}_{P,S}\left(X_{i,:}\right)"
     )
+    assert spec.get("timeseries.patching[drop_start]").latex_lines()[0] == (
+        r"X_{p}^{(i)} = \operatorname{unfold}_{P,S}\left(X_{i,\left(L_{\mathrm{in}} - P\right) "
+        r"\operatorname{mod} S + 1:L_{\mathrm{in}}}\right)"
+    )
+    assert spec.get("timeseries.patching[drop_start]").unicode_lines()[0] == (
+        "X_p⁽ⁱ⁾ = unfold_(P,S)(X_(i,(L_in−P)modS+1:L_in))"
+    )
 
 
 def test_where_lines():
@@ -72,9 +81,11 @@ def test_shapes_constraints_and_kinds():
     assert isinstance(U, Family) and U.count == d_x and U.shape == (d_e, N_p)
     assert sp.Eq(N_p, sp.floor((L_in - P) / S_p) + 2) in eq.constraints
     assert sp.Le(P, L_in) in eq.constraints
-    assert (
-        sp.Eq(N_p, sp.floor((L_in - P) / S_p) + 1) in spec.get("timeseries.patching[no_padding]").constraints
-    )
+    for variant in ("no_padding", "drop_start"):
+        assert (
+            sp.Eq(N_p, sp.floor((L_in - P) / S_p) + 1)
+            in spec.get(f"timeseries.patching[{variant}]").constraints
+        )
     assert spec.get("timeseries.masked_mse").declared("mask").entry_kind is Kind.MASK
     assert spec.get("timeseries.masked_mse").outputs[0].is_scalar
     assert sp.Le(n, axis("n_max")) in spec.get("timeseries.input").constraints
@@ -118,7 +129,7 @@ def test_masked_mse_with_nothing_masked_is_zero_and_nan_in_the_variant():
 
 def _patching(variant="", L=5, P_=2, S=3, X=None):
     eq = spec.get(f"timeseries.patching{variant}")
-    N = (L - P_) // S + (1 if "no_padding" in variant else 2)
+    N = (L - P_) // S + (1 if "no_padding" in variant or "drop_start" in variant else 2)
     d_e = 4
     W_p = np.zeros((d_e, P_))
     W_p[0, 0] = W_p[1, 1] = 1.0  # rows 1 and 2 of U read the patch itself
@@ -146,6 +157,18 @@ def test_patching_without_padding_drops_the_tail():
     np.testing.assert_array_equal(U[0, :2], [[1, 4], [2, 5]])
 
 
+def test_patching_with_drop_start_drops_the_head():
+    # L_in = 6, P = 2, S = 3: N = ⌊4/3⌋ + 1 = 2, r = 4 mod 3 = 1: x1 left out, (x2,x3), (x5,x6) end at x6
+    X = np.array([[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [10.0, 20.0, 30.0, 40.0, 50.0, 60.0]])
+    U = _patching("[drop_start]", L=6, X=X)
+    np.testing.assert_array_equal(U[:, :2], [[[2, 5], [3, 6]], [[20, 50], [30, 60]]])
+    np.testing.assert_array_equal(_patching("[no_padding]", L=6, X=X)[0, :2], [[1, 4], [2, 5]])  # x6 left out
+    # with S | L_in − P (L_in = 5: r = 0) nothing is left out and the two variants agree
+    np.testing.assert_array_equal(
+        _patching("[drop_start]", X=X[:, :5]), _patching("[no_padding]", X=X[:, :5])
+    )
+
+
 def test_patching_bias_and_positions():
     eq = spec.get("timeseries.patching")
     X = np.array([[1.0, 2.0, 3.0]])  # L_in = 3, P = 3, S = 2: N = 0 + 2 = 2 patches (1,2,3), (3,3,3)
@@ -165,6 +188,12 @@ def test_operators_print_and_check():
     A, B = tensor("A", (d_x, n)), tensor("B", (d_x, n))
     assert latex(Difference(A, B)) == "A - B"
     assert Unfold(A, 2, P, S_p, N_p).shape == (P, N_p)
+    assert Unfold(A, 2, P, S_p, N_p, start=sp.Mod(n - P, S_p)).shape == (P, N_p)
+    assert latex(Unfold(A, 1, P, S_p, N_p, start=2)) == r"\operatorname{unfold}_{P,S}\left(A_{1,3:n}\right)"
+    with pytest.raises(
+        SpecError, match=r"padding must be one of \('end', 'none', 'drop_start'\), found 'start'"
+    ):
+        patching_equation(padding="start")
     with pytest.raises(SpecError, match=r"Ratio: empty must be one of \('zero', 'nan'\), found 'inf'"):
         Ratio(a, b, "inf")
 

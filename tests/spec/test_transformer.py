@@ -93,6 +93,13 @@ def test_decoder_and_stack_latex():
     assert spec.get("transformer.stack[final_ln]").latex_lines()[-1] == (
         r"H_{\mathrm{out}} = \operatorname{LN}\left(H^{L}; \alpha_{e}, \beta_{e}\right)"
     )
+    post = spec.get("transformer.stack[post_ln_relu_final_ln_eps]")
+    assert post.latex_lines()[-1] == (
+        r"H_{\mathrm{out}} = \operatorname{LN}_{\varepsilon}\left(H^{L}; \alpha_{e}, \beta_{e}\right)"
+    )
+    assert "H_out = LN(H^L; α_e, β_e)" in post.notes and "post-LN blocks" in post.notes
+    assert post.reference.status == "R" and "torch.nn.TransformerEncoder" in post.reference.source
+    assert "H_out = H^L" in spec.get("transformer.stack[post_ln]").notes
 
 
 # --- the blocks' contract (GPT-2, BERT and ViT build on it) ---------------------------------------------
@@ -152,13 +159,20 @@ def test_variant_names():
         "gelu_tanh", "gelu_tanh_eps", "eps", "relu", "relu_eps"
     )  # fmt: skip
     names = spec.get("transformer.stack").variant_names
-    assert len(names) == 17 and {
+    # 11 pre-LN, 6 post-LN, and the 2 post-LN stacks with a final norm a library builds (torch, with ε)
+    assert len(names) == 19 and {
         "final_ln",
         "final_ln_eps",
         "post_ln",
         "post_ln_eps",
         "gelu_final_ln_eps",
+        "post_ln_final_ln_eps",
+        "post_ln_relu_final_ln_eps",
     } <= set(names)
+    assert [v for v in names if v.startswith("post_ln") and "final_ln" in v] == [
+        "post_ln_final_ln_eps",
+        "post_ln_relu_final_ln_eps",
+    ]
     for name in names:  # every name builds the equation its parts say
         var = spec.get(f"transformer.stack[{name}]")
         assert ("alpha_e" in [d.ascii for d in var.params]) == ("final_ln" in name)
@@ -174,8 +188,6 @@ def test_bad_choices_are_named():
         ffn("swish")
     with pytest.raises(SpecError, match="the block form must be one of pre, post, found 'sandwich'"):
         stack("sandwich")
-    with pytest.raises(SpecError, match="a final layer norm follows pre-LN blocks only"):
-        stack("post", final_ln=True)
     with pytest.raises(SpecError, match="found 'tanh'"):
         decoder_block("tanh")
 
@@ -272,6 +284,23 @@ def test_stack_applies_each_layers_block_in_order_then_the_final_ln():
     np.testing.assert_allclose(_run(eq.id, p)["H_out"], want, rtol=1e-11, atol=1e-11)
 
 
+def test_a_post_ln_stack_with_a_final_ln_normalises_the_last_block_once_more():
+    """torch.nn.TransformerEncoder(norm=…) with post-LN layers: LN_ε(H^L; α_e, β_e) after the last block's
+    own norm, which is not H^L once the block's α_2, β_2 are not 1, 0."""
+    eq = spec.get("transformer.stack[post_ln_relu_final_ln_eps]")
+    p = {**_arrays(eq, SIZES, seed=4), "eps": np.asarray(1e-5)}
+    H = p["X"]
+    for layer in range(SIZES["L"]):
+        block = {k: p[k][layer] for k in BLOCK_PARAMS}
+        args = {"H": H, "S": p["S"], **block, "eps": p["eps"]}
+        H = _run("transformer.block_post_ln[relu_eps]", args)["H_out"]
+    ln = {"H": H, "alpha": p["alpha_e"], "beta": p["beta_e"], "eps": p["eps"]}
+    want = _run("norm.layer_norm[eps]", ln)["H_hat"]
+    got = _run(eq.id, p)["H_out"]
+    np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11)
+    assert np.abs(got - H).max() > 1e-3
+
+
 VARIANTS = [
     "transformer.ffn[gelu]",
     "transformer.ffn[relu]",
@@ -327,7 +356,8 @@ def _holds(eq, target, name, options, max_examples=6):
 @pytest.mark.parametrize(
     "eq_id",
     [*IDS, "transformer.block_pre_ln[eps]", "transformer.block_post_ln[eps]",
-     "transformer.stack[post_ln_eps]", "transformer.stack[final_ln]", "transformer.decoder_block[eps]"],
+     "transformer.stack[post_ln_eps]", "transformer.stack[final_ln]",
+     "transformer.stack[post_ln_final_ln_eps]", "transformer.decoder_block[eps]"],
 )  # fmt: skip
 def test_the_spec_satisfies_its_own_invariants(eq_id):
     eq = spec.get(eq_id)

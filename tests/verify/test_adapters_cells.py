@@ -1,15 +1,17 @@
 """verify/audit/adapters/torch_cells.py and torch_encoder.py: the built-in audit targets of one recurrent step
 (nn.RNNCell, nn.LSTMCell, nn.GRUCell) and of a stack of encoder layers (nn.TransformerEncoder).
 
-- each built-in audits to its verdict: the cells and the encoder stacks pass, except nn.GRUCell (torch's
-  reset-after GRU) and nn.TransformerEncoder with a final norm after post-LN layers (the spec has no such
-  stack), which are registered to show a real difference the audit must report;
+- each built-in audits to its verdict: the cells and the encoder stacks pass (nn.TransformerEncoder with a
+  final norm after post-LN layers too, against the spec's post_ln_relu_final_ln_eps stack); nn.GRUCell
+  (torch's reset-after GRU) is registered to show a real difference the audit must report: looped over a
+  sequence it fails (the spec has no unrolled reset-after form), one step of it (GRUCell[h], h_t only)
+  matches the variant gru.step[reset_after];
 - each runs the real torch object (a spy on the torch class sees the call) and computes the oracle's values
   with the documented mapping; a wrong mapping (a transposed weight, swapped gates, layers in the wrong
   order, swapped norms) fails;
 - what torch does, asserted on torch itself: nn.GRUCell is gru.step[reset_after] (its bias_hh n-block is
   b_U, the other blocks only add), and TransformerEncoder's final norm normalises the last layer's output
-  once more.
+  once more (after post-LN layers too: the spec's post-LN stack with final_ln).
 
 Numbers come from seeded random draws (NumPy's default_rng) compared with the exact oracle of the spec.
 """
@@ -35,13 +37,16 @@ EXPECTED = {
     "torch.nn.RNNCell": ("rnn.elman_step", "pass"),
     "torch.nn.LSTMCell": ("lstm.hidden", "pass"),
     "torch.nn.GRUCell": ("gru.step[sequence]", "fail"),
+    "torch.nn.GRUCell[h]": ("gru.step", "variant"),
     "torch.nn.TransformerEncoder": ("transformer.stack[post_ln_relu_eps]", "pass"),
     "torch.nn.TransformerEncoder[norm_first]": ("transformer.stack[relu_eps]", "pass"),
     "torch.nn.TransformerEncoder[norm_first,norm]": ("transformer.stack[relu_final_ln_eps]", "pass"),
-    "torch.nn.TransformerEncoder[norm]": ("transformer.stack[post_ln_relu_eps]", "fail"),
+    "torch.nn.TransformerEncoder[norm]": ("transformer.stack[post_ln_relu_final_ln_eps]", "pass"),
 }
-KNOWN_DIFFERENT = {name for name, (_, verdict) in EXPECTED.items() if verdict == "fail"}
-CELLS = ("torch.nn.RNNCell", "torch.nn.LSTMCell", "torch.nn.GRUCell")
+KNOWN_DIFFERENT = {name for name, (_, verdict) in EXPECTED.items() if verdict != "pass"}
+#: The form a known difference computes, with the values it pins: one step of nn.GRUCell is reset_after with
+#: b_U = 0 (its bias_hh n-block).
+COMPUTES = {"torch.nn.GRUCell[h]": ("gru.step[reset_after]", {"b_U": 0.0})}
 ENCODERS = tuple(name for name in EXPECTED if name.startswith("torch.nn.TransformerEncoder"))
 
 
@@ -63,11 +68,20 @@ def _example(b: Builtin, batch=(2,), seed=0, sizes=None):
 
 
 def _run(b: Builtin, eq, arrays, sizes, fn: Callable | None = None) -> dict:
-    return make_target(fn or b.make(), eq, name=b.name)(arrays, sizes)
+    return make_target(fn or b.make(), eq, name=b.name, layout=b.layout)(arrays, sizes)
 
 
 def _close(got: dict, want: dict) -> bool:
-    return all(compare(got[k], want[k], POLICY["float64"]).ok for k in want)
+    """Whether every output the target returns (a layout may return a subset) is the expected one."""
+    return all(compare(got[k], want[k], POLICY["float64"]).ok for k in got)
+
+
+def _computed(name: str, arrays: dict, sizes: dict) -> dict:
+    """The oracle's values of the form a known difference computes (COMPUTES), on the same arrays."""
+    equation, pinned = COMPUTES[name]
+    eq = spec.get(equation)
+    extra = {k: np.full(concrete_shape(eq.declared(k), sizes), v) for k, v in pinned.items()}
+    return OracleTarget(eq)({**arrays, **extra}, sizes)
 
 
 # --- the registry -------------------------------------------------------------------------------------------
@@ -80,35 +94,30 @@ def test_the_builtins_and_their_equations():
     assert {name: b.equation for name, b in mine.items()} == {k: eq for k, (eq, _) in EXPECTED.items()}
     assert list(mine) == list(EXPECTED)  # listed in registration order, cells first (adapters.MODULES)
     for name, b in mine.items():
-        assert b.group == "torch" and b.description and b.mapping and not b.pins, name
+        assert b.group == "torch" and b.description and b.mapping, name
+        assert bool(b.pins) is bool(b.layout) is (name == "torch.nn.GRUCell[h]"), name
         spec.get(b.equation)  # a known equation or variant
+    step = BUILTINS["torch.nn.GRUCell[h]"]  # torch returns h_t only; b_U (reset_after's) is its zero n-block
+    assert step.layout.endswith("-> h_t=*batch d_h") and set(step.pins) == {"b_U"}
+    assert (step.pins["b_U"]({"d_h": 3}) == 0).all() and step.pins["b_U"]({"d_h": 3}).shape == (3,)
     for name in ENCODERS:  # torch's attention ties the head widths; its LN ε is 1e-5
         assert BUILTINS[name].derive == {"d_e": "M*d_k", "d_v": "d_k"}
         assert BUILTINS[name].constants == {"eps": 1e-5}
-    final = dict(BUILTINS["torch.nn.TransformerEncoder[norm_first,norm]"].mapping)
-    assert final["alpha_e"].startswith("norm.weight") and final["beta_e"] == "norm.bias"
-    assert "alpha_e" not in dict(BUILTINS["torch.nn.TransformerEncoder[norm]"].mapping)
+    for name in ("torch.nn.TransformerEncoder[norm_first,norm]", "torch.nn.TransformerEncoder[norm]"):
+        final = dict(BUILTINS[name].mapping)  # the final norm holds the spec's α_e, β_e
+        assert final["alpha_e"].startswith("norm.weight") and final["beta_e"] == "norm.bias"
+        assert "alpha_e" in [d.ascii for d in spec.get(BUILTINS[name].equation).params]
+    for name in ("torch.nn.TransformerEncoder", "torch.nn.TransformerEncoder[norm_first]"):
+        assert "alpha_e" not in dict(BUILTINS[name].mapping)
     assert load("torch.nn.GRUCell") is BUILTINS["torch.nn.GRUCell"]
 
 
-def test_the_spec_has_no_post_ln_stack_with_a_final_norm():
-    """Why torch.nn.TransformerEncoder[norm] is held to the stack without one."""
-    stack = spec.get("transformer.stack")
-    assert "relu_final_ln_eps" in stack.variant_names
-    assert not [v for v in stack.variant_names if v.startswith("post_ln") and "final_ln" in v]
-
-
 # --- every built-in audits to its verdict -------------------------------------------------------------------
-#: The checks each known difference fails (its diagnosis matches no named variant: asserted below).
+#: The checks each known difference fails.
 FAILS = {
     "torch.nn.GRUCell": {"value=oracle", "value=generated", "gradient"},
-    "torch.nn.TransformerEncoder[norm]": {
-        "value=oracle",
-        "value=generated",
-        "value=edges",
-        "gradient",
-        "property:block_zero_sublayers",
-    },
+    # h_t only: the properties on the gates and the candidate skip; the step unrolled is not the sequence's
+    "torch.nn.GRUCell[h]": {"value=oracle", "value=generated", "gradient", "property:unrolls_to_sequence"},
 }
 
 
@@ -124,16 +133,17 @@ def test_builtin_audits_to_its_verdict(name):
     if verdict == "pass":
         return
     assert failed == FAILS[name] and "shape" not in failed
-    assert not report.matched  # no named variant of the equation describes it
     tried = {v.name: v.message for v in report.variants}
-    if name == "torch.nn.GRUCell":
+    if name == "torch.nn.GRUCell[h]":  # one step: torch's reset-after GRU, named
+        assert report.matched == ["reset_after"]
+        assert "matches reset_after" in report.summary and "--as gru.step[reset_after]" in report.summary
+        skipped = {c.name for c in report.checks if c.status == "skip"}
+        assert {"property:gates_in_unit_interval", "property:convex_interpolation"} <= skipped
+    else:  # looped: no named variant describes it
+        assert not report.matched
         # the one-step reset_after form exists, but takes x_t, h_prev: the looped cell cannot be bound to it
         assert "cannot bind" in tried["reset_after"] and "parameter 'X'" in tried["reset_after"]
         assert "cannot bind" in tried["base gru.step"]
-    else:
-        # the post-LN stacks with ε are evaluated and differ; the final_ln forms (pre-LN only) take α_e, β_e
-        assert tried["post_ln_eps"].startswith("on the base check's counterexample")
-        assert "no parameter" in tried["relu_final_ln_eps"] and "alpha_e" in tried["relu_final_ln_eps"]
 
 
 # --- the real torch object ----------------------------------------------------------------------------------
@@ -166,9 +176,12 @@ def test_builtin_calls_the_torch_object_and_matches_the_oracle(name, monkeypatch
         assert len(layers) == sizes["L"] >= 2  # the stack runs its L layers
         assert len(norms) == 2 * sizes["L"] + name.endswith("norm]")  # norm1, norm2 of each, the final one
     want = OracleTarget(eq)(arrays, sizes)
+    assert set(got) == ({"h_t"} if b.layout else set(want))  # GRUCell[h] returns h_t, the others everything
     assert _close(got, want) is (name not in KNOWN_DIFFERENT), {
-        k: compare(got[k], want[k], POLICY["float64"]) for k in want
+        k: compare(got[k], want[k], POLICY["float64"]) for k in got
     }
+    if name in COMPUTES:  # what it does compute, with the same arrays
+        assert _close(got, _computed(name, arrays, sizes))
 
 
 def _swap(*pairs):
@@ -196,16 +209,19 @@ def _layers_reversed(arrays):
 
 
 #: A wrong mapping fed to the built-in: the oracle, given the right arrays, must then disagree. nn.GRUCell
-#: is checked on one token (n = 1, from h_0 = 0), where its reset-after form agrees with the spec.
+#: is checked on one token (n = 1, from h_0 = 0), where its reset-after form agrees with the spec; its one
+#: step against the form it computes (COMPUTES).
 WRONG = [
     ("torch.nn.RNNCell", _transpose("W_h")),
     ("torch.nn.LSTMCell", _swap(("W_i", "W_f"), ("U_i", "U_f"), ("b_i", "b_f"))),  # torch's order i, f, g, o
     ("torch.nn.LSTMCell", _swap(("W_c", "W_o"), ("U_c", "U_o"), ("b_c", "b_o"))),
     ("torch.nn.GRUCell", _swap(("W_r", "W_z"), ("b_r", "b_z"))),
+    ("torch.nn.GRUCell[h]", _swap(("U_z", "U"))),  # torch's blocks r, z, n: z and the candidate
     ("torch.nn.TransformerEncoder", _layers_reversed),
     ("torch.nn.TransformerEncoder[norm_first]", _swap(("alpha_1", "alpha_2"), ("beta_1", "beta_2"))),
     ("torch.nn.TransformerEncoder[norm_first,norm]", _swap(("alpha_e", "beta_e"))),
     ("torch.nn.TransformerEncoder[norm_first,norm]", _transpose("W_O")),  # square: d_e = M·d_v
+    ("torch.nn.TransformerEncoder[norm]", _swap(("alpha_e", "beta_e"))),  # the final norm's own weights
 ]
 
 
@@ -220,7 +236,7 @@ def test_a_wrong_mapping_fails(name, perturb):
     if "S" in arrays:  # a mask that masks something and leaves no row empty: the causal one
         n = sizes["n"]
         arrays["S"] = np.broadcast_to(causal_pin(sizes), (2, n, n)).copy()
-    want = OracleTarget(eq)(arrays, sizes)
+    want = _computed(name, arrays, sizes) if name in COMPUTES else OracleTarget(eq)(arrays, sizes)
     assert _close(_run(b, eq, arrays, sizes), want)
     assert not _close(_run(b, eq, perturb(arrays), sizes), want)
 

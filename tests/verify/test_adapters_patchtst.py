@@ -1,8 +1,8 @@
 """Built-in PatchTST targets (verify/audit/adapters/hf_patchtst.py, transformers 5.23): each is registered
 with its equation and audited to its verdict; each really runs transformers' PatchTSTModel, PatchTSTPatchify,
 PatchTSTEmbedding and PatchTSTPositionalEncoding; a wrong weight layout is caught; and the difference they
-document (PatchTSTPatchify drops the start of the series where the spec pads its end) is asserted on
-transformers itself."""
+document (PatchTSTPatchify drops the start of the series, the spec's variant drop_start, where the equation
+pads its end and its variant no_padding drops the end) is asserted on transformers itself."""
 
 import math
 
@@ -42,7 +42,7 @@ def _patchtst(**config):
 # --- registration ---------------------------------------------------------------------------------------
 def test_each_patchtst_target_is_registered_with_its_equation_mapping_and_ties():
     assert {name: b.equation for name, b in BUILTINS.items()} == {
-        PATCHING: "timeseries.patching[no_padding]",
+        PATCHING: "timeseries.patching[drop_start]",
         INPUT: "timeseries.input",
     }
     for name, b in BUILTINS.items():
@@ -52,35 +52,41 @@ def test_each_patchtst_target_is_registered_with_its_equation_mapping_and_ties()
         assert set(b.derive) | set(b.sizes) <= set(eq.free_axes), name
         assert "scaling=None" in b.description, name
     assert BUILTINS[INPUT].sizes == {"d_x": 1} and BUILTINS[INPUT].derive == {"n": "n_max"}
-    assert "KNOWN DIFFERENCE" in BUILTINS[PATCHING].description
+    assert "Held to the variant drop_start" in BUILTINS[PATCHING].description
+    assert "no_padding drops the LAST" in BUILTINS[PATCHING].description
     assert hf_patchtst.PATCHTST_BASE["scaling"] is None
     assert hf_patchtst.PATCHTST_BASE["positional_encoding_type"] == "random"
 
 
 # --- the audit --------------------------------------------------------------------------------------------
-def test_patchtst_model_audit_reports_the_dropped_start():
-    """Against no_padding (the same N), shapes and channel independence agree and the values do not."""
+def test_patchtst_model_audits_to_pass_as_drop_start():
+    """Held to timeseries.patching[drop_start] (the first (L_in − P) mod S values left out), every check
+    passes: the patches, the weights' layout, the bias, the positions and channel independence are the
+    spec's."""
     report = audit(PATCHING, profile="quick", diagnose=False)
     status = {c.name: c.status for c in report.checks}
-    assert report.equation == "timeseries.patching[no_padding]"
+    assert report.equation == "timeseries.patching[drop_start]"
     assert status == {
         "shape": "pass",
-        "value=oracle": "fail",
-        "value=generated": "fail",
+        "value=oracle": "pass",
+        "value=generated": "pass",
         "property:channel_independence": "pass",
-        "gradient": "fail",
-    }
+        "gradient": "pass",
+    }, {c.name: c.message for c in report.checks}
+    assert report.verdict == "pass"
+
+
+def test_patchtst_model_held_to_no_padding_fails_on_the_values():
+    """The same model held to no_padding (transformers' N, the LAST values left out): shapes and channel
+    independence agree, the values do not (the description's claim, through the auditor)."""
+    report = audit(PATCHING, "timeseries.patching[no_padding]", profile="quick", diagnose=False)
+    status = {c.name: c.status for c in report.checks}
+    assert report.equation == "timeseries.patching[no_padding]"
+    assert status["shape"] == "pass" and status["property:channel_independence"] == "pass"
+    assert status["value=oracle"] == "fail" and status["value=generated"] == "fail"
     oracle = next(c for c in report.checks if c.name == "value=oracle")
     assert "oracle gives" in oracle.message  # the values differ: the target runs, it is no error
     assert report.verdict == "fail"
-
-
-def test_patchtst_model_audit_passes_on_series_the_patches_fit():
-    """With L_in − P a multiple of S nothing is dropped: the audit passes, so the start is the only
-    difference (the weights' layout, the bias, the positions and channel independence are the spec's)."""
-    report = audit(PATCHING, derive={"L_in": "P + 2*S_p"}, profile="quick", diagnose=False)
-    assert report.verdict == "pass", report.summary
-    assert {c.name for c in report.checks} >= {"value=oracle", "value=generated", "gradient"}
 
 
 def test_patchtst_with_patch_length_1_is_the_tst_input():
@@ -110,10 +116,11 @@ def test_a_wrong_position_layout_fails_the_audit(monkeypatch):
 
 
 def test_a_wrong_projection_layout_is_caught(monkeypatch):
-    X, W_p, b_p, W_pos = _tensors(L_in=7, P=3, S=2)  # S | L_in − P: the built-in is the spec's
+    X, W_p, b_p, W_pos = _tensors(L_in=8, P=3, S=2)  # r = 1: the first value is left out
     fn = BUILTINS[PATCHING].make()
     right = fn(X, W_p, b_p, W_pos, 2)
-    torch.testing.assert_close(right, patching(X, W_p, W_pos, 2, b_p, padding=False), rtol=1e-12, atol=1e-12)
+    spec_form = patching(X, W_p, W_pos, 2, b_p, padding=False, drop_start=True)
+    torch.testing.assert_close(right, spec_form, rtol=1e-12, atol=1e-12)
 
     def projection_reshaped(W_p, b_p, W_pos):  # W_p read as in × out, reshaped back to out × in
         return {**RIGHT_WEIGHTS(W_p, b_p, W_pos), "encoder.embedder.input_embedding.weight": (
@@ -182,8 +189,8 @@ def test_bad_sizes_are_refused_in_the_spec_names():
 # --- the differences they document ------------------------------------------------------------------------
 def test_patchify_drops_the_first_values_where_the_spec_pads_the_end():
     """L_in = 8, P = 3, S = 2: transformers cuts ⌊5/2⌋ + 1 = 3 patches from x_2 on (sequence_start = 8 − 7
-    = 1), ending at the last value; the spec pads the end (4 patches), its no_padding keeps x_1 and drops
-    x_8. Hand-derived on the series 0, 1, …, 7."""
+    = 1), ending at the last value, as the spec's drop_start does; the equation pads the end (4 patches), its
+    no_padding keeps x_1 and drops x_8. Hand-derived on the series 0, 1, …, 7."""
     from transformers.models.patchtst.modeling_patchtst import PatchTSTPatchify
 
     config = _patchtst(num_input_channels=1, context_length=8, patch_length=3, patch_stride=2).config
@@ -193,20 +200,23 @@ def test_patchify_drops_the_first_values_where_the_spec_pads_the_end():
     assert patchify(x)[0, 0].tolist() == [[1, 2, 3], [3, 4, 5], [5, 6, 7]]
     # the spec's forms, through impl/ (held to the spec by its own tests), with W_p = I, b_p = 0, W_pos = 0
     eye, zero3, zero4 = torch.eye(3), torch.zeros(3, 3), torch.zeros(3, 4)
+    drop_start = patching(x, eye, zero3, 2, padding=False, drop_start=True)
+    assert drop_start[0, 0].tolist() == [[1, 2, 3], [3, 4, 5], [5, 6, 7]]
     assert patching(x, eye, zero3, 2, padding=False)[0, 0].tolist() == [[0, 1, 2], [2, 3, 4], [4, 5, 6]]
     assert patching(x, eye, zero4, 2)[0, 0].tolist() == [[0, 1, 2], [2, 3, 4], [4, 5, 6], [6, 7, 7]]
 
 
 @pytest.mark.parametrize(("L_in", "P", "S"), [(8, 3, 2), (11, 2, 4), (9, 4, 3), (7, 3, 2)])
-def test_patchtst_is_no_padding_on_the_series_without_its_first_values(L_in, P, S):
-    """The built-in is the spec's no_padding on X without its first r = (L_in − P) mod S time steps (the
-    form the spec lacks, a variant drop_start); with r = 0 it is no_padding itself."""
+def test_patchtst_is_drop_start_and_not_no_padding_unless_s_divides(L_in, P, S):
+    """PatchTSTModel is the spec's drop_start, which is no_padding on X without its first r = (L_in − P) mod S
+    time steps; it differs from no_padding on X itself whenever r > 0, and is no_padding when r = 0."""
     X, W_p, b_p, W_pos = _tensors(L_in=L_in, P=P, S=S, batch=(2, 1))
     got = BUILTINS[PATCHING].make()(X, W_p, b_p, W_pos, S)
     r = (L_in - P) % S
+    torch.testing.assert_close(got, patching(X, W_p, W_pos, S, b_p, padding=False, drop_start=True))
     torch.testing.assert_close(got, patching(X[..., r:, :], W_p, W_pos, S, b_p, padding=False))
-    if r:
-        assert not torch.allclose(got, patching(X, W_p, W_pos, S, b_p, padding=False))
+    no_padding = patching(X, W_p, W_pos, S, b_p, padding=False)
+    assert torch.allclose(got, no_padding) == (r == 0)
 
 
 def test_patchtst_defaults_are_what_the_builtins_turn_off():

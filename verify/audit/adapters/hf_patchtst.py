@@ -9,11 +9,14 @@ What PatchTSTModel computes before its first encoder layer (modeling_patchtst, r
    out too): the built-ins build the model with ``scaling=None``.
 2. ``PatchTSTPatchify``: ``N = ⌊(L_in − P)/S⌋ + 1`` patches (``(max(L, P) − P) // stride + 1``), taken from
    ``past_values[:, sequence_start:]`` with ``sequence_start = L_in − ((N − 1) S + P)`` and
-   ``unfold(-2, P, S)``: the patches END at the last value and the first ``(L_in − P) mod S`` values are
-   DROPPED. The spec pads the end with S copies of the last value (N = ⌊(L_in − P)/S⌋ + 2, as PatchTST's
-   official code does with ReplicationPad1d); its variant no_padding has transformers' N but keeps the first
-   values and drops the last ``(L_in − P) mod S``. The two agree exactly when S divides L_in − P.
-   transformers also refuses ``L_in = P`` (context_length must exceed patch_length), which the spec allows.
+   ``unfold(-2, P, S)``: the patches END at the last value and the first ``r = (L_in − P) mod S`` values are
+   DROPPED. That is the spec's variant ``timeseries.patching[drop_start]``, ``X_p^{(i)} =
+   unfold_{P,S}(X_{i, r+1:L_in})``, which the built-in is held to. The equation itself pads the end with S
+   copies of the last value (N = ⌊(L_in − P)/S⌋ + 2, as PatchTST's official code does with
+   ReplicationPad1d((0, S))); its variant no_padding has transformers' N but keeps the first values and drops
+   the last ``(L_in − P) mod S``. The three agree on the first N patches only when S divides L_in − P (then
+   no_padding and drop_start are one). transformers also refuses ``L_in = P`` (context_length must exceed
+   patch_length), which the spec allows.
 3. ``PatchTSTEmbedding``: ``nn.Linear(P, d_model)`` on each patch, with bias: its weight (out × in) is the
    spec's ``W_p ∈ ℝ^{d_e×P}`` as is. ``share_embedding=True`` (the default) shares it across variables, the
    spec's channel independence; ``share_embedding=False`` gives each variable its own Linear, which the spec
@@ -121,20 +124,19 @@ _PATCHTST_MAPPING = {
 
 @builtin(
     "transformers.PatchTSTModel",
-    "timeseries.patching[no_padding]",
+    "timeseries.patching[drop_start]",
     description=(
         "Hugging Face PatchTSTModel(past_values) with num_hidden_layers=0: its last_hidden_state is the "
         "encoder's input, PatchTSTPositionalEncoding(PatchTSTEmbedding(PatchTSTPatchify(x))) as the model "
         "computes it. Built with scaling=None (the NOP scaler: PatchTSTScaler's std/mean standardisation "
         "is not in the tutorial's equation), positional_encoding_type='random' (a learned W_pos), "
-        "use_cls_token=False, share_embedding=True (channel independence). KNOWN DIFFERENCE: "
+        "use_cls_token=False, share_embedding=True (channel independence). Held to the variant drop_start: "
         "PatchTSTPatchify cuts N = ⌊(L_in − P)/S⌋ + 1 patches that END at the last value, dropping the "
-        "FIRST (L_in − P) mod S values (sequence_start = L_in − ((N − 1) S + P)); the spec pads the end "
-        "with S copies of the last value (N + 1 patches, PatchTST's official ReplicationPad1d), and its "
-        "variant no_padding has transformers' N but drops the LAST (L_in − P) mod S values: the audit "
-        "fails on the values whenever S does not divide L_in − P (the spec has no drop-start form). On "
-        "series the patches fit exactly (--derive 'L_in=P+2*S_p') it passes: the dropped start is the only "
-        "difference. transformers also needs L_in > P."
+        "FIRST r = (L_in − P) mod S values (sequence_start = L_in − ((N − 1) S + P)), X_p = "
+        "unfold_{P,S}(X_{i, r+1:L_in}). The equation itself pads the end with S copies of the last value "
+        "(N + 1 patches, PatchTST's official ReplicationPad1d) and its variant no_padding drops the LAST "
+        "r values: against no_padding the audit fails on the values whenever S does not divide L_in − P. "
+        "transformers also needs L_in > P."
     ),
     mapping=_PATCHTST_MAPPING,
     group="hf",

@@ -12,15 +12,18 @@ spec's ``b_U`` of ``gru.step[reset_after]``, not a second half of ``b``. The spe
 product) has no such bias, so the built-in sets ``b_hn = 0``; the r- and z-blocks of ``bias_hh`` are zero as
 in the other cells.
 
-``nn.GRUCell`` is audited over a sequence (``gru.step[sequence]``, the loop ``h = cell(x_t, h)`` from
-``h = None``, torch's zeros) rather than as one step against ``gru.step``: that equation's outputs are the
-gates r_t, z_t and the candidate h̃_t as well as h_t, and torch returns only h_t. The audit fails from the
-second token on (the first starts from h_0 = 0, where the two forms agree). How the built-ins build and call
-torch's objects: _torch.
+``nn.GRUCell`` is audited two ways. ``torch.nn.GRUCell`` loops it over a sequence (``gru.step[sequence]``,
+``h = cell(x_t, h)`` from ``h = None``, torch's zeros): the audit fails from the second token on (the first
+starts from h_0 = 0, where the two forms agree), and the spec has no unrolled reset-after form to name.
+``torch.nn.GRUCell[h]`` is one step against ``gru.step`` with a layout that returns h_t only (the equation's
+outputs also include r_t, z_t and h̃_t, which torch does not return; the checks compare h_t alone): its
+verdict is ``variant``, matching ``gru.step[reset_after]`` with b_U pinned to 0 (bias_hh's n-block is 0).
+How the built-ins build and call torch's objects: _torch.
 """
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from jaxtyping import Float
 from torch import Tensor, nn
@@ -135,6 +138,44 @@ def _lstm_cell() -> Callable:
 
 
 # --- nn.GRUCell ---------------------------------------------------------------------------------------------
+def _gru_params(
+    W_r: Tensor,
+    U_r: Tensor,
+    b_r: Tensor,
+    W_z: Tensor,
+    U_z: Tensor,
+    b_z: Tensor,
+    W: Tensor,
+    U: Tensor,
+    b: Tensor,
+) -> dict[str, Tensor]:
+    """nn.GRUCell's parameters holding the spec's GRU: torch's row blocks are r, z, n, and its update gate is
+    the spec's 1 − z (z-blocks negated, as σ(−a) = 1 − σ(a)); bias_hh = 0: its r- and z-blocks only add to
+    bias_ih's, and its n-block is reset_after's b_U, which the spec's GRU does not have."""
+    bias = torch.cat([b_r, -b_z, b])
+    return {
+        "weight_ih": torch.cat([W_r, -W_z, W]),  # (3 d_h, d_e)
+        "weight_hh": torch.cat([U_r, -U_z, U]),  # (3 d_h, d_h)
+        "bias_ih": bias,
+        "bias_hh": _zeros(bias),
+    }
+
+
+_GRU_MAPPING = (
+    ("W_r, W_z, W", "weight_ih row blocks r, z, n: W_r, −W_z, W (torch's z is the spec's 1 − z)"),
+    ("U_r, U_z, U", "weight_hh row blocks r, z, n: U_r, −U_z, U"),
+    ("b_r, b_z, b", "bias_ih blocks r, z, n: b_r, −b_z, b"),
+    ("b_U (reset_after)", "bias_hh block n, inside the reset gate; bias_hh = 0 (no b_U in gru.step)"),
+    ("d_e", "input_size"),
+    ("d_h", "hidden_size"),
+)
+_GRU_FORM = (
+    "torch's update gate is the spec's 1 − z: its z-blocks are −W_z, −U_z, −b_z. Of torch's two biases, the "
+    "r- and z-blocks are only added (the spec's bias in bias_ih, bias_hh = 0 there); bias_hh's n-block is "
+    "b_U inside the reset gate, which the catalogue's GRU does not have: it is 0 here."
+)
+
+
 @builtin(
     "torch.nn.GRUCell",
     "gru.step[sequence]",
@@ -144,23 +185,15 @@ def _lstm_cell() -> Callable:
         "torch's GRU cell applies the reset gate after the recurrent product, "
         "h̃ = tanh(W x + b + r ⊙ (U h + b_U)) (the spec's one-step variant gru.step[reset_after]), while "
         "gru.step[sequence] unrolls the catalogue's h̃ = tanh(W x + U (r ⊙ h) + b): the audit fails on the "
-        "values from the second token on (from h_0 = 0 the two agree). The one-step form cannot be audited "
-        "against gru.step, whose outputs include r_t, z_t and h̃_t, which the cell does not return; the "
-        "spec has no unrolled reset_after form, so the diagnosis names no variant. torch's update gate is "
-        "the spec's 1 − z: its z-blocks are −W_z, −U_z, −b_z. Of torch's two biases, the r- and z-blocks "
-        "are only added (the spec's bias in bias_ih, bias_hh = 0 there); bias_hh's n-block is b_U inside "
-        "the reset gate, which the catalogue's GRU does not have: it is 0 here."
+        "values from the second token on (from h_0 = 0 the two agree). The spec has no unrolled reset_after "
+        "form, so the diagnosis names no variant; one step of the cell is torch.nn.GRUCell[h], which matches "
+        f"gru.step[reset_after]. {_GRU_FORM}"
     ),
-    mapping={
-        "X": "the inputs x_t = X[:, t] (batch, d_e), one call each",
-        "H": "the returned h of each call, stacked on t",
-        "W_r, W_z, W": "weight_ih row blocks r, z, n: W_r, −W_z, W (torch's z is the spec's 1 − z)",
-        "U_r, U_z, U": "weight_hh row blocks r, z, n: U_r, −U_z, U",
-        "b_r, b_z, b": "bias_ih blocks r, z, n: b_r, −b_z, b",
-        "b_U (reset_after)": "bias_hh block n, inside the reset gate; bias_hh = 0 (no b_U in gru.step)",
-        "d_e": "input_size",
-        "d_h": "hidden_size",
-    },
+    mapping=(
+        ("X", "the inputs x_t = X[:, t] (batch, d_e), one call each"),
+        ("H", "the returned h of each call, stacked on t"),
+        *_GRU_MAPPING,
+    ),
 )
 def _gru_cell() -> Callable:
     def gru_cell(
@@ -177,13 +210,7 @@ def _gru_cell() -> Callable:
     ) -> Float[Tensor, "*batch n d_h"]:
         *batch, n, d_e = X.shape
         d_h = W.shape[0]
-        bias = torch.cat([b_r, -b_z, b])  # torch's block order r, z, n; its z is the spec's 1 − z
-        params = {
-            "weight_ih": torch.cat([W_r, -W_z, W]),  # (3 d_h, d_e)
-            "weight_hh": torch.cat([U_r, -U_z, U]),  # (3 d_h, d_h)
-            "bias_ih": bias,
-            "bias_hh": _zeros(bias),  # its n-block would be b_U (reset_after): the spec's GRU has none
-        }
+        params = _gru_params(W_r, U_r, b_r, W_z, U_z, b_z, W, U, b)
         cell = build(nn.GRUCell, d_e, d_h, like=X)
         x = X.reshape(-1, n, d_e)  # (B, n, d_e)
         h, states = None, []
@@ -194,3 +221,61 @@ def _gru_cell() -> Callable:
         return H.reshape(*batch, n, d_h)
 
     return gru_cell
+
+
+#: torch.nn.GRUCell[h]'s binding: the step's inputs and parameters as the spec lays them out, h_t returned.
+_GRU_STEP_LAYOUT = (
+    "x_t=*batch d_e, h_prev=*batch d_h, W_r=d_h d_e, U_r=d_h d_h, b_r=d_h, W_z=d_h d_e, U_z=d_h d_h, "
+    "b_z=d_h, W=d_h d_e, U=d_h d_h, b=d_h -> h_t=*batch d_h"
+)
+
+
+def _no_b_U(sizes) -> np.ndarray:
+    """b_U = 0, as the built-in's bias_hh n-block is: gru.step[reset_after]'s b_U, which the diagnosis
+    evaluates."""
+    return np.zeros(int(sizes["d_h"]))
+
+
+@builtin(
+    "torch.nn.GRUCell[h]",
+    "gru.step",
+    description=(
+        "nn.GRUCell(d_e, d_h), one step: h_t = cell(x_t, h_{t−1}) on a batch of rows (B, d_e), (B, d_h). "
+        "torch returns h_t only; gru.step's outputs are r_t, z_t, h̃_t and h_t, so the built-in's layout "
+        "returns h_t and the checks compare it alone. KNOWN DIFFERENCE: torch's GRU cell applies the reset "
+        "gate after the recurrent product, h̃ = tanh(W x + b + r ⊙ (U h + b_U)), where gru.step has "
+        "h̃ = tanh(W x + U (r ⊙ h) + b): the audit fails against gru.step and matches its variant reset_after "
+        "(Cho et al.'s second form, cuDNN's and Keras' reset_after), with b_U pinned to 0 as bias_hh's "
+        f"n-block is. {_GRU_FORM}"
+    ),
+    mapping=(
+        ("x_t", "input (batch, d_e)"),
+        ("h_prev", "hx (batch, d_h)"),
+        ("h_t", "the returned h' (batch, d_h); r_t, z_t, h̃_t are not returned"),
+        *_GRU_MAPPING,
+    ),
+    pins={"b_U": _no_b_U},
+    layout=_GRU_STEP_LAYOUT,
+)
+def _gru_cell_step() -> Callable:
+    def gru_cell_step(
+        x_t: Float[Tensor, "*batch d_e"],
+        h_prev: Float[Tensor, "*batch d_h"],
+        W_r: Float[Tensor, "d_h d_e"],
+        U_r: Float[Tensor, "d_h d_h"],
+        b_r: Float[Tensor, " d_h"],
+        W_z: Float[Tensor, "d_h d_e"],
+        U_z: Float[Tensor, "d_h d_h"],
+        b_z: Float[Tensor, " d_h"],
+        W: Float[Tensor, "d_h d_e"],
+        U: Float[Tensor, "d_h d_h"],
+        b: Float[Tensor, " d_h"],
+    ) -> Float[Tensor, "*batch d_h"]:
+        *batch, d_e = x_t.shape
+        d_h = W.shape[0]
+        cell = build(nn.GRUCell, d_e, d_h, like=x_t)
+        params = _gru_params(W_r, U_r, b_r, W_z, U_z, b_z, W, U, b)
+        h_t = call(cell, params, _rows(x_t, d_e), _rows(h_prev, d_h))  # (B, d_h)
+        return h_t.reshape(*batch, d_h)
+
+    return gru_cell_step

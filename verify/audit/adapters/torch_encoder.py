@@ -12,12 +12,11 @@ torch.nn.TransformerEncoderLayer maps one block (torch_transformer's helpers, re
 
 Which form each built-in is held to: torch's layer is post-LN by default (``transformer.stack[post_ln_*]``)
 and pre-LN with ``norm_first=True`` (the stack's default form); ReLU is its default activation and
-LN ε = 1e-5 (the ``eps`` variants, ε fixed to torch's value). A final norm follows pre-LN blocks in the spec
-(``final_ln``, GPT-2's ``ln_f``). The spec has no post-LN stack with a final norm (``transformer.stack``
-refuses ``final_ln`` with ``post_ln``: post-LN ends normalised); torch allows it, and normalising twice is
-not the identity: LN(α ⊙ x̂ + β) ≠ α ⊙ x̂ + β once the last layer's norm2 has other weights than its initial
-1 and 0. So ``torch.nn.TransformerEncoder[norm]`` is held to the post-LN stack without a final norm, and its
-audit reports the extra norm.
+LN ε = 1e-5 (the ``eps`` variants, ε fixed to torch's value). ``norm=nn.LayerNorm(d_e)`` is the spec's final
+``LN(H^L; α_e, β_e)`` (``final_ln``, GPT-2's ``ln_f``), its weight α_e and bias β_e. After pre-LN layers that
+is GPT-2's form; after post-LN layers, which already end in their norm2, torch normalises once more, and the
+spec has that form too (``transformer.stack[post_ln_relu_final_ln_eps]``): normalising twice is not the
+identity, LN(α ⊙ x̂ + β) ≠ α ⊙ x̂ + β once the last layer's norm2 has other weights than its initial 1 and 0.
 
 ``enable_nested_tensor=False`` keeps padded batches as they are (its nested-tensor path only applies with a
 key padding mask, which these built-ins do not take), and, as torch_transformer does, the layers run with
@@ -28,7 +27,6 @@ mask is detected by torch (``is_causal``) and handed to attention as a hint; the
 
 from collections.abc import Callable
 
-import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
@@ -96,12 +94,12 @@ def _encoder(
     return out.reshape(*batch, n, d_e)
 
 
-def _stack_target(norm_first: bool, norm: bool, final_params: bool) -> Callable:
-    """The callable of one built-in. ``final_params``: the spec's α_e, β_e fill the final norm (the
-    ``final_ln`` stack); otherwise a final norm (``norm``) keeps torch's initial weight 1, bias 0."""
+def _stack_target(norm_first: bool, norm: bool) -> Callable:
+    """The callable of one built-in: with a final norm (``norm``), the spec's α_e, β_e fill it (the
+    ``final_ln`` stacks)."""
     who = "torch.nn.TransformerEncoder"
 
-    if final_params:
+    if norm:
 
         def transformer_encoder_final_ln(
             X: Float[Tensor, "*batch n d_e"],
@@ -157,8 +155,7 @@ def _stack_target(norm_first: bool, norm: bool, final_params: bool) -> Callable:
         p = dict(W_Q=W_Q, b_Q=b_Q, W_K=W_K, b_K=b_K, W_V=W_V, b_V=b_V, W_O=W_O, b_O=b_O,
                  alpha_1=alpha_1, beta_1=beta_1, alpha_2=alpha_2, beta_2=beta_2,
                  W_1=W_1, b_1=b_1, W_2=W_2, b_2=b_2)  # fmt: skip
-        final = (torch.ones(X.shape[-1], dtype=X.dtype, device=X.device), X.new_zeros(X.shape[-1]))
-        return _encoder(who, X, S, p, eps, norm_first, final if norm else None)
+        return _encoder(who, X, S, p, eps, norm_first, None)
 
     return transformer_encoder
 
@@ -212,23 +209,20 @@ for _name, _equation, _norm_first, _norm, _what in (
     ),
     (
         "torch.nn.TransformerEncoder[norm]",
-        "transformer.stack[post_ln_relu_eps]",
+        "transformer.stack[post_ln_relu_final_ln_eps]",
         False,
         True,
-        "L post-LN layers and a final norm=nn.LayerNorm(d_e, eps=ε) at torch's initialisation (weight 1, "
-        "bias 0). KNOWN DIFFERENCE: the last layer already ends in its norm2, and the spec's stack has no "
-        "final layer norm after post-LN blocks (transformer.stack allows final_ln with pre-LN blocks only), "
-        "so it is held to the post-LN stack without one: LN(α_2 ⊙ x̂ + β_2) is not α_2 ⊙ x̂ + β_2 (it is "
-        "up to ε only while norm2 keeps torch's initial weight 1, bias 0), and the audit fails on the values "
-        "(no named variant matches).",
+        "L post-LN layers and the final norm=nn.LayerNorm(d_e, eps=ε): the spec's LN(H^L; α_e, β_e) after "
+        "post-LN blocks (final_ln with post_ln). The last layer already ends in its norm2, so the output is "
+        "normalised twice: LN(α_2 ⊙ x̂ + β_2; α_e, β_e), which is not α_2 ⊙ x̂ + β_2 (nearly so only while "
+        "norm2 and norm keep torch's initial weight 1, bias 0).",
     ),
 ):
-    _final = _norm and _norm_first  # the spec's α_e, β_e fill the final norm where it has one (final_ln)
     builtin(
         _name,
         _equation,
         description=f"nn.TransformerEncoder(nn.TransformerEncoderLayer(d_e, M, d_f, …), L): {_what} {_NOTE}",
-        mapping=(*_LAYER_MAPPING, *(_FINAL if _final else ())),
+        mapping=(*_LAYER_MAPPING, *(_FINAL if _norm else ())),
         constants={"eps": TORCH_EPS},
         derive=TIED_HEADS,
-    )((lambda nf, nm, fp: lambda: _stack_target(nf, nm, fp))(_norm_first, _norm, _final))
+    )((lambda nf, nm: lambda: _stack_target(nf, nm))(_norm_first, _norm))
