@@ -195,15 +195,21 @@ def mlm_mask(
 
 
 # --- bert.mlm_loss -------------------------------------------------------------------------------
-@implements("bert.mlm_loss")
+@implements("bert.mlm_loss", variants={"mean": {"mean": True}})
 @checked
 def mlm_loss(
-    Y_hat: Float[Tensor, "*batch n v"], k: Int[Tensor, "*batch n"], sel: Bool[Tensor, "*batch n"]
+    Y_hat: Float[Tensor, "*batch n v"],
+    k: Int[Tensor, "*batch n"],
+    sel: Bool[Tensor, "*batch n"],
+    *,
+    mean: bool = False,
 ) -> Float[Tensor, "*batch"]:
-    """``𝓛 = −Σ_{i∈𝓜} log Ŷ_{k_i, i}``: the original tokens' log-probability at the selected positions."""
+    """``𝓛 = −Σ_{i∈𝓜} log Ŷ_{k_i, i}``: the original tokens' log-probability at the selected positions.
+    ``mean=True`` (the spec's variant mean, Hugging Face's loss): 𝓛 / |𝓜|, NaN when 𝓜 is empty."""
     check_ids("mlm_loss", k, Y_hat.shape[-1])
     picked = Y_hat.gather(-1, k.unsqueeze(-1)).squeeze(-1)  # (*batch, n): Ŷ_{k_i, i}
-    return -torch.where(sel, picked.log(), 0.0).sum(dim=-1)
+    total = -torch.where(sel, picked.log(), 0.0).sum(dim=-1)
+    return total / sel.sum(dim=-1) if mean else total  # 0 / 0 = NaN when 𝓜 is empty
 
 
 # --- bert.pooler, bert.nsp_head, bert.classifier -------------------------------------------------

@@ -143,12 +143,16 @@ def _next_token_nll(logY: Float[Tensor, "*batch n v"], k: Int[Tensor, "*batch n"
     return -picked.sum(dim=-1)
 
 
-@implements("gpt2.loss")
+@implements("gpt2.loss", variants={"mean": {"mean": True}})
 @checked
-def loss(Y_hat: Float[Tensor, "*batch n v"], k: Int[Tensor, "*batch n"]) -> Float[Tensor, "*batch"]:
-    """``𝓛 = −Σ_{i=1}^{n−1} log Ŷ_{k_{i+1}, i}`` (labels shifted by one; 0 when n = 1)."""
+def loss(
+    Y_hat: Float[Tensor, "*batch n v"], k: Int[Tensor, "*batch n"], *, mean: bool = False
+) -> Float[Tensor, "*batch"]:
+    """``𝓛 = −Σ_{i=1}^{n−1} log Ŷ_{k_{i+1}, i}`` (labels shifted by one; 0 when n = 1). ``mean=True`` (the
+    spec's variant mean, Hugging Face's loss): 𝓛 / (n − 1), NaN when n = 1 (nothing is predicted)."""
     check_ids("gpt2.loss", k, Y_hat.shape[-1])
-    return _next_token_nll(torch.log(Y_hat), k)
+    total = _next_token_nll(torch.log(Y_hat), k)
+    return total / (k.shape[-1] - 1) if mean else total  # 0 / 0 = NaN when n = 1
 
 
 def _sampling_distribution(

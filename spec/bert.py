@@ -19,6 +19,7 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 from ._errors import SpecError
 from .axes import GLOSSARY, L, M, d_e, d_f, d_k, d_v, m, n, n_max, v
 from .equation import Equation, Invariant, Reference
+from .lm import Ratio
 from .norm import eps_symbol, normalise
 from .ops import Ones, PaddingMask, Softmax, SpecOp, T, add, mul
 from .ops_nn import Column, FirstColumns, Neg, OneHot, Pick, apply, call, had
@@ -287,25 +288,46 @@ def mlm_masking(select: sp.Expr = SELECT, split: tuple = SPLIT) -> Equation:
 
 
 # --- bert.mlm_loss -------------------------------------------------------------------------------
-def mlm_loss() -> Equation:
+def mlm_loss(mean: bool = False) -> Equation:
+    """``mean=True``: the mean over 𝓜, 𝓛 / |𝓜|, NaN when 𝓜 is empty (Hugging Face)."""
     Y = tensor("Y_hat", (v, n), Kind.PROBABILITY, tex=r"\hat{Y}", meaning="MLM head output (bert.mlm_head)")
     k = tensor("k", (n,), Kind.INDEX, meaning="original vocabulary index of token i")
     sel = tensor("sel", (n,), Kind.MASK, tex=r"\mathbb{1}_{\mathcal{M}}", meaning="1 if token i is in 𝓜")
-    loss = tensor("loss", (), tex=r"\mathcal{L}", meaning="negative log-likelihood of the masked tokens")
+    nll = Neg(mul(T(sel), apply("log", Pick(Y, k))))
+    invariants = (
+        Invariant("mlm_loss_masked_only", {"select": "sel", "probabilities": "Y_hat", "index": "k"}),
+    )
+    if not mean:
+        loss = tensor("loss", (), tex=r"\mathcal{L}", meaning="negative log-likelihood of the masked tokens")
+        return Equation(
+            "bert.mlm_loss",
+            "Masked language model loss",
+            inputs=(Y, k, sel),
+            intermediates=(loss,),
+            bindings=[(loss, nll)],
+            outputs=(loss,),
+            reference=Reference(SECTION, source=f"{DEVLIN}, §3.1 (Task #1)", status="R"),
+            invariants=invariants,
+            notes="𝓛 = −Σ_{i∈𝓜} log Ŷ_{k_i, i}: the original token is predicted at the selected positions "
+            "𝓜 only (written with the indicator 𝟙_𝓜 of 𝓜). Hugging Face averages over 𝓜 (CrossEntropyLoss "
+            "with labels −100 outside 𝓜), i.e. 𝓛/|𝓜|: the variant mean.",
+        )
+    total = tensor("loss_sum", (), tex=r"\mathcal{L}_{\mathrm{sum}}", meaning="summed over the masked tokens")
+    loss = tensor("loss", (), tex=r"\mathcal{L}", meaning="mean negative log-likelihood of the masked tokens")
     return Equation(
         "bert.mlm_loss",
         "Masked language model loss",
         inputs=(Y, k, sel),
-        intermediates=(loss,),
-        bindings=[(loss, Neg(mul(T(sel), apply("log", Pick(Y, k)))))],
+        intermediates=(total, loss),
+        bindings=[(total, nll), (loss, Ratio(total, mul(T(Ones(n)), sel)))],
         outputs=(loss,),
         reference=Reference(SECTION, source=f"{DEVLIN}, §3.1 (Task #1)", status="R"),
-        invariants=(
-            Invariant("mlm_loss_masked_only", {"select": "sel", "probabilities": "Y_hat", "index": "k"}),
-        ),
-        notes="𝓛 = −Σ_{i∈𝓜} log Ŷ_{k_i, i}: the original token is predicted at the selected positions 𝓜 "
-        "only (written with the indicator 𝟙_𝓜 of 𝓜). Hugging Face averages over 𝓜 (CrossEntropyLoss with "
-        "labels −100 outside 𝓜), i.e. 𝓛/|𝓜|.",
+        invariants=invariants,
+        notes="𝓛 = −(1/|𝓜|) Σ_{i∈𝓜} log Ŷ_{k_i, i}, |𝓜| = 1_nᵀ 𝟙_𝓜: the mean over the selected positions, "
+        "the tutorial's sum divided by |𝓜|. This is what Hugging Face computes: BertForMaskedLM(input_ids, "
+        "labels=…).loss is CrossEntropyLoss() (reduction='mean') with the labels −100 outside 𝓜 (a batch "
+        "pools all its selected tokens into one mean). When 𝓜 is empty the mean is 0/0 = NaN, as "
+        "CrossEntropyLoss gives when every label is ignored (the convention of lm.cross_entropy).",
     )
 
 
@@ -400,7 +422,9 @@ register(mlm_masking()).add_variant(
     lambda: mlm_masking(split=(sp.Integer(1), sp.Integer(0), sp.Integer(0))),
     "every selected token becomes [MASK] (Hugging Face's collator with mask_replace_prob = 1)",
 )
-register(mlm_loss())
+register(mlm_loss()).add_variant(
+    "mean", mlm_loss, "the mean over 𝓜 (𝓛/|𝓜|; NaN when 𝓜 is empty), as Hugging Face", {"mean": True}
+)
 register(pooler())
 register(nsp_head())
 register(classifier())

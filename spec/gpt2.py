@@ -9,7 +9,7 @@ In the tutorial's notation and orientation (columns are tokens):
 - ``gpt2.loss``     ``𝓛 = −Σ_{i=1}^{n−1} log Ŷ_{k_{i+1}, i}``: column i predicts the *next* token, so the
   targets are the tokens shifted by one (``k_{2:n}``) against the first n − 1 columns; the last column
   predicts a token not in the sequence and the first token is never a target. With n = 1 the sum is empty
-  and 𝓛 = 0;
+  and 𝓛 = 0. The variant ``mean`` divides by n − 1 (NaN at n = 1), as Hugging Face's loss does;
 - ``gpt2.generate`` one step of generation from the last column of logits ``z = Eᵀ H̃^L_{:,n}``: the greedy
   token ``k̂ = argmax z`` (ties to the lowest index, as torch.argmax), and the sampling distribution
   ``p = softmax(topk_k(z) / τ)`` (top-k filter, then temperature). Generation appends the token and
@@ -29,10 +29,10 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from .axes import GLOSSARY, L, d_e, n, n_max, v
 from .equation import Equation, Invariant, Reference
-from .lm import TopKFilter
+from .lm import Ratio, TopKFilter
 from .norm import eps_symbol, ln_params, normalise
 from .ops import CausalMask, Softmax, SpecOp, T, add, mul
-from .ops_nn import Column, FirstColumns, OneHot, Scaled, call
+from .ops_nn import Column, FirstColumns, OneHot, Scalar, Scaled, call
 from .registry import register
 from .tensors import Family, Kind, tensor
 from .transformer import attention_params, block_id, ffn_params, l, norm_params
@@ -256,26 +256,53 @@ def lm_head() -> Equation:
 
 
 # --- gpt2.loss -----------------------------------------------------------------------------------------
-def loss() -> Equation:
+def loss(mean: bool = False) -> Equation:
+    """``mean=True``: the mean over the n − 1 predictions, 𝓛 / (n − 1), NaN at n = 1 (Hugging Face)."""
     Y = tensor("Y_hat", (v, n), Kind.PROBABILITY, tex=r"\hat{Y}", meaning="output of gpt2.lm_head")
     k = tensor("k", (n,), Kind.INDEX, meaning="token indices of the sequence")
     y = tensor("y", (n - 1,), meaning="probability given to each next token")
-    out = tensor("loss", (), tex=r"\mathcal{L}", meaning="negative log-likelihood of tokens 2..n")
+    if not mean:
+        out = tensor("loss", (), tex=r"\mathcal{L}", meaning="negative log-likelihood of tokens 2..n")
+        return Equation(
+            "gpt2.loss",
+            "Language-model loss (next-token prediction)",
+            inputs=(Y, k),
+            intermediates=(y, out),
+            bindings=[
+                (y, NextTokenPick(Y, k)),
+                (out, NegLogSum(y)),
+            ],
+            outputs=(out,),
+            reference=Reference(SECTION, source=RADFORD, status="R"),
+            invariants=(
+                Invariant("shifted_loss", {"probabilities": "Y_hat", "tokens": "k", "output": "loss"}),
+            ),
+            notes="𝓛 = −Σ_{i=1}^{n−1} log Ŷ_{k_{i+1}, i}: column i is scored on the next token k_{i+1}, so "
+            "the targets are shifted by one (Hugging Face shifts labels inside GPT2LMHeadModel). The sum is "
+            "over n − 1 predictions (a sum, not a mean); with n = 1 it is empty and 𝓛 = 0. Hugging Face "
+            "takes the mean instead: the variant mean.",
+        )
+    total = tensor("loss_sum", (), tex=r"\mathcal{L}_{\mathrm{sum}}", meaning="summed over tokens 2..n")
+    out = tensor("loss", (), tex=r"\mathcal{L}", meaning="mean negative log-likelihood of tokens 2..n")
     return Equation(
         "gpt2.loss",
         "Language-model loss (next-token prediction)",
         inputs=(Y, k),
-        intermediates=(y, out),
+        intermediates=(y, total, out),
         bindings=[
             (y, NextTokenPick(Y, k)),
-            (out, NegLogSum(y)),
+            (total, NegLogSum(y)),
+            (out, Ratio(total, Scalar(n - 1))),
         ],
         outputs=(out,),
         reference=Reference(SECTION, source=RADFORD, status="R"),
-        invariants=(Invariant("shifted_loss", {"probabilities": "Y_hat", "tokens": "k", "output": "loss"}),),
-        notes="𝓛 = −Σ_{i=1}^{n−1} log Ŷ_{k_{i+1}, i}: column i is scored on the next token k_{i+1}, so the "
-        "targets are shifted by one (Hugging Face shifts labels inside GPT2LMHeadModel). The sum is over "
-        "n − 1 predictions (a sum, not a mean); with n = 1 it is empty and 𝓛 = 0.",
+        notes="𝓛 = −(1/(n−1)) Σ_{i=1}^{n−1} log Ŷ_{k_{i+1}, i}: the mean over the n − 1 predictions, the "
+        "tutorial's sum divided by n − 1. This is what Hugging Face computes: GPT2LMHeadModel(input_ids, "
+        "labels=input_ids).loss is ForCausalLMLoss, F.cross_entropy over the shifted labels with "
+        "reduction='mean' (a batch pools all its predicted tokens into one mean). With n = 1 nothing is "
+        "predicted and the mean is 0/0 = NaN, as F.cross_entropy gives when every target is ignored (the "
+        "convention of lm.cross_entropy). The sum's invariant shifted_loss is not declared: it expects "
+        "(n − 1) log v for uniform predictions, where the mean gives log v.",
     )
 
 
@@ -321,7 +348,12 @@ register(forward()).add_variant(
     "every layer norm divides by √(σ² + ε), ε > 0 a scalar parameter (GPT-2: layer_norm_epsilon = 1e-5)",
 )
 register(lm_head())
-register(loss())
+register(loss()).add_variant(
+    "mean",
+    loss,
+    "the mean over the n − 1 predictions (𝓛/(n − 1); NaN at n = 1), as Hugging Face",
+    {"mean": True},
+)
 register(generate()).add_variant(
     "no_top_k", lambda: generate(top_k=False), "temperature sampling without a top-k filter: p = softmax(z/τ)"
 )
