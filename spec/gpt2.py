@@ -296,13 +296,19 @@ def loss(mean: bool = False) -> Equation:
         ],
         outputs=(out,),
         reference=Reference(SECTION, source=RADFORD, status="R"),
+        invariants=(
+            Invariant(
+                "shifted_loss",
+                {"probabilities": "Y_hat", "tokens": "k", "output": "loss", "mean": True},
+            ),
+        ),
         notes="𝓛 = −(1/(n−1)) Σ_{i=1}^{n−1} log Ŷ_{k_{i+1}, i}: the mean over the n − 1 predictions, the "
         "tutorial's sum divided by n − 1. This is what Hugging Face computes: GPT2LMHeadModel(input_ids, "
         "labels=input_ids).loss is ForCausalLMLoss, F.cross_entropy over the shifted labels with "
         "reduction='mean' (a batch pools all its predicted tokens into one mean). With n = 1 nothing is "
         "predicted and the mean is 0/0 = NaN, as F.cross_entropy gives when every target is ignored (the "
-        "convention of lm.cross_entropy). The sum's invariant shifted_loss is not declared: it expects "
-        "(n − 1) log v for uniform predictions, where the mean gives log v.",
+        "convention of lm.cross_entropy). Its invariant shifted_loss takes the option mean: uniform "
+        "predictions give log v, not the sum's (n − 1) log v.",
     )
 
 

@@ -18,9 +18,15 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PACKAGE_DIRS: dict[str, str] = PYPROJECT["tool"]["setuptools"]["package-dir"]
 
 #: verify/'s wings: each stands on the core (the flat modules and properties/), never the other way round.
-WINGS = ("audit", "mutate", "bench", "cli")
+WINGS = ("audit", "mutate", "bench", "cli", "figures")
 #: Which wings a wing may stand on: the command line fronts them all; the others stand on the core only.
-WING_MAY_IMPORT = {"cli": {"audit", "mutate", "bench"}, "audit": set(), "mutate": set(), "bench": set()}
+WING_MAY_IMPORT = {
+    "cli": {"audit", "mutate", "bench", "figures"},
+    "audit": set(),
+    "mutate": set(),
+    "bench": set(),
+    "figures": set(),
+}
 HEAVY = ("torch", "sympy", "numpy", "hypothesis", "matplotlib", "jaxtyping", "beartype", "transformers")
 
 

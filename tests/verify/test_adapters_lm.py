@@ -6,7 +6,9 @@ Each is audited to its verdict; each really runs transformers' code (spied); a w
 every difference from the spec the built-ins document is asserted on transformers itself, on tiny models with
 random weights (nothing is downloaded): the losses are means where the tutorial sums (the spec's variants
 gpt2.loss[mean] and bert.mlm_loss[mean], which the built-ins are held to), GPT-2's loss and generate's
-distribution are taken in float32, generate gives no gradient."""
+distribution are taken in float32, generate gives no gradient. The last two the built-ins declare
+(precision="float32", no_gradient): their audits pass, and without the declarations they fail by exactly
+those differences."""
 
 import math
 
@@ -14,6 +16,8 @@ import numpy as np
 import pytest
 import torch
 import transformers
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
 from transformers.generation.utils import GenerationMixin
 from transformers.loss import loss_utils
 
@@ -23,11 +27,15 @@ from lmspec.impl.gpt2 import loss as spec_gpt2_loss
 from lmspec.impl.gpt2 import next_token as spec_next_token
 from lmspec.impl.lm import temperature as spec_temperature
 from lmspec.impl.lm import top_k as spec_top_k
+from lmspec.verify._errors import PropertyViolation
 from lmspec.verify.audit import audit, builtins
-from lmspec.verify.audit.adapters import hf_lm
+from lmspec.verify.audit.adapters import hf_lm, mapping_markdown
 from lmspec.verify.compare import POLICY, compare
 from lmspec.verify.oracle import Oracle
+from lmspec.verify.properties import PROPERTIES, properties_of
 from lmspec.verify.runner import Profile
+from lmspec.verify.strategies import examples
+from lmspec.verify.targets import GeneratedTarget
 
 transformers.logging.set_verbosity_error()
 
@@ -39,14 +47,28 @@ EQUATIONS = {
     "transformers.TopKLogitsWarper": "lm.top_k",
     "transformers.GPT2LMHeadModel.generate": "gpt2.generate",
 }
-#: The checks each built-in's audit must fail, and those it may fail besides (a documented difference seen
-#: by a property too); every other check passes or is skipped.
-FAILS = {
+#: What the built-ins declare: the precision transformers computes in whatever the model's dtype (with the
+#: reason the report gives), and why it gives no gradient.
+DECLARED = {
+    "transformers.GPT2LMHeadModel[labels]": (
+        "float32",
+        "transformers' ForCausalLMLoss takes logits.float()",
+        None,
+    ),
+    "transformers.GPT2LMHeadModel.generate": (
+        "float32",
+        "GenerationMixin._sample takes outputs.logits[:, −1].to(dtype=torch.float32)",
+        "GenerationMixin.generate is @torch.no_grad()",
+    ),
+}
+#: The checks the float64 audit of each declaring built-in's callable fails WITHOUT the declarations (audited
+#: as a plain annotated function), and those it may fail besides (a difference a property sees too).
+UNDECLARED_FAILS = {
     # ForCausalLMLoss computes in float32 (logits.float()): a float64 audit sees float32's rounding
-    "transformers.GPT2LMHeadModel[labels]": ({"value=oracle", "value=generated"}, set()),
-    "transformers.BertForMaskedLM[labels]": (set(), set()),
-    "transformers.TemperatureLogitsWarper": (set(), set()),
-    "transformers.TopKLogitsWarper": (set(), set()),
+    "transformers.GPT2LMHeadModel[labels]": (
+        {"value=oracle", "value=generated"},
+        {"property:shifted_loss"},  # log v for uniform predictions, in float32
+    ),
     "transformers.GPT2LMHeadModel.generate": (
         {"value=oracle", "value=generated", "gradient"},
         {"property:next_token_distribution"},  # p sums to 1 in float32 only
@@ -111,41 +133,69 @@ def test_the_language_model_targets_are_registered_with_their_equations():
         assert {d.ascii for d in (*eq.inputs, *eq.params, *eq.outputs)} <= mapped | {"k_top"}, name
     order = list(builtins())
     assert order.index("transformers.ViTLayer") < order.index("transformers.GPT2LMHeadModel[labels]")
+    declared = {n: (b.precision, b.precision_reason, b.no_gradient) for n, b in LM.items() if b.precision}
+    assert declared == DECLARED
+    assert all(b.no_gradient is None for n, b in LM.items() if n not in DECLARED)
+
+
+def test_the_mapping_docs_print_the_declarations():
+    text = mapping_markdown()
+    assert "compared at float32's tolerance: transformers' ForCausalLMLoss takes logits.float()" in text
+    assert "gradient not checked: GenerationMixin.generate is @torch.no_grad()" in text
 
 
 # --- the audit ---------------------------------------------------------------------------------------------
-#: Checks each audit skips: a loss takes the distribution Ŷ, which the gradient check does not differentiate.
+#: Why each audit skips its gradient check: a loss takes the distribution Ŷ, which the gradient check does
+#: not differentiate; generate declares it gives none.
 SKIPPED = {
-    "transformers.GPT2LMHeadModel[labels]": {"gradient"},
-    "transformers.BertForMaskedLM[labels]": {"gradient"},
+    "transformers.GPT2LMHeadModel[labels]": "the equation has no real-valued inputs to differentiate",
+    "transformers.BertForMaskedLM[labels]": "the equation has no real-valued inputs to differentiate",
+    "transformers.GPT2LMHeadModel.generate": "declared by the built-in: GenerationMixin.generate is "
+    "@torch.no_grad()",
 }
 
 
 @pytest.mark.parametrize("name", sorted(EQUATIONS))
 def test_audit_of_the_builtin(name):
-    must, may = FAILS[name]
-    report = audit(name, profile=NO_SHRINK if must else "quick", diagnose=False)
-    assert report.equation == EQUATIONS[name]
+    """Every built-in passes its float64 audit; the two that declare float32 are compared at float32's
+    tolerance (and the report says so), the others at float64's."""
+    report = audit(name, profile="quick", diagnose=False)
+    assert report.equation == EQUATIONS[name] and report.dtype == "float64"
+    status = {c.name: c.status for c in report.checks}
+    assert report.verdict == "pass", {c.name: c.message for c in report.checks}
+    assert {"shape", "value=oracle", "value=generated"} <= {c for c, s in status.items() if s == "pass"}
+    skipped = {c.name: c.message for c in report.checks if c.status == "skip"}
+    assert skipped == ({"gradient": SKIPPED[name]} if name in SKIPPED else {})
+    tolerance = POLICY["float32" if name in DECLARED else "float64"]
+    compared = {(c.atol, c.rtol) for c in report.checks if c.status == "pass"}
+    assert compared == {(tolerance.atol, tolerance.rtol)}
+    precision = [note for note in report.notes if note.startswith("compared at")]
+    if name in DECLARED:
+        assert precision == [
+            f"compared at float32's tolerance: {name} computes in float32 whatever its inputs' dtype "
+            f"({DECLARED[name][1]})"
+        ]
+    else:
+        assert precision == []
+    if name == "transformers.GPT2LMHeadModel[labels]":  # the spec's mean variant, its invariant included
+        assert status["property:shifted_loss"] == "pass"
+
+
+@pytest.mark.parametrize("name", sorted(UNDECLARED_FAILS))
+def test_without_its_declarations_the_builtin_fails_by_float32_and_no_gradient(name):
+    """The same callable audited as a plain (annotated) function, with no declaration, fails the float64
+    audit: its values by float32's rounding alone (nothing beyond float32's tolerance), and generate's
+    gradient, which it does not give. So the declarations are what makes the audits pass, and nothing else."""
+    must, may = UNDECLARED_FAILS[name]
+    report = audit(LM[name].make(), as_=EQUATIONS[name], profile=NO_SHRINK, name=name, diagnose=False)
     status = {c.name: c.status for c in report.checks}
     failed = {c for c, s in status.items() if s == "fail"}
     assert must <= failed <= must | may, {c.name: c.message for c in report.checks}
-    assert {c for c, s in status.items() if s == "skip"} == SKIPPED.get(name, set())
-    assert status["shape"] == "pass"
-    assert report.verdict == ("fail" if must else "pass"), report.summary
-    if not must:
-        assert {"value=oracle", "value=generated"} <= {c for c, s in status.items() if s == "pass"}
-    if name == "transformers.GPT2LMHeadModel[labels]":  # the mean of the spec, at float32's precision
-        for check in report.checks:
-            if check.status == "fail":
-                assert check.max_rel < 1e-6 and check.max_abs < 1e-5, (check.name, check.message)
-
-
-def test_the_gpt2_loss_passes_its_audit_at_float32():
-    """At --dtype float32, the precision ForCausalLMLoss computes in whatever the model's dtype, the loss is
-    gpt2.loss[mean]: the float64 audit's failures are float32's rounding and nothing else."""
-    report = audit("transformers.GPT2LMHeadModel[labels]", profile="quick", dtype="float32", diagnose=False)
-    assert report.equation == "gpt2.loss[mean]"
-    assert report.verdict == "pass", {c.name: c.message for c in report.checks}
+    assert report.verdict == "fail" and not any(n.startswith("compared at") for n in report.notes)
+    f32 = POLICY["float32"]
+    for check in report.checks:
+        if check.status == "fail" and check.name.startswith("value"):
+            assert check.max_rel < f32.rtol and check.max_abs < f32.atol, (check.name, check.message)
 
 
 # --- the spec's mean variants (what the loss built-ins are held to) -----------------------------------------
@@ -172,6 +222,36 @@ def test_the_mean_variants_divide_the_tutorials_sums_by_their_counts():
     selt = torch.from_numpy(sel.astype(bool))[None]
     torch.testing.assert_close(spec_mlm_loss(Yt, kt, selt, mean=True), spec_mlm_loss(Yt, kt, selt) / 3)
     assert torch.isnan(spec_mlm_loss(Yt, kt, torch.zeros_like(selt), mean=True)).all()
+
+
+def _shifted_loss_holds(eq_id: str, options: dict, n: int) -> None:
+    """shifted_loss with ``options`` on ``eq_id``'s generated code, at v = 5 and the given n."""
+    eq = spec.get(eq_id)
+    target = GeneratedTarget(eq)
+
+    @settings(max_examples=4, deadline=None, database=None, phases=[Phase.generate])
+    @given(st.data())
+    def run(data):
+        ex = data.draw(examples(eq, {"v": 5, "n": n}))
+        PROPERTIES["shifted_loss"].check(eq, target, ex, data, options, POLICY["float64"])
+
+    run()
+
+
+def test_the_mean_variant_declares_shifted_loss_with_the_mean_option():
+    """gpt2.loss[mean] has the sum's invariant back, with mean: uniform predictions give log v (NaN at
+    n = 1); the option tells the mean from the sum both ways."""
+    (mean_options,) = [o for p, o in properties_of(spec.get("gpt2.loss[mean]")) if p.name == "shifted_loss"]
+    (sum_options,) = [o for p, o in properties_of(spec.get("gpt2.loss")) if p.name == "shifted_loss"]
+    assert mean_options == {**sum_options, "mean": True}
+    for n in (1, 4):  # n = 1: nothing is predicted, NaN
+        _shifted_loss_holds("gpt2.loss[mean]", mean_options, n)
+    with pytest.raises(PropertyViolation, match=r"predictions do not give log v = 1\.60944 \(the mean"):
+        _shifted_loss_holds("gpt2.loss", mean_options, 4)  # the sum, (n − 1) log v
+    with pytest.raises(PropertyViolation, match=r"predictions do not give \(n − 1\) log v = 4\.82831"):
+        _shifted_loss_holds("gpt2.loss[mean]", sum_options, 4)
+    with pytest.raises(PropertyViolation, match=r"give NaN \(the mean over no predicted token at n = 1"):
+        _shifted_loss_holds("gpt2.loss", mean_options, 1)  # the sum's empty 0
 
 
 # --- GPT2LMHeadModel(..., labels=...) -----------------------------------------------------------------------
@@ -348,6 +428,22 @@ def test_top_k_keeps_every_logit_tied_with_the_kth():
 # --- GPT2LMHeadModel.generate -------------------------------------------------------------------------------
 def _generate_builtin():
     return LM["transformers.GPT2LMHeadModel.generate"].make()
+
+
+def test_generate_itself_scores_in_float32_without_a_gradient():
+    """On a real float64 GPT2LMHeadModel whose weights require gradients: generate's scores are float32
+    (_sample's logits[:, −1].to(float32)) and carry no gradient (generate is @torch.no_grad()), even where
+    gradients are enabled; the model's own forward gives float64 logits with a gradient."""
+    model = _tiny_gpt2()
+    ids = _ids(2, 4, v=11, seed=7)
+    assert torch.is_grad_enabled() and all(w.requires_grad for w in model.parameters())
+    out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=1, do_sample=False,
+                         output_scores=True, output_logits=True, return_dict_in_generate=True)  # fmt: skip
+    assert out.scores[0].dtype == torch.float32 and out.logits[0].dtype == torch.float32
+    assert not out.scores[0].requires_grad and not out.logits[0].requires_grad
+    logits = model(ids).logits[:, -1]
+    assert logits.dtype == F64 and logits.requires_grad
+    torch.testing.assert_close(out.logits[0], logits.detach().float())
 
 
 def test_given_final_states_generate_as_a_real_gpt2_does():

@@ -370,3 +370,76 @@ def test_a_model_style_attention_mask_stays_the_models_input_outside_transformer
 
     inferred = explain(attention, "attention.scaled_dot_product")
     assert inferred.mask == "key_keep_int"
+
+
+# --- LSTM cells that stack their gates --------------------------------------------------------------------
+LSTM_CELLS = '''import torch
+from torch import nn
+
+
+class KerasOrderCell(nn.Module):
+    """Gates stacked (i, f, c, o) as Keras does, unpacked by name."""
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__()
+        self.W = nn.Linear(input_size, 4 * hidden_size)
+        self.U = nn.Linear(hidden_size, 4 * hidden_size, bias=False)
+
+    def forward(self, x, h, c):
+        f_t, i_t, o_t, c_hat = torch.split(self.W(x) + self.U(h), c.shape[-1], dim=-1)
+        c_next = torch.sigmoid(f_t) * c + torch.sigmoid(i_t) * torch.tanh(c_hat)
+        h_next = torch.sigmoid(o_t) * torch.tanh(c_next)
+        return h_next, c_next
+
+
+class SwappedGatesCell(KerasOrderCell):
+    """Bug: the forget gate scales the candidate and the input gate the old state."""
+
+    def forward(self, x, h, c):
+        f_t, i_t, o_t, c_hat = torch.split(self.W(x) + self.U(h), c.shape[-1], dim=-1)
+        c_next = torch.sigmoid(i_t) * c + torch.sigmoid(f_t) * torch.tanh(c_hat)
+        h_next = torch.sigmoid(o_t) * torch.tanh(c_next)
+        return h_next, c_next
+
+
+class UnnamedGatesCell(KerasOrderCell):
+    """The gates indexed, never named: their order is nowhere in the code."""
+
+    def forward(self, x, h, c):
+        g = (self.W(x) + self.U(h)).view(*x.shape[:-1], 4, -1)
+        c_next = torch.sigmoid(g[..., 0, :]) * c + torch.sigmoid(g[..., 1, :]) * torch.tanh(g[..., 3, :])
+        return torch.sigmoid(g[..., 2, :]) * torch.tanh(c_next), c_next
+'''
+
+
+@pytest.fixture
+def lstm_cells(tmp_path, monkeypatch):
+    (tmp_path / "cells.py").write_text(LSTM_CELLS)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_an_lstm_cells_gate_order_is_read_from_the_names_it_unpacks(lstm_cells):
+    """f, i, o, c̃ = split(…): the stacked weights map in that order, and `return h_next, c_next` names both
+    outputs (a stale c_t cannot hide behind h_t)."""
+    inferred = explain("cells.py:KerasOrderCell", "lstm.hidden")
+    assert inferred.params == {
+        "W.weight": "W_f, W_i, W_o, W_c -> (4 d_h) d_e",
+        "W.bias": "b_f, b_i, b_o, b_c -> (4 d_h)",
+        "U.weight": "U_f, U_i, U_o, U_c -> (4 d_h) d_h",
+    }
+    assert inferred.forward.layout.endswith("-> h_t=b d_h, c_t=b d_h")
+    assert audit("cells.py:KerasOrderCell", "lstm.hidden", profile="quick").verdict == "pass"
+
+
+def test_gate_names_decide_the_order_so_swapped_gates_stay_a_bug(lstm_cells):
+    """Values never choose: the swapped cell gets the order its names state, and fails."""
+    assert explain("cells.py:SwappedGatesCell", "lstm.hidden").params["W.weight"].startswith("W_f, W_i")
+    report = audit("cells.py:SwappedGatesCell", "lstm.hidden", profile="quick")
+    assert report.verdict == "fail" and report.inferred is not None
+
+
+def test_gates_the_code_never_names_are_not_inferred(lstm_cells):
+    with pytest.raises(
+        Exception, match=r"cannot tell which of lstm.hidden's parameters the module's W.weight"
+    ):
+        explain("cells.py:UnnamedGatesCell", "lstm.hidden")

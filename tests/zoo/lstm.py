@@ -48,10 +48,8 @@ SIZES = {"input_size": "d_e", "hidden_size": "d_h"}
 
 CASES = [
     ZooCase("lstm_cell_two_linears", LSTMCell, as_="lstm.hidden", init=SIZES, params=CELL, layout=STEP,
-            not_inferred="an LSTM cell's gate weights (x2h, h2h: four gates stacked) are not inferred",
             verdict="pass"),
     ZooCase("lstm_cell_input_gate_plus", LSTMCellAddedInput, as_="lstm.hidden", init=SIZES, params=CELL,
-            not_inferred="an LSTM cell's gate weights (x2h, h2h: four gates stacked) are not inferred",
             layout=STEP, verdict="fail", bug="c_t = f ⊙ c_{t−1} + i + c̃ (i added, not multiplied)",
             tags=("lstm_gate_plus",), caught_by=("value=oracle",)),
     ZooCase("lstm_cell_update_forget_plus", cell_update, as_="lstm.cell", verdict="fail",

@@ -16,6 +16,9 @@ It checks everything and reports every failure with its shrunk counterexample. W
 the equation's named variants and the other mask polarity, and says which the target matches instead
 (audit.diagnosis). A plain function with no annotations and no layout has its layout inferred from its
 argument names and the shapes it accepts (audit.infer), printed in the report.
+A built-in may declare that its library computes in float32 whatever its inputs' dtype (compared at
+float32's tolerance, said in a note) or gives no gradient by design (the gradient check skipped with the
+reason); a user's own target cannot (audit.adapters._registry).
 Verdicts: ``pass`` (the equation as given), ``variant`` (values fail, a named variant or convention
 matches), ``fail`` (nothing matches, or a property or the gradient fails), ``error`` (the target cannot be
 loaded or bound).
@@ -93,6 +96,7 @@ def audit(
     setting_pins: dict[str, object] = {}
     fixed_sizes, tied = dict(sizes or {}), dict(derive or {})
     consts = dict(constants or {})
+    declared: dict[str, str | None] = {}  # a built-in's precision and no_gradient (never a user's)
     if isinstance(obj, Builtin):
         if obj.group == "hf" and not _installed("transformers"):
             raise AuditError(
@@ -106,6 +110,11 @@ def audit(
         tied = {**obj.derive, **tied}
         layout = layout or obj.layout
         label = name or obj.name
+        declared = {
+            "precision": obj.precision,
+            "precision_reason": obj.precision_reason,
+            "no_gradient": obj.no_gradient,
+        }
         obj = obj.make()
     eq = _equation(as_ or getattr(obj, "__lmspec_id__", None), label)
     _check_sizes(eq, fixed_sizes)
@@ -155,6 +164,7 @@ def audit(
         absent=tuple(absent),
         labels=how,
         logits=logits,
+        **declared,
     )
     with one_thread():  # tiny tensors: waking torch's worker threads costs more than they save
         report = _run(ctx, diagnose)
@@ -392,6 +402,8 @@ def _checks(ctx: AuditContext, eq: Equation, target: BoundTarget, setting: Setti
     maps_weights = isinstance(target, ModuleTarget) and any(m.mode == "map" for m in target.params)
     if gradient is None:
         out.append(AuditCheck("gradient", "skip", "the equation has no real-valued inputs to differentiate"))
+    elif ctx.no_gradient is not None:  # a built-in's, tested on the library; never inferred from a result
+        out.append(AuditCheck("gradient", "skip", f"declared by the built-in: {ctx.no_gradient}"))
     elif ctx.logits:
         why = "the target returns logits, read through a softmax the reference's gradient does not go through"
         out.append(AuditCheck("gradient", "skip", why))
@@ -506,6 +518,12 @@ def _notes(ctx: AuditContext) -> list[str]:
     if issubclass(module, torch.nn.Module) or ctx.init is not None:  # a class, an instance, a factory
         notes.append("the module runs in eval() mode (dropout off)")
     notes.extend(ctx.labels.describe())
+    precision = ctx.compared_at()
+    if precision is not None:
+        notes.append(
+            f"compared at {precision}'s tolerance: {ctx.label} computes in {precision} whatever its inputs' "
+            f"dtype ({ctx.precision_reason})"
+        )
     if ctx.logits:
         notes.append(
             "the target returns logits: the audit applies the softmax the equation's output includes"

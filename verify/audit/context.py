@@ -4,6 +4,10 @@
 sizes, ties and pins the target fixes, dtype, device, profile, seed) and binds the target to the equation or
 to one of its variants (``target_for``), with the setting its checks run in (``setting_for``).
 ``inapplicable`` says why a property cannot be run on a target that fixes some of its inputs.
+
+A built-in may declare the dtype it computes in whatever its inputs' (``precision``, with its reason) and
+that it gives no gradient by design (``no_gradient``): audit.adapters._registry. The context carries both;
+``tolerance`` says which dtype's tolerance the checks then use.
 """
 
 import dataclasses
@@ -57,14 +61,25 @@ class AuditContext:
     labels: Labels = field(default_factory=Labels)
     #: the target returns logits where the equation's output is a distribution (--logits)
     logits: bool = False
+    #: a built-in's declared precision (the dtype it computes in whatever its inputs') and why
+    precision: str | None = None
+    precision_reason: str | None = None
+    #: a built-in's declared reason for giving no gradient (the gradient check is skipped with it)
+    no_gradient: str | None = None
     tol: Tolerance = field(init=False)
     #: the profile with at least three size tuples: past the n = 1 and M = 1 edge cases, one where heads
     #: and tokens interact
     wide: Profile = field(init=False)
 
     def __post_init__(self) -> None:
-        self.tol = POLICY[self.dtype]
+        self.tol = POLICY[tolerance(self.dtype, self.precision)]
         self.wide = dataclasses.replace(self.profile, oracle_sizes=max(3, self.profile.oracle_sizes))
+
+    def compared_at(self) -> str | None:
+        """The declared precision whose tolerance the checks use instead of the audit's dtype's, or None
+        where the audit's own dtype decides (no declaration, or a dtype as coarse as the declared one)."""
+        chosen = tolerance(self.dtype, self.precision)
+        return chosen if chosen != self.dtype else None
 
     def missing_ok(self, eq: Equation) -> set[str]:
         """Spec symbols the target may leave out: those it fixes itself (pins, constants)."""
@@ -142,6 +157,19 @@ class AuditContext:
         """Whether the target's fixed sizes are within the exact oracle's reach."""
         limit = ORACLE_LIMIT if not is_composite(self.eq) else COMPOSITE[1]
         return all(v <= max(limit, 7) for v in self.sizes.values())
+
+
+def tolerance(dtype: str, precision: str | None) -> str:
+    """The dtype whose tolerance (``POLICY``) an audit at ``dtype`` of a target that computes in
+    ``precision`` whatever its inputs' dtype uses: the coarser of the two. The references stay float64 and
+    the inputs stay ``dtype``; only the comparison widens, never beyond what the declared dtype's rounding
+    needs, and never narrows (a float32 precision does not tighten a bfloat16 audit)."""
+    if precision is None:
+        return dtype
+    if precision not in POLICY:
+        raise ValueError(f"declared precision {precision!r}: expected one of {', '.join(POLICY)}")
+    coarser = POLICY[precision].rtol > POLICY[dtype].rtol
+    return precision if coarser else dtype
 
 
 def _mark(target: BoundTarget, side: str, names: set, **changes) -> None:
@@ -227,4 +255,4 @@ def _sets_as_pinned(prop: str, options, name: str, pin) -> bool:
     return (prop == "causal" and pin is causal_pin) or (prop in _UNMASKED and pin is no_mask_pin)
 
 
-__all__ = ["ORACLE_LIMIT", "AuditContext", "has", "inapplicable", "takes"]
+__all__ = ["ORACLE_LIMIT", "AuditContext", "has", "inapplicable", "takes", "tolerance"]

@@ -275,7 +275,8 @@ class Diagnosis:
             r = run_check(check, fast, self.ctx.seed)
             if not r.passed:
                 failed.append(f"{r.check}: {r.message}")
-        gradient = gradient_check(veq, target, setting) if not self.ctx.logits else None
+        skip_gradient = self.ctx.logits or self.ctx.no_gradient is not None  # declared by a built-in
+        gradient = gradient_check(veq, target, setting) if not skip_gradient else None
         if gradient is not None:  # (a target returning logits: its gradient is not checked, audit.auditor)
             r = run_check(gradient, fast, self.ctx.seed)
             if not r.passed:

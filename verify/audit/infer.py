@@ -26,9 +26,11 @@ passing under a binding chosen to hide it. Bindings that fit equally but would m
 named in the notes, with the command for each.
 """
 
+import ast
 import importlib
 import inspect
 import re
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import product
@@ -52,7 +54,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "o_t": ("o", "output_gate", "o_gate", "out_gate"),
     "c_tilde": ("g", "candidate", "c_hat", "cell_input", "g_t", "cell_gate", "c_candidate"),
     "c_prev": ("c", "cx", "c_0", "prev_c", "c_t_1", "cell", "cell_state", "c_tm1"),
-    "h_prev": ("hx", "h_0", "prev_h", "h_t_1", "hidden", "h_tm1", "state"),
+    "h_prev": ("hx", "h_0", "prev_h", "h_t_1", "hidden", "h_tm1", "state", "h", "h_prev", "hidden_state"),
     "x_t": ("x", "input", "inputs", "xt", "x_i"),
     "alpha": ("weight", "gamma", "g", "scale", "ln_weight", "w", "gain"),
     "beta": ("bias", "b", "shift", "ln_bias", "offset"),
@@ -401,7 +403,7 @@ def infer_function(
                 except Exception as exc:  # noqa: BLE001 - this candidate does not fit
                     first_error = first_error or f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
                     continue
-                returned = _returned(result, outputs, prefix, sizes, batch, heads)
+                returned = _returned(result, outputs, prefix, sizes, batch, heads, _return_names(fn))
                 if returned is None:  # it ran: the nearest binding, its shapes bound, its output not
                     nearest = nearest or (kwargs, result)
                     continue
@@ -472,12 +474,79 @@ def infer_function(
     return Inferred(layout, mask or chosen, notes, alternatives[:5])
 
 
-def _returned(result, outputs, prefix, sizes, batch, heads) -> str | None:
-    """The returns part of the layout (after ``->``) when ``result``, or its first element, has the shape of
-    one of the equation's outputs (the rest of a tuple is ignored, ``_``); else None."""
+#: The names code returns an equation's outputs under (``return h_next, c_next``), by output symbol.
+OUTPUT_NAMES: dict[str, tuple[str, ...]] = {
+    "h_t": ("h", "h_t", "h_next", "h_new", "new_h", "next_h", "hy", "h_1", "hidden"),
+    "c_t": ("c", "c_t", "c_next", "c_new", "new_c", "next_c", "cy", "c_1", "cell"),
+}
+
+
+def _return_names(fn) -> list[str] | None:
+    """The names ``fn``'s code returns as a tuple (``return h_next, c_next``), when every return statement
+    of its own body returns the same names; None otherwise (what the code says, never values)."""
+    target = getattr(fn, "__lmspec_source__", fn)
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(target)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    body = (
+        tree.body[0]
+        if tree.body and isinstance(tree.body[0], ast.FunctionDef | ast.AsyncFunctionDef)
+        else None
+    )
+    if body is None:
+        return None
+    found = set()
+    for node in ast.walk(body):
+        if isinstance(node, ast.FunctionDef | ast.Lambda) and node is not body:
+            return None  # a nested function's returns are not the target's
+        if isinstance(node, ast.Return):
+            value = node.value
+            if not isinstance(value, ast.Tuple) or not all(isinstance(e, ast.Name) for e in value.elts):
+                return None
+            found.add(tuple(e.id for e in value.elts))
+    return list(found.pop()) if len(found) == 1 else None
+
+
+def _named_returns(values, outputs, names, shape_of) -> str | None:
+    """``h_t=b d_h, c_t=b d_h`` when the returned names say which output each tensor is (OUTPUT_NAMES, or
+    the symbol's own name) and each has that output's shape; None when fewer than two are named so."""
+    if names is None or len(names) != len(values):
+        return None
+    by_name = {o.ascii: o for o in outputs}
+    parts, named = [], 0
+    for name, value in zip(names, values, strict=True):
+        symbol = next(
+            (o for o, known in OUTPUT_NAMES.items() if o in by_name and name.lower() in known), None
+        )
+        symbol = symbol or (name if name in by_name else None)
+        axes = shape_of(by_name[symbol], value) if symbol and isinstance(value, torch.Tensor) else None
+        if axes is None:
+            parts.append("_")
+            continue
+        parts.append(f"{symbol}={axes}")
+        named += 1
+    named_symbols = [p.split("=")[0] for p in parts if p != "_"]
+    return ", ".join(parts) if named >= 2 and len(set(named_symbols)) == named else None
+
+
+def _returned(result, outputs, prefix, sizes, batch, heads, names=None) -> str | None:
+    """The returns part of the layout (after ``->``): outputs the code returns under their names (``return
+    h_next, c_next``: _named_returns), else ``result``, or its first element, when it has the shape of one of
+    the equation's outputs (the rest of a tuple is ignored, ``_``); else None."""
     values = list(result) if isinstance(result, tuple | list) else [result]
     if not values or not isinstance(values[0], torch.Tensor):
         return None
+
+    def shape_of(out, value) -> str | None:
+        for order in _row_orders(out):
+            for lead in (prefix, [], ["1"]):
+                if tuple(value.shape) == _shape(_lay(lead, order), sizes, batch, heads):
+                    return _text(_lay(lead, order))
+        return None
+
+    if (both := _named_returns(values, outputs, names, shape_of)) is not None:
+        return both
     # a loss returns its mean: where several outputs have the shape, "loss" is the one training code returns
     for out in sorted(outputs, key=lambda o: o.ascii != "loss"):
         for order in _row_orders(out):
@@ -903,6 +972,80 @@ def _params_of(instance: torch.nn.Module, eq: Equation) -> tuple[dict[str, str],
     return maps, untaken
 
 
+#: The LSTM's gates: the spec's letter of each, and the names code unpacks the stacked gates into.
+_GATE_NAMES = {
+    "i": ("i", "i_t", "ig", "in_gate", "input_gate", "ingate", "i_gate", "input"),
+    "f": ("f", "f_t", "fg", "forget_gate", "forgetgate", "f_gate", "forget"),
+    "c": ("g", "g_t", "c", "c_tilde", "c_hat", "cell_gate", "cellgate", "candidate", "cell", "c_in", "z"),
+    "o": ("o", "o_t", "og", "out_gate", "output_gate", "outgate", "o_gate", "output", "out"),
+}
+_UNPACKED = re.compile(r"(\w+)\s*,\s*(\w+)\s*,\s*(\w+)\s*,\s*(\w+)\s*=\s*[^\n]*(?:chunk|split)\(")
+
+
+def _gate_order(cls: type) -> list[str] | None:
+    """The order of the four gates stacked in an LSTM cell's weights, read from how its code unpacks them
+    (``i, f, g, o = gates.chunk(4, 1)``: torch's order; ``f, i, o, g = …``): what the code says, never
+    values. None where no method unpacks four gates by name — of the class itself, or of those it derives
+    from up to the one whose forward runs (a parent's forward that a subclass replaces says nothing)."""
+    sources = []
+    for klass in cls.__mro__:
+        if klass.__module__.split(".")[0] == "torch":
+            break
+        try:
+            sources.append(inspect.getsource(klass))
+        except (OSError, TypeError):
+            pass
+        if "forward" in vars(klass):
+            break
+    for names in _UNPACKED.findall("\n".join(sources)):
+        order = [next((g for g, known in _GATE_NAMES.items() if n.lower() in known), None) for n in names]
+        if None not in order and len(set(order)) == 4:
+            return order
+    return None
+
+
+def _gate_stacks(instance: torch.nn.Module, eq: Equation, sizes: Mapping[str, int]):
+    """--param maps of an LSTM cell that stacks its four gates in one weight (``x2h``: (4 d_h, d_e),
+    ``h2h``: (4 d_h, d_h), or one Linear on ``cat([x, h])``: [W | U]) and one bias: the stacks told apart by
+    their shapes at the probe's distinct sizes, the gate order by the code (_gate_order). None where the
+    equation has no gate stacks or the module is not laid out so (names decide then, as for any module)."""
+    eq_params = {d.ascii for d in eq.params if not d.is_scalar}
+    if not {"W_i", "W_f", "W_c", "W_o", "U_i"} <= eq_params or "d_h" not in sizes:
+        return None
+    order = _gate_order(type(instance))
+    named = list(instance.named_parameters())
+    d_e, d_h = sizes["d_e"], sizes["d_h"]
+    if order is None or not named or any(4 * d_h not in p.shape for _, p in named):
+        return None
+    stack = ", ".join  # "W_i, W_f, W_c, W_o" in the code's order
+    maps: dict[str, str] = {}
+    for path, p in named:
+        if p.dim() == 1:
+            if "b" in {k[0] for k in maps.values()}:
+                return None  # two biases (torch's bias_ih, bias_hh): their sum is the spec's; say it by hand
+            maps[path] = f"{stack(f'b_{g}' for g in order)} -> (4 d_h)"
+            continue
+        out_in = p.shape[0] == 4 * d_h
+        width = p.shape[1] if out_in else p.shape[0]
+        families = {d_e: [f"W_{g}" for g in order], d_h: [f"U_{g}" for g in order]}.get(width)
+        if families is None and width == d_e + d_h:
+            families = [f"W_{g} | U_{g}" for g in order]  # cat([x, h]): the input's columns first
+            width_axes = "d_e+d_h"
+        else:
+            width_axes = "d_e" if width == d_e else "d_h"
+        if families is None or (not out_in and width_axes == "d_e+d_h"):
+            return None
+        maps[path] = f"{stack(families)} -> " + (
+            f"(4 d_h) {width_axes}" if out_in else f"{width_axes} (4 d_h)"
+        )
+    taken = {
+        s.strip() for text in maps.values() for fam in text.split("->")[0].split(",") for s in fam.split("|")
+    }
+    if not {f"{w}_{g}" for w in "WU" for g in "ifco"} <= taken:
+        return None
+    return maps, [p for p in sorted(eq_params - taken) if p.startswith("b")]
+
+
 def _per_layer(path: str, eq: Equation) -> str | None:
     """``path`` with a per-layer container's index as ``{l}`` (``h.0.ln_1.weight`` -> ``h.{l}.ln_1.weight``),
     None for the layers after the first (the first stands for all); ``path`` itself outside containers."""
@@ -961,7 +1104,8 @@ def infer_module(
         isinstance(m, torch.nn.LayerNorm) or hasattr(m, "eps") for m in instance.modules()
     ):
         constants["eps"] = eps
-    params, untaken = _params_of(instance, eq)
+    gates = _gate_stacks(instance, eq, sizes)
+    params, untaken = gates if gates is not None else _params_of(instance, eq)
     absent: list[str] = []
     if untaken and _a_variant_lacks(eq, untaken):  # never stated absent: the variant is the finding
         notes.append(f"no module parameter takes {', '.join(untaken)}: the audit names the variant without "
@@ -982,6 +1126,7 @@ def infer_forward(
         return module(**kwargs)
 
     forward.__signature__ = inspect.signature(module.forward)
+    forward.__lmspec_source__ = module.forward  # its code says what it returns (_return_names)
     forward.__qualname__ = forward.__name__ = type(module).__name__
     return infer_function(
         forward,

@@ -121,10 +121,12 @@ def _lm_head_distribution(eq, target, example, data, options, tol):
 @_gpt2_prop(
     "shifted_loss",
     "the loss scores column i on token i + 1: it ignores the first token and the last column, and is "
-    "(n − 1) log v for uniform predictions",
+    "(n − 1) log v for uniform predictions (log v for the mean over the n − 1 predictions: option mean, "
+    "NaN at n = 1)",
 )
 def _shifted_loss(eq, target, example, data, options, tol):
     Yname, kname, out = options["probabilities"], options["tokens"], options["output"]
+    mean = bool(options.get("mean", False))
     Y, k = example.arrays[Yname], example.arrays[kname]
     sizes = example.sizes
     n, v = sizes["n"], sizes["v"]
@@ -151,15 +153,16 @@ def _shifted_loss(eq, target, example, data, options, tol):
         tol,
     )
     uniform = target(_with(example, **{Yname: np.full_like(Y, 1.0 / v)}), sizes)[out]
-    _agree(
-        "shifted_loss",
-        target,
-        uniform,
-        np.full_like(uniform, (n - 1) * np.log(v)),
-        f"uniform predictions do not give (n − 1) log v = {(n - 1) * np.log(v):.6g} (a sum over the "
-        "n − 1 predicted tokens)",
-        tol,
-    )
+    if not mean:
+        want = (n - 1) * np.log(v)
+        what = f"(n − 1) log v = {want:.6g} (a sum over the n − 1 predicted tokens)"
+    elif n > 1:
+        want = np.log(v)
+        what = f"log v = {want:.6g} (the mean over the n − 1 predicted tokens)"
+    else:  # nothing is predicted: the mean is 0/0
+        want, what = np.nan, "NaN (the mean over no predicted token at n = 1)"
+    message = f"uniform predictions do not give {what}"
+    _agree("shifted_loss", target, uniform, np.full_like(uniform, want), message, tol)
 
 
 # --- gpt2.generate -----------------------------------------------------------------------------------

@@ -79,6 +79,10 @@ def mapping_markdown() -> str:
                 extras.append("ties sizes: " + ", ".join(f"{k} = {v}" for k, v in b.derive.items()))
             if b.sizes:
                 extras.append("fixes sizes: " + ", ".join(f"{k} = {v}" for k, v in b.sizes.items()))
+            if b.precision:
+                extras.append(f"compared at {b.precision}'s tolerance: {b.precision_reason}")
+            if b.no_gradient:
+                extras.append(f"gradient not checked: {b.no_gradient}")
             if extras:
                 lines.append("; ".join(extras) + ".\n")
             lines.append("| spec | target |\n|---|---|")
