@@ -443,3 +443,109 @@ def test_gates_the_code_never_names_are_not_inferred(lstm_cells):
         Exception, match=r"cannot tell which of lstm.hidden's parameters the module's W.weight"
     ):
         explain("cells.py:UnnamedGatesCell", "lstm.hidden")
+
+
+# --- nanoGPT's block, as its model.py writes it -----------------------------------------------------------
+#: nanoGPT's style: a GPTConfig dataclass, a LayerNorm whose ε is a literal in its forward, SDPA with
+#: is_causal=True inside a CausalSelfAttention, an exact GELU in the MLP.
+NANOGPT = '''import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm with an optional bias."""
+
+    def __init__(self, ndim, bias):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(ndim))
+        self.bias = nn.Parameter(torch.zeros(ndim)) if bias else None
+
+    def forward(self, input):
+        return F.layer_norm(input, self.weight.shape, self.weight, self.bias, 1e-5)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        assert config.n_embd % config.n_head == 0
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.attn_dropout = nn.Dropout(config.dropout)
+        self.resid_dropout = nn.Dropout(config.dropout)
+        self.n_head = config.n_head
+        self.n_embd = config.n_embd
+        self.dropout = config.dropout
+
+    def forward(self, x):
+        B, T, C = x.size()
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=None, dropout_p=self.dropout if self.training else 0, is_causal=True
+        )
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.gelu = nn.GELU()
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.ln_1 = LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        x = x + self.mlp(self.ln_2(x))
+        return x
+
+
+@dataclass
+class GPTConfig:
+    block_size: int = 1024
+    vocab_size: int = 50304
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+    bias: bool = True
+'''
+
+
+def test_nanogpts_block_is_bound_from_what_its_code_says(tmp_path, monkeypatch):
+    """The config dataclass is built from its fields, ε is read from F.layer_norm(…, 1e-5), the causal mask
+    from is_causal=True in a submodule; the verdict is nanoGPT's real difference from GPT-2: an exact GELU."""
+    (tmp_path / "nanogpt.py").write_text(NANOGPT)
+    monkeypatch.chdir(tmp_path)
+    inferred = explain("nanogpt.py:Block", "gpt2.block")
+    assert inferred.init == {"config": "GPTConfig(block_size=64, n_head=M, n_embd=d_e)"}
+    assert inferred.constants == {"eps": 1e-5} and inferred.forward.mask == "causal"
+    report = audit("nanogpt.py:Block", "gpt2.block", profile="quick")
+    assert (report.verdict, report.matched) == ("variant", ["gelu_eps"]), report.summary
+
+
+def test_a_function_that_calls_sdpa_with_is_causal_is_held_to_the_causal_mask():
+    def attention(q, k, v):
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    assert explain(attention, "attention.scaled_dot_product").mask == "causal"
+    assert audit(attention, "attention.scaled_dot_product", profile="quick").verdict == "pass"

@@ -452,7 +452,8 @@ def infer_function(
         notes.append(f"{flags[0].arg}=True: the target builds the causal mask itself (--mask causal)")
     elif not mask_slots and takes_s and mask is None and _says_causal(fn, label):
         chosen = "causal"
-        notes.append("no argument takes a mask and the target's name says causal: S is the causal mask "
+        notes.append("no argument takes a mask and the target's name or code says causal (a class named "
+                     "Causal…, is_causal=True, a tril of its own): S is the causal mask "
                      "(--mask causal)")  # fmt: skip
     elif not mask_slots and takes_s and mask is None:
         chosen = "none"
@@ -558,10 +559,32 @@ def _returned(result, outputs, prefix, sizes, batch, heads, names=None) -> str |
     return None
 
 
+#: What code that builds the causal mask itself says: SDPA's flag, a lower-triangular matrix of its own.
+_CAUSAL_CODE = re.compile(r"is_causal\s*=\s*True|\btril\(|\btriu\(")
+
+
 def _says_causal(fn, label: str) -> bool:
-    """Whether the target's own name (function, class or the name it is audited under) says it is causal."""
-    names = (getattr(fn, "__qualname__", ""), getattr(fn, "__name__", ""), label)
-    return any("causal" in str(n).lower() for n in names)
+    """Whether the target says it is causal: its own name (function, class or the name it is audited under),
+    the class name of a module inside it (nanoGPT's Block holds a CausalSelfAttention), or its code
+    (``is_causal=True``, a ``tril`` of its own) — what the code says, never what its values do."""
+    names = [getattr(fn, "__qualname__", ""), getattr(fn, "__name__", ""), label]
+    source = getattr(fn, "__lmspec_source__", fn)
+    module = getattr(source, "__self__", None)
+    if isinstance(module, torch.nn.Module):
+        classes = {type(m) for m in module.modules() if type(m).__module__.split(".")[0] != "torch"}
+        names += [c.__name__ for c in classes]
+        targets = list(classes)
+    else:
+        targets = [source]
+    if any("causal" in str(n).lower() for n in names):
+        return True
+    for target in targets:
+        try:
+            if _CAUSAL_CODE.search(inspect.getsource(target)):
+                return True
+        except (OSError, TypeError):
+            continue
+    return False
 
 
 def _returned_mask(fn, eq: Equation, fit, slots, sizes, batch, heads) -> str | None:
@@ -1063,12 +1086,31 @@ def _fills(text: str, eq_params: set[str]) -> bool:
 
 
 def _eps_of(instance: torch.nn.Module) -> float | None:
-    """The ε of the module's layer norms (nn.LayerNorm's, or an ``eps``/``variance_epsilon`` attribute)."""
+    """The ε of the module's layer norms (nn.LayerNorm's, or an ``eps``/``variance_epsilon`` attribute), or
+    the number its code passes to ``F.layer_norm`` (nanoGPT's ``F.layer_norm(input, …, 1e-5)``)."""
     for mod in instance.modules():
         for name in ("eps", "variance_epsilon", "epsilon"):
             value = getattr(mod, name, None)
             if isinstance(value, float):
                 return value
+    for cls in {type(m) for m in instance.modules() if type(m).__module__.split(".")[0] != "torch"}:
+        if (value := _layer_norm_literal(cls)) is not None:
+            return value
+    return None
+
+
+def _layer_norm_literal(cls: type) -> float | None:
+    """The ε a class's code passes to ``layer_norm(input, shape, weight, bias, eps)`` as a number."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not ast.unparse(node.func).endswith("layer_norm"):
+            continue
+        given = [k.value for k in node.keywords if k.arg == "eps"] + node.args[4:5]
+        if given and isinstance(given[0], ast.Constant) and isinstance(given[0].value, float | int):
+            return float(given[0].value)
     return None
 
 
@@ -1100,9 +1142,7 @@ def infer_module(
                 break
     constants = {}
     eps = _eps_of(instance)  # also where the equation has none: its eps variants are then tried with it
-    if eps is not None and any(
-        isinstance(m, torch.nn.LayerNorm) or hasattr(m, "eps") for m in instance.modules()
-    ):
+    if eps is not None:
         constants["eps"] = eps
     gates = _gate_stacks(instance, eq, sizes)
     params, untaken = gates if gates is not None else _params_of(instance, eq)
