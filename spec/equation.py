@@ -420,6 +420,19 @@ class Equation:
             + f"<ul>{symbols}</ul></div>"
         )
 
+    def _repr_svg_(self) -> str | None:
+        """The data-flow figure (spec/dataflow/) for notebooks; None where Graphviz is missing (the other
+        forms still show), with a warning that says how to install it."""
+        from . import dataflow
+
+        try:
+            return dataflow.dataflow_svg(self)
+        except dataflow.FigureError as exc:
+            import warnings
+
+            warnings.warn(f"{self.id}: no figure: {exc}", stacklevel=2)
+            return None
+
     def _repr_markdown_(self) -> str:
         roles = self._roles()
         out = [f"**{self.title}** (`{self.id}`)", "", "$$", self.latex(), "$$", ""]

@@ -310,7 +310,8 @@ def test_make_installs_torch_alone_then_the_pinned_rest():
 @pytest.fixture
 def bare_path(tmp_path) -> Path:
     """A PATH of only what the os-deps recipe calls beside the tools it looks for: env and id, a sudo that
-    runs its command, and stand-ins for pdflatex and latexmk (so poppler and Chromium are missing)."""
+    runs its command, and stand-ins for pdflatex and latexmk (so poppler, Chromium and Graphviz are
+    missing)."""
     bin_ = tmp_path / "bin"
     bin_.mkdir()
     for tool in ("env", "id"):
@@ -337,9 +338,9 @@ def test_os_deps_installs_only_what_is_missing_through_apt_get(bare_path):
     assert proc.returncode == 0, proc.stderr
     assert log.read_text().splitlines() == [
         " update -qq",
-        "noninteractive install -y --no-install-recommends poppler-utils chromium -qq",
+        "noninteractive install -y --no-install-recommends poppler-utils chromium graphviz -qq",
     ]
-    for tool in ("pdftoppm", "pdftotext", "pdfinfo", "pdffonts", "chromium"):  # now "installed"
+    for tool in ("pdftoppm", "pdftotext", "pdfinfo", "pdffonts", "chromium", "dot"):  # now "installed"
         (bare_path / tool).symlink_to(bare_path / "latexmk")
     log.unlink()
     proc = _os_deps(bare_path)
@@ -350,6 +351,7 @@ def test_os_deps_without_apt_get_prints_the_command_and_lets_the_tests_run(bare_
     proc = _os_deps(bare_path)
     assert proc.returncode == 0
     assert proc.stderr.splitlines() == [
-        "make: the rendering tests need poppler-utils chromium; install them with:",
-        "    sudo apt-get update && sudo apt-get install -y --no-install-recommends poppler-utils chromium",
+        "make: the rendering tests need poppler-utils chromium graphviz; install them with:",
+        "    sudo apt-get update && sudo apt-get install -y --no-install-recommends poppler-utils chromium "
+        "graphviz",
     ]

@@ -2,14 +2,17 @@
 with their spaces, reference, variants, invariants) or as raw LaTeX or MathML."""
 
 import sys
+from pathlib import Path
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ._common import UsageError, console
+from ._common import UsageError, console, err, writable
 
 SHOW_FORMATS = ("unicode", "latex", "mathml")
+#: The figure formats by file suffix (spec.render.figures.FORMATS).
+FIGURE_SUFFIXES = (".svg", ".pdf", ".dot")
 
 
 def show_command(
@@ -17,13 +20,45 @@ def show_command(
     format_: str = typer.Option(
         "unicode", "--format", help="unicode (the equation, symbols, variants…), latex or mathml (raw)."
     ),
+    figure: Path = typer.Option(
+        None,
+        "--figure",
+        help="Also write the equation's data-flow figure here: .svg, .pdf (Graphviz) or .dot (the DOT text).",
+    ),
 ) -> None:
     """Show one equation: the formula, symbols with their spaces, reference, variants, invariants."""
     if format_ not in SHOW_FORMATS:
         raise UsageError(f"unknown format {format_!r} for show; choose one of {', '.join(SHOW_FORMATS)}")
+    if figure is not None and figure.suffix.lower() not in FIGURE_SUFFIXES:
+        raise UsageError(
+            f"cannot write a figure to {figure}: its name must end in {', '.join(FIGURE_SUFFIXES)} "
+            f"(found {figure.suffix or 'no suffix'})"
+        )
     from ... import spec
 
-    show_equation(spec.get(equation), format_)
+    eq = spec.get(equation)
+    if figure is not None:
+        write_figure(eq, figure)
+    show_equation(eq, format_)
+
+
+def write_figure(eq, path: Path) -> None:
+    """Write the data-flow figure of ``eq`` to ``path`` in the format its suffix names; Graphviz missing or
+    failing, or a path that cannot be written, is a usage error (exit 2)."""
+    from ...spec.render.figures import FigureError, figure_for
+
+    existed = path.exists()
+    writable(path)
+    try:
+        data = figure_for(eq.id, path.suffix.lower().lstrip("."))
+        path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+    except FigureError as exc:
+        if not existed and path.exists() and path.stat().st_size == 0:
+            path.unlink()  # the empty file the writability check left
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    err.print(f"wrote {path} (the data-flow figure of {eq.id})", highlight=False, markup=False)
 
 
 def _relation(c) -> str:
