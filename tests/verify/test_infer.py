@@ -549,3 +549,43 @@ def test_a_function_that_calls_sdpa_with_is_causal_is_held_to_the_causal_mask():
 
     assert explain(attention, "attention.scaled_dot_product").mask == "causal"
     assert audit(attention, "attention.scaled_dot_product", profile="quick").verdict == "pass"
+
+
+def test_a_failing_stack_is_traced_down_to_the_attention_inside_its_first_layer(tmp_path, monkeypatch):
+    """nanoGPT's blocks in a stack: when the stack fails, its first layer is audited as the block, and when
+    that fails too, the layer's own parts (h.0.attn, h.0.mlp, its norms) with the maps the stack's inference
+    gave them. (The audits are stand-ins that fail every block: this holds the descent; the zoo's
+    gpt2_block_width_scaled_attention holds what a real part audit says.)"""
+    from lmspec.verify.audit.parts import audit_parts
+    from lmspec.verify.audit.report import AuditReport
+
+    stack = "\n\nclass GPT(nn.Module):\n    def __init__(self, config):\n        super().__init__()\n"
+    stack += "        self.h = nn.ModuleList([Block(config) for _ in range(config.n_layer)])\n\n"
+    stack += "    def forward(self, x):\n        for block in self.h:\n            x = block(x)\n"
+    stack += "        return x\n"
+    (tmp_path / "stack.py").write_text(NANOGPT + stack)
+    monkeypatch.chdir(tmp_path)
+    from lmspec.verify.audit.loading import load
+
+    cls = load("stack.py:GPT")
+    eq = spec.get("transformer.stack[gelu_eps]")
+    inferred = explain(cls, eq.id)
+    seen = []
+
+    def fake_audit(sub, callee, *, params, **kwargs):
+        seen.append((kwargs["name"].split(" ")[0], callee, params))
+        verdict = "fail" if callee.startswith("transformer.block") else "pass"
+        return AuditReport(target=kwargs["name"], equation=callee, verdict=verdict, checks=[], summary="")
+
+    parts, notes = audit_parts(cls, eq, inferred, mask="causal", audit=fake_audit)
+    assert not [n for n in notes if "not audited alone" in n], notes
+    assert {p.path: (p.equation, p.verdict) for p in parts} == {
+        "h.0": ("transformer.block_pre_ln[gelu_eps]", "fail"),
+        "h.0.ln_1": ("norm.layer_norm[eps]", "pass"),  # the stack's norms, audited once
+        "h.0.ln_2": ("norm.layer_norm[eps]", "pass"),
+        "h.0.attn": ("attention.multi_head", "pass"),  # inside the failing layer
+        "h.0.mlp": ("transformer.ffn[gelu]", "pass"),
+    }
+    by_path = {path: params for path, _, params in seen}
+    assert by_path["h.0.attn"]["c_attn.weight"] == "W_Q, W_K, W_V -> (3 M d_k) d_e"
+    assert by_path["h.0.ln_2"] == {"weight": "alpha", "bias": "beta"}

@@ -107,18 +107,34 @@ def audit_parts(
     seed: int = 0,
 ) -> tuple[list[PartReport], list[str]]:
     """The parts of a failing composite, each audited (by ``audit``, the auditor's own function) against the
-    equation the composite calls for it; and notes for the parts that are no submodule of their own."""
+    equation the composite calls for it, and the parts of a part that fails in turn (a stack's first layer,
+    then its attention: ``h.0.attn``); and notes for the parts that are no submodule of their own."""
     from .targets import _home, init_value
 
     sizes = size_tuples(eq, 1, seed, "small", derive=inferred.derive)[0]
     home = _home(cls)  # an --init expression names what the module defining the class does (GPTConfig)
     parent = cls(**{k: init_value(k, v, sizes, home) for k, v in inferred.init.items()}).double().eval()
+    return _descend(parent, eq, inferred, sizes, mask, audit, profile, seed)
+
+
+#: How deep the descent goes: a model's stack, the stack's first layer, the layer's attention.
+_DEPTH = 3
+
+
+def _descend(parent, eq, inferred, sizes, mask, audit, profile, seed, above="", depth=1, done=None):
+    """The parts of ``parent`` (at path ``above``), audited; a failing composite part descended into, down
+    to _DEPTH, each submodule audited once (a stack's norms are its first layer's too)."""
     reports, notes = [], []
+    done = set() if done is None else done
     for path, callee, maps in _parts(eq, inferred):
         if not path:
             notes.append(f"{callee}: its parameters are the composite's own, no submodule to audit alone")
             continue
         concrete = path.replace("{l}", "0")
+        where = f"{above}{concrete}"
+        if where in done:
+            continue
+        done.add(where)
         sub = parent.get_submodule(concrete)
         part_eq = spec.get(callee)
         fixed = {a: v for a, v in sizes.items() if a in part_eq.axes and a != "n"}
@@ -127,13 +143,29 @@ def audit_parts(
             report = audit(
                 sub, callee, layout=layout.layout, mask=layout.mask, params=maps, sizes=fixed,
                 constants={k: v for k, v in inferred.constants.items()} or None, profile=profile, seed=seed,
-                name=f"{concrete} ({type(sub).__name__})",
+                name=f"{where} ({type(sub).__name__})",
             )  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - a part that cannot be audited alone is said, not a verdict
-            notes.append(f"{concrete} as {callee}: not audited alone ({exc})")
+            notes.append(f"{where} as {callee}: not audited alone ({exc})")
             continue
-        reports.append(PartReport(concrete, callee, report.verdict, report.matched, report.summary))
+        reports.append(PartReport(where, callee, report.verdict, report.matched, report.summary))
+        if (
+            report.verdict != "pass"
+            and depth < _DEPTH
+            and _parts(part_eq, _as_inferred(inferred, maps, layout))
+        ):
+            inner, said = _descend(
+                sub, part_eq, _as_inferred(inferred, maps, layout), sizes, mask, audit, profile, seed,
+                above=f"{where}.", depth=depth + 1, done=done,
+            )  # fmt: skip
+            reports += inner
+            notes += said
     return reports, notes
+
+
+def _as_inferred(composite: InferredModule, maps: dict[str, str], layout) -> InferredModule:
+    """A part's binding as an InferredModule (its maps, the composite's ties and constants), to descend."""
+    return InferredModule({}, dict(composite.derive), dict(composite.constants), dict(maps), [], layout)
 
 
 def _layout(sub: torch.nn.Module, eq: Equation, fixed: Mapping[str, int], mask: str | None):
