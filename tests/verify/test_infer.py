@@ -589,3 +589,134 @@ def test_a_failing_stack_is_traced_down_to_the_attention_inside_its_first_layer(
     by_path = {path: params for path, _, params in seen}
     assert by_path["h.0.attn"]["c_attn.weight"] == "W_Q, W_K, W_V -> (3 M d_k) d_e"
     assert by_path["h.0.ln_2"] == {"weight": "alpha", "bias": "beta"}
+
+
+# --- the Annotated Transformer's encoder layer, built by a factory -----------------------------------------
+#: Its style: a function that builds the layer, clones(), SublayerConnection with its own LayerNorm (a_2, b_2,
+#: ε on the standard deviation), the four projections in one ModuleList, a −1e9 fill, a ReLU FFN.
+ANNOTATED = """import copy
+import math
+
+import torch
+import torch.nn as nn
+
+
+def clones(module, N):
+    return nn.ModuleList([copy.deepcopy(module) for _ in range(N)])
+
+
+class LayerNorm(nn.Module):
+    def __init__(self, features, eps=1e-6):
+        super().__init__()
+        self.a_2 = nn.Parameter(torch.ones(features))
+        self.b_2 = nn.Parameter(torch.zeros(features))
+        self.eps = eps
+
+    def forward(self, x):
+        mean = x.mean(-1, keepdim=True)
+        std = x.std(-1, keepdim=True)
+        return self.a_2 * (x - mean) / (std + self.eps) + self.b_2
+
+
+class SublayerConnection(nn.Module):
+    def __init__(self, size, dropout):
+        super().__init__()
+        self.norm = LayerNorm(size)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x, sublayer):
+        return x + self.dropout(sublayer(self.norm(x)))
+
+
+def attention(query, key, value, mask=None, dropout=None):
+    d_k = query.size(-1)
+    scores = torch.matmul(query, key.transpose(-2, -1)) / math.sqrt(d_k)
+    if mask is not None:
+        scores = scores.masked_fill(mask == 0, -1e9)
+    p_attn = scores.softmax(dim=-1)
+    if dropout is not None:
+        p_attn = dropout(p_attn)
+    return torch.matmul(p_attn, value), p_attn
+
+
+class MultiHeadedAttention(nn.Module):
+    def __init__(self, h, d_model, dropout=0.1):
+        super().__init__()
+        assert d_model % h == 0
+        self.d_k = d_model // h
+        self.h = h
+        self.linears = clones(nn.Linear(d_model, d_model), 4)
+        self.attn = None
+        self.dropout = nn.Dropout(p=dropout)
+
+    def forward(self, query, key, value, mask=None):
+        if mask is not None:
+            mask = mask.unsqueeze(1)
+        nbatches = query.size(0)
+        query, key, value = [
+            lin(x).view(nbatches, -1, self.h, self.d_k).transpose(1, 2)
+            for lin, x in zip(self.linears, (query, key, value))
+        ]
+        x, self.attn = attention(query, key, value, mask=mask, dropout=self.dropout)
+        x = x.transpose(1, 2).contiguous().view(nbatches, -1, self.h * self.d_k)
+        return self.linears[-1](x)
+
+
+class PositionwiseFeedForward(nn.Module):
+    def __init__(self, d_model, d_ff, dropout=0.1):
+        super().__init__()
+        self.w_1 = nn.Linear(d_model, d_ff)
+        self.w_2 = nn.Linear(d_ff, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        return self.w_2(self.dropout(self.w_1(x).relu()))
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, size, self_attn, feed_forward, dropout):
+        super().__init__()
+        self.self_attn = self_attn
+        self.feed_forward = feed_forward
+        self.sublayer = clones(SublayerConnection(size, dropout), 2)
+        self.size = size
+
+    def forward(self, x, mask):
+        x = self.sublayer[0](x, lambda x: self.self_attn(x, x, x, mask))
+        return self.sublayer[1](x, self.feed_forward)
+
+
+def make_layer(d_model, h, d_ff):
+    attn, ff = MultiHeadedAttention(h, d_model, 0.0), PositionwiseFeedForward(d_model, d_ff, 0.0)
+    return EncoderLayer(d_model, attn, ff, 0.0)
+"""
+
+
+def test_a_factory_is_bound_as_the_module_it_builds(tmp_path, monkeypatch):
+    """make_layer(d_model, h, d_ff) returns a module: it is bound as one (its arguments as sizes by name), the
+    sublayer.0 / sublayer.1 norms are the block's first and second, and a failing layer's attention part is
+    the module holding the linears, not the ModuleList."""
+    from lmspec.verify.audit.parts import audit_parts
+    from lmspec.verify.audit.report import AuditReport
+
+    (tmp_path / "annotated.py").write_text(ANNOTATED)
+    monkeypatch.chdir(tmp_path)
+    inferred = explain("annotated.py:make_layer", "transformer.block_pre_ln")
+    assert inferred.init == {"d_model": "d_e", "h": "M", "d_ff": "d_f"}
+    assert inferred.params["sublayer.0.norm.a_2"] == "alpha_1"
+    assert inferred.params["sublayer.1.norm.b_2"] == "beta_2"
+    assert inferred.params["self_attn.linears.3.weight"] == "W_O -> d_e M*d_v"
+    assert inferred.constants == {"eps": 1e-6}
+    seen = {}
+
+    def fake_audit(sub, callee, *, params, **kwargs):
+        seen[kwargs["name"].split(" ")[0]] = params
+        return AuditReport(target=kwargs["name"], equation=callee, verdict="pass", checks=[], summary="")
+
+    from lmspec.verify.audit.loading import load
+
+    eq = spec.get("transformer.block_pre_ln")
+    _, notes = audit_parts(load("annotated.py:make_layer"), eq, inferred, mask=None, audit=fake_audit)
+    assert not [n for n in notes if "not audited alone" in n], notes
+    assert sorted(seen) == ["feed_forward", "self_attn", "sublayer.0.norm", "sublayer.1.norm"]
+    assert seen["self_attn"]["linears.0.weight"] == "W_Q -> (M d_k) d_e"

@@ -129,7 +129,15 @@ def audit(
             f"outputs ({', '.join(eq.space(o) for o in eq.outputs)}) are not distributions"
         )
     inferred = None
-    if layout is None and params is None and init is None and needs_inference(obj):
+    factory = layout is None and params is None and _a_module_factory(obj, eq, init)
+    if factory:  # a function that builds the module (the Annotated Transformer's make_model): as a class
+        inferred = _infer(obj, eq, mask, fixed_sizes, tied, label, module=True, init=init)
+        layout, mask = inferred.forward.layout, mask or inferred.forward.mask
+        init, params = inferred.init, inferred.params
+        tied = {**inferred.derive, **tied}
+        consts = {**inferred.constants, **consts}
+        absent = tuple(dict.fromkeys([*absent, *inferred.absent]))
+    elif layout is None and params is None and init is None and needs_inference(obj):
         inferred = _infer(obj, eq, mask, fixed_sizes, tied, label)
         layout, mask = inferred.layout, mask or inferred.mask
     elif layout is None and params is None and _a_module_class(obj):  # --init may say how to build it
@@ -196,6 +204,32 @@ def _a_module_class(obj: object) -> bool:
     return inspect.isclass(obj) and issubclass(obj, torch.nn.Module)
 
 
+def _a_module_factory(obj: object, eq: Equation, init) -> bool:
+    """Whether ``obj`` is a plain function that builds an nn.Module: --init says how to call it, or every
+    argument it requires is a size by its name (``make_layer(d_model, h, d_ff)``) and, called at the probe's
+    sizes, it returns a module."""
+    if inspect.isclass(obj) or not inspect.isfunction(obj):
+        return False
+    if init is not None:
+        return True
+    from .infer import InferenceError, _init_args, _probe_sizes
+    from .targets import _home, init_value
+
+    try:
+        args = _init_args(obj, eq)
+    except InferenceError:
+        return False
+    if not args or any(a not in eq.axes and not a.replace(".", "").isdigit() for a in args.values()):
+        return False  # an argument that is no size: a tensor, so a function to audit as it is
+    sizes = _probe_sizes(eq, None, {"d_e": "M*d_k", "d_v": "d_k"} if {"M", "d_k"} <= set(eq.axes) else {})[0]
+    try:
+        with one_thread():
+            built = obj(**{k: init_value(k, v, sizes, _home(obj)) for k, v in args.items()})
+    except Exception:  # noqa: BLE001 - it is no factory we can call: audited as a function, which says why
+        return False
+    return isinstance(built, torch.nn.Module)
+
+
 def _infer(obj, eq: Equation, mask: str | None, sizes, derive, label: str, module: bool = False, init=None):
     try:
         with one_thread():
@@ -218,13 +252,13 @@ def explain(
     AuditError when the target needs none (it is annotated, a module or a built-in) or none fits."""
     obj = load(target) if isinstance(target, str) else target
     label = target if isinstance(target, str) else display_name(obj)
-    module = _a_module_class(obj)
+    eq = _equation(as_, label)
+    module = _a_module_class(obj) or _a_module_factory(obj, eq, None)
     if not module and not needs_inference(obj):
         raise AuditError(
             f"{label}: nothing to infer: lmspec infers the binding of a plain function with no annotations "
             "or of an nn.Module class (an instance or an annotated function binds as docs/audit.md says)"
         )
-    eq = _equation(as_, label)
     return _infer(obj, eq, mask, dict(sizes or {}), dict(derive or {}), label, module=module)
 
 

@@ -893,10 +893,15 @@ def _roles(path: str, eq_params: set[str]) -> list[str]:
         candidates = in_scope or candidates
     if len(candidates) > 1 and {"ln1", "ln2", "ln"} & set(candidates):
         candidates = [c for c in candidates if c != "ln"] or candidates
-    if candidates == ["ln"] and "alpha_1" in eq_params and scope is not None:
-        return [
-            "ln1" if scope == "attention" else "ln2"
-        ]  # BERT's attention.output.LayerNorm, output.LayerNorm
+    if candidates == ["ln"] and "alpha_1" in eq_params and scope is not None:  # BERT's attention.output.…
+        return ["ln1" if scope == "attention" else "ln2"]
+    if (
+        candidates == ["ln"] and "alpha_1" in eq_params
+    ):  # the Annotated Transformer's sublayer.0.norm, .1.norm
+        numbered = [s for k, s in enumerate(segments[:-2]) if s in ("0", "1") and k > 0
+                    and segments[k - 1].lower() not in _LAYER_CONTAINERS]  # fmt: skip
+        if len(numbered) == 1:
+            return ["ln1" if numbered[0] == "0" else "ln2"]
     if not candidates and leaf in ("weight", "bias") and len(_matrices(eq_params)) == 1:
         return ["single"]  # the equation's one dense layer (BERT's pooler.dense)
     return candidates

@@ -131,11 +131,17 @@ def _descend(parent, eq, inferred, sizes, mask, audit, profile, seed, above="", 
             notes.append(f"{callee}: its parameters are the composite's own, no submodule to audit alone")
             continue
         concrete = path.replace("{l}", "0")
+        sub = parent.get_submodule(concrete)
+        while isinstance(sub, torch.nn.ModuleList | torch.nn.ModuleDict) and "." in concrete:
+            concrete, last = concrete.rsplit(
+                ".", 1
+            )  # the Annotated Transformer's self_attn.linears: its owner
+            maps = {f"{last}.{k}": v for k, v in maps.items()}
+            sub = parent.get_submodule(concrete)
         where = f"{above}{concrete}"
         if where in done:
             continue
         done.add(where)
-        sub = parent.get_submodule(concrete)
         part_eq = spec.get(callee)
         fixed = {a: v for a, v in sizes.items() if a in part_eq.axes and a != "n"}
         try:
@@ -149,11 +155,7 @@ def _descend(parent, eq, inferred, sizes, mask, audit, profile, seed, above="", 
             notes.append(f"{where} as {callee}: not audited alone ({exc})")
             continue
         reports.append(PartReport(where, callee, report.verdict, report.matched, report.summary))
-        if (
-            report.verdict != "pass"
-            and depth < _DEPTH
-            and _parts(part_eq, _as_inferred(inferred, maps, layout))
-        ):
+        if report.verdict != "pass" and depth < _DEPTH and _callees(part_eq):  # a composite part: its parts
             inner, said = _descend(
                 sub, part_eq, _as_inferred(inferred, maps, layout), sizes, mask, audit, profile, seed,
                 above=f"{where}.", depth=depth + 1, done=done,
