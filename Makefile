@@ -23,7 +23,8 @@ $(STAMP): pyproject.toml constraints.txt
 # (no apt-get, no root), the command to run is printed and the tests still run: those that need a missing
 # program fail and say what to install.
 OS_TOOLS := pdflatex:texlive-latex-base latexmk:latexmk pdftoppm:poppler-utils pdftotext:poppler-utils \
-            pdfinfo:poppler-utils pdffonts:poppler-utils chromium:chromium dot:graphviz
+            pdfinfo:poppler-utils pdffonts:poppler-utils chromium:chromium dot:graphviz \
+            rsvg-convert:librsvg2-bin
 
 os-deps:
 	@missing=""; \

@@ -417,8 +417,22 @@ class Equation:
             f'<div class="lmspec-equation"><p><strong>{escape(self.title)}</strong> '
             f"<code>{escape(self.id)}</code></p>{self.mathml()}"
             + (f"<p>where</p><ul>{where}</ul>" if where else "")
+            + self._figure_html()
             + f"<ul>{symbols}</ul></div>"
         )
+
+    def _figure_html(self) -> str:
+        """The data-flow figure as inline SVG for ``_repr_html_`` (a notebook shows the HTML, not the SVG,
+        when an object has both); nothing where Graphviz is missing (``_repr_svg_`` warns then)."""
+        from .dataflow import FigureError, dataflow_svg
+        from .dataflow.inline import inline_svg
+
+        try:
+            svg = dataflow_svg(self)
+        except FigureError:
+            return ""
+        prefix = "lmspec-" + "".join(c if c.isalnum() else "-" for c in self.id)
+        return f'<div class="lmspec-figure">{inline_svg(svg, prefix)}</div>'
 
     def _repr_svg_(self) -> str | None:
         """The data-flow figure (spec/dataflow/) for notebooks; None where Graphviz is missing (the other

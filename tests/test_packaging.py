@@ -338,9 +338,10 @@ def test_os_deps_installs_only_what_is_missing_through_apt_get(bare_path):
     assert proc.returncode == 0, proc.stderr
     assert log.read_text().splitlines() == [
         " update -qq",
-        "noninteractive install -y --no-install-recommends poppler-utils chromium graphviz -qq",
+        "noninteractive install -y --no-install-recommends poppler-utils chromium graphviz librsvg2-bin -qq",
     ]
-    for tool in ("pdftoppm", "pdftotext", "pdfinfo", "pdffonts", "chromium", "dot"):  # now "installed"
+    installed = ("pdftoppm", "pdftotext", "pdfinfo", "pdffonts", "chromium", "dot", "rsvg-convert")
+    for tool in installed:  # now "installed"
         (bare_path / tool).symlink_to(bare_path / "latexmk")
     log.unlink()
     proc = _os_deps(bare_path)
@@ -351,7 +352,7 @@ def test_os_deps_without_apt_get_prints_the_command_and_lets_the_tests_run(bare_
     proc = _os_deps(bare_path)
     assert proc.returncode == 0
     assert proc.stderr.splitlines() == [
-        "make: the rendering tests need poppler-utils chromium graphviz; install them with:",
+        "make: the rendering tests need poppler-utils chromium graphviz librsvg2-bin; install them with:",
         "    sudo apt-get update && sudo apt-get install -y --no-install-recommends poppler-utils chromium "
-        "graphviz",
+        "graphviz librsvg2-bin",
     ]

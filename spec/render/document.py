@@ -11,7 +11,7 @@ HTML, and ``render`` in the package's face (spec/render/__init__.py) picks one b
 The documents carry no date and no timing, so the same catalogue gives the same bytes.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -22,6 +22,7 @@ from ..axes import GLOSSARY
 from ..catalogue import FAMILIES, families, family_module, get
 from ..equation import STATUS_MEANINGS, STATUS_WORDS, Equation
 from ..params import vit_count
+from .figures import Figure, concept_figure, dataflow_figure
 
 TITLE = "The lmspec specification"
 SUBTITLE = "The equations of Anatomy of Neural Language Models, executable and shape-checked"
@@ -79,6 +80,8 @@ class Entry:
     tutorial: bool
     values: list[Value] = field(default_factory=list)
     variant_values: dict[str, list[Value]] = field(default_factory=dict)
+    #: its data-flow figure, then the concept figures that illustrate it (none unless asked for)
+    figures: list[Figure] = field(default_factory=list)
 
     @property
     def anchor(self) -> str:
@@ -106,12 +109,24 @@ class Document:
     def entries(self) -> list[Entry]:
         return [e for s in self.sections for e in s.entries]
 
+    @property
+    def figures(self) -> list[Figure]:
+        return [f for e in self.entries for f in e.figures]
+
 
 # -------------------------------------------------------------------------------------- the model
 def document(
-    selection: Iterable[str] | None = None, configurations: Sequence[Configuration] = ()
+    selection: Iterable[str] | None = None,
+    configurations: Sequence[Configuration] = (),
+    figures: bool = False,
+    concepts: Mapping[str, Sequence[object]] | None = None,
 ) -> Document:
-    """The document of the catalogue (or of the families named in ``selection``), in the tutorial's order."""
+    """The document of the catalogue (or of the families named in ``selection``), in the tutorial's order.
+
+    With ``figures``, each equation carries its data-flow figure (Graphviz draws it when a writer first asks
+    for it) and then the figures ``concepts`` gives for its id (anything with ``name``, ``title``,
+    ``caption`` and ``svg``: verify/figures' concept figures, which the command line passes in, since spec/
+    cannot import verify/)."""
     chosen = list(selection or FAMILIES)
     unknown = [f for f in chosen if f not in FAMILIES]
     if unknown:
@@ -131,6 +146,9 @@ def document(
                 values = count_values(eq.variant(name), configurations, like=eq.id)
                 if values:
                     entry.variant_values[name] = values
+            if figures:
+                extra = (concepts or {}).get(eq.id, ())
+                entry.figures = [dataflow_figure(eq.id), *(concept_figure(eq.id, f) for f in extra)]
             entries.append(entry)
         sections.append(Section(fam, number, FAMILY_TITLES.get(fam, fam), _intro(fam), entries))
     return Document(sections)
@@ -227,6 +245,23 @@ def status_legend() -> list[tuple[str, str]]:
     """What each status word means, in the order of STATUS_WORDS: ``[("confirmed", "notation and …"), …]``;
     every format prints it with the notation, with ``SECTION_NOTE`` on section and equation numbers."""
     return [(STATUS_WORDS[tag], STATUS_MEANINGS[tag]) for tag in STATUS_WORDS]
+
+
+#: The folder, beside a document, of the image files its figures are written to (Markdown, LaTeX).
+FIGURES_DIR = "figures"
+
+
+def figure_path(figure: Figure, ext: str) -> str:
+    """Where a document refers to a figure's file: ``figures/attention-multi-head.svg``."""
+    return f"{FIGURES_DIR}/{figure.name}.{ext}"
+
+
+def figure_files(doc: Document, ext: str) -> dict[str, bytes]:
+    """The image files of the document's figures (``svg`` for Markdown, ``pdf`` for LaTeX), by the path the
+    document refers to them by."""
+    if ext not in ("svg", "pdf"):
+        raise SpecError(f"figure files are svg or pdf, found {ext!r}")
+    return {figure_path(f, ext): f.svg.encode("utf-8") if ext == "svg" else f.pdf for f in doc.figures}
 
 
 #: The formats the document is written in (a PDF from the LaTeX).

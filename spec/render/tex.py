@@ -9,7 +9,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..axes import GLOSSARY
@@ -22,6 +22,7 @@ from .document import (
     Document,
     Entry,
     Value,
+    figure_path,
     group,
     relation_latex,
     roles,
@@ -30,7 +31,13 @@ from .document import (
     substituted_latex,
     variant_lines,
 )
+from .figures import Figure, pdf_size
 
+#: The width of the text block in points (A4 less 3 cm margins: 15 cm): a figure is never drawn wider than its
+#: own PDF (``figure_width``), nor wider than the line, nor higher than ``FIGURE_HEIGHT`` of the text block's
+#: height (the preamble's ``\lmfigure``, which writes 0.42).
+LINEWIDTH_PT = 426.79
+FIGURE_HEIGHT = 0.42
 #: The widest a displayed line may be before it is broken, in the units of ``tex_width`` (about one
 #: math italic letter at 11 pt); the text block is 15 cm.
 LINE_LIMIT = 54.0
@@ -256,6 +263,14 @@ _PREAMBLE = r"""\documentclass[11pt,a4paper]{article}
 \newcommand{\lbl}[1]{\textbf{#1}\quad}
 \newcommand{\status}[1]{\textsc{#1}}
 \newcommand{\role}[1]{\textit{\small #1}}
+\usepackage{graphicx}
+\newsavebox{\lmfigbox}
+\newcommand{\lmfigure}[3]{\par\begin{center}%%
+\sbox{\lmfigbox}{\includegraphics[width=#1\linewidth,height=0.42\textheight,keepaspectratio]{#2}}%%
+\typeout{lmspec-figure #2: \the\wd\lmfigbox\space x \the\ht\lmfigbox\space%%
+ in \the\linewidth\space x \the\textheight}%%
+\usebox{\lmfigbox}\\[0.2em]
+\begin{minipage}{0.92\linewidth}\small #3\end{minipage}\end{center}}
 """
 
 
@@ -329,6 +344,7 @@ def _entry_latex(entry: Entry) -> str:
     defs = definition_rows(eq.where_latex())
     if defs:
         out.append("where, entry by entry,\n\\begin{gather*}\n" + " \\\\\n".join(defs) + "\n\\end{gather*}\n")
+    out.extend(figure_latex(f) for f in entry.figures)
     out.append(_symbols_latex(eq))
     if eq.constraints:
         out.append(
@@ -345,6 +361,18 @@ def _entry_latex(entry: Entry) -> str:
     if eq.notes:
         out.append(f"\\lbl{{Notes}} {rt.latex(eq.notes)}\n")
     return "".join(out)
+
+
+def figure_width(figure: Figure) -> float:
+    """The figure's width as a fraction of the line: its PDF's own width, at most the whole line."""
+    size = pdf_size(figure.pdf)
+    return 1.0 if size is None else min(1.0, size[0] / LINEWIDTH_PT)
+
+
+def figure_latex(figure: Figure) -> str:
+    """A figure under its equation, not floating: the PDF fitted to the text block, then its caption."""
+    caption = f"\\textbf{{{rt.latex(figure.title)}.}} {rt.latex(figure.caption)}"
+    return f"\\lmfigure{{{figure_width(figure):.3f}}}{{{figure_path(figure, 'pdf')}}}{{{caption}}}\n"
 
 
 def space_cell(space: str) -> str:
@@ -417,14 +445,26 @@ def _variants_latex(entry: Entry) -> str:
 INSTALL = "rendering a PDF needs latexmk and pdflatex; install texlive-latex-base and latexmk"
 
 
-def pdf(source: str, path: Path, *, timeout: float = 300, log: Path | None = None) -> int:
-    """Compile ``source`` with latexmk (pdflatex) in a temporary directory and write the PDF to ``path``
-    (and pdflatex's log to ``log``, if given); returns the number of pages. A RenderError says what is
-    missing or the first LaTeX error."""
+def pdf(
+    source: str,
+    path: Path,
+    *,
+    timeout: float = 300,
+    log: Path | None = None,
+    files: Mapping[str, bytes] | None = None,
+) -> int:
+    """Compile ``source`` with latexmk (pdflatex) in a temporary directory, beside ``files`` (relative path
+    -> bytes: the figures' PDFs, ``figure_files(doc, "pdf")``), and write the PDF to ``path`` (and
+    pdflatex's log to ``log``, if given); returns the number of pages. A RenderError says what is missing
+    or the first LaTeX error."""
     if not (shutil.which("latexmk") and shutil.which("pdflatex")):
         raise RenderError(INSTALL)
     with tempfile.TemporaryDirectory(prefix="lmspec-render-") as tmp:
         (Path(tmp) / "lmspec.tex").write_text(source, encoding="utf-8")
+        for name, data in (files or {}).items():
+            target = Path(tmp) / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
         cmd = [
             "latexmk",
             "-pdf",

@@ -14,6 +14,7 @@ import html as _html
 import re
 
 from ..axes import GLOSSARY
+from ..dataflow.inline import inline_svg
 from ..equation import SECTION_NOTE
 from ..printing import tex_to_mathml
 from . import text as rt
@@ -24,6 +25,7 @@ from .document import (
     Document,
     Entry,
     Value,
+    figure_path,
     group,
     relation_latex,
     roles,
@@ -134,6 +136,9 @@ def _md_entry(entry: Entry, heading: str) -> str:
     if defs:
         out.append("where, entry by entry,\n")
         out.extend(md_math_block(d) + "\n" for d in defs)
+    for f in entry.figures:
+        title = rt.md_text(f.title)
+        out.append(f"![{title}]({figure_path(f, 'svg')})\n\n*{title}.* {rt.to_md(f.caption)}\n")
     role = roles(eq)
     items = []
     for d in eq.symbols:
@@ -224,6 +229,9 @@ dl.variants { margin: 0.3em 0 0.6em 0; }
 dl.variants dt { margin-top: 0.4em; }
 dl.variants dd { margin: 0.1em 0 0.3em 2em; }
 .m { white-space: nowrap; }
+figure.figure { margin: 1em 0; text-align: center; }
+figure.figure svg { display: block; margin: 0 auto; max-width: 100%; height: auto; }
+figure.figure figcaption { font-size: 0.9em; color: var(--muted); text-align: left; margin-top: 0.4em; }
 .m i { font-style: italic; }
 """
 
@@ -321,6 +329,7 @@ def _html_entry(entry: Entry, number: str) -> str:
         out.append('<p>where, entry by entry,</p><div class="defs">')
         out.extend(f'<div class="math">{m}</div>' for m in where)
         out.append("</div>")
+    out.extend(figure_html(f) for f in entry.figures)
     role = roles(eq)
     rows = "".join(
         f"<tr><td>{eq.space_mathml(d)}</td><td>{rt.to_html(d.meaning)}</td>"
@@ -353,6 +362,14 @@ def _html_entry(entry: Entry, number: str) -> str:
         out.append(f'<p><span class="label">Notes</span>{rt.to_html(eq.notes)}</p>')
     out.append("</article>")
     return "\n".join(out)
+
+
+def figure_html(figure) -> str:
+    """A figure as inline SVG (ids prefixed with its name, so that figures cannot share one) in a
+    ``<figure>`` with its caption: the page stays one file, and the figure shrinks with the column."""
+    svg = inline_svg(figure.svg, f"fig-{figure.name}")
+    caption = f"<strong>{rt.to_html(figure.title)}.</strong> {rt.to_html(figure.caption)}"
+    return f'<figure class="figure" id="fig-{figure.name}">{svg}<figcaption>{caption}</figcaption></figure>'
 
 
 def _html_values(eq, values: list[Value]) -> str:

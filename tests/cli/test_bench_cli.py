@@ -36,6 +36,8 @@ PART_KEYS = {
                "goal_pct"},
     "audit": {"floor", "attention", "gpt_stack", "cache"},
     "verify": {"families", "profile", "cold", "warm", "goals_apply", "goal_cold_s", "goal_warm_s"},
+    "render": {"families", "format", "warm", "cold", "ratio_warm", "ratio_cold", "goal_applies",
+               "goal_ratio"},
     "tests": {"command", "exit_code", "max_rss_mib", "median_s", "min_s", "max_s", "runs_s", "goal_s"},
 }  # fmt: skip
 #: the suite's options for a run of seconds: two cheap equations (positional), the quick profile, one
@@ -106,6 +108,7 @@ def reports(tmp_path_factory):
     for part in bench.PARTS:
         path = tmp_path_factory.mktemp("bench") / f"{part}.json"
         extra = SUITE if part == "suite" else SUITE[:4] if part == "verify" else []
+        extra = ["--family", "norm"] if part == "render" else extra  # one equation: seconds, not a minute
         args = ["bench", "--only", part, "--size", "small", "--repeat", "2", *extra, "--json", str(path)]
         printed, errors = io.StringIO(), io.StringIO()
         fake = (
@@ -281,6 +284,27 @@ def test_verify_goals_apply_to_the_whole_catalogue_at_the_default_profile(tmp_pa
     rows = {g["goal"]: g for g in bench.goals({"verify": v})}
     cold = rows["lmspec verify, whole catalogue, default profile, serial, cold cache (median, s)"]
     assert cold["target"] == 30.0 and cold["value"] == v["cold"]["median_s"]
+
+
+def test_render_times_the_document_with_and_without_figures_warm_and_cold(reports):
+    """Real ``lmspec render`` runs of one family: each wrote its document, the ratios are the medians', and
+    the goal (whole catalogue) is reported as not applying to a selection."""
+    _, report, out = reports["render"]
+    r = report["render"]
+    assert r["families"] == ["norm"] and r["format"] == "html" and r["goal_applies"] is False
+    for key, runs in (("warm", 2), ("cold", 2)):
+        for name in ("figures", "no_figures"):
+            _timing_ok(r[key][name], runs)
+        assert r[f"ratio_{key}"] == r[key]["figures"]["median_s"] / r[key]["no_figures"]["median_s"]
+    assert r["warm"]["no_figures"]["command"].endswith("--family norm --no-figures")
+    assert r["goal_ratio"] == bench.GOALS["render_figures_ratio"] == 2.0
+    assert "10. lmspec render --format html — norm" in out and "(warm, whole catalogue)" in out
+    assert bench.goals(report) == []  # a selection meets no goal of the whole document
+    whole = {"render": {**r, "goal_applies": True, "ratio_warm": 1.4}}
+    assert bench.goals(whole)[0] | {"value": 1.4} == {
+        "goal": "lmspec render, whole document, with figures / without (warm cache, medians)",
+        "value": 1.4, "unit": "×", "target": 2.0, "met": True,
+    }  # fmt: skip
 
 
 def test_tests_times_the_test_suite_in_the_checkout(reports):

@@ -4,6 +4,7 @@ The PDF test needs latexmk and pdflatex (`make test` installs them, through `mak
 fails, it is not skipped.
 """
 
+import re
 import shutil
 import stat
 
@@ -30,7 +31,47 @@ def test_render_markdown_of_a_family_to_a_file(tmp_path, capsys):
     assert "Language models" not in text
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err.startswith(f"wrote {out} (7 equations) in ") and captured.err.endswith("s\n")
+    assert captured.err.startswith(f"wrote {out} (7 equations, 10 figures) in ") and captured.err.endswith(
+        "s\n"
+    )
+    # every image the Markdown refers to is a file beside it: the data-flow figures and the concept figures
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert len(images) == 10 and "figures/attention-multi-head.svg" in images
+    assert "figures/attention-causal-mask--causal-mask.svg" in images
+    for image in images:
+        assert (out.parent / image).read_text(encoding="utf-8").lstrip().startswith(("<?xml", "<svg"))
+
+
+def test_no_figures_leaves_them_out_and_needs_no_graphviz(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(shutil, "which", lambda name: None if name in ("dot", "rsvg-convert") else "/bin/x")
+    out = tmp_path / "n.md"
+    assert main(["render", "--format", "md", "--family", "norm", "-o", str(out), "--no-figures"]) == 0
+    assert "![" not in out.read_text(encoding="utf-8") and not (tmp_path / "figures").exists()
+    assert "(1 equations) in " in capsys.readouterr().err
+    # without --no-figures, a missing Graphviz is one sentence and exit 2, before anything is written
+    assert main(["render", "--format", "html", "--family", "norm", "-o", str(tmp_path / "n.html")]) == 2
+    message = one_sentence(capsys.readouterr().err)
+    assert message.startswith("lmspec: error: drawing a figure needs Graphviz's dot program, which is not on")
+    assert message.endswith(", or leave the figures out with --no-figures\n")
+    assert not (tmp_path / "n.html").exists()
+
+
+def test_a_pdf_with_figures_without_rsvg_convert_says_what_to_install(tmp_path, monkeypatch, capsys):
+    real = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name: None if name == "rsvg-convert" else real(name))
+    assert main(["render", "--format", "pdf", "--family", "norm", "-o", str(tmp_path / "x.pdf")]) == 2
+    message = one_sentence(capsys.readouterr().err)
+    assert "needs rsvg-convert" in message and "librsvg2-bin" in message and "--no-figures" in message
+
+
+def test_markdown_on_stdout_leaves_the_figures_out_and_says_so(capsys):
+    assert main(["render", "--format", "md", "--family", "norm"]) == 0
+    captured = capsys.readouterr()
+    assert "![" not in captured.out and "## 1 Layer normalisation" in captured.out
+    assert captured.err == (
+        "figures left out: md on standard output has no folder for its image files; write it to a file "
+        "with -o to have them\n"
+    )
 
 
 def test_render_tex_to_stdout(capsys):
@@ -47,7 +88,8 @@ def test_render_html(tmp_path, capsys):
     page = out.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and "<script" not in page
     assert page.count('<math xmlns="http://www.w3.org/1998/Math/MathML" display="block">') >= 5
-    assert "(5 equations)" in capsys.readouterr().err
+    assert page.count('<figure class="figure"') == 5 and page.count("<svg ") == 5  # inline: one file
+    assert "(5 equations, 5 figures)" in capsys.readouterr().err
 
 
 def test_render_pdf(tmp_path, capsys):
@@ -59,7 +101,7 @@ def test_render_pdf(tmp_path, capsys):
     assert main(["render", "--format", "pdf", "--family", "attention", "-o", str(out)]) == 0
     assert out.read_bytes().startswith(b"%PDF-")
     err = capsys.readouterr().err
-    assert err.startswith(f"wrote {out} (7 equations, ") and " pages) in " in err
+    assert err.startswith(f"wrote {out} (7 equations, 10 figures, ") and " pages) in " in err
 
 
 @pytest.mark.parametrize(
@@ -103,7 +145,8 @@ def test_a_latex_failure_gives_the_error_line(tmp_path, monkeypatch, capsys):
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     (bin_ / "pdflatex").symlink_to(fake)
     monkeypatch.setenv("PATH", str(bin_))
-    assert main(["render", "--format", "pdf", "--family", "norm", "-o", str(tmp_path / "x.pdf")]) == 2
+    args = ["render", "--format", "pdf", "--family", "norm", "-o", str(tmp_path / "x.pdf"), "--no-figures"]
+    assert main(args) == 2
     assert one_sentence(capsys.readouterr().err) == (
         "lmspec: error: pdflatex could not compile the document: "
         "./lmspec.tex:12: Undefined control sequence.\n"

@@ -270,9 +270,16 @@ def test_a_missing_graphviz_says_what_to_install(monkeypatch):
         warnings.simplefilter("always")
         assert eq._repr_svg_() is None  # a notebook still shows the other forms
     assert "lstm.cell: no figure: drawing a figure needs Graphviz" in str(caught[0].message)
+    assert "<svg" not in eq._repr_html_() and eq.mathml() in eq._repr_html_()
 
 
 def test_a_notebook_shows_the_figure():
     need_dot()
     svg = spec.get("lstm.cell")._repr_svg_()
     assert ET.fromstring(svg).tag == f"{SVG}svg" and "c_t ∈ ℝ^(d_h)" in svg
+    # the HTML a notebook prefers shows it too, inline, ids prefixed so that two equations can share a page
+    html = spec.get("lstm.cell")._repr_html_()
+    inline = ET.fromstring(html).find(f".//{SVG}svg")
+    assert inline is not None and "c_t ∈ ℝ^(d_h)" in html and "<?xml" not in html
+    ids = [e.get("id") for e in inline.iter() if e.get("id")]
+    assert ids and all(i.startswith("lmspec-lstm-cell-") for i in ids)

@@ -3,8 +3,9 @@ GitHub renders, and HTML laid out by a real headless Chromium.
 
 The PDF and browser tests need TeX, poppler-utils and Chromium, which `make test` installs (`make os-deps`);
 without them they fail with the command that installs them: they are never skipped. Artefacts a person can
-look at are kept in build/artefacts/: render.pdf, render-page1.png (page 1 of the PDF) and render-html.png
-(a screenshot).
+look at are kept in build/artefacts/: render.pdf, render-page1.png (page 1 of the PDF), render-figure.png (a
+page with figures) and render-html.png (a screenshot). The PDF and the HTML page are those of the whole
+catalogue with its figures (issue 17): each equation's data-flow figure and the concept figures.
 """
 
 import html
@@ -30,7 +31,10 @@ from lmspec.spec.render import text as rt
 from lmspec.spec.render.web import github_slug, markdown, md_safe
 
 ARTEFACTS = Path(__file__).resolve().parents[2] / "build" / "artefacts"
-INSTALL = "apt-get install texlive-latex-base latexmk poppler-utils chromium (make os-deps does)"
+INSTALL = (
+    "apt-get install texlive-latex-base latexmk poppler-utils chromium graphviz librsvg2-bin "
+    "(make os-deps does)"
+)
 
 
 def configurations() -> list[R.Configuration]:
@@ -68,10 +72,20 @@ def md(doc):
 
 
 @pytest.fixture(scope="module")
-def page(doc):
+def figured():
+    """The document with its figures: data flow for every equation, and the concept figures (verify/figures,
+    what ``lmspec render`` passes in)."""
+    need("dot")
+    from lmspec.verify.figures import cached_concept_figures
+
+    return R.document(None, configurations(), figures=True, concepts=cached_concept_figures())
+
+
+@pytest.fixture(scope="module")
+def page(figured):
     from lmspec.spec.render.web import html as to_html
 
-    return to_html(doc)
+    return to_html(figured)
 
 
 # ------------------------------------------------------------------------------------ the document
@@ -305,7 +319,7 @@ def test_a_mask_prints_like_the_other_inputs_in_the_html_page(page):
 
 
 # --------------------------------------------------------------------------------------------- TeX
-LATEX_BASE = {"inputenc", "amsmath", "amssymb", "geometry", "array", "longtable", "hyperref"}
+LATEX_BASE = {"inputenc", "amsmath", "amssymb", "geometry", "array", "longtable", "hyperref", "graphicx"}
 
 
 def test_tex_is_a_standalone_document_on_texlive_latex_base(tex, doc):
@@ -331,11 +345,12 @@ def test_tex_is_a_standalone_document_on_texlive_latex_base(tex, doc):
 
 
 @pytest.fixture(scope="module")
-def built(tex):
-    need("latexmk", "pdflatex", "pdfinfo", "pdftotext", "pdftoppm", "pdffonts")
+def built(figured):
+    """The whole catalogue with its figures, compiled once for every PDF test."""
+    need("latexmk", "pdflatex", "pdfinfo", "pdftotext", "pdftoppm", "pdffonts", "rsvg-convert")
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     pdf, log = ARTEFACTS / "render.pdf", ARTEFACTS / "render.log"
-    pages = T.pdf(tex, pdf, log=log)
+    pages = T.pdf(T.tex(figured), pdf, log=log, files=R.figure_files(figured, "pdf"))
     return pdf, pages, log.read_text(encoding="utf-8")
 
 
@@ -344,14 +359,15 @@ def _norm(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", unicodedata.normalize("NFKC", text).lower())
 
 
-def test_the_pdf_has_a_plausible_page_count_and_every_title(built, doc):
+def test_the_pdf_has_a_plausible_page_count_and_every_title(built, figured):
+    doc = figured
     pdf, pages, _ = built
     info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
     assert int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1)) == pages
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     assert text.count("\f") == pages
     # a title page with the contents, then at most a page per equation on average
-    assert len(doc.sections) + 3 < pages < len(doc.entries) * 1.5
+    assert len(doc.sections) + 3 < pages < len(doc.entries) * 2
     flat = _norm(text)
     missing = [e.eq.title for e in doc.entries if _norm(e.eq.title) not in flat]
     assert not missing
@@ -369,6 +385,55 @@ def test_no_line_sticks_out_of_the_text_block_and_every_font_is_type1(built):
     assert max(widths, default=0.0) < 3.0, sorted(widths)[-5:]
     fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True).stdout
     assert "Type 1" in fonts and "Type 3" not in fonts  # no bitmap fallback (TS1 symbols need none)
+
+
+FIGURE_LOG = re.compile(
+    r"^lmspec-figure (\S+): ([0-9.]+)pt x ([0-9.]+)pt in ([0-9.]+)pt x ([0-9.]+)pt$", re.M
+)
+
+
+def test_every_figure_is_in_the_pdf_and_fits_the_text_block(built, figured):
+    """Each figure's box as LaTeX set it (the preamble's \\lmfigure writes it to the log): as wide as the line
+    at most, at most FIGURE_HEIGHT of the text block high, never wider than its own PDF (no upscaling)."""
+    _, _, log = built
+    boxes = {m[0]: tuple(map(float, m[1:])) for m in FIGURE_LOG.findall(log)}
+    kinds = {f.name for f in figured.figures}
+    assert len(figured.figures) > len(figured.entries)  # every equation's, and the concept figures
+    assert {"attention-causal-mask--causal-mask", "gpt2-forward--gpt2-attention-block1"} <= kinds
+    assert sorted(boxes) == sorted(R.figure_path(f, "pdf") for f in figured.figures)
+    for f in figured.figures:
+        width, height, line, text_height = boxes[R.figure_path(f, "pdf")]
+        natural = T.pdf_size(f.pdf)
+        # within TeX's \\hfuzz (0.1 pt): width=1.000\\linewidth with keepaspectratio rounds to 0.012 pt over
+        assert 20 < width <= line + 0.1 and 20 < height <= T.FIGURE_HEIGHT * text_height + 0.1, f.name
+        assert width <= natural[0] + 0.5, f"{f.name} is drawn larger than it is"
+
+
+def test_a_page_with_figures_as_a_png_a_person_can_look_at(built, figured):
+    pdf, _, _ = built
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    number = next(i for i, p in enumerate(text.split("\f"), 1) if "Sinusoidal positional encoding." in p)
+    out = ARTEFACTS / "render-figure"
+    subprocess.run(
+        [
+            "pdftoppm",
+            "-f",
+            str(number),
+            "-l",
+            str(number),
+            "-r",
+            "80",
+            "-png",
+            "-singlefile",
+            str(pdf),
+            str(out),
+        ],
+        check=True,
+    )
+    with Image.open(ARTEFACTS / "render-figure.png") as im:
+        rgb = np.asarray(im.convert("RGB")).astype(int)
+    coloured = (np.abs(rgb[..., 0] - rgb[..., 2]) > 40).mean()  # the heat map and the role fills
+    assert coloured > 0.01, coloured
 
 
 def test_page_one_as_a_png_a_person_can_look_at(built):
@@ -483,9 +548,16 @@ class _Tags(HTMLParser):
 
 def test_html_is_one_self_contained_file(page, doc):
     assert page.startswith("<!DOCTYPE html>") and "<style>" in page
-    for banned in ("<script", "<link", "@import", "url(", "<img", "<iframe"):
+    for banned in ("<script", "<link", "@import", "<img", "<iframe"):
         assert banned not in page
-    assert set(re.findall(r"https?://[^\s\"'<>]+", page)) == {"http://www.w3.org/1998/Math/MathML"}
+    assert not re.search(
+        r"url\((?!#fig-)", page
+    )  # the figures' url(#…) point inside the page, at their own ids
+    assert set(re.findall(r"https?://[^\s\"'<>]+", page)) == {
+        "http://www.w3.org/1998/Math/MathML",
+        "http://www.w3.org/2000/svg",  # the inline figures' namespaces, no address to fetch
+        "http://www.w3.org/1999/xlink",
+    }
     tags = _Tags()
     tags.feed(page)
     assert not tags.errors and tags.stack == []
@@ -506,6 +578,14 @@ MEASURE = """<script>
     out.equations.push({id: a.id, box: box(m)});
     out.display.push(getComputedStyle(m).display);
   });
+  out.figures = [];
+  out.width = document.documentElement.clientWidth;
+  document.querySelectorAll('figure.figure').forEach(function (f) {
+    const s = f.querySelector('svg');
+    const r = s.getBoundingClientRect();
+    const shown = getComputedStyle(s).visibility === 'visible' && getComputedStyle(s).display !== 'none';
+    out.figures.push({id: f.id, box: box(s), column: box(f.closest('article')), shown: shown});
+  });
   document.querySelectorAll('mfrac').forEach(function (f) {
     if (f.children.length === 2) { out.fractions.push([box(f.children[0]), box(f.children[1])]); }
   });
@@ -517,7 +597,8 @@ MEASURE = """<script>
 </script>"""
 
 
-def test_html_lays_out_in_headless_chromium(page, doc, tmp_path):
+def test_html_lays_out_in_headless_chromium(page, figured, tmp_path):
+    doc = figured
     """A copy of the page with a measuring script (the shipped page has none): every equation's <math>
     has a size, fractions stack (numerator above denominator: MathML laid out, not inline text)."""
     browser = chromium()
@@ -536,6 +617,14 @@ def test_html_lays_out_in_headless_chromium(page, doc, tmp_path):
     assert not flat, f"equations without a size: {flat}"
     assert set(data["display"]) == {"block math"}
     assert len(data["fractions"]) > 20
+    # every figure has a size, shows, and stays within its column and the page (issue 17)
+    assert [f["id"] for f in data["figures"]] == [f"fig-{f.name}" for e in doc.entries for f in e.figures]
+    assert len(data["figures"]) > len(doc.entries)
+    for f in data["figures"]:
+        left, _, width, height = f["box"]
+        c_left, _, c_width, _ = f["column"]
+        assert f["shown"] and width > 50 and height > 30, f
+        assert c_left - 0.5 <= left and left + width <= c_left + c_width + 0.5 <= data["width"], f
     for num, den in data["fractions"]:
         assert num[1] + num[3] <= den[1] + 1.0  # the numerator ends above the denominator
     ARTEFACTS.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ are imported on first use (PEP 562). The modules, by concern:
 - ``_startup``  parts ``startup`` and ``plugin``: fresh processes, ``--help`` and pytest's plugin overhead;
 - ``_audit``    part ``audit``: the documents' audits, start-up included, as ratios to the import floor;
 - ``_whole``    parts ``verify`` and ``tests``: ``lmspec verify`` cold and warm, and the test suite, whole;
+- ``_render``   part ``render``: ``lmspec render`` of the document with figures and without, warm and cold;
 - ``measures``  ``run`` (the selected parts, in order) and ``goals``.
 """
 
@@ -53,6 +54,7 @@ _LAZY = {
     "audit": "_audit",
     "verify": "_whole",
     "tests": "_whole",
+    "render": "_render",
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
@@ -66,6 +68,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ._hf import hf as hf
     from ._oracle import oracle as oracle
     from ._oracle import oracle_sizes as oracle_sizes
+    from ._render import render as render
     from ._startup import plugin as plugin
     from ._startup import startup as startup
     from ._suite import suite as suite

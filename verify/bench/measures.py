@@ -12,6 +12,7 @@ and the goals each report meets. Each part returns plain data (dicts, lists, num
 - ``audit``     the README's attention audit and docs/audit.md's GPT-2-style stack, start-up included, as
                 ratios to the import floor (``python -c "import torch, sympy, hypothesis"``);
 - ``verify``    ``lmspec verify`` over the catalogue in fresh processes, serial, cold cache and warm;
+- ``render``    ``lmspec render`` of the document with figures and without, warm and cold;
 - ``tests``     the test suite as ``make test`` runs it, from a checkout.
 
 docs/bench.md says what each measures and how to read it. Importing this module loads no torch: each part's
@@ -50,7 +51,7 @@ def run(
     part ``hf`` (the size's ``hf_lengths`` when none is given)."""
     import torch
 
-    from . import _audit, _gpt2, _hf, _oracle, _startup, _suite, _whole
+    from . import _audit, _gpt2, _hf, _oracle, _render, _startup, _suite, _whole
 
     unknown = [p for p in parts if p not in PARTS]
     if unknown:
@@ -69,6 +70,7 @@ def run(
         "plugin": lambda: _startup.plugin(repeat, note),
         "audit": lambda: _audit.audit(repeat, note),
         "verify": lambda: _whole.verify(repeat, note, families, profile),
+        "render": lambda: _render.render(repeat, note, families),
         "tests": lambda: _whole.tests(repeat, note),
     }
     before = torch.get_num_threads()
@@ -138,6 +140,10 @@ def goals(report: Mapping) -> list[dict]:
         for key, label in (("cold", "cold cache"), ("warm", "warm cache")):
             what = f"lmspec verify, whole catalogue, default profile, serial, {label} (median, s)"
             out.append(_goal(what, v[key]["median_s"], "s", v[f"goal_{key}_s"]))
+    if "render" in report and report["render"]["goal_applies"]:
+        r = report["render"]
+        what = "lmspec render, whole document, with figures / without (warm cache, medians)"
+        out.append(_goal(what, r["ratio_warm"], "×", r["goal_ratio"]))
     if "tests" in report:
         t = report["tests"]
         out.append(_goal("the test suite as make test runs it (median, s)", t["median_s"], "s", t["goal_s"]))

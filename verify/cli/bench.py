@@ -312,9 +312,29 @@ def verify_table(data: dict) -> Table:
     return table
 
 
+def render_table(data: dict) -> Table:
+    families = "the whole catalogue" if data["goal_applies"] else ", ".join(data["families"])
+    table = _table(
+        f"10. lmspec render --format {data['format']} — {families}, fresh processes (median, min–max)",
+        [("cache", "left"), ("figures", "right"), ("--no-figures", "right"), ("ratio", "right"),
+         ("goal", "right"), ("met", "left")],
+    )  # fmt: skip
+    for key, label in (("warm", "warm"), ("cold", "cold (an empty cache each run)")):
+        w, wo = data[key]["figures"], data[key]["no_figures"]
+        ratio = data[f"ratio_{key}"]
+        goal = key == "warm" and data["goal_applies"]
+        table.add_row(
+            label, f"{_t(w['median_s'])} ({_t(w['min_s'])} – {_t(w['max_s'])})",
+            f"{_t(wo['median_s'])} ({_t(wo['min_s'])} – {_t(wo['max_s'])})", f"{ratio:.2f}×",
+            f"≤ {data['goal_ratio']:g}×" if goal else "(warm, whole catalogue)" if key == "warm" else "—",
+            _mark(ratio <= data["goal_ratio"]) if goal else "",
+        )  # fmt: skip
+    return table
+
+
 def tests_table(data: dict) -> Table:
     table = _table(
-        "10. the test suite as make test runs it — median, min–max",
+        "11. the test suite as make test runs it — median, min–max",
         [("command", "left"), ("runs", "right"), ("median", "right"), ("min–max", "right"), ("goal", "right"),
          ("met", "left")],
     )  # fmt: skip
@@ -358,7 +378,7 @@ def render(report: dict) -> None:
     for part, render_part in (("checking", checking_table), ("hf", hf_table), ("gflops", gflops_table),
                               ("oracle", oracle_table), ("startup", startup_table),
                               ("plugin", plugin_table), ("audit", audit_table), ("verify", verify_table),
-                              ("tests", tests_table)):  # fmt: skip
+                              ("render", render_table), ("tests", tests_table)):  # fmt: skip
         if part in report:
             console.print(render_part(report[part]))
     rows = goals(report)
@@ -384,7 +404,7 @@ def bench_command(
         "default", "--profile", "-p", help="The profile of parts suite and verify: quick or default."
     ),
     family: list[str] = typer.Option(
-        None, "--family", "-f", help="The families of parts suite and verify (default: all)."
+        None, "--family", "-f", help="The families of parts suite, verify and render (default: all)."
     ),
     shards: int = typer.Option(2, "--shards", help="Split the suite into this many shards, each timed."),
     threads: list[str] = typer.Option(

@@ -4,6 +4,7 @@
     figs = concept_figures()                        # {equation id: [Figure, …]}
     svg = figs["attention.causal_mask"][0].svg      # a standalone SVG document
     concept_figures(["lm.top_k"])                   # only the figures of some ids
+    cached_concept_figures()                        # the same, kept on disk until lmspec's code changes
 
 A ``Figure`` has ``name``, ``title``, ``svg`` (text), ``caption`` and ``sizes`` (the example's). Every number
 drawn sits in a ``data-value`` attribute; ``read_values(svg, panel)`` reads a panel back as an array.
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 _LAZY: dict[str, tuple[str, str]] = {
     "concept_figures": (".concepts", "concept_figures"),
+    "cached_concept_figures": ("._cache", "cached_concept_figures"),
     "CONCEPTS": (".concepts", "CONCEPTS"),
     "Figure": ("._svg", "Figure"),
     "read_values": ("._svg", "read_values"),
@@ -27,6 +29,7 @@ _LAZY: dict[str, tuple[str, str]] = {
 __all__ = list(_LAZY)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ._cache import cached_concept_figures as cached_concept_figures
     from ._svg import Figure as Figure
     from ._svg import panels as panels
     from ._svg import read_values as read_values
