@@ -36,8 +36,8 @@ LETTERS = {
 }  # fmt: skip
 OPERATORS = {
     "×": r"\times", "·": r"\cdot", "−": "-", "⊙": r"\odot", "∈": r"\in", "≤": r"\le", "≥": r"\ge",
-    "≈": r"\approx", "→": r"\to", "←": r"\leftarrow", "↦": r"\mapsto", "∞": r"\infty", "√": r"\surd",
-    "‖": r"\|", "•": r"\bullet", "⌈": r"\lceil", "⌉": r"\rceil",
+    "≪": r"\ll", "≫": r"\gg", "≈": r"\approx", "→": r"\to", "←": r"\leftarrow", "↦": r"\mapsto",
+    "∞": r"\infty", "√": r"\surd", "‖": r"\|", "•": r"\bullet", "⌈": r"\lceil", "⌉": r"\rceil",
     "⌊": r"\lfloor", "⌋": r"\rfloor", "∪": r"\cup", "≠": r"\ne", "±": r"\pm", "∑": r"\sum",
 }  # fmt: skip
 SUPERSCRIPTS = dict(zip("⁰¹²³⁴⁵⁶⁷⁸⁹⁻ᵀ", [*"0123456789", "-", r"\top"], strict=True))
