@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from ._registry import builtin
 from ._torch import build, call
+from .torch_recurrent import _lstm_params, _lstm_step_signature
 
 _TWO_BIASES = (
     "torch holds two bias vectors that it only adds, bias_ih + bias_hh, where the spec has one: all of the "
@@ -104,37 +105,16 @@ def _rnn_cell() -> Callable:
     },
 )
 def _lstm_cell() -> Callable:
-    def lstm_cell(
-        x_t: Float[Tensor, "*batch d_e"],
-        h_prev: Float[Tensor, "*batch d_h"],
-        c_prev: Float[Tensor, "*batch d_h"],
-        W_f: Float[Tensor, "d_h d_e"],
-        U_f: Float[Tensor, "d_h d_h"],
-        b_f: Float[Tensor, " d_h"],
-        W_i: Float[Tensor, "d_h d_e"],
-        U_i: Float[Tensor, "d_h d_h"],
-        b_i: Float[Tensor, " d_h"],
-        W_o: Float[Tensor, "d_h d_e"],
-        U_o: Float[Tensor, "d_h d_h"],
-        b_o: Float[Tensor, " d_h"],
-        W_c: Float[Tensor, "d_h d_e"],
-        U_c: Float[Tensor, "d_h d_h"],
-        b_c: Float[Tensor, " d_h"],
-    ) -> tuple[Float[Tensor, "*batch d_h"], Float[Tensor, "*batch d_h"]]:
+    def run(x_t: Tensor, h_prev: Tensor, c_prev: Tensor, p: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         *batch, d_e = x_t.shape
-        d_h = W_f.shape[0]
-        bias = torch.cat([b_i, b_f, b_c, b_o])  # torch's gate order i, f, g, o
-        params = {
-            "weight_ih": torch.cat([W_i, W_f, W_c, W_o]),  # (4 d_h, d_e)
-            "weight_hh": torch.cat([U_i, U_f, U_c, U_o]),  # (4 d_h, d_h)
-            "bias_ih": bias,
-            "bias_hh": _zeros(bias),
-        }
+        d_h = p["W_f"].shape[0]
+        # nn.LSTM's layer-0 parameters are the cell's, without the suffix (torch's gate order i, f, g, o)
+        params = {k.removesuffix("_l0"): v for k, v in _lstm_params(p).items()}
         cell = build(nn.LSTMCell, d_e, d_h, like=x_t)
         h_t, c_t = call(cell, params, _rows(x_t, d_e), (_rows(h_prev, d_h), _rows(c_prev, d_h)))
         return h_t.reshape(*batch, d_h), c_t.reshape(*batch, d_h)
 
-    return lstm_cell
+    return _lstm_step_signature(run)
 
 
 # --- nn.GRUCell ---------------------------------------------------------------------------------------------
