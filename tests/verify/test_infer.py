@@ -1,4 +1,4 @@
-"""Inference of a function's binding (verify/audit/infer.py): names and shapes decide, values never do.
+"""Inference of a function's binding (verify/audit/infer/): names and shapes decide, values never do.
 
 The zoo (test_zoo.py) audits every plain function it holds with no layout and checks each verdict; these tests
 pin the rules themselves.

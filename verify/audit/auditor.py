@@ -212,16 +212,16 @@ def _a_module_factory(obj: object, eq: Equation, init) -> bool:
         return False
     if init is not None:
         return True
-    from .infer import InferenceError, _init_args, _probe_sizes
+    from .infer import InferenceError, init_args, probe_sizes
     from .targets import _home, init_value
 
     try:
-        args = _init_args(obj, eq)
+        args = init_args(obj, eq)
     except InferenceError:
         return False
     if not args or any(a not in eq.axes and not a.replace(".", "").isdigit() for a in args.values()):
         return False  # an argument that is no size: a tensor, so a function to audit as it is
-    sizes = _probe_sizes(eq, None, {"d_e": "M*d_k", "d_v": "d_k"} if {"M", "d_k"} <= set(eq.axes) else {})[0]
+    sizes = probe_sizes(eq, None, {"d_e": "M*d_k", "d_v": "d_k"} if {"M", "d_k"} <= set(eq.axes) else {})[0]
     try:
         with one_thread():
             built = obj(**{k: init_value(k, v, sizes, _home(obj)) for k, v in args.items()})

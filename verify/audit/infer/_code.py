@@ -1,0 +1,107 @@
+"""What a target's source code says, read where its names and shapes cannot tell: the outputs it returns by
+name, a causal mask it builds itself, the order an LSTM cell unpacks its gates in, a literal ε. Never values.
+"""
+
+import ast
+import inspect
+import re
+import textwrap
+
+import torch
+
+from ._names import _GATE_NAMES
+
+
+def _return_names(fn) -> list[str] | None:
+    """The names ``fn``'s code returns as a tuple (``return h_next, c_next``), when every return statement
+    of its own body returns the same names; None otherwise (what the code says, never values)."""
+    target = getattr(fn, "__lmspec_source__", fn)
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(target)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    body = (
+        tree.body[0]
+        if tree.body and isinstance(tree.body[0], ast.FunctionDef | ast.AsyncFunctionDef)
+        else None
+    )
+    if body is None:
+        return None
+    found = set()
+    for node in ast.walk(body):
+        if isinstance(node, ast.FunctionDef | ast.Lambda) and node is not body:
+            return None  # a nested function's returns are not the target's
+        if isinstance(node, ast.Return):
+            value = node.value
+            if not isinstance(value, ast.Tuple) or not all(isinstance(e, ast.Name) for e in value.elts):
+                return None
+            found.add(tuple(e.id for e in value.elts))
+    return list(found.pop()) if len(found) == 1 else None
+
+
+#: What code that builds the causal mask itself says: SDPA's flag, a lower-triangular matrix of its own.
+_CAUSAL_CODE = re.compile(r"is_causal\s*=\s*True|\btril\(|\btriu\(")
+
+
+def _says_causal(fn, label: str) -> bool:
+    """Whether the target says it is causal: its own name (function, class or the name it is audited under),
+    the class name of a module inside it (nanoGPT's Block holds a CausalSelfAttention), or its code
+    (``is_causal=True``, a ``tril`` of its own) — what the code says, never what its values do."""
+    names = [getattr(fn, "__qualname__", ""), getattr(fn, "__name__", ""), label]
+    source = getattr(fn, "__lmspec_source__", fn)
+    module = getattr(source, "__self__", None)
+    if isinstance(module, torch.nn.Module):
+        classes = {type(m) for m in module.modules() if type(m).__module__.split(".")[0] != "torch"}
+        names += [c.__name__ for c in classes]
+        targets = list(classes)
+    else:
+        targets = [source]
+    if any("causal" in str(n).lower() for n in names):
+        return True
+    for target in targets:
+        try:
+            if _CAUSAL_CODE.search(inspect.getsource(target)):
+                return True
+        except (OSError, TypeError):
+            continue
+    return False
+
+
+_UNPACKED = re.compile(r"(\w+)\s*,\s*(\w+)\s*,\s*(\w+)\s*,\s*(\w+)\s*=\s*[^\n]*(?:chunk|split)\(")
+
+
+def _gate_order(cls: type) -> list[str] | None:
+    """The order of the four gates stacked in an LSTM cell's weights, read from how its code unpacks them
+    (``i, f, g, o = gates.chunk(4, 1)``: torch's order; ``f, i, o, g = …``): what the code says, never
+    values. None where no method unpacks four gates by name — of the class itself, or of those it derives
+    from up to the one whose forward runs (a parent's forward that a subclass replaces says nothing)."""
+    sources = []
+    for klass in cls.__mro__:
+        if klass.__module__.split(".")[0] == "torch":
+            break
+        try:
+            sources.append(inspect.getsource(klass))
+        except (OSError, TypeError):
+            pass
+        if "forward" in vars(klass):
+            break
+    for names in _UNPACKED.findall("\n".join(sources)):
+        order = [next((g for g, known in _GATE_NAMES.items() if n.lower() in known), None) for n in names]
+        if None not in order and len(set(order)) == 4:
+            return order
+    return None
+
+
+def _layer_norm_literal(cls: type) -> float | None:
+    """The ε a class's code passes to ``layer_norm(input, shape, weight, bias, eps)`` as a number."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not ast.unparse(node.func).endswith("layer_norm"):
+            continue
+        given = [k.value for k in node.keywords if k.arg == "eps"] + node.args[4:5]
+        if given and isinstance(given[0], ast.Constant) and isinstance(given[0].value, float | int):
+            return float(given[0].value)
+    return None

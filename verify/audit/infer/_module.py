@@ -1,0 +1,489 @@
+"""Inference of an nn.Module class's binding: constructor arguments and configuration objects, ties and
+constants, its parameters' maps (names, module types, stacked gates), and its forward's layout.
+"""
+
+import importlib
+import inspect
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+
+from ....spec import Equation
+from ._code import _gate_order, _layer_norm_literal
+from ._function import InferenceError, Inferred, _a_variant_lacks, infer_function, probe_sizes
+from ._names import (
+    _ALL_ROLE_NAMES,
+    _ATTENTION_ROLES,
+    _CONFIG_BASES,
+    _CONFIG_NAMES,
+    _EXTRA_INIT,
+    _GENERIC_OWNERS,
+    _LAYER_CONTAINERS,
+    _NORM_LEAVES,
+    _NORM_SHIFTS,
+    _RECURRENT_INIT,
+    _ROLE_SYMBOLS,
+    ATTENTION_SCOPES,
+    FFN_SCOPES,
+    INIT_NAMES,
+    LENGTH_NAMES,
+    ROLE_NAMES,
+)
+
+
+@dataclass
+class InferredModule:
+    """A module's binding: constructor arguments, ties, constants, parameter maps and its forward's layout."""
+
+    init: dict[str, str]
+    derive: dict[str, str]
+    constants: dict[str, float]
+    params: dict[str, str]
+    absent: list[str]
+    forward: Inferred
+    notes: list[str] = field(default_factory=list)
+
+    def options(self) -> list[str]:
+        out: list[str] = []
+        for k, v in self.init.items():
+            out += ["--init", f"{k}={v}"]
+        for k, v in self.derive.items():
+            out += ["--derive", f"{k}={v}"]
+        for k, v in self.constants.items():
+            out += ["--constant", f"{k}={v:g}"]
+        for k, v in self.params.items():
+            out += ["--param", f"{k}={v}"]
+        if self.absent:
+            out += ["--absent", ",".join(self.absent)]
+        return out + self.forward.options()
+
+    def as_json(self) -> dict:
+        return {
+            **self.forward.as_json(),
+            "options": self.options(),
+            "notes": [*self.notes, *self.forward.notes],
+            "init": dict(self.init),
+            "derive": dict(self.derive),
+            "params": dict(self.params),
+            "constants": dict(self.constants),
+            "absent": list(self.absent),
+        }
+
+
+def init_args(cls: type, eq: Equation) -> dict[str, str]:
+    """Constructor arguments by name: sizes, and table lengths long enough for any drawn sequence."""
+    try:
+        params = list(inspect.signature(cls).parameters.values())
+    except (TypeError, ValueError) as exc:
+        raise InferenceError(f"cannot read the constructor of {cls.__name__} ({exc})") from exc
+    init, unexplained = {}, []
+    for p in params:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        low = p.name.lower()
+        axis = _RECURRENT_INIT.get(low) if "d_h" in eq.axes else None
+        axis = axis or next((a for a, names in INIT_NAMES.items() if a in eq.axes and low in names), None)
+        axis = axis or (_EXTRA_INIT.get(low) if _EXTRA_INIT.get(low) in eq.axes else None)
+        if axis is not None:
+            init[p.name] = axis
+        elif p.default is inspect.Parameter.empty and (built := _config_init(cls, p, eq)) is not None:
+            init[p.name] = built
+        elif low in LENGTH_NAMES and p.default is inspect.Parameter.empty:
+            init[p.name] = "64"
+        elif low in ("dropout", "p", "attn_pdrop", "resid_pdrop", "dropout_rate", "drop", "attn_drop"):
+            if p.default is inspect.Parameter.empty:
+                init[p.name] = "0.0"
+        elif p.default is inspect.Parameter.empty:
+            unexplained.append(p.name)
+    if unexplained:
+        raise InferenceError(
+            f"{cls.__name__}: cannot tell what the constructor argument{'s' * (len(unexplained) > 1)} "
+            f"{', '.join(map(repr, unexplained))} take{'s' * (len(unexplained) == 1)} "
+            f"({eq.id}'s sizes: {', '.join(eq.axes)}): say it with --init (docs/audit.md)"
+        )
+    return init
+
+
+def _is_config_class(obj: object) -> bool:
+    if not inspect.isclass(obj):
+        return False
+    bases = {b.__name__ for b in obj.__mro__[1:]}
+    if bases & set(_CONFIG_BASES):
+        return True
+    named = obj.__name__.endswith(("Config", "Args", "Configuration", "Params", "Hparams", "HParams"))
+    return named and not issubclass(obj, torch.nn.Module)  # nanoGPT's GPTConfig dataclass, a plain class
+
+
+def _config_class(cls: type, p: inspect.Parameter) -> tuple[type, str] | None:
+    """The class of the configuration object ``p`` takes, and how an --init expression names it: the
+    annotation, the class's ``config_class`` (transformers' models), or the one configuration class in the
+    module that defines ``cls`` (nanoGPT's GPTConfig, a tutorial's ModelArgs). None where it cannot tell."""
+    home = vars(inspect.getmodule(cls) or object)
+    annotation = p.annotation
+    if isinstance(annotation, str):
+        annotation = home.get(annotation.strip("'\""))
+    found = [annotation] if _is_config_class(annotation) else []
+    if not found and _is_config_class(getattr(cls, "config_class", None)):
+        found = [cls.config_class]
+    if not found and p.name.lower() in _CONFIG_NAMES:
+        found = list(
+            dict.fromkeys(
+                v
+                for v in home.values()
+                if (_is_config_class(v) and v.__module__ == cls.__module__)
+                or (_is_config_class(v) and set(_CONFIG_BASES) & {b.__name__ for b in v.__mro__[1:]})
+            )
+        )
+        if len(found) > 1:  # transformers' modeling files import their own config and no other
+            own = [c for c in found if c.__module__ == cls.__module__]
+            found = own if len(own) == 1 else found
+    if len(found) != 1:
+        return None
+    config = found[0]
+    named = next((k for k, v in home.items() if v is config and not k.startswith("_")), None)
+    if named is None:
+        top = config.__module__.split(".")[0]
+        if getattr(importlib.import_module(top), config.__name__, None) is not config:
+            return None
+        named = f"{top}.{config.__name__}"
+    return config, named
+
+
+def _config_fields(config: type) -> dict[str, inspect.Parameter]:
+    """The fields a configuration class takes (a dataclass's fields, a constructor's keyword arguments)."""
+    try:
+        params = inspect.signature(config).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {k: v for k, v in params.items() if v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)}
+
+
+def _config_init(cls: type, p: inspect.Parameter, eq: Equation) -> str | None:
+    """The --init expression that builds the configuration object ``p`` takes, its sizes from the
+    equation's axes by the fields' names (``GPT2Config(n_embd=d_e, n_head=M, n_inner=d_f)``), tables long
+    enough for any drawn sequence, dropout 0 where it has no default, and transformers' eager attention
+    (the readable path, which runs in float64 as the spec is evaluated). None where it is not a
+    configuration object lmspec can build."""
+    found = _config_class(cls, p)
+    if found is None:
+        return None
+    config, named = found
+    fields = _config_fields(config)
+    args: dict[str, str] = {}
+    for name, field_ in fields.items():
+        low = name.lower()
+        axis = _RECURRENT_INIT.get(low) if "d_h" in eq.axes else None
+        axis = axis or next((a for a, names in INIT_NAMES.items() if a in eq.axes and low in names), None)
+        if axis is not None:
+            args[name] = axis
+        elif low in LENGTH_NAMES:
+            args[name] = "64"
+        elif "drop" in low and field_.default is inspect.Parameter.empty:
+            args[name] = "0.0"
+        elif field_.default is inspect.Parameter.empty:
+            return None  # a required field lmspec cannot fill: --init says it
+    if not args:
+        return None
+    if {b.__name__ for b in config.__mro__[1:]} & set(_CONFIG_BASES):
+        args["attn_implementation"] = '"sdpa"'
+    return f"{named}(" + ", ".join(f"{k}={v}" for k, v in args.items()) + ")"
+
+
+def _derive(eq: Equation, init: Mapping[str, str], fixed) -> dict[str, str]:
+    """The ties a module built from d_e and M has: d_k = d_e / M (and d_v = d_k)."""
+    # the axes the constructor's arguments name, as values (n_embd=d_e) or inside them (Config(n_embd=d_e))
+    named = {a for v in init.values() for a in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", str(v))}
+    given = named | set(fixed or {})
+    derive = {}
+    if {"d_e", "M"} <= given and "d_k" in eq.axes:
+        derive["d_e"] = "M*d_k"
+        if "d_v" in eq.axes:
+            derive["d_v"] = "d_k"
+    return derive
+
+
+def _scope(segments: list[str]) -> str | None:
+    """Whether a parameter sits in the attention or the FFN, by the outermost module on its path that says
+    (BERT's attention.output.dense is the attention's, its output.dense the FFN's)."""
+    for seg in segments[:-2]:
+        if seg.lower() in ATTENTION_SCOPES:
+            return "attention"
+        if seg.lower() in FFN_SCOPES:
+            return "ffn"
+    return None
+
+
+def _roles(path: str, eq_params: set[str]) -> list[str]:
+    """What a module parameter may hold, by the names on its path (more than one where a name is used for
+    two things, such as c_proj: _params_of settles those by what the other parameters took)."""
+    segments = path.split(".")
+    owner = segments[-2].lower() if len(segments) > 1 else ""
+    leaf = segments[-1].lower()
+    if leaf in ("in_proj_weight", "in_proj_bias"):
+        return ["qkv"]
+    if len(segments) == 1 and "alpha" in eq_params:  # a layer norm's own parameters
+        return ["ln"] if leaf in _NORM_LEAVES else []
+    if owner in _GENERIC_OWNERS and len(segments) > 2 and segments[-3].lower() in _ALL_ROLE_NAMES:
+        segments = segments[:-2] + segments[-1:]  # BERT's attention.output.dense: the role is the parent's
+        owner = segments[-2].lower()
+    scope = _scope(segments)
+    head, _, rest = owner.partition("_")  # mlp_proj, attn_out: a scope, then a role
+    if rest and head in (*ATTENTION_SCOPES, *FFN_SCOPES) and owner not in _ALL_ROLE_NAMES:
+        scope, owner = ("attention" if head in ATTENTION_SCOPES else "ffn"), rest
+    candidates = [role for role, names in ROLE_NAMES.items() if owner in names]
+    if not candidates and owner.isdigit() and len(segments) > 2:  # nn.ModuleList of projections
+        listed = {"linears": ("q", "k", "v", "o"), "projections": ("q", "k", "v", "o")}
+        roles = listed.get(segments[-3].lower())
+        return [roles[int(owner)]] if roles and int(owner) < len(roles) and "W_Q" in eq_params else []
+    if "W_1" not in eq_params:  # no FFN in the equation: c_proj, dense, proj are the attention's output
+        candidates = [c for c in candidates if not c.startswith("ffn")]
+    if "W_Q" not in eq_params:
+        candidates = [c for c in candidates if c not in _ATTENTION_ROLES]
+    if len(candidates) > 1 and scope is not None:
+        in_scope = [c for c in candidates if (c in _ATTENTION_ROLES) == (scope == "attention")]
+        candidates = in_scope or candidates
+    if len(candidates) > 1 and {"ln1", "ln2", "ln"} & set(candidates):
+        candidates = [c for c in candidates if c != "ln"] or candidates
+    if candidates == ["ln"] and "alpha_1" in eq_params and scope is not None:  # BERT's attention.output.…
+        return ["ln1" if scope == "attention" else "ln2"]
+    if (
+        candidates == ["ln"] and "alpha_1" in eq_params
+    ):  # the Annotated Transformer's sublayer.0.norm, .1.norm
+        numbered = [s for k, s in enumerate(segments[:-2]) if s in ("0", "1") and k > 0
+                    and segments[k - 1].lower() not in _LAYER_CONTAINERS]  # fmt: skip
+        if len(numbered) == 1:
+            return ["ln1" if numbered[0] == "0" else "ln2"]
+    if not candidates and leaf in ("weight", "bias") and len(_matrices(eq_params)) == 1:
+        return ["single"]  # the equation's one dense layer (BERT's pooler.dense)
+    return candidates
+
+
+def _matrices(eq_params: set[str]) -> list[str]:
+    """The equation's weight matrices (W_…), the one-dense-layer case of _roles."""
+    return sorted(p for p in eq_params if p.startswith("W"))
+
+
+def _linear_like(module: torch.nn.Module, path: str) -> str:
+    """ "out_in" for a parameter of an nn.Linear (weight (out, in)), "in_out" for a Conv1D (GPT-2's) or a raw
+    parameter used as x @ W."""
+    owner = module.get_submodule(path.rsplit(".", 1)[0]) if "." in path else module
+    if isinstance(owner, torch.nn.Linear) or path.endswith("in_proj_weight"):
+        return "out_in"
+    return "in_out"
+
+
+def _param_text(role: str, kind: str, layout: str, eq: Equation, suffix: str) -> str | None:
+    """The --param text of one module parameter ("weight" or "bias") in ``role``."""
+    if role in _ROLE_SYMBOLS:
+        weights, biases, axes = _ROLE_SYMBOLS[role]
+        if kind == "bias":
+            return f"{', '.join(biases)} -> ({axes})"
+        return f"{', '.join(weights)} -> " + (f"({axes}) d_e" if layout == "out_in" else f"d_e ({axes})")
+    if role == "o":
+        if kind == "bias":
+            return "b_O"
+        return "W_O -> d_e M*d_v" if layout == "out_in" else "W_O"
+    if role == "ffn1":
+        return "b_1" if kind == "bias" else ("W_1" if layout == "out_in" else "W_1 -> d_e d_f")
+    if role == "ffn2":
+        return "b_2" if kind == "bias" else ("W_2" if layout == "out_in" else "W_2 -> d_f d_e")
+    if role in ("ln1", "ln2", "ln"):
+        index = {"ln1": "_1", "ln2": "_2", "ln": suffix}[role]
+        return ("beta" if kind == "bias" else "alpha") + index
+    if role == "single":
+        (weight,) = _matrices({d.ascii for d in eq.params})
+        if kind == "bias":
+            bias = "b" + weight[1:]
+            return bias if bias in {d.ascii for d in eq.params} else None
+        rows, cols = (str(a) for a in eq.declared(weight).shape)
+        return weight if layout == "out_in" else f"{weight} -> {cols} {rows}"
+    return None
+
+
+def _params_of(instance: torch.nn.Module, eq: Equation) -> tuple[dict[str, str], list[str]]:
+    """--param maps of ``instance``'s parameters by name and module type, and the spec parameters none takes
+    (stated absent: held at 0, never drawn)."""
+    eq_params = {d.ascii for d in eq.params if not d.is_scalar}
+    ln_suffix = "" if "alpha" in eq_params else "_1"
+    maps: dict[str, str] = {}
+    unexplained = []
+    found = []
+    for path, _ in instance.named_parameters():
+        key = _per_layer(path, eq)
+        if key is not None:  # None: a later layer, mapped by h.{l}.…
+            found.append((path, key, _roles(path, eq_params)))
+    settled = {roles[0] for _, _, roles in found if len(roles) == 1}
+    for path, key, roles in found:
+        if len(roles) > 1:  # c_proj: the attention's output where the FFN's has another name, and so on
+            roles = [r for r in roles if r not in settled]
+        leaf = path.rsplit(".", 1)[-1].lower()
+        kind = "bias" if "bias" in leaf or leaf in _NORM_SHIFTS else "weight"
+        layout = _linear_like(instance, path)
+        text = _param_text(roles[0], kind, layout, eq, ln_suffix) if len(roles) == 1 else None
+        if text is None or not _fills(text, eq_params):
+            unexplained.append(path)
+        else:
+            maps[key] = text
+    if unexplained:
+        raise InferenceError(
+            f"cannot tell which of {eq.id}'s parameters the module's {', '.join(unexplained[:6])}"
+            + (f" (and {len(unexplained) - 6} more)" if len(unexplained) > 6 else "")
+            + " hold: map them with --param (docs/audit.md, Modules)"
+        )
+    taken = {s.strip() for text in maps.values() for s in text.split("->")[0].split(",")}
+    untaken = [p for p in (d.ascii for d in eq.params if not d.is_scalar) if p not in taken]
+    if any(not p.startswith("b") for p in untaken):
+        raise InferenceError(
+            f"no module parameter takes {', '.join(p for p in untaken if not p.startswith('b'))} of {eq.id}: "
+            "map them with --param (docs/audit.md, Modules)"
+        )
+    return maps, untaken
+
+
+def _gate_stacks(instance: torch.nn.Module, eq: Equation, sizes: Mapping[str, int]):
+    """--param maps of an LSTM cell that stacks its four gates in one weight (``x2h``: (4 d_h, d_e),
+    ``h2h``: (4 d_h, d_h), or one Linear on ``cat([x, h])``: [W | U]) and one bias: the stacks told apart by
+    their shapes at the probe's distinct sizes, the gate order by the code (_gate_order). None where the
+    equation has no gate stacks or the module is not laid out so (names decide then, as for any module)."""
+    eq_params = {d.ascii for d in eq.params if not d.is_scalar}
+    if not {"W_i", "W_f", "W_c", "W_o", "U_i"} <= eq_params or "d_h" not in sizes:
+        return None
+    order = _gate_order(type(instance))
+    named = list(instance.named_parameters())
+    d_e, d_h = sizes["d_e"], sizes["d_h"]
+    if order is None or not named or any(4 * d_h not in p.shape for _, p in named):
+        return None
+    stack = ", ".join  # "W_i, W_f, W_c, W_o" in the code's order
+    maps: dict[str, str] = {}
+    for path, p in named:
+        if p.dim() == 1:
+            if "b" in {k[0] for k in maps.values()}:
+                return None  # two biases (torch's bias_ih, bias_hh): their sum is the spec's; say it by hand
+            maps[path] = f"{stack(f'b_{g}' for g in order)} -> (4 d_h)"
+            continue
+        out_in = p.shape[0] == 4 * d_h
+        width = p.shape[1] if out_in else p.shape[0]
+        families = {d_e: [f"W_{g}" for g in order], d_h: [f"U_{g}" for g in order]}.get(width)
+        if families is None and width == d_e + d_h:
+            families = [f"W_{g} | U_{g}" for g in order]  # cat([x, h]): the input's columns first
+            width_axes = "d_e+d_h"
+        else:
+            width_axes = "d_e" if width == d_e else "d_h"
+        if families is None or (not out_in and width_axes == "d_e+d_h"):
+            return None
+        maps[path] = f"{stack(families)} -> " + (
+            f"(4 d_h) {width_axes}" if out_in else f"{width_axes} (4 d_h)"
+        )
+    taken = {
+        s.strip() for text in maps.values() for fam in text.split("->")[0].split(",") for s in fam.split("|")
+    }
+    if not {f"{w}_{g}" for w in "WU" for g in "ifco"} <= taken:
+        return None
+    return maps, [p for p in sorted(eq_params - taken) if p.startswith("b")]
+
+
+def _per_layer(path: str, eq: Equation) -> str | None:
+    """``path`` with a per-layer container's index as ``{l}`` (``h.0.ln_1.weight`` -> ``h.{l}.ln_1.weight``),
+    None for the layers after the first (the first stands for all); ``path`` itself outside containers."""
+    segments = path.split(".")
+    for k, seg in enumerate(segments[:-1]):
+        if seg.isdigit() and k > 0 and segments[k - 1].lower() in _LAYER_CONTAINERS and "L" in eq.axes:
+            if seg != "0":
+                return None
+            segments[k] = "{l}"
+    return ".".join(segments)
+
+
+def _fills(text: str, eq_params: set[str]) -> bool:
+    return all(s.strip() in eq_params for s in text.split("->")[0].split(","))
+
+
+def _eps_of(instance: torch.nn.Module) -> float | None:
+    """The ε of the module's layer norms (nn.LayerNorm's, or an ``eps``/``variance_epsilon`` attribute), or
+    the number its code passes to ``F.layer_norm`` (nanoGPT's ``F.layer_norm(input, …, 1e-5)``)."""
+    for mod in instance.modules():
+        for name in ("eps", "variance_epsilon", "epsilon"):
+            value = getattr(mod, name, None)
+            if isinstance(value, float):
+                return value
+    for cls in {type(m) for m in instance.modules() if type(m).__module__.split(".")[0] != "torch"}:
+        if (value := _layer_norm_literal(cls)) is not None:
+            return value
+    return None
+
+
+def infer_module(
+    cls, eq: Equation, *, fixed=None, derive=None, label: str = "the target", mask=None, init=None
+):
+    """The binding of an nn.Module class to ``eq``: its constructor arguments (unless ``init`` gives them: a
+    config object, say), ties and constants, its parameters' maps (names and module types: nn.Linear's
+    (out, in), Conv1D's (in, out), fused q/k/v, per-layer containers), the spec parameters it lacks
+    (absent), and its forward's layout."""
+    from ..targets import _home, init_value
+
+    init = dict(init) if init is not None else init_args(cls, eq)
+    ties = {**_derive(eq, init, fixed), **dict(derive or {})}
+    sizes = probe_sizes(eq, fixed, ties)[0]
+    try:
+        instance = cls(**{k: init_value(k, v, sizes, _home(cls)) for k, v in init.items()}).double().eval()
+    except Exception as exc:  # noqa: BLE001 - a setup problem: say what was tried
+        call = ", ".join(f"{k}={v}" for k, v in init.items())
+        raise InferenceError(
+            f"{label}: building {cls.__name__}({call}) raised {type(exc).__name__}: {exc}"
+        ) from None
+    notes = []
+    if "d_f" in eq.axes and "d_f" not in init.values() and "d_f" not in ties:
+        for factor in (4, 2, 8, 1):
+            if any(factor * sizes["d_e"] in tuple(p.shape) for p in instance.parameters()) and factor != 1:
+                ties["d_f"] = f"{factor}*d_e"
+                notes.append(f"the FFN's width is {factor}·d_e (read from its parameters' shapes)")
+                break
+    constants = {}
+    eps = _eps_of(instance)  # also where the equation has none: its eps variants are then tried with it
+    if eps is not None:
+        constants["eps"] = eps
+    gates = _gate_stacks(instance, eq, sizes)
+    params, untaken = gates if gates is not None else _params_of(instance, eq)
+    absent: list[str] = []
+    if untaken and _a_variant_lacks(eq, untaken):  # never stated absent: the variant is the finding
+        notes.append(f"no module parameter takes {', '.join(untaken)}: the audit names the variant without "
+                     "them, as with a written binding")  # fmt: skip
+    elif untaken:  # no variant of the equation leaves them out: stated, printed, held at 0
+        absent = untaken
+        notes.append(f"no module parameter takes {', '.join(untaken)}: held at 0 (--absent)")
+    fwd = infer_forward(instance, eq, fixed=fixed, derive=ties, label=label, mask=mask)
+    return InferredModule(init, ties, constants, params, absent, fwd, notes)
+
+
+def infer_forward(
+    module: torch.nn.Module, eq: Equation, *, fixed=None, derive=None, label: str = "the target", mask=None
+) -> Inferred:
+    """The layout of a module instance's forward (its parameters are mapped apart, not passed)."""
+
+    def forward(**kwargs):
+        return module(**kwargs)
+
+    forward.__signature__ = inspect.signature(module.forward)
+    forward.__lmspec_source__ = module.forward  # its code says what it returns (_return_names)
+    forward.__qualname__ = forward.__name__ = type(module).__name__
+    return infer_function(
+        forward,
+        eq,
+        fixed=fixed,
+        derive=derive,
+        label=label,
+        mask=mask,
+        with_params=False,
+        hf_layer=_transformers_module(module),
+    )
+
+
+def _transformers_module(module: torch.nn.Module) -> bool:
+    """Whether ``module`` is a transformers module (or one built from a transformers configuration, as
+    remote code is): its layers take the 4-D additive attention_mask the model builds."""
+    if type(module).__module__.split(".")[0] == "transformers":
+        return True
+    config = getattr(module, "config", None)
+    return config is not None and bool({b.__name__ for b in type(config).__mro__} & set(_CONFIG_BASES))

@@ -1,0 +1,210 @@
+"""The names real code gives the equation's tensors, sizes, masks, constructor arguments, parameters and
+outputs: the tables inference reads a target by (the face, infer/__init__, says how).
+"""
+
+#: The names real code gives the equation's tensors, by the kind of the symbol they can take. A name matching
+#: the symbol itself (any case) wins over these.
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "Q": ("query", "queries", "xq", "q_states", "query_states", "q"),
+    "K": ("key", "keys", "xk", "k_states", "key_states", "k"),
+    "V": ("value", "values", "xv", "v_states", "value_states", "v"),
+    "Y_hat": ("probs", "probabilities", "y_hat", "p", "predictions", "preds"),
+    "f_t": ("f", "forget", "forget_gate", "f_gate"),
+    "i_t": ("i", "input_gate", "i_gate", "in_gate"),
+    "o_t": ("o", "output_gate", "o_gate", "out_gate"),
+    "c_tilde": ("g", "candidate", "c_hat", "cell_input", "g_t", "cell_gate", "c_candidate"),
+    "c_prev": ("c", "cx", "c_0", "prev_c", "c_t_1", "cell", "cell_state", "c_tm1"),
+    "h_prev": ("hx", "h_0", "prev_h", "h_t_1", "hidden", "h_tm1", "state", "h", "h_prev", "hidden_state"),
+    "x_t": ("x", "input", "inputs", "xt", "x_i"),
+    "alpha": ("weight", "gamma", "g", "scale", "ln_weight", "w", "gain"),
+    "beta": ("bias", "b", "shift", "ln_bias", "offset"),
+}
+
+
+#: Names of the one real token input of an equation that has one (H, X, C …), and of logits (Z).
+STREAM_NAMES = ("x", "hidden_states", "hidden", "h", "inputs", "input", "src", "tgt", "embeddings", "seq",
+                "features", "inputs_embeds", "z", "logits", "scores")  # fmt: skip
+
+
+#: Names of label ids (an INDEX input) and of a loss's keep mask (a MASK input).
+INDEX_NAMES = ("labels", "targets", "target", "y", "ids", "input_ids", "tokens", "token_ids", "k")
+
+
+KEEP_NAMES = ("mask", "attention_mask", "padding_mask", "loss_mask", "keep", "valid", "keep_mask")
+
+
+#: Integer arguments and the axis whose size they take.
+SIZE_NAMES: dict[str, tuple[str, ...]] = {
+    "n_max": ("n_max", "max_len", "num_positions", "n_positions", "max_position_embeddings", "max_seq_len",
+              "n_ctx", "block_size", "seq_len", "length", "n"),
+    "n": ("n", "size", "seq_len", "seq_length", "length", "sz", "t", "n_positions", "max_len", "block_size",
+          "n_ctx", "num_positions", "seqlen"),
+    "d_e": ("d_e", "d_model", "dim", "hidden_size", "embed_dim", "n_embd", "d_embed", "emb_dim", "d_hid"),
+    "d_k": ("d_k", "head_dim", "d_head", "dim_head", "head_size"),
+    "M": ("m", "n_head", "n_heads", "nhead", "num_heads", "heads", "num_attention_heads"),
+    "v": ("v", "vocab_size", "n_vocab", "num_classes", "vocab"),
+    "d_f": ("d_f", "d_ff", "dim_feedforward", "intermediate_size", "ffn_dim", "d_inner", "hidden_dim"),
+}  # fmt: skip
+
+
+#: A mask argument's name -> the conventions (``--mask``) it may mean, in order of preference; every
+#: convention here agrees with the name's documented meaning, so shapes alone choose among them.
+MASK_NAMES: dict[str, tuple[str, ...]] = {
+    "key_padding_mask": ("key_padding",),
+    "src_key_padding_mask": ("key_padding",),
+    "tgt_key_padding_mask": ("key_padding",),
+    "padding_mask": ("key_padding",),
+    "attention_mask": ("key_keep_int",),
+    "extended_attention_mask": ("key_additive",),
+    "attn_mask": ("additive",),
+    "src_mask": ("additive",),
+    "tgt_mask": ("additive",),
+    "memory_mask": ("additive",),
+    "attn_bias": ("additive",),
+    "bias": ("additive",),
+}
+
+
+#: What each named convention means, for the report's note.
+NAMED_MEANING = {
+    "key_padding_mask": "torch's key_padding_mask: True = padding",
+    "src_key_padding_mask": "torch's key_padding_mask: True = padding",
+    "tgt_key_padding_mask": "torch's key_padding_mask: True = padding",
+    "padding_mask": "a padding mask: True = padding",
+    "attention_mask": "Hugging Face's attention_mask: (batch, n) 1 = attend, 0 = padding, as its models take "
+    "it; 4-D, the additive mask (0 / −∞) its layers take (batch, 1, n, n) or, per key, (batch, 1, 1, n)",
+    "attn_mask": "torch's float attn_mask: added to the scores",
+    "src_mask": "torch's float src_mask (nn.Transformer's name): added to the scores",
+    "tgt_mask": "torch's float tgt_mask (nn.Transformer's name): added to the scores",
+    "attn_bias": "a bias added to the scores",
+    "bias": "a bias added to the scores",
+    "extended_attention_mask": "Hugging Face's extended mask: added to the scores",
+}
+
+
+#: Any other argument whose name contains "mask": a keep mask (True / 1 = attend), whole or per key.
+DEFAULT_MASK = ("bool_keep", "key_keep")
+
+
+#: Flags that say a function builds the causal mask itself.
+CAUSAL_FLAGS = ("is_causal", "causal")
+
+
+#: The names code returns an equation's outputs under (``return h_next, c_next``), by output symbol.
+OUTPUT_NAMES: dict[str, tuple[str, ...]] = {
+    "h_t": ("h", "h_t", "h_next", "h_new", "new_h", "next_h", "hy", "h_1", "hidden"),
+    "c_t": ("c", "c_t", "c_next", "c_new", "new_c", "next_c", "cy", "c_1", "cell"),
+}
+
+
+# --- modules ----------------------------------------------------------------------------------------------
+#: A constructor argument's name -> the axis it takes (SIZE_NAMES, and the layer count).
+INIT_NAMES: dict[str, tuple[str, ...]] = {
+    **{axis: names for axis, names in SIZE_NAMES.items() if axis not in ("n", "n_max")},
+    "L": ("l", "n_layer", "n_layers", "num_layers", "num_hidden_layers", "depth", "layers", "n_blocks"),
+}
+
+
+#: Constructor arguments that size a table longer than any sequence the audit draws: given this number.
+LENGTH_NAMES = ("block_size", "max_len", "max_seq_len", "n_positions", "max_position_embeddings", "n_ctx",
+                "seq_len", "max_length", "context_length")  # fmt: skip
+
+
+#: A module path's segment -> what it holds. Attention projections, the FFN's two linears, the norms.
+ROLE_NAMES: dict[str, tuple[str, ...]] = {
+    "q": ("q", "q_proj", "query", "wq", "w_q", "to_q", "q_lin", "q_linear", "linear_q", "q_net"),
+    "k": ("k", "k_proj", "key", "wk", "w_k", "to_k", "k_lin", "k_linear", "linear_k", "k_net"),
+    "v": ("v", "v_proj", "value", "wv", "w_v", "to_v", "v_lin", "v_linear", "linear_v", "v_net"),
+    "qkv": ("c_attn", "qkv", "in_proj", "wqkv", "w_qkv", "query_key_value", "to_qkv", "qkv_proj", "qkv_net"),
+    "o": ("o", "o_proj", "out_proj", "wo", "w_o", "to_out", "out", "out_lin", "fc_out", "proj", "c_proj",
+          "dense", "linear_out", "o_net", "output"),
+    "ffn1": ("c_fc", "fc1", "w_1", "w1", "linear1", "lin1", "up_proj", "fc", "dense_h_to_4h", "fc_in",
+             "intermediate"),
+    "ffn2": ("c_proj", "fc2", "w_2", "w2", "linear2", "lin2", "down_proj", "dense_4h_to_h", "fc_out", "proj",
+             "output", "dense"),
+    "ln1": ("ln_1", "ln1", "norm1", "layernorm_before", "attention_norm", "ln_attn", "input_layernorm",
+            "norm_1", "attn_norm", "sa_norm"),
+    "ln2": ("ln_2", "ln2", "norm2", "layernorm_after", "ffn_norm", "ln_mlp", "post_attention_layernorm",
+            "norm_2", "mlp_norm", "ff_norm"),
+    "ln": ("ln", "norm", "layer_norm", "layernorm", "norm_layer", "ln_f"),
+}  # fmt: skip
+
+
+#: Segments that place what follows in the attention or in the FFN (c_proj and dense are in both).
+ATTENTION_SCOPES = (
+    "attn",
+    "attention",
+    "self_attn",
+    "self_attention",
+    "mha",
+    "sa",
+    "att",
+    "self",
+    "attn_layer",
+)
+
+
+FFN_SCOPES = (
+    "mlp",
+    "ffn",
+    "feed_forward",
+    "ff",
+    "feedforward",
+    "ffwd",
+    "intermediate",
+    "output",
+    "mlp_layer",
+)
+
+
+#: The spec symbols a projection's weight and bias fill, and the axes its output stacks.
+_ROLE_SYMBOLS = {
+    "q": (("W_Q",), ("b_Q",), "M d_k"),
+    "k": (("W_K",), ("b_K",), "M d_k"),
+    "v": (("W_V",), ("b_V",), "M d_v"),
+    "qkv": (("W_Q", "W_K", "W_V"), ("b_Q", "b_K", "b_V"), "3 M d_k"),
+}
+
+
+#: More constructor names, by the equation's axes: an LSTM's hidden_size is d_h, a transformer's d_e.
+_RECURRENT_INIT = {"input_size": "d_e", "hidden_size": "d_h", "embedding_dim": "d_e", "num_embeddings": "v"}
+
+
+_EXTRA_INIT = {"h": "M", "features": "d_e", "normalized_shape": "d_e", "num_features": "d_e", "size": "d_e",
+               "d": "d_e", "embedding_dim": "d_e", "num_embeddings": "v", "n_embed": "d_e"}  # fmt: skip
+
+
+#: A configuration object's class: a name that says so, or a base class that does (transformers' configs).
+_CONFIG_NAMES = ("config", "cfg", "args", "model_args", "params", "hparams", "conf", "configs")
+
+
+_CONFIG_BASES = ("PreTrainedConfig", "PretrainedConfig")
+
+
+#: A norm's own parameters: the scale (weight, gamma, a_2 in the Annotated Transformer) and the shift.
+_NORM_LEAVES = ("weight", "gamma", "a_2", "scale", "g", "alpha", "bias", "beta", "b_2", "shift", "b")
+
+
+_NORM_SHIFTS = ("bias", "beta", "b_2", "shift", "b")
+
+
+#: Names of a layer that take their role from the module holding them (BERT's attention.output.dense).
+_GENERIC_OWNERS = ("dense", "linear", "lin", "fc", "layer")
+
+
+_ATTENTION_ROLES = ("q", "k", "v", "qkv", "o")
+
+
+_ALL_ROLE_NAMES = {name for names in ROLE_NAMES.values() for name in names}
+
+
+_LAYER_CONTAINERS = ("h", "layers", "blocks", "layer", "block", "encoder_layers", "decoder_layers")
+
+
+#: The LSTM's gates: the spec's letter of each, and the names code unpacks the stacked gates into.
+_GATE_NAMES = {
+    "i": ("i", "i_t", "ig", "in_gate", "input_gate", "ingate", "i_gate", "input"),
+    "f": ("f", "f_t", "fg", "forget_gate", "forgetgate", "f_gate", "forget"),
+    "c": ("g", "g_t", "c", "c_tilde", "c_hat", "cell_gate", "cellgate", "candidate", "cell", "c_in", "z"),
+    "o": ("o", "o_t", "og", "out_gate", "output_gate", "outgate", "o_gate", "output", "out"),
+}
