@@ -267,7 +267,7 @@ class _Figure:
             self.binding(b)
         head = [
             f"digraph {_q(self.eq.id)} {{",
-            "  graph [rankdir=LR compound=true nodesep=0.25 ranksep=0.35 labelloc=b labeljust=l "
+            "  graph [rankdir=TB compound=true nodesep=0.25 ranksep=0.35 labelloc=b labeljust=l "
             f"fontname={_q(FONT)} label={self.caption()} id={_q('figure:' + self.eq.id)}]",
             f"  node [fontname={_q(FONT)} fontsize=10 margin=0.04]",
             f'  edge [fontname={_q(FONT)} fontsize=9 arrowsize=0.6 color="#555555"]',

@@ -35,9 +35,10 @@ from .figures import Figure, pdf_size
 
 #: The width of the text block in points (A4 less 3 cm margins: 15 cm): a figure is never drawn wider than its
 #: own PDF (``figure_width``), nor wider than the line, nor higher than ``FIGURE_HEIGHT`` of the text block's
-#: height (the preamble's ``\lmfigure``, which writes 0.42).
+#: height (the preamble's ``\lmfigure``, which writes 0.80: a data-flow figure runs top to bottom and may take
+#: most of a page, so that its labels stay legible).
 LINEWIDTH_PT = 426.79
-FIGURE_HEIGHT = 0.42
+FIGURE_HEIGHT = 0.80
 #: The widest a displayed line may be before it is broken, in the units of ``tex_width`` (about one
 #: math italic letter at 11 pt); the text block is 15 cm.
 LINE_LIMIT = 54.0
@@ -266,7 +267,7 @@ _PREAMBLE = r"""\documentclass[11pt,a4paper]{article}
 \usepackage{graphicx}
 \newsavebox{\lmfigbox}
 \newcommand{\lmfigure}[3]{\par\begin{center}%%
-\sbox{\lmfigbox}{\includegraphics[width=#1\linewidth,height=0.42\textheight,keepaspectratio]{#2}}%%
+\sbox{\lmfigbox}{\includegraphics[width=#1\linewidth,height=0.80\textheight,keepaspectratio]{#2}}%%
 \typeout{lmspec-figure #2: \the\wd\lmfigbox\space x \the\ht\lmfigbox\space%%
  in \the\linewidth\space x \the\textheight}%%
 \usebox{\lmfigbox}\\[0.2em]
