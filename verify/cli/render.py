@@ -11,9 +11,11 @@ they are left out: there is no folder to write them to); a PDF embeds them (SVG 
 rsvg-convert).
 """
 
+import os
 import shutil
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,6 +57,20 @@ def _check_figure_tools(format_: str) -> None:
         raise UsageError(f"{INSTALL_DOT}, {NO_FIGURES}")
     if format_ == "pdf" and shutil.which("rsvg-convert") is None:
         raise UsageError(INSTALL_RSVG)
+
+
+def _draw_ahead(families: list[str] | None, fmt: str) -> ThreadPoolExecutor:
+    """Graphviz draws the data-flow figures in its own processes, several at a time, while this one computes
+    the concept figures: a first render (an empty figure cache) waits for the two side by side, not in turn.
+    A figure that fails here is drawn again, and its error said, when the document asks for it."""
+    from ... import spec
+    from ...spec.render.figures import figure_for
+
+    ids = [eq.id for eq in spec.all() if families is None or eq.family in families]
+    pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2))
+    for eq_id in ids:
+        pool.submit(figure_for, eq_id, fmt)
+    return pool
 
 
 def _write_figures(files: dict[str, bytes], folder: Path) -> None:
@@ -103,9 +119,13 @@ def render_command(
     start = time.perf_counter()
     doc_families = list(family) if family else None
     try:
-        doc = document.document(
-            doc_families, configurations(), figures, concepts_of(doc_families) if figures else None
+        drawing = (
+            _draw_ahead(doc_families, "pdf" if format_ in ("pdf", "tex") else "svg") if figures else None
         )
+        concepts = concepts_of(doc_families) if figures else None
+        if drawing is not None:
+            drawing.shutdown(wait=True)
+        doc = document.document(doc_families, configurations(), figures, concepts)
         n, k = len(doc.entries), len(doc.figures)
         if format_ == "pdf":
             try:
