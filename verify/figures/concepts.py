@@ -48,7 +48,7 @@ def causal_mask() -> list[Figure]:
     mask = Scale("mask", 0.0, 0.0, "S_{ij}")
     panel = Heat(S, "S", "query token i", "key token j", ticks, ticks, mask, "S", numbers=True)
     caption = (
-        "The causal mask S ∈ {0, −∞}^{n×n} of attention.causal_mask: S_ij = 0 where j ≤ i (token i attends "
+        "The causal mask S ∈ {0, −∞}^(n×n) of attention.causal_mask: S_ij = 0 where j ≤ i (token i attends "
         "to itself and the tokens before it), −∞ where j > i; the softmax turns −∞ into weight 0. Computed "
         f"by the exact oracle at {_sizes_text(sizes)}."
     )
@@ -148,8 +148,8 @@ def sinusoidal() -> list[Figure]:
         cell=12,
     )
     caption = (
-        "The sinusoidal positional encoding of positional.sinusoidal: Λ_{2i,t} = sin(t / 10000^{2i/d_e}), "
-        "Λ_{2i+1,t} = cos(t / 10000^{2i/d_e}); one column per position, the frequency falling down the rows. "
+        "The sinusoidal positional encoding of positional.sinusoidal: Λ_(2i,t) = sin(t / 10000^(2i/d_e)), "
+        "Λ_(2i+1,t) = cos(t / 10000^(2i/d_e)); one column per position, the frequency falling down the rows. "
         f"Computed by the exact oracle at {_sizes_text(sizes)}."
     )
     fig = panels_figure(
