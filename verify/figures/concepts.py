@@ -48,7 +48,7 @@ def causal_mask() -> list[Figure]:
     mask = Scale("mask", 0.0, 0.0, "S_{ij}")
     panel = Heat(S, "S", "query token i", "key token j", ticks, ticks, mask, "S", numbers=True)
     caption = (
-        "The causal mask S ∈ {0, −∞}^(n×n) of attention.causal_mask: S_ij = 0 where j ≤ i (token i attends "
+        "The causal mask S (n × n, entries 0 or −∞) of attention.causal_mask: S_ij = 0 where j ≤ i (token i attends "
         "to itself and the tokens before it), −∞ where j > i; the softmax turns −∞ into weight 0. Computed "
         f"by the exact oracle at {_sizes_text(sizes)}."
     )
