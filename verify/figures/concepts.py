@@ -48,9 +48,9 @@ def causal_mask() -> list[Figure]:
     mask = Scale("mask", 0.0, 0.0, "S_{ij}")
     panel = Heat(S, "S", "query token i", "key token j", ticks, ticks, mask, "S", numbers=True)
     caption = (
-        "The causal mask S (n × n, entries 0 or −∞) of attention.causal_mask: S_ij = 0 where j ≤ i (token i attends "
-        "to itself and the tokens before it), −∞ where j > i; the softmax turns −∞ into weight 0. Computed "
-        f"by the exact oracle at {_sizes_text(sizes)}."
+        "The causal mask S (n × n, entries 0 or −∞) of attention.causal_mask: S_ij = 0 where j ≤ i "
+        "(token i attends to itself and the tokens before it), −∞ where j > i; the softmax turns −∞ into "
+        f"weight 0. Computed by the exact oracle at {_sizes_text(sizes)}."
     )
     subtitle = "S_{ij} = 0 if j ≤ i, −∞ if j > i   (n = 6)"
     return [panels_figure("causal_mask", "Causal mask", subtitle, caption, [panel], sizes=sizes)]
