@@ -30,16 +30,12 @@ from torch import Tensor, nn
 
 from ._registry import builtin
 from ._torch import build, call
-from .torch_recurrent import _lstm_params, _lstm_step_signature
+from .torch_recurrent import _lstm_params, _lstm_step_signature, _rnn_params, _zeros
 
 _TWO_BIASES = (
     "torch holds two bias vectors that it only adds, bias_ih + bias_hh, where the spec has one: all of the "
     "spec's bias goes in bias_ih, bias_hh = 0"
 )
-
-
-def _zeros(b: Tensor) -> Tensor:
-    return torch.zeros_like(b)
 
 
 def _rows(x: Tensor, d: int) -> Tensor:
@@ -77,7 +73,7 @@ def _rnn_cell() -> Callable:
         *batch, d_e = x_t.shape
         d_h = W_h.shape[0]
         cell = build(nn.RNNCell, d_e, d_h, nonlinearity="tanh", like=x_t)
-        params = {"weight_ih": W_x, "weight_hh": W_h, "bias_ih": b_h, "bias_hh": _zeros(b_h)}
+        params = {k.removesuffix("_l0"): v for k, v in _rnn_params(W_x, W_h, b_h).items()}  # as nn.RNN
         h_t = call(cell, params, _rows(x_t, d_e), _rows(h_prev, d_h))  # (B, d_h)
         return h_t.reshape(*batch, d_h)
 
