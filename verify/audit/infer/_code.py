@@ -4,6 +4,7 @@ name, a causal mask it builds itself, the order an LSTM cell unpacks its gates i
 
 import ast
 import inspect
+import itertools
 import re
 import textwrap
 
@@ -37,6 +38,52 @@ def _return_names(fn) -> list[str] | None:
                 return None
             found.add(tuple(e.id for e in value.elts))
     return list(found.pop()) if len(found) == 1 else None
+
+
+def _unpacked_arguments(fn) -> dict[str, list[str]]:
+    """The arguments ``fn``'s code unpacks into names (``h, c = state``, ``hx, cx = hidden``): argument ->
+    the names, in order, where the code unpacks it once (what the code says, never values). A module's
+    forward that hands its arguments to ``super().forward(…)`` says what its parent's says."""
+    target = getattr(fn, "__lmspec_source__", fn)
+    found = _unpacked_in(target)
+    owner = getattr(target, "__self__", None)
+    if isinstance(owner, torch.nn.Module):
+        chain = [
+            k for k in type(owner).__mro__ if "forward" in vars(k) and k.__module__.split(".")[0] != "torch"
+        ]
+        for klass, parent in itertools.pairwise(chain):
+            if not _calls_super_forward(klass):
+                break
+            for arg, names in _unpacked_in(vars(parent)["forward"]).items():
+                found.setdefault(arg, names)
+    return found
+
+
+def _unpacked_in(target) -> dict[str, list[str]]:
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(target)))
+    except (OSError, TypeError, SyntaxError):
+        return {}
+    body = (
+        tree.body[0]
+        if tree.body and isinstance(tree.body[0], ast.FunctionDef | ast.AsyncFunctionDef)
+        else None
+    )
+    if body is None:
+        return {}
+    arguments = {a.arg for a in (*body.args.posonlyargs, *body.args.args, *body.args.kwonlyargs)}
+    found: dict[str, list[list[str]]] = {}
+    for node in ast.walk(body):
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.value, ast.Name)):
+            continue
+        names, value = node.targets[0], node.value.id
+        if (
+            value in arguments
+            and isinstance(names, ast.Tuple)
+            and all(isinstance(e, ast.Name) for e in names.elts)
+        ):
+            found.setdefault(value, []).append([e.id for e in names.elts])
+    return {arg: ways[0] for arg, ways in found.items() if len(ways) == 1}
 
 
 #: What code that builds the causal mask itself says: SDPA's flag, a lower-triangular matrix of its own.
@@ -74,7 +121,8 @@ def _gate_order(cls: type) -> list[str] | None:
     """The order of the four gates stacked in an LSTM cell's weights, read from how its code unpacks them
     (``i, f, g, o = gates.chunk(4, 1)``: torch's order; ``f, i, o, g = …``): what the code says, never
     values. None where no method unpacks four gates by name — of the class itself, or of those it derives
-    from up to the one whose forward runs (a parent's forward that a subclass replaces says nothing)."""
+    from up to the one whose forward runs (a parent's forward that a subclass replaces says nothing, unless
+    the subclass's calls it: ``super().forward(x, state)``)."""
     sources = []
     for klass in cls.__mro__:
         if klass.__module__.split(".")[0] == "torch":
@@ -83,13 +131,22 @@ def _gate_order(cls: type) -> list[str] | None:
             sources.append(inspect.getsource(klass))
         except (OSError, TypeError):
             pass
-        if "forward" in vars(klass):
+        if "forward" in vars(klass) and not _calls_super_forward(klass):
             break
     for names in _UNPACKED.findall("\n".join(sources)):
         order = [next((g for g, known in _GATE_NAMES.items() if n.lower() in known), None) for n in names]
         if None not in order and len(set(order)) == 4:
             return order
     return None
+
+
+def _calls_super_forward(klass: type) -> bool:
+    """Whether ``klass.forward`` runs its parent's (``super().forward(…)``): the parent's code then says
+    what the parent's says."""
+    try:
+        return "super().forward(" in inspect.getsource(vars(klass)["forward"])
+    except (OSError, TypeError):
+        return False
 
 
 def _layer_norm_literal(cls: type) -> float | None:

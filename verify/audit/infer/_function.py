@@ -13,7 +13,7 @@ from ....spec import Equation, Kind
 from ..._errors import BindingError
 from ...binding import is_mask
 from ...strategies import size_tuples
-from ._code import _return_names, _says_causal
+from ._code import _return_names, _says_causal, _unpacked_arguments
 from ._names import (
     CAUSAL_FLAGS,
     DEFAULT_MASK,
@@ -67,6 +67,7 @@ class _Slot:
     written: bool = False  # the argument's name does not name the symbol: write arg:SYMBOL=axes
     param: bool = False  # one of the equation's parameters: no batch axes
     shared: bool = False  # one of several arguments that take the same tensor (query, key, value: H)
+    group: str | None = None  # the tuple argument this slot is a member of (``state`` = (h, c))
 
 
 def _params(fn) -> list[inspect.Parameter]:
@@ -104,8 +105,9 @@ def _slots(fn, eq: Equation, with_params: bool = True) -> list[_Slot]:
     slots: list[_Slot] = []
     taken: set[str] = set()
     unexplained = []
-    for p in _params(fn):
-        name, low = p.name, p.name.lower()
+
+    def by_name(name: str) -> _Slot | None:
+        low = name.lower()
         slot = None
         if name in by_lower.values() or low in by_lower:
             symbol = by_lower.get(low, name)
@@ -117,7 +119,8 @@ def _slots(fn, eq: Equation, with_params: bool = True) -> list[_Slot]:
             slot = _Slot(name, "mask", masks[0], written="mask" not in low or len(masks) > 1)
         elif keeps and low in KEEP_NAMES:
             slot = _Slot(name, "tensor", keeps[0], written=True)
-        elif index and low in INDEX_NAMES:
+        elif index and (low in INDEX_NAMES or (stream is None and len(index) == 1 and low in STREAM_NAMES)):
+            # ids by their name, or the one input of an equation whose only input is ids (nn.Embedding's)
             slot = _Slot(name, "tensor", index[0], written=True)
         else:
             for symbol, names in SYNONYMS.items():
@@ -137,6 +140,19 @@ def _slots(fn, eq: Equation, with_params: bool = True) -> list[_Slot]:
                         break
         if slot is None and low in ("dtype", "device"):
             slot = _Slot(name, "setting", axis=low)
+        return slot
+
+    unpacked = _unpacked_arguments(fn)
+    for p in _params(fn):
+        name = p.name
+        if (
+            name in unpacked
+        ):  # ``h, c = state``: a tuple (whatever its own name), its members named by the code
+            members = _tuple_members(name, unpacked[name], by_name, taken)
+            if members is not None:
+                slots += members
+                continue
+        slot = by_name(name)
         if slot is None:
             if p.default is inspect.Parameter.empty:
                 unexplained.append(name)
@@ -160,6 +176,22 @@ def _slots(fn, eq: Equation, with_params: bool = True) -> list[_Slot]:
     flagged = any(x.role == "flag" for x in slots)
     missing = [s for s in symbols if s not in taken and not (s in masks and flagged)]
     return slots + [_Slot(m, "absent", m) for m in missing]
+
+
+def _tuple_members(arg: str, names: list[str], by_name, taken: set[str]) -> list[_Slot] | None:
+    """The slots of a tuple argument the code unpacks by name (``h, c = state``: an LSTM's state, as
+    nn.LSTMCell takes it), one per member, in the code's order; None unless every member's name says which
+    of the equation's tensors it is."""
+    members: list[_Slot] = []
+    for k, member in enumerate(names):
+        slot = by_name(member)
+        if slot is None or slot.role != "tensor" or slot.symbol in taken or slot.shared:
+            taken.difference_update(m.symbol for m in members)
+            return None
+        taken.add(slot.symbol)
+        slot.arg, slot.group, slot.written = f"{arg}.{k}", arg, True
+        members.append(slot)
+    return members
 
 
 def _row_orders(decl) -> list[list[str]]:
@@ -311,13 +343,16 @@ def infer_function(
                         kwargs[s.arg] = int(sizes[s.axis])
                     elif s.role == "flag":
                         kwargs[s.arg] = True
+                for group in dict.fromkeys(s.group for s in tensors if s.group):  # (h, c) as one tuple
+                    kwargs[group] = tuple(kwargs.pop(s.arg) for s in tensors if s.group == group)
                 try:
                     with torch.no_grad():
                         result = fn(**kwargs)
                 except Exception as exc:  # noqa: BLE001 - this candidate does not fit
                     first_error = first_error or f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
                     continue
-                returned = _returned(result, outputs, prefix, sizes, batch, heads, _return_names(fn))
+                state = [s.symbol for s in tensors if s.group]
+                returned = _returned(result, outputs, prefix, sizes, batch, heads, _return_names(fn), state)
                 if returned is None:  # it ran: the nearest binding, its shapes bound, its output not
                     nearest = nearest or (kwargs, result)
                     continue
@@ -342,7 +377,12 @@ def infer_function(
     returned_mask = _returned_mask(fn, eq, fits[0], slots, sizes, batch, heads)
     entries = []
     for s in slots:
-        if s.role == "tensor":
+        if s.role == "tensor" and s.group:  # state=(h_prev=b d_h, c_prev=b d_h), once, at its first member
+            if s is next(t for t in slots if t.group == s.group):
+                members = [t for t in slots if t.group == s.group]
+                inner = ", ".join(f"{t.symbol}={_text(_lay(prefix, orders[t.arg]))}" for t in members)
+                entries.append(f"{s.group}=({inner})")
+        elif s.role == "tensor":
             head = f"{s.arg}:{s.symbol}" if s.written else s.arg
             entries.append(f"{head}={_text(_lay([] if s.param else prefix, orders[s.arg]))}")
         elif s.role in ("size", "setting"):
@@ -411,10 +451,13 @@ def _named_returns(values, outputs, names, shape_of) -> str | None:
     return ", ".join(parts) if named >= 2 and len(set(named_symbols)) == named else None
 
 
-def _returned(result, outputs, prefix, sizes, batch, heads, names=None) -> str | None:
-    """The returns part of the layout (after ``->``): outputs the code returns under their names (``return
-    h_next, c_next``: _named_returns), else ``result``, or its first element, when it has the shape of one of
-    the equation's outputs (the rest of a tuple is ignored, ``_``); else None."""
+def _returned(result, outputs, prefix, sizes, batch, heads, names=None, state=()) -> str | None:
+    """The returns part of the layout (after ``->``): the state a target takes as one tuple, returned in the
+    same order (_returned_state); outputs the code returns under their names (``return h_next, c_next``:
+    _named_returns); else ``result``, or its first element, when it has the shape of one of the equation's
+    outputs (the rest of a tuple is ignored, ``_``); else None."""
+    if state and (found := _returned_state(result, outputs, state, prefix, sizes, batch, heads)) is not None:
+        return found
     values = list(result) if isinstance(result, tuple | list) else [result]
     if not values or not isinstance(values[0], torch.Tensor):
         return None
@@ -424,18 +467,57 @@ def _returned(result, outputs, prefix, sizes, batch, heads, names=None) -> str |
             for lead in (prefix, [], ["1"]):
                 if tuple(value.shape) == _shape(_lay(lead, order), sizes, batch, heads):
                     return _text(_lay(lead, order))
+            # the batch and the tokens flattened into one axis, (b n) v: logits.view(-1, v) for cross_entropy
+            if prefix == ["b"] and len(order) > 1 and order[0] == "n":
+                flat = (batch * int(sizes["n"]), *_shape(order[1:], sizes, batch, heads))
+                if tuple(value.shape) == flat:
+                    return _text(["(b n)", *order[1:]])
         return None
 
     if (both := _named_returns(values, outputs, names, shape_of)) is not None:
         return both
     # a loss returns its mean: where several outputs have the shape, "loss" is the one training code returns
     for out in sorted(outputs, key=lambda o: o.ascii != "loss"):
+        if (axes := shape_of(out, values[0])) is not None:
+            name = "" if out is outputs[0] else f"{out.ascii}="
+            return ", ".join([name + axes, *["_"] * (len(values) - 1)])
+    return None
+
+
+def _returned_state(result, outputs, state: list[str], prefix, sizes, batch, heads) -> str | None:
+    """Where a target takes its state as one tuple (``state = (h, c)``), the tuple it returns with as many
+    tensors is the next state, in the order it takes it: a step's output state is fed back as the next
+    step's input, so its order is the input's, whatever the code names its members — a cell that returns
+    (c, h) for an input (h, c) is then caught, never bound around. Each member X_prev is output X_t.
+    ``(h_t=b d_h, c_t=b d_h)`` inside the result's structure (``_, (…)`` for ``return h, (h, c)``), or None
+    where no returned tuple has the state's outputs' shapes."""
+    by_name = {o.ascii: o for o in outputs}
+    wanted = [by_name.get(s.removesuffix("_prev") + "_t") for s in state]
+    if None in wanted:
+        return None
+
+    def axes(out, value) -> str | None:
+        if not isinstance(value, torch.Tensor):
+            return None
         for order in _row_orders(out):
-            for lead in (prefix, [], ["1"]):
-                if tuple(values[0].shape) == _shape(_lay(lead, order), sizes, batch, heads):
-                    name = "" if out is outputs[0] else f"{out.ascii}="
-                    first = name + _text(_lay(lead, order))
-                    return ", ".join([first, *["_"] * (len(values) - 1)])
+            if tuple(value.shape) == _shape(_lay(prefix, order), sizes, batch, heads):
+                return _text(_lay(prefix, order))
+        return None
+
+    def as_state(value) -> str | None:
+        if not isinstance(value, tuple | list) or len(value) != len(wanted):
+            return None
+        parts = [axes(out, v) for out, v in zip(wanted, value, strict=True)]
+        return (
+            None if None in parts else ", ".join(f"{o.ascii}={a}" for o, a in zip(wanted, parts, strict=True))
+        )
+
+    if (whole := as_state(result)) is not None:
+        return whole
+    if isinstance(result, tuple | list):
+        inner = [as_state(v) for v in result]
+        if sum(x is not None for x in inner) == 1:
+            return ", ".join(f"({x})" if x is not None else "_" for x in inner)
     return None
 
 

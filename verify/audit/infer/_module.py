@@ -215,7 +215,7 @@ def _scope(segments: list[str]) -> str | None:
     return None
 
 
-def _roles(path: str, eq_params: set[str]) -> list[str]:
+def _roles(path: str, eq_params: set[str], eq: Equation) -> list[str]:
     """What a module parameter may hold, by the names on its path (more than one where a name is used for
     two things, such as c_proj: _params_of settles those by what the other parameters took)."""
     segments = path.split(".")
@@ -255,14 +255,16 @@ def _roles(path: str, eq_params: set[str]) -> list[str]:
                     and segments[k - 1].lower() not in _LAYER_CONTAINERS]  # fmt: skip
         if len(numbered) == 1:
             return ["ln1" if numbered[0] == "0" else "ln2"]
-    if not candidates and leaf in ("weight", "bias") and len(_matrices(eq_params)) == 1:
-        return ["single"]  # the equation's one dense layer (BERT's pooler.dense)
+    if not candidates and leaf in ("weight", "bias") and len(_matrices(eq_params, eq)) == 1:
+        return ["single"]  # the equation's one matrix: BERT's pooler.dense, an embedding table, a tied head
     return candidates
 
 
-def _matrices(eq_params: set[str]) -> list[str]:
-    """The equation's weight matrices (W_…), the one-dense-layer case of _roles."""
-    return sorted(p for p in eq_params if p.startswith("W"))
+def _matrices(eq_params: set[str], eq: Equation) -> list[str]:
+    """The equation's matrices (W_p, the token embedding E), the one-matrix case of _roles: an equation
+    with one matrix is a dense layer, a lookup table or a tied head, whichever module holds it."""
+    shapes = {p: [str(a) for a in eq.declared(p).shape] for p in eq_params}
+    return sorted(p for p, axes in shapes.items() if len(axes) == 2 and "1" not in axes)
 
 
 def _linear_like(module: torch.nn.Module, path: str) -> str:
@@ -274,8 +276,12 @@ def _linear_like(module: torch.nn.Module, path: str) -> str:
     return "in_out"
 
 
-def _param_text(role: str, kind: str, layout: str, eq: Equation, suffix: str) -> str | None:
-    """The --param text of one module parameter ("weight" or "bias") in ``role``."""
+def _param_text(
+    role: str, kind: str, layout: str, eq: Equation, suffix: str, shape: tuple[int, ...] = (), sizes=None
+) -> str | None:
+    """The --param text of one module parameter ("weight" or "bias") in ``role``; ``shape`` is the
+    parameter's at the probe ``sizes`` (distinct per axis), which orients the one matrix of a one-matrix
+    equation (see _single)."""
     if role in _ROLE_SYMBOLS:
         weights, biases, axes = _ROLE_SYMBOLS[role]
         if kind == "bias":
@@ -293,16 +299,33 @@ def _param_text(role: str, kind: str, layout: str, eq: Equation, suffix: str) ->
         index = {"ln1": "_1", "ln2": "_2", "ln": suffix}[role]
         return ("beta" if kind == "bias" else "alpha") + index
     if role == "single":
-        (weight,) = _matrices({d.ascii for d in eq.params})
-        if kind == "bias":
-            bias = "b" + weight[1:]
-            return bias if bias in {d.ascii for d in eq.params} else None
-        rows, cols = (str(a) for a in eq.declared(weight).shape)
-        return weight if layout == "out_in" else f"{weight} -> {cols} {rows}"
+        return _single(kind, layout, eq, shape, sizes)
     return None
 
 
-def _params_of(instance: torch.nn.Module, eq: Equation) -> tuple[dict[str, str], list[str]]:
+def _single(kind: str, layout: str, eq: Equation, shape: tuple[int, ...], sizes) -> str | None:
+    """The one matrix of a one-matrix equation (its bias b_… where it has one), oriented by the parameter's
+    shape at the probe's distinct sizes: stored as the spec writes it (d_e × v for E) or transposed
+    (nn.Embedding's and an lm_head Linear's (v, d_e)). Where both axes have one size (W_p, d_e × d_e), the
+    module type says: nn.Linear's (out, in) is y = W x, the spec's orientation; x @ W its transpose."""
+    from ...oracle import concrete_shape
+
+    params = {d.ascii for d in eq.params}
+    (weight,) = _matrices({p for p in params if not eq.declared(p).is_scalar}, eq)
+    if kind == "bias":
+        bias = "b" + weight[1:]
+        return bias if bias in params else None
+    decl = eq.declared(weight)
+    rows, cols = (str(a) for a in decl.shape)
+    spec_shape = concrete_shape(decl, sizes) if sizes is not None else ()
+    if spec_shape and spec_shape[0] != spec_shape[1] and tuple(shape) in (spec_shape, spec_shape[::-1]):
+        return weight if tuple(shape) == spec_shape else f"{weight} -> {cols} {rows}"
+    if spec_shape and tuple(shape) not in (spec_shape, spec_shape[::-1]):
+        return None  # neither orientation: not this matrix
+    return weight if layout == "out_in" else f"{weight} -> {cols} {rows}"
+
+
+def _params_of(instance: torch.nn.Module, eq: Equation, sizes=None) -> tuple[dict[str, str], list[str]]:
     """--param maps of ``instance``'s parameters by name and module type, and the spec parameters none takes
     (stated absent: held at 0, never drawn)."""
     eq_params = {d.ascii for d in eq.params if not d.is_scalar}
@@ -310,10 +333,12 @@ def _params_of(instance: torch.nn.Module, eq: Equation) -> tuple[dict[str, str],
     maps: dict[str, str] = {}
     unexplained = []
     found = []
-    for path, _ in instance.named_parameters():
+    shapes = {}
+    for path, p in instance.named_parameters():
         key = _per_layer(path, eq)
         if key is not None:  # None: a later layer, mapped by h.{l}.…
-            found.append((path, key, _roles(path, eq_params)))
+            found.append((path, key, _roles(path, eq_params, eq)))
+            shapes[path] = tuple(p.shape)
     settled = {roles[0] for _, _, roles in found if len(roles) == 1}
     for path, key, roles in found:
         if len(roles) > 1:  # c_proj: the attention's output where the FFN's has another name, and so on
@@ -321,7 +346,11 @@ def _params_of(instance: torch.nn.Module, eq: Equation) -> tuple[dict[str, str],
         leaf = path.rsplit(".", 1)[-1].lower()
         kind = "bias" if "bias" in leaf or leaf in _NORM_SHIFTS else "weight"
         layout = _linear_like(instance, path)
-        text = _param_text(roles[0], kind, layout, eq, ln_suffix) if len(roles) == 1 else None
+        text = (
+            _param_text(roles[0], kind, layout, eq, ln_suffix, shapes[path], sizes)
+            if len(roles) == 1
+            else None
+        )
         if text is None or not _fills(text, eq_params):
             unexplained.append(path)
         else:
@@ -445,7 +474,7 @@ def infer_module(
     if eps is not None:
         constants["eps"] = eps
     gates = _gate_stacks(instance, eq, sizes)
-    params, untaken = gates if gates is not None else _params_of(instance, eq)
+    params, untaken = gates if gates is not None else _params_of(instance, eq, sizes)
     absent: list[str] = []
     if untaken and _a_variant_lacks(eq, untaken):  # never stated absent: the variant is the finding
         notes.append(f"no module parameter takes {', '.join(untaken)}: the audit names the variant without "

@@ -27,7 +27,8 @@ STREAM_NAMES = ("x", "hidden_states", "hidden", "h", "inputs", "input", "src", "
 
 
 #: Names of label ids (an INDEX input) and of a loss's keep mask (a MASK input).
-INDEX_NAMES = ("labels", "targets", "target", "y", "ids", "input_ids", "tokens", "token_ids", "k")
+INDEX_NAMES = ("labels", "targets", "target", "y", "ids", "input_ids", "tokens", "token_ids", "k", "idx",
+               "indices", "token_idx", "x_ids", "src_ids")  # fmt: skip
 
 
 KEEP_NAMES = ("mask", "attention_mask", "padding_mask", "loss_mask", "keep", "valid", "keep_mask")
