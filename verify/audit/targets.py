@@ -207,15 +207,34 @@ class ModuleTarget(BoundTarget):
                         check="shape",
                     )
                 tensor.copy_(torch.from_numpy(value).to(dtype=tensor.dtype, device=tensor.device))
-        return dataclasses.replace(self.binding, fn=mod)
+        return dataclasses.replace(self.binding, fn=ModuleCall(mod))
 
     def weights(self, binding: ImplBinding, sizes) -> list[tuple[object, int | None, torch.Tensor]]:
-        mod = binding.fn
+        mod = binding.fn.module
         out = []
         for path, m, index in self._expanded(sizes):
             if m.mode == "map" and _has_param(mod, path):
                 out.append((m, index, mod.get_parameter(path)))
         return out
+
+
+class ModuleCall:
+    """Calls a module as its users do, ``module(**kwargs)``; a transformers ``ModelOutput`` (a dict of named
+    tensors, ``last_hidden_state`` first) comes back as its ``to_tuple()``, the positions a layout's returns
+    read (``-> b n d_e, _``)."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.module = module
+        self.__qualname__ = self.__name__ = type(module).__name__
+
+    def __call__(self, *args, **kwargs):
+        return plain_outputs(self.module(*args, **kwargs))
+
+
+def plain_outputs(result: object) -> object:
+    """``result``, or a transformers ``ModelOutput``'s tuple of the values it holds (``to_tuple()``)."""
+    to_tuple = getattr(result, "to_tuple", None)
+    return to_tuple() if isinstance(result, Mapping) and callable(to_tuple) else result
 
 
 def _has_param(mod: torch.nn.Module, path: str) -> bool:

@@ -47,6 +47,8 @@ def _unpacked_arguments(fn) -> dict[str, list[str]]:
     target = getattr(fn, "__lmspec_source__", fn)
     found = _unpacked_in(target)
     owner = getattr(target, "__self__", None)
+    if type(owner).__module__.startswith("torch.nn.") and type(owner).__name__ in _TORCH_TUPLES:
+        return dict(_TORCH_TUPLES[type(owner).__name__])  # torch's code is C++: its documentation says
     if isinstance(owner, torch.nn.Module):
         chain = [
             k for k in type(owner).__mro__ if "forward" in vars(k) and k.__module__.split(".")[0] != "torch"
@@ -57,6 +59,11 @@ def _unpacked_arguments(fn) -> dict[str, list[str]]:
             for arg, names in _unpacked_in(vars(parent)["forward"]).items():
                 found.setdefault(arg, names)
     return found
+
+
+#: The tuples torch's own recurrent layers take, as its documentation names their members (``hx`` of
+#: nn.LSTMCell is (h_0, c_0)).
+_TORCH_TUPLES = {"LSTMCell": {"hx": ["h_0", "c_0"]}, "LSTM": {"hx": ["h_0", "c_0"]}}
 
 
 def _unpacked_in(target) -> dict[str, list[str]]:

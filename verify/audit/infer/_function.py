@@ -290,10 +290,14 @@ def infer_function(
     mask: str | None = None,
     with_params: bool = True,
     hf_layer: bool = False,
+    batch_first: bool | None = None,
 ) -> Inferred:
     """The layout (and mask convention) of ``fn`` for ``eq``, from names and shapes (module docstring).
     ``mask``: the convention the user gave (--mask), which a mask argument's name then does not override;
-    ``hf_layer``: ``fn`` is a transformers module's forward (see _mask_candidates)."""
+    ``hf_layer``: ``fn`` is a transformers module's forward (see _mask_candidates); ``batch_first``: the
+    module's own ``batch_first`` attribute (torch's recurrent layers, nn.MultiheadAttention): False says its
+    tensors are sequence-first, which shapes cannot tell where nothing else has the batch axis (an RNN's
+    (n, b, d_e) input fits (b, n, d_e) too)."""
     slots = _slots(fn, eq, with_params)
     absent = [s for s in slots if s.role == "absent"]
     if any(not is_mask(eq.declared(s.symbol)) for s in absent):  # a mask or keep vector may be built in
@@ -308,6 +312,10 @@ def infer_function(
     per_head = "M" not in eq.axes and any(s.symbol in ("Q", "K", "V") for s in tensors)
     # batched before unbatched: a module that also runs on one sequence is checked across a batch
     prefixes = [["b", "h"], ["b"], list(SEQ_FIRST), []] if per_head else [["b"], list(SEQ_FIRST), []]
+    if batch_first is False:  # what the module says: sequence-first, never the batch-first reading
+        prefixes = [list(SEQ_FIRST), []]
+    elif batch_first is True:
+        prefixes = [p for p in prefixes if tuple(p) != SEQ_FIRST]
     outputs = list(eq.outputs)
     tried = 0
     fits: list[tuple[list[str], dict, tuple | None, object]] = []

@@ -5,6 +5,7 @@ constants, its parameters' maps (names, module types, stacked gates), and its fo
 import importlib
 import inspect
 import re
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -74,10 +75,7 @@ class InferredModule:
 
 def init_args(cls: type, eq: Equation) -> dict[str, str]:
     """Constructor arguments by name: sizes, and table lengths long enough for any drawn sequence."""
-    try:
-        params = list(inspect.signature(cls).parameters.values())
-    except (TypeError, ValueError) as exc:
-        raise InferenceError(f"cannot read the constructor of {cls.__name__} ({exc})") from exc
+    params = _constructor_parameters(cls)
     init, unexplained = {}, []
     for p in params:
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
@@ -86,6 +84,7 @@ def init_args(cls: type, eq: Equation) -> dict[str, str]:
         axis = _RECURRENT_INIT.get(low) if "d_h" in eq.axes else None
         axis = axis or next((a for a, names in INIT_NAMES.items() if a in eq.axes and low in names), None)
         axis = axis or (_EXTRA_INIT.get(low) if _EXTRA_INIT.get(low) in eq.axes else None)
+        axis = axis or ("n_max" if "n_max" in eq.axes and low in LENGTH_NAMES else None)  # Λ's length
         if axis is not None:
             init[p.name] = axis
         elif p.default is inspect.Parameter.empty and (built := _config_init(cls, p, eq)) is not None:
@@ -104,6 +103,22 @@ def init_args(cls: type, eq: Equation) -> dict[str, str]:
             f"({eq.id}'s sizes: {', '.join(eq.axes)}): say it with --init (docs/audit.md)"
         )
     return init
+
+
+def _constructor_parameters(cls: type) -> list[inspect.Parameter]:
+    """The constructor's parameters; where it takes only ``*args, **kwargs`` (torch's nn.RNN, nn.LSTM,
+    nn.GRU), those of its first typed overload, the signature its documentation gives."""
+    try:
+        params = list(inspect.signature(cls).parameters.values())
+    except (TypeError, ValueError) as exc:
+        raise InferenceError(f"cannot read the constructor of {cls.__name__} ({exc})") from exc
+    varargs = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    if params and all(p.kind in varargs for p in params):
+        for overload in typing.get_overloads(getattr(cls, "__init__", None)):
+            named = list(inspect.signature(overload).parameters.values())[1:]  # self
+            if named and not all(p.kind in varargs for p in named):
+                return named
+    return params
 
 
 def _is_config_class(obj: object) -> bool:
@@ -176,6 +191,7 @@ def _config_init(cls: type, p: inspect.Parameter, eq: Equation) -> str | None:
         low = name.lower()
         axis = _RECURRENT_INIT.get(low) if "d_h" in eq.axes else None
         axis = axis or next((a for a, names in INIT_NAMES.items() if a in eq.axes and low in names), None)
+        axis = axis or ("n_max" if "n_max" in eq.axes and low in LENGTH_NAMES else None)  # Λ's length
         if axis is not None:
             args[name] = axis
         elif low in LENGTH_NAMES:
@@ -237,6 +253,14 @@ def _roles(path: str, eq_params: set[str], eq: Equation) -> list[str]:
         listed = {"linears": ("q", "k", "v", "o"), "projections": ("q", "k", "v", "o")}
         roles = listed.get(segments[-3].lower())
         return [roles[int(owner)]] if roles and int(owner) < len(roles) and "W_Q" in eq_params else []
+    if "E" not in eq_params:  # no token embedding in the equation (the roles of a whole model's parts)
+        candidates = [c for c in candidates if c != "tok"]
+    if "Lambda" not in eq_params:
+        candidates = [c for c in candidates if c != "pos"]
+    if "alpha_e" not in eq_params:
+        candidates = [c for c in candidates if c != "lnf"]
+    elif "lnf" in candidates:  # ln_f: the final norm, never a block's
+        candidates = ["lnf"]
     if "W_1" not in eq_params:  # no FFN in the equation: c_proj, dense, proj are the attention's output
         candidates = [c for c in candidates if not c.startswith("ffn")]
     if "W_Q" not in eq_params:
@@ -300,6 +324,10 @@ def _param_text(
         return ("beta" if kind == "bias" else "alpha") + index
     if role == "single":
         return _single(kind, layout, eq, shape, sizes)
+    if role in ("tok", "pos") and kind == "weight":  # a table, oriented by its shape (_oriented)
+        return _oriented("E" if role == "tok" else "Lambda", layout, eq, shape, sizes)
+    if role == "lnf":
+        return "beta_e" if kind == "bias" else "alpha_e"
     return None
 
 
@@ -308,13 +336,21 @@ def _single(kind: str, layout: str, eq: Equation, shape: tuple[int, ...], sizes)
     shape at the probe's distinct sizes: stored as the spec writes it (d_e × v for E) or transposed
     (nn.Embedding's and an lm_head Linear's (v, d_e)). Where both axes have one size (W_p, d_e × d_e), the
     module type says: nn.Linear's (out, in) is y = W x, the spec's orientation; x @ W its transpose."""
-    from ...oracle import concrete_shape
 
     params = {d.ascii for d in eq.params}
     (weight,) = _matrices({p for p in params if not eq.declared(p).is_scalar}, eq)
     if kind == "bias":
         bias = "b" + weight[1:]
         return bias if bias in params else None
+    return _oriented(weight, layout, eq, shape, sizes)
+
+
+def _oriented(weight: str, layout: str, eq: Equation, shape: tuple[int, ...], sizes) -> str | None:
+    """The --param text of the spec matrix ``weight`` held by a module parameter of ``shape``: as the spec
+    writes it, or transposed (``E -> v d_e``), by the shape at the probe's distinct sizes; a square matrix
+    by ``layout`` (the module type). None where neither orientation has the shape."""
+    from ...oracle import concrete_shape
+
     decl = eq.declared(weight)
     rows, cols = (str(a) for a in decl.shape)
     spec_shape = concrete_shape(decl, sizes) if sizes is not None else ()
@@ -379,7 +415,7 @@ def _gate_stacks(instance: torch.nn.Module, eq: Equation, sizes: Mapping[str, in
     eq_params = {d.ascii for d in eq.params if not d.is_scalar}
     if not {"W_i", "W_f", "W_c", "W_o", "U_i"} <= eq_params or "d_h" not in sizes:
         return None
-    order = _gate_order(type(instance))
+    order = _gate_order(type(instance)) or _TORCH_GATE_ORDER.get(_torch_class(instance))
     named = list(instance.named_parameters())
     d_e, d_h = sizes["d_e"], sizes["d_h"]
     if order is None or not named or any(4 * d_h not in p.shape for _, p in named):
@@ -388,8 +424,9 @@ def _gate_stacks(instance: torch.nn.Module, eq: Equation, sizes: Mapping[str, in
     maps: dict[str, str] = {}
     for path, p in named:
         if p.dim() == 1:
-            if "b" in {k[0] for k in maps.values()}:
-                return None  # two biases (torch's bias_ih, bias_hh): their sum is the spec's; say it by hand
+            if any(text.startswith("b_") for text in maps.values()):
+                maps[path] = "0"  # a second bias (torch's bias_hh): only added to the first (_SECOND_BIAS)
+                continue
             maps[path] = f"{stack(f'b_{g}' for g in order)} -> (4 d_h)"
             continue
         out_in = p.shape[0] == 4 * d_h
@@ -406,11 +443,66 @@ def _gate_stacks(instance: torch.nn.Module, eq: Equation, sizes: Mapping[str, in
             f"(4 d_h) {width_axes}" if out_in else f"{width_axes} (4 d_h)"
         )
     taken = {
-        s.strip() for text in maps.values() for fam in text.split("->")[0].split(",") for s in fam.split("|")
+        s.strip()
+        for text in maps.values()
+        if text != "0"
+        for fam in text.split("->")[0].split(",")
+        for s in fam.split("|")
     }
     if not {f"{w}_{g}" for w in "WU" for g in "ifco"} <= taken:
         return None
     return maps, [p for p in sorted(eq_params - taken) if p.startswith("b")]
+
+
+def _elman(instance: torch.nn.Module, eq: Equation, sizes: Mapping[str, int]):
+    """--param maps of an Elman cell (rnn.elman_step: W_x, W_h, b_h) by shape at the probe's distinct sizes:
+    a (d_h, d_e) weight is W_x ((d_e, d_h): x @ W), the (d_h, d_h) one W_h stored as W_x is, a d_h vector
+    b_h; a second d_h vector (torch's bias_hh) is zeroed (_SECOND_BIAS). None where the equation is not the
+    Elman step or a parameter has another shape."""
+    eq_params = {d.ascii for d in eq.params if not d.is_scalar}
+    if eq_params != {"W_x", "W_h", "b_h"} or "d_h" not in sizes:
+        return None
+    d_e, d_h = sizes["d_e"], sizes["d_h"]
+    named = dict(instance.named_parameters())
+    # W_x's shape says how the module stores its weights ((out, in): W x, or (in, out): x @ W); the square
+    # W_h, which no shape can orient, is stored the same way
+    out_in = next(
+        (tuple(p.shape) == (d_h, d_e) for p in named.values() if p.dim() == 2 and d_e in p.shape), None
+    )
+    if out_in is None:
+        return None
+    maps: dict[str, str] = {}
+    for path, p in named.items():
+        shape = tuple(p.shape)
+        if shape == (d_h,):
+            maps[path] = "0" if "b_h" in maps.values() else "b_h"
+        elif shape == (d_h, d_h) and "W_h" not in maps.values():
+            maps[path] = "W_h" if out_in else "W_h -> d_h d_h"
+        elif shape in ((d_h, d_e), (d_e, d_h)):
+            maps[path] = "W_x" if out_in else "W_x -> d_e d_h"
+        else:
+            return None
+    if not {"W_x", "W_h"} <= {text.split(" ")[0] for text in maps.values()}:
+        return None
+    return maps, [] if "b_h" in maps.values() else ["b_h"]
+
+
+#: The note for a second bias: torch's recurrent cells add bias_ih and bias_hh where the spec has one b.
+_SECOND_BIAS = (
+    "a second bias ({paths}) is zeroed (--param …=0): it is only added to the first, which holds the spec's "
+    "one bias (torch's bias_ih + bias_hh)"
+)
+
+
+#: The order torch documents for the gates its LSTM stacks in weight_ih / weight_hh (W_ii | W_if | W_ig |
+#: W_io): its own classes' code is C++, so their order is read from the documentation, not the source.
+_TORCH_GATE_ORDER = {"LSTMCell": ["i", "f", "c", "o"], "LSTM": ["i", "f", "c", "o"]}
+
+
+def _torch_class(instance: torch.nn.Module) -> str | None:
+    """The name of torch.nn's class ``instance`` is (not a subclass of it written elsewhere), or None."""
+    cls = type(instance)
+    return cls.__name__ if cls.__module__.startswith("torch.nn.") else None
 
 
 def _per_layer(path: str, eq: Equation) -> str | None:
@@ -473,8 +565,11 @@ def infer_module(
     eps = _eps_of(instance)  # also where the equation has none: its eps variants are then tried with it
     if eps is not None:
         constants["eps"] = eps
-    gates = _gate_stacks(instance, eq, sizes)
+    gates = _gate_stacks(instance, eq, sizes) or _elman(instance, eq, sizes)
     params, untaken = gates if gates is not None else _params_of(instance, eq, sizes)
+    zeroed = [path for path, text in params.items() if text == "0"]
+    if zeroed:
+        notes.append(_SECOND_BIAS.format(paths=", ".join(zeroed)))
     absent: list[str] = []
     if untaken and _a_variant_lacks(eq, untaken):  # never stated absent: the variant is the finding
         notes.append(f"no module parameter takes {', '.join(untaken)}: the audit names the variant without "
@@ -491,8 +586,10 @@ def infer_forward(
 ) -> Inferred:
     """The layout of a module instance's forward (its parameters are mapped apart, not passed)."""
 
+    from ..targets import plain_outputs
+
     def forward(**kwargs):
-        return module(**kwargs)
+        return plain_outputs(module(**kwargs))  # a ModelOutput read as its tuple, as the audit reads it
 
     forward.__signature__ = inspect.signature(module.forward)
     forward.__lmspec_source__ = module.forward  # its code says what it returns (_return_names)
@@ -506,6 +603,7 @@ def infer_forward(
         mask=mask,
         with_params=False,
         hf_layer=_transformers_module(module),
+        batch_first=getattr(module, "batch_first", None),
     )
 
 

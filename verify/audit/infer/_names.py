@@ -128,6 +128,11 @@ ROLE_NAMES: dict[str, tuple[str, ...]] = {
     "ln2": ("ln_2", "ln2", "norm2", "layernorm_after", "ffn_norm", "ln_mlp", "post_attention_layernorm",
             "norm_2", "mlp_norm", "ff_norm"),
     "ln": ("ln", "norm", "layer_norm", "layernorm", "norm_layer", "ln_f"),
+    "tok": ("wte", "tok_emb", "tok_embeddings", "token_embedding", "token_embeddings", "embed_tokens",
+            "word_embeddings", "token_emb", "tok_embedding", "embed", "embedding", "emb"),
+    "pos": ("wpe", "pos_emb", "pos_embedding", "pos_embeddings", "position_embedding", "position_embeddings",
+            "positional_embedding", "embed_positions", "pos_embed"),
+    "lnf": ("ln_f", "norm_f", "final_norm", "final_layer_norm", "final_layernorm", "ln_final", "norm_out"),
 }  # fmt: skip
 
 
