@@ -720,3 +720,81 @@ def test_a_factory_is_bound_as_the_module_it_builds(tmp_path, monkeypatch):
     assert not [n for n in notes if "not audited alone" in n], notes
     assert sorted(seen) == ["feed_forward", "self_attn", "sublayer.0.norm", "sublayer.1.norm"]
     assert seen["self_attn"]["linears.0.weight"] == "W_Q -> (M d_k) d_e"
+
+
+# --- torch's recurrent layers and embeddings, whole models, tables oriented by their shapes ----------------
+#: torch.nn's classes as inference binds them: what the built-ins (verify/audit/adapters/torch_recurrent.py,
+#: torch_cells.py, torch_lm.py) write by hand — the spec's bias in bias_ih, bias_hh = 0, torch's gate order
+#: i, f, g, o, hx = (h_0, c_0), sequence-first because batch_first=False.
+TORCH_RECURRENT = {
+    "RNNCell": ("rnn.elman_step", {"weight_ih": "W_x", "weight_hh": "W_h", "bias_ih": "b_h", "bias_hh": "0"},
+                "input:x_t=b d_e, hx:h_prev=b d_h -> b d_h"),
+    "LSTMCell": ("lstm.hidden", {"weight_ih": "W_i, W_f, W_c, W_o -> (4 d_h) d_e", "bias_hh": "0",
+                                 "weight_hh": "U_i, U_f, U_c, U_o -> (4 d_h) d_h"},
+                 "input:x_t=b d_e, hx=(h_prev=b d_h, c_prev=b d_h) -> h_t=b d_h, c_t=b d_h"),
+    "RNN": ("rnn.elman_step[sequence]", {"weight_hh_l0": "W_h", "bias_hh_l0": "0"},
+            "input:X=n b d_e -> n b d_h, _"),
+    "LSTM": ("lstm.hidden[sequence]", {"bias_ih_l0": "b_i, b_f, b_c, b_o -> (4 d_h)", "bias_hh_l0": "0"},
+             "input:X=n b d_e -> n b d_h, _"),
+    "Embedding": ("lm.embedding", {"weight": "E -> v d_e"}, "input:k=b n -> b n d_e"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_RECURRENT))
+def test_torchs_recurrent_layers_and_embedding_are_bound_as_their_built_ins_map_them(name):
+    """The constructor read from torch's typed overload (nn.LSTM takes *args), the sequence-first layout from
+    the module's batch_first=False (an (n, b, d_e) input fits (b, n, d_e) as well: shapes cannot tell), the
+    documented gate order and hx tuple (torch's code is C++), and the second bias zeroed, with a note."""
+    as_, maps, layout = TORCH_RECURRENT[name]
+    inferred = explain(f"torch.nn:{name}", as_)
+    assert {k: inferred.params[k] for k in maps} == maps
+    assert inferred.forward.layout == layout
+    if "0" in maps.values():
+        assert any("is zeroed" in note for note in inferred.notes)
+
+
+@pytest.mark.parametrize(("name", "as_"), [("LSTMCell", "lstm.hidden"), ("LSTM", "lstm.hidden[sequence]")])
+def test_torchs_lstm_audited_with_nothing_written_passes_as_its_built_in_does(name, as_):
+    report = audit(f"torch.nn:{name}", as_, profile="quick")
+    assert report.verdict == "pass", report.summary
+
+
+def test_gpt2model_is_bound_whole_as_the_built_in_maps_it():
+    """transformers' GPT2Model as gpt2.forward with nothing written: its token and position tables oriented
+    by their shapes (Eᵀ, Λᵀ), n_positions = n_max, per-layer maps, ln_f as the final norm (α_e, β_e), and its
+    ModelOutput read as a tuple (last_hidden_state first); held to the built-in's form [eps], it passes."""
+    inferred = explain("transformers.models.gpt2.modeling_gpt2:GPT2Model", "gpt2.forward")
+    assert "n_positions=n_max" in inferred.init["config"]
+    maps = {"wte.weight": "E -> v d_e", "wpe.weight": "Lambda -> n_max d_e", "ln_f.weight": "alpha_e",
+            "ln_f.bias": "beta_e", "h.{l}.attn.c_attn.weight": "W_Q, W_K, W_V -> d_e (3 M d_k)"}  # fmt: skip
+    assert {k: inferred.params[k] for k in maps} == maps
+    assert inferred.forward.layout == "input_ids:k=b n -> b n d_e, _"
+    report = audit("transformers.models.gpt2.modeling_gpt2:GPT2Model", "gpt2.forward[eps]", profile="quick")
+    assert report.verdict == "pass", report.summary
+
+
+class _ColumnTable(torch.nn.Module):
+    """A table stored as the spec writes E (d_e × v, one column per token) and read by columns."""
+
+    def __init__(self, vocab_size, n_embd):
+        super().__init__()
+        self.table = torch.nn.Parameter(torch.randn(n_embd, vocab_size))
+
+    def forward(self, idx):
+        return self.table[:, idx].movedim(0, -1)
+
+
+class _RowTable(_ColumnTable):
+    """The same lookup with the table stored as nn.Embedding stores it (v × d_e)."""
+
+    def __init__(self, vocab_size, n_embd):
+        super().__init__(vocab_size, n_embd)
+        self.table = torch.nn.Parameter(torch.randn(vocab_size, n_embd))
+
+    def forward(self, idx):
+        return self.table[idx]
+
+
+def test_a_tables_orientation_comes_from_its_shape_never_its_name():
+    assert explain(_ColumnTable, "lm.embedding").params == {"table": "E"}
+    assert explain(_RowTable, "lm.embedding").params == {"table": "E -> v d_e"}

@@ -279,7 +279,8 @@ def _roles(path: str, eq_params: set[str], eq: Equation) -> list[str]:
                     and segments[k - 1].lower() not in _LAYER_CONTAINERS]  # fmt: skip
         if len(numbered) == 1:
             return ["ln1" if numbered[0] == "0" else "ln2"]
-    if not candidates and leaf in ("weight", "bias") and len(_matrices(eq_params, eq)) == 1:
+    one_matrix = len(_matrices(eq_params, eq)) == 1
+    if not candidates and (leaf in ("weight", "bias") or len(segments) == 1) and one_matrix:
         return ["single"]  # the equation's one matrix: BERT's pooler.dense, an embedding table, a tied head
     return candidates
 
