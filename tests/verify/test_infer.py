@@ -321,6 +321,11 @@ HF_CLASSES = {
         "BertConfig(",
         {"dense.weight": "W_p", "dense.bias": "b_p"},
     ),
+    "bert.modeling_bert:BertOnlyNSPHead": (
+        "bert.nsp_head",
+        "BertConfig(",
+        {"seq_relationship.weight": "W_nsp", "seq_relationship.bias": "b_nsp"},
+    ),
     "vit.modeling_vit:ViTLayer": (
         "transformer.block_pre_ln",
         "ViTConfig(",
@@ -349,6 +354,8 @@ def test_a_transformers_module_is_bound_with_nothing_written(where):
     [
         ("bert.modeling_bert:BertLayer", "bert.layer", "pass", []),  # the built-in's BertLayer, mask aside
         ("vit.modeling_vit:ViTLayer", "transformer.block_pre_ln", "variant", ["gelu", "gelu_eps"]),
+        # the head returns the two logits; the built-in takes their softmax, as the equation's output is
+        ("bert.modeling_bert:BertOnlyNSPHead", "bert.nsp_head", "variant", ["returns logits"]),
     ],
 )
 def test_a_transformers_module_audited_with_nothing_written(where, as_, verdict, matched):

@@ -214,7 +214,7 @@ def probe_sizes(eq: Equation, fixed, derive) -> tuple[dict[str, int], int, int]:
 
 def _shape(axes: list[str], sizes: Mapping[str, int], batch: int, heads: int) -> tuple[int, ...]:
     values = {"b": batch, "h": heads, "1": 1}
-    return tuple(values[a] if a in values else int(sizes[a]) for a in axes)
+    return tuple(values[a] if a in values else int(a) if a.isdigit() else int(sizes[a]) for a in axes)
 
 
 def _mask_candidates(

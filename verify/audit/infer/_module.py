@@ -257,10 +257,12 @@ def _roles(path: str, eq_params: set[str], eq: Equation) -> list[str]:
         candidates = [c for c in candidates if c != "tok"]
     if "Lambda" not in eq_params:
         candidates = [c for c in candidates if c != "pos"]
+    if "G" not in eq_params:
+        candidates = [c for c in candidates if c != "seg"]
     if "alpha_e" not in eq_params:
         candidates = [c for c in candidates if c != "lnf"]
-    elif "lnf" in candidates:  # ln_f: the final norm, never a block's
-        candidates = ["lnf"]
+    elif "lnf" in candidates or (candidates == ["ln"] and "alpha_1" not in eq_params):
+        candidates = ["lnf"]  # ln_f: the final norm, never a block's; BERT's embeddings' only LayerNorm
     if "W_1" not in eq_params:  # no FFN in the equation: c_proj, dense, proj are the attention's output
         candidates = [c for c in candidates if not c.startswith("ffn")]
     if "W_Q" not in eq_params:
@@ -325,8 +327,8 @@ def _param_text(
         return ("beta" if kind == "bias" else "alpha") + index
     if role == "single":
         return _single(kind, layout, eq, shape, sizes)
-    if role in ("tok", "pos") and kind == "weight":  # a table, oriented by its shape (_oriented)
-        return _oriented("E" if role == "tok" else "Lambda", layout, eq, shape, sizes)
+    if role in ("tok", "pos", "seg") and kind == "weight":  # a table, oriented by its shape (_oriented)
+        return _oriented({"tok": "E", "pos": "Lambda", "seg": "G"}[role], layout, eq, shape, sizes)
     if role == "lnf":
         return "beta_e" if kind == "bias" else "alpha_e"
     return None

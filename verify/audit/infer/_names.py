@@ -18,12 +18,14 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "x_t": ("x", "input", "inputs", "xt", "x_i"),
     "alpha": ("weight", "gamma", "g", "scale", "ln_weight", "w", "gain"),
     "beta": ("bias", "b", "shift", "ln_bias", "offset"),
+    "s": ("token_type_ids", "segment_ids", "segments", "type_ids", "segment_label", "seg_ids"),
 }
 
 
 #: Names of the one real token input of an equation that has one (H, X, C …), and of logits (Z).
 STREAM_NAMES = ("x", "hidden_states", "hidden", "h", "inputs", "input", "src", "tgt", "embeddings", "seq",
-                "features", "inputs_embeds", "z", "logits", "scores")  # fmt: skip
+                "features", "inputs_embeds", "z", "logits", "scores", "pooled_output", "pooled",
+                "pooler_output", "sequence_output")  # fmt: skip
 
 
 #: Names of label ids (an INDEX input) and of a loss's keep mask (a MASK input).
@@ -132,6 +134,8 @@ ROLE_NAMES: dict[str, tuple[str, ...]] = {
             "word_embeddings", "token_emb", "tok_embedding", "embed", "embedding", "emb"),
     "pos": ("wpe", "pos_emb", "pos_embedding", "pos_embeddings", "position_embedding", "position_embeddings",
             "positional_embedding", "embed_positions", "pos_embed"),
+    "seg": ("token_type_embeddings", "segment_embeddings", "segment_embedding", "seg_emb", "type_embeddings",
+            "segment_emb"),
     "lnf": ("ln_f", "norm_f", "final_norm", "final_layer_norm", "final_layernorm", "ln_final", "norm_out"),
 }  # fmt: skip
 
