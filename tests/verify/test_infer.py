@@ -10,6 +10,7 @@ import math
 
 import pytest
 import torch
+from jaxtyping import Float
 
 from lmspec import spec
 from lmspec.verify.audit import audit
@@ -805,3 +806,30 @@ class _RowTable(_ColumnTable):
 def test_a_tables_orientation_comes_from_its_shape_never_its_name():
     assert explain(_ColumnTable, "lm.embedding").params == {"table": "E"}
     assert explain(_RowTable, "lm.embedding").params == {"table": "E -> v d_e"}
+
+
+def typed_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Annotated as most code is: torch.Tensor says nothing about axes."""
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
+    if mask is not None:
+        scores = scores.masked_fill(mask == 0, float("-inf"))
+    return torch.softmax(scores, dim=-1).nan_to_num(0.0) @ v
+
+
+def test_a_function_annotated_with_plain_tensors_is_inferred_as_an_unannotated_one_is():
+    """Only jaxtyping annotations state a binding; `torch.Tensor`, `Optional[Tensor]` do not, so such a
+    function is inferred (before, it was an error: "parameter 'q' is not a symbol of the spec")."""
+    from lmspec.verify.audit.auditor import needs_inference
+
+    assert needs_inference(typed_attention) and not needs_inference(keys_jaxtyped)
+    report = audit(typed_attention, "attention.sdpa", profile="quick")
+    assert report.verdict == "pass", report.summary
+    assert report.inferred["layout"] == "q=b h n d_k, k=b h n d_k, v=b h n d_v, mask=b h n n -> b h n d_v"
+
+
+def keys_jaxtyped(
+    q: Float[torch.Tensor, "n d_k"], k: Float[torch.Tensor, "n d_k"], v: Float[torch.Tensor, "n d_v"]
+) -> Float[torch.Tensor, "n d_v"]:
+    return (q @ k.T / math.sqrt(q.size(-1))).softmax(-1) @ v

@@ -189,15 +189,31 @@ def audit(
 
 
 def needs_inference(obj: object) -> bool:
-    """Whether ``obj`` is a plain function whose binding nothing states: no annotation on its arguments (an
-    annotated one binds through its jaxtyping annotations), not a module."""
+    """Whether ``obj`` is a plain function whose binding nothing states: no shape annotation on its arguments
+    (one annotated with jaxtyping binds through its annotations; ``torch.Tensor``, ``Optional[Tensor]`` or
+    ``float`` say nothing about axes), not a module."""
     if isinstance(obj, Builtin | torch.nn.Module) or inspect.isclass(obj) or not callable(obj):
         return False
     try:
         params = inspect.signature(obj).parameters.values()
     except (TypeError, ValueError):
         return False
-    return all(p.annotation is inspect.Parameter.empty for p in params)
+    return not any(_shape_annotation(p.annotation) for p in params)
+
+
+def _shape_annotation(annotation: object) -> bool:
+    """Whether an argument's annotation states axes: a jaxtyping array type (``Float[Tensor, "n d_k"]``),
+    inside ``Optional``/``Union`` too, or a string naming one (``from __future__ import annotations``)."""
+    import typing
+
+    from jaxtyping import AbstractArray
+
+    if isinstance(annotation, str):
+        kinds = ("Float", "Int", "Bool", "Shaped", "Num", "Real", "Integer", "Inexact", "Complex", "UInt")
+        return any(f"{kind}[" in annotation for kind in kinds)
+    if isinstance(annotation, type) and issubclass(annotation, AbstractArray):
+        return True
+    return any(_shape_annotation(a) for a in typing.get_args(annotation))
 
 
 def _a_module_class(obj: object) -> bool:
