@@ -130,10 +130,10 @@ class ZooCase:
 
 def all_cases() -> list[ZooCase]:
     """Every case of every zoo module, in module order."""
-    from . import activation, attention, blocks, lm, losses, lstm, masks, mha, norm, positional
+    from . import activation, attention, blocks, lm, losses, lstm, masks, mha, norm, positional, tutorial
 
     cases: list[ZooCase] = []
-    for module in (attention, mha, masks, norm, activation, positional, lstm, lm, losses, blocks):
+    for module in (attention, mha, masks, norm, activation, positional, lstm, lm, losses, blocks, tutorial):
         cases.extend(module.CASES)
     names = [c.name for c in cases]
     duplicates = sorted({n for n in names if names.count(n) > 1})

@@ -88,6 +88,10 @@ class Diagnosis:
                 break
         if not any(t.matched for t in trials) and self._masks() and not self.ctx.labels:
             trials.append(self._fully_masked_trial(target))
+            for cname, kind, veq in self._candidates():  # a variant that differs on fully masked rows too
+                if trials[-1].matched or kind != "variant" or cname.startswith("base "):
+                    break
+                trials.append(self._fully_masked_trial(None, veq, cname))
         if not any(t.matched for t in trials) and self.ctx.labels.pool is not None:
             trials.extend(self._pool_trials())
         distributions = any(o.entry_kind == Kind.PROBABILITY for o in self.ctx.eq.outputs)
@@ -135,15 +139,27 @@ class Diagnosis:
     def _masks(self) -> list[str]:
         return [d.ascii for d in self.ctx.eq.inputs if d.entry_kind in (Kind.ADDITIVE_MASK, Kind.MASK)]
 
-    def _fully_masked_trial(self, target: BoundTarget | None) -> VariantTrial:
-        """The fully-masked-row convention: does the target compute the equation everywhere else?"""
-        name = "fully masked rows differ"
+    def _fully_masked_trial(
+        self, target: BoundTarget | None, veq: Equation | None = None, variant: str = ""
+    ) -> VariantTrial:
+        """The fully-masked-row convention: does the target compute the equation (or its ``variant``,
+        ``veq``: a ReLU block whose attention also fills masks with −10⁹) everywhere else?"""
+        name = f"{variant} + fully masked rows differ" if variant else "fully masked rows differ"
         description = (
-            "the target agrees with the equation except where a query may attend to nothing (a fully masked "
-            "row), to which the spec gives zero weights"
+            "the target agrees with the equation"
+            + (f"'s variant {variant}" if variant else "")
+            + " except where a query may attend to nothing (a fully masked row), to which the spec gives "
+            "zero weights"
         )
+        kind = "variant" if variant else "convention"
+        veq = veq or self.ctx.eq
+        if variant:
+            try:
+                target = self.ctx.target_for(veq, self.ctx.mask)
+            except (BindingError, AuditError) as exc:
+                return VariantTrial(name, kind, description, False, {}, f"cannot bind: {exc}")
         if target is None:
-            return VariantTrial(name, "convention", description, False, {}, "the target cannot be bound")
+            return VariantTrial(name, kind, description, False, {}, "the target cannot be bound")
         masks = [(m, self.ctx.eq.declared(m).entry_kind == Kind.ADDITIVE_MASK) for m in self._masks()]
 
         def fully_masked(ex) -> bool:
@@ -154,17 +170,28 @@ class Diagnosis:
                     return True
             return False
 
-        setting = dataclasses.replace(self.ctx.setting_for(self.ctx.eq, target), exclude=fully_masked)
-        result = self._value_check(self.ctx.eq, target, setting)
+        consts = {k: v for k, v in self.ctx.constants.items() if has(veq, k)}
+        setting = dataclasses.replace(self.ctx.setting_for(veq, target), exclude=fully_masked)
+        if variant:  # the base checks' counterexamples without a fully masked row must agree first (cheap)
+            saved, self.witnesses = self.witnesses, [w for w in self.witnesses if not fully_masked(w[1])]
+            try:
+                miss = self._witness_mismatch(veq, target, setting)
+            finally:
+                self.witnesses = saved
+            if miss is not None:
+                return VariantTrial(name, kind, description, False, consts, miss, self._gap)
+        result = self._value_check(veq, target, setting)
         if not result.passed:
-            return VariantTrial(name, "convention", description, False, {}, result.message, result.max_abs)
+            return VariantTrial(name, kind, description, False, consts, result.message, result.max_abs)
         seen = [ex for _, ex in self.witnesses if fully_masked(ex)]
-        if seen:
-            got = target(seen[0].arrays, seen[0].sizes)
+        if seen:  # the base check's counterexample, with the variant's constants (its ε) pinned
+            arrays = {**{k: np.zeros(()) for k in setting.pins}, **seen[0].arrays}
+            arrays = setting.pinned(veq, seen[0]._replace(arrays=arrays)).arrays
+            got = target(arrays, seen[0].sizes)
             values = np.concatenate([np.ravel(v) for v in got.values()])
             what = "NaN" if np.isnan(values).any() else "finite values, not the spec's zeros"
             description += f"; on them it gives {what}"
-        return self._confirm(name, "convention", description, self.ctx.eq, target, setting, {}, result)
+        return self._confirm(name, kind, description, veq, target, setting, consts, result)
 
     def _separate(self, trials: list[VariantTrial]) -> list[VariantTrial]:
         """Several forms matched: drop an ε form whose form without ε matches too (a tried ε of 10⁻¹² is
