@@ -110,7 +110,8 @@ INIT_NAMES: dict[str, tuple[str, ...]] = {
 
 #: Constructor arguments that size a table longer than any sequence the audit draws: given this number.
 LENGTH_NAMES = ("block_size", "max_len", "max_seq_len", "n_positions", "max_position_embeddings", "n_ctx",
-                "seq_len", "max_length", "context_length")  # fmt: skip
+                "seq_len", "max_length", "context_length", "max_seq_length", "max_sequence_length",
+                "max_positions", "maxlen", "context_size")  # fmt: skip
 
 
 #: A module path's segment -> what it holds. Attention projections, the FFN's two linears, the norms.
@@ -131,9 +132,10 @@ ROLE_NAMES: dict[str, tuple[str, ...]] = {
             "norm_2", "mlp_norm", "ff_norm"),
     "ln": ("ln", "norm", "layer_norm", "layernorm", "norm_layer", "ln_f"),
     "tok": ("wte", "tok_emb", "tok_embeddings", "token_embedding", "token_embeddings", "embed_tokens",
-            "word_embeddings", "token_emb", "tok_embedding", "embed", "embedding", "emb"),
+            "word_embeddings", "token_emb", "tok_embedding", "embed", "embedding", "emb",
+            "token_embedding_table"),
     "pos": ("wpe", "pos_emb", "pos_embedding", "pos_embeddings", "position_embedding", "position_embeddings",
-            "positional_embedding", "embed_positions", "pos_embed"),
+            "positional_embedding", "embed_positions", "pos_embed", "position_embedding_table"),
     "seg": ("token_type_embeddings", "segment_embeddings", "segment_embedding", "seg_emb", "type_embeddings",
             "segment_emb"),
     "lnf": ("ln_f", "norm_f", "final_norm", "final_layer_norm", "final_layernorm", "ln_final", "norm_out"),
