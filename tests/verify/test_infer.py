@@ -833,3 +833,17 @@ def keys_jaxtyped(
     q: Float[torch.Tensor, "n d_k"], k: Float[torch.Tensor, "n d_k"], v: Float[torch.Tensor, "n d_v"]
 ) -> Float[torch.Tensor, "n d_v"]:
     return (q @ k.T / math.sqrt(q.size(-1))).softmax(-1) @ v
+
+
+def gated(a, u):
+    return torch.sigmoid(a) * u
+
+
+def test_one_returned_tensor_that_fits_several_alike_outputs_is_an_error_never_a_guess():
+    """rnn.gate's outputs m and ũ have one shape: which one a lone tensor is, nothing says (before, the
+    first output was taken, and this correct gate would have failed as m). A recurrent step's lone tensor is
+    its hidden state (h_t before c_t or a gate), a sequence layer's its H."""
+    with pytest.raises(InferenceError, match=r"the shape of each of m, u_tilde: nothing says which"):
+        infer_function(gated, spec.get("rnn.gate"))
+    report = audit(gated, "rnn.gate", layout="a=b d_h, u=b d_h -> u_tilde=b d_h", profile="quick")
+    assert report.verdict == "pass", report.summary

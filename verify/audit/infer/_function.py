@@ -484,12 +484,32 @@ def _returned(result, outputs, prefix, sizes, batch, heads, names=None, state=()
 
     if (both := _named_returns(values, outputs, names, shape_of)) is not None:
         return both
-    # a loss returns its mean: where several outputs have the shape, "loss" is the one training code returns
-    for out in sorted(outputs, key=lambda o: o.ascii != "loss"):
-        if (axes := shape_of(out, values[0])) is not None:
-            name = "" if out is outputs[0] else f"{out.ascii}="
-            return ", ".join([name + axes, *["_"] * (len(values) - 1)])
-    return None
+    fitting = [(out, axes) for out in outputs if (axes := shape_of(out, values[0])) is not None]
+    if len(fitting) > 1:  # which output one returned tensor is: a name decides, never a guess (_one_of)
+        fitting = _one_of(fitting)
+    if not fitting:
+        return None
+    out, axes = fitting[0]
+    name = "" if out is outputs[0] else f"{out.ascii}="
+    return ", ".join([name + axes, *["_"] * (len(values) - 1)])
+
+
+def _one_of(fitting: list) -> list:
+    """Of several outputs with the shape of the one tensor a target returns, the one it is: ``loss`` (what
+    training code returns of a loss's outputs), else the hidden state (h_t of a step, H of a sequence: what
+    a recurrent cell or layer returns first, before c_t, C or a gate r_t), else a step's other next state.
+    Otherwise the outputs are alike and nothing says which: InferenceError, naming them (``--layout``)."""
+    by_name = {out.ascii: (out, axes) for out, axes in fitting}
+    for preferred in ("loss", "h_t", "H"):
+        if preferred in by_name:
+            return [by_name[preferred]]
+    states = [(out, axes) for out, axes in fitting if out.ascii.endswith("_t") and out.ascii != "x_t"]
+    if states:
+        return states[:1]
+    raise InferenceError(
+        f"the target returns one tensor, which has the shape of each of {', '.join(by_name)}: nothing says "
+        "which it is; write the binding with --layout (docs/audit.md)"
+    )
 
 
 def _returned_state(result, outputs, state: list[str], prefix, sizes, batch, heads) -> str | None:
