@@ -847,3 +847,27 @@ def test_one_returned_tensor_that_fits_several_alike_outputs_is_an_error_never_a
         infer_function(gated, spec.get("rnn.gate"))
     report = audit(gated, "rnn.gate", layout="a=b d_h, u=b d_h -> u_tilde=b d_h", profile="quick")
     assert report.verdict == "pass", report.summary
+
+
+def test_torchs_gru_cell_is_bound_with_its_update_gate_negated_and_the_printed_binding_replays(tmp_path):
+    """torch documents its GRU as h' = (1 − z) ⊙ n + z ⊙ h with rows r, z, n: its z is the spec's 1 − z, so
+    its z-rows hold −W_z, −U_z, −b_z (`-W_z` in a --param). bias_hh = 0 makes reset_after's b_U 0, stated
+    --absent b_U: the verdict is the built-in's (torch.nn.GRUCell[h]: variant reset_after), and the options
+    inference prints, given back on the command line, reach it too."""
+    inferred = explain("torch.nn:GRUCell", "gru.step")
+    assert inferred.params["weight_ih"] == "W_r, -W_z, W -> (3 d_h) d_e" and inferred.absent == ["b_U"]
+    out = tmp_path / "report.json"
+    argv = [
+        "audit",
+        "torch.nn:GRUCell",
+        "--as",
+        "gru.step",
+        *inferred.options(),
+        "-p",
+        "quick",
+        "--json",
+        str(out),
+    ]
+    assert main(argv) == 1
+    report = json.loads(out.read_text())["reports"][0]
+    assert (report["verdict"], report["matched"], report["inferred"]) == ("variant", ["reset_after"], None)

@@ -314,8 +314,11 @@ def _check_sizes(eq: Equation, sizes: Mapping[str, int]) -> None:
 
 
 def _check_absent(eq: Equation, absent) -> None:
-    """What --absent names are tensor parameters of the equation (it holds them at 0)."""
-    params = [d.ascii for d in eq.params if not d.is_scalar]
+    """What --absent names are tensor parameters of the equation, or of one of its variants (reset_after's
+    b_U: held at 0 in every form that has it, which the diagnosis tries)."""
+    root = spec.get(eq.variant_of) if eq.variant_of else eq
+    forms = [eq, root, *(root.variant(v) for v in root.variant_names)]
+    params = list(dict.fromkeys(d.ascii for form in forms for d in form.params if not d.is_scalar))
     for name in absent:
         if name not in params:
             raise AuditError(

@@ -20,6 +20,7 @@ from ... import spec
 from ...spec import Equation, Kind
 from .._errors import AuditError, BindingError, Mismatch
 from ..compare import assert_close
+from ..oracle import concrete_shape
 from ..runner import CheckResult, Setting, checks_for, run_check
 from ..strategies import Example
 from ..targets import GeneratedTarget, OracleTarget
@@ -266,8 +267,9 @@ class Diagnosis:
         for check, ex in self.witnesses:
             arrays = {k: v for k, v in ex.arrays.items() if k in needed}
             for k in needed:
-                if k not in arrays and k in setting.pins:
-                    arrays[k] = np.zeros(())  # replaced by its pinned value just below
+                if k not in arrays and k in setting.pins:  # replaced by its pinned value just below
+                    decl = veq.declared(k)
+                    arrays[k] = np.zeros(() if decl.is_scalar else concrete_shape(decl, ex.sizes))
             if len(arrays) != len(needed):
                 continue  # the variant takes other symbols: its own examples decide
             arrays = setting.pinned(veq, ex._replace(arrays=arrays)).arrays

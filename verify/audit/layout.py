@@ -279,6 +279,9 @@ class ParamMapping:
     #: each stacked source as the spec parameters laid side by side in it ("W_i | U_i": [W_i U_i], their
     #: last axes joined); one name each when nothing is joined
     parts: tuple[tuple[str, ...], ...] = ()
+    #: spec parameters filled negated (``-W_z``: torch's GRU holds the spec's update gate as 1 − z, i.e. its
+    #: pre-activation negated, σ(−a) = 1 − σ(a))
+    negated: frozenset[str] = frozenset()
 
     def _terms(self) -> tuple[tuple[str, ...], ...]:
         return self.parts or tuple((s,) for s in self.sources)
@@ -302,6 +305,7 @@ class ParamMapping:
 
     def _part(self, example, name: str, index: int | None) -> np.ndarray:
         a = np.asarray(example[name], dtype=np.float64)
+        a = -a if name in self.negated else a
         return np.take(a, index, axis=self.loop[1]) if self.loop is not None else a
 
     def adjoint(self, grad: torch.Tensor, example, sizes: Mapping[str, int], index: int | None = None):
@@ -315,6 +319,7 @@ class ParamMapping:
             widths = [self._part(example, p, index).shape[-1] for p in term]
             pieces = np.split(joined, np.cumsum(widths)[:-1], axis=-1)
             for s, part in zip(term, pieces, strict=True):
+                part = -part if s in self.negated else part  # the entries moved back, their sign too
                 full = np.zeros(np.shape(example[s]))
                 if self.loop is None:
                     full = full + part
@@ -335,7 +340,9 @@ def parse_param(path: str, text: str, eq: Equation) -> ParamMapping:
         return ParamMapping(path, text, (), "keep")
     src_text, arrow, axes_text = text.partition("->")
     decls = {d.ascii: d for d in eq.params}
-    terms = tuple(tuple(p.strip() for p in s.split("|")) for s in src_text.split(",") if s.strip())
+    signed = tuple(tuple(p.strip() for p in s.split("|")) for s in src_text.split(",") if s.strip())
+    terms = tuple(tuple(p.removeprefix("-").strip() for p in term) for term in signed)
+    negated = frozenset(p.removeprefix("-").strip() for term in signed for p in term if p.startswith("-"))
     if not terms:
         raise BindingError(f"{where}: no spec parameter before '->' in {text!r}")
     for s in (p for term in terms for p in term):
@@ -374,7 +381,7 @@ def parse_param(path: str, text: str, eq: Equation) -> ParamMapping:
     resolved = resolve(parse_axes(axes_text, where), axes, names, where, batch_ok=False)
     layout = PatternLayout(None, path, axes_text, "float", resolved, False)
     every = tuple(p for term in terms for p in term)
-    return ParamMapping(path, text, every, "map", layout, loop, terms if joined else ())
+    return ParamMapping(path, text, every, "map", layout, loop, terms if joined else (), negated)
 
 
 def _joined_axes(term: tuple[str, ...], decls, where: str) -> list:

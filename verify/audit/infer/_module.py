@@ -490,6 +490,28 @@ def _elman(instance: torch.nn.Module, eq: Equation, sizes: Mapping[str, int]):
     return maps, [] if "b_h" in maps.values() else ["b_h"]
 
 
+def _torch_gru(instance: torch.nn.Module, eq: Equation):
+    """--param maps of torch's own nn.GRU / nn.GRUCell, as torch documents them: row blocks r, z, n, and
+    h' = (1 − z) ⊙ n + z ⊙ h, so its update gate is the spec's 1 − z — its z-rows hold −W_z, −U_z, −b_z
+    (σ(−a) = 1 − σ(a)); bias_ih takes the spec's biases and bias_hh is 0, whose n-block is reset_after's
+    b_U (stated absent: held at 0 in that variant, which is what torch computes). None for anything else."""
+    if _torch_class(instance) not in ("GRU", "GRUCell"):
+        return None
+    eq_params = {d.ascii for d in eq.params if not d.is_scalar}
+    if not {"W_r", "W_z", "W", "U_r", "U_z", "U", "b_r", "b_z", "b"} <= eq_params:
+        return None
+    suffix = "_l0" if _torch_class(instance) == "GRU" else ""
+    maps = {
+        f"weight_ih{suffix}": "W_r, -W_z, W -> (3 d_h) d_e",
+        f"weight_hh{suffix}": "U_r, -U_z, U -> (3 d_h) d_h",
+        f"bias_ih{suffix}": "b_r, -b_z, b -> (3 d_h)",
+        f"bias_hh{suffix}": "0",
+    }
+    if set(maps) != {path for path, _ in instance.named_parameters()}:
+        return None  # more layers, directions or no biases: written by hand
+    return maps, []
+
+
 #: The note for a second bias: torch's recurrent cells add bias_ih and bias_hh where the spec has one b.
 _SECOND_BIAS = (
     "a second bias ({paths}) is zeroed (--param …=0): it is only added to the first, which holds the spec's "
@@ -568,13 +590,17 @@ def infer_module(
     eps = _eps_of(instance)  # also where the equation has none: its eps variants are then tried with it
     if eps is not None:
         constants["eps"] = eps
-    gates = _gate_stacks(instance, eq, sizes) or _elman(instance, eq, sizes)
+    gates = _gate_stacks(instance, eq, sizes) or _elman(instance, eq, sizes) or _torch_gru(instance, eq)
     params, untaken = gates if gates is not None else _params_of(instance, eq, sizes)
     zeroed = [path for path, text in params.items() if text == "0"]
     if zeroed:
         notes.append(_SECOND_BIAS.format(paths=", ".join(zeroed)))
     absent: list[str] = []
-    if untaken and _a_variant_lacks(eq, untaken):  # never stated absent: the variant is the finding
+    if _torch_gru(instance, eq) is not None:
+        absent = ["b_U"]  # bias_hh's n-block, zeroed: reset_after's b_U, held at 0 where a form has it
+        notes.append("torch's GRU: its update gate is the spec's 1 − z (z-rows negated, -W_z); bias_hh is 0, "
+                     "so reset_after's b_U is held at 0 (--absent b_U)")  # fmt: skip
+    elif untaken and _a_variant_lacks(eq, untaken):  # never stated absent: the variant is the finding
         notes.append(f"no module parameter takes {', '.join(untaken)}: the audit names the variant without "
                      "them, as with a written binding")  # fmt: skip
     elif untaken:  # no variant of the equation leaves them out: stated, printed, held at 0
