@@ -13,10 +13,11 @@ equation that calls another (a block calls ``attention.multi_head`` and ``transf
 as a labelled box. The caption states the example sizes.
 
 ``dataflow_dot`` writes the DOT text (pure Python: graph.py, with the blocks and sizes of blocks.py);
-``dataflow_svg`` and ``dataflow_pdf`` call the ``dot`` program (graphviz.py) once per
-figure, and keep what it made by the DOT text's digest, in memory and on disk
-(``$LMSPEC_CACHE_DIR/figures-v1``, as the verifier's cache; ``LMSPEC_NO_CACHE=1`` bypasses it): a figure
-is drawn again only when its equation (or this drawing code) changes what the figure says.
+``dataflow_svg`` and ``dataflow_pdf`` call the ``dot`` program (graphviz.py) once per figure
+(``render_many`` draws a document's figures in one run), and keep what it made by the DOT text's digest,
+in memory and on disk (``$LMSPEC_CACHE_DIR/figures-v1``, as the verifier's cache; ``LMSPEC_NO_CACHE=1``
+bypasses it): a figure is drawn again only when its equation (or this drawing code) changes what the figure
+says.
 """
 
 import os
@@ -32,6 +33,7 @@ from .graphviz import CACHE_FORMAT as CACHE_FORMAT
 from .graphviz import INSTALL_DOT as INSTALL_DOT
 from .graphviz import FigureError as FigureError
 from .graphviz import render_dot as render_dot
+from .graphviz import render_many as render_many
 
 
 def dataflow_svg(eq, sizes: Mapping[str, int] | None = None) -> str:

@@ -7,12 +7,12 @@ this module adds the lookup by id, which stands on the catalogue.
 
 import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from .._errors import SpecError
 from ..dataflow import INSTALL_DOT as INSTALL_DOT
 from ..dataflow import FigureError as FigureError
-from ..dataflow import dataflow_dot, render_dot
+from ..dataflow import dataflow_dot, render_dot, render_many
 
 #: The formats of ``figure_for``.
 FORMATS = ("dot", "svg", "pdf")
@@ -26,11 +26,27 @@ def figure_for(eq_id: str, fmt: str, sizes: Mapping[str, int] | None = None) -> 
         raise SpecError(f"unknown figure format {fmt!r}; choose one of {', '.join(FORMATS)}")
     from ..catalogue import get
 
-    source = dataflow_dot(get(eq_id), sizes)
+    source = _catalogue_dot(eq_id) if sizes is None else dataflow_dot(get(eq_id), sizes)
     if fmt == "dot":
         return source
     data = render_dot(source, fmt)
     return data.decode("utf-8") if fmt == "svg" else data
+
+
+@functools.cache
+def _catalogue_dot(eq_id: str) -> str:
+    """The DOT text of a catalogue equation at its example sizes, written once per process: a document
+    asks for it twice, to draw its figures ahead (``draw_figures``) and to take each (``figure_for``)."""
+    from ..catalogue import get
+
+    return dataflow_dot(get(eq_id))
+
+
+def draw_figures(eq_ids: Iterable[str], fmt: str) -> None:
+    """Draw the figures of ``eq_ids`` in ``fmt`` (``svg`` or ``pdf``) that are not kept yet, all in one
+    ``dot`` run, so that ``figure_for`` then finds each of them kept (a document's ~90 figures: one start-up
+    of Graphviz instead of ~90). A FigureError where Graphviz is missing or fails."""
+    render_many([_catalogue_dot(i) for i in eq_ids], fmt)
 
 
 # ------------------------------------------------------------------------- figures in the documents

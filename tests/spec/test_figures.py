@@ -1,7 +1,7 @@
 """Data-flow figures (spec/dataflow/; by id, spec/render/figures.py): one per equation, made from its spec
 and read back from the SVG Graphviz draws: blocks labelled with the symbols and their spaces and sized by
 their shapes, families as stacks, steps named by their operators, called equations as labelled boxes, one
-``dot`` run per figure."""
+``dot`` run per figure (or one for a document's many, the same drawings)."""
 
 import re
 import shutil
@@ -283,3 +283,35 @@ def test_a_notebook_shows_the_figure():
     assert inline is not None and "c_t ∈ ℝ^(d_h)" in html and "<?xml" not in html
     ids = [e.get("id") for e in inline.iter() if e.get("id")]
     assert ids and all(i.startswith("lmspec-lstm-cell-") for i in ids)
+
+
+def test_many_figures_in_one_dot_run_are_those_of_one_run_each(monkeypatch):
+    need_dot()
+    ids = ("lstm.cell", "norm.layer_norm", "attention.causal_mask", "lm.top_k", "attention.multi_head")
+    sources = [F.dataflow_dot(spec.get(i)) for i in ids]
+    runs = graphviz.RUNS[0]
+    many = F.render_many([*sources, sources[0]], "svg")  # a figure asked for twice is drawn once
+    assert graphviz.RUNS[0] == runs + 1 and many[-1] == many[0]
+    assert F.render_many(sources, "svg") == many[:-1] and graphviz.RUNS[0] == runs + 1  # kept: no run
+    assert F.dataflow_svg(spec.get("lm.top_k")).encode() == many[3] and graphviz.RUNS[0] == runs + 1
+    monkeypatch.setattr(graphviz, "_MEMORY", {})
+    monkeypatch.setenv("LMSPEC_NO_CACHE", "1")
+    one_each = [graphviz.render_dot(s, "svg") for s in sources]
+    assert graphviz.RUNS[0] == runs + 1 + len(ids)
+    assert one_each == many[:-1]  # byte for byte: no "page0,1_" prefix on the later graphs' ids
+    pdfs = F.render_many(sources, "pdf")
+    date = re.compile(rb"/CreationDate \(D:[0-9]+Z?\)")
+    for pdf, source in zip(pdfs, sources, strict=True):  # the same but for the moment it was made
+        assert date.sub(b"", pdf) == date.sub(b"", graphviz.render_dot(source, "pdf"))
+
+
+def test_a_figure_dot_cannot_draw_among_many_is_drawn_alone_and_named():
+    need_dot()
+    good = F.dataflow_dot(spec.get("norm.layer_norm"))
+    with pytest.raises(F.FigureError, match=r"Graphviz's dot .* failed on a figure \(exit 1\)"):
+        F.render_many([good, "digraph broken { a -> }"], "svg")
+    runs = graphviz.RUNS[0]
+    assert graphviz.render_dot(good, "svg").rstrip().endswith(b"</svg>")  # the good one was drawn, and kept
+    assert graphviz.RUNS[0] == runs
+    with pytest.raises(SpecError, match="drawn as svg or pdf, found 'png'"):
+        F.render_many([good], "png")

@@ -1,7 +1,11 @@
 """The concept figures (verify/figures): each is a standalone SVG whose numbers are the spec's own — read back
-from the ``data-value`` attributes and compared with the equation's exact oracle (or impl's GPT-2)."""
+from the ``data-value`` attributes and compared with the equation's exact oracle (or with impl's GPT-2
+holding the figure's weights)."""
 
 import math
+import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -9,8 +13,8 @@ import pytest
 import torch
 
 from lmspec import spec
-from lmspec.impl.attention import projections
-from lmspec.impl.gpt2 import block
+from lmspec.impl.attention import causal_mask, projections, softmax_rows
+from lmspec.impl.gpt2 import GPT2, block
 from lmspec.impl.lm import embedding
 from lmspec.impl.norm import layer_norm
 from lmspec.impl.positional import learned
@@ -147,20 +151,59 @@ def test_unrolled_recurrences_are_the_oracle(figures):
     assert read_values(lstm, "H").shape == (4, 6)  # d_h × n: one column per step t
 
 
+def _impl_gpt2():
+    """impl's GPT2 at the figure's sizes, in float64, holding the figure's NumPy-drawn weights."""
+    s = _gpt2.SIZES
+    gpt = GPT2(s["v"], s["n_max"], s["d_e"], s["M"], s["L"], s["d_f"], eps=_gpt2.EPS).double()
+    params = _gpt2.parameters()
+    with torch.no_grad():
+        gpt.E.copy_(torch.as_tensor(params["E"]))
+        gpt.Lambda.copy_(torch.as_tensor(params["Lambda"]))
+        for b, p in zip(gpt.blocks, params["blocks"], strict=True):
+            for name, t in b.spec_params().items():
+                t.copy_(torch.as_tensor(p[name]))
+    # the copies landed: impl's parameters are the figure's, every one of them
+    for b, p in zip(gpt.blocks, params["blocks"], strict=True):
+        for name, t in b.spec_params().items():
+            np.testing.assert_array_equal(t.detach().numpy(), p[name], err_msg=name)
+    np.testing.assert_array_equal(gpt.E.detach().numpy(), params["E"])
+    return gpt, torch.as_tensor(_gpt2.tokens())
+
+
+@torch.no_grad()
+def _impl_attention_weights(gpt, k):
+    """Per block, impl's own weights ``softmax_rows(Q_m K_mᵀ / √d_k + S)`` (impl's functional core, as its
+    block takes them), then ``H ← block(H)``."""
+    n = k.shape[-1]
+    H = embedding(k, gpt.E) + learned(gpt.Lambda, n)
+    S = causal_mask(n, dtype=H.dtype)
+    weights = []
+    for b in gpt.blocks:
+        p = b.spec_params()
+        Hhat = layer_norm(H, p["alpha_1"], p["beta_1"], gpt.eps)
+        Q, K, _ = projections(Hhat, p["W_Q"], p["b_Q"], p["W_K"], p["b_K"], p["W_V"], p["b_V"])
+        weights.append(softmax_rows(Q @ K.transpose(-2, -1) / math.sqrt(Q.shape[-1]) + S).numpy())
+        H, _ = block(H, p, eps=gpt.eps)
+    return weights
+
+
 def test_gpt2_attention_is_per_head_causal_and_impls(figures):
     figs = figures["gpt2.forward"]
     M, n, L = _gpt2.SIZES["M"], _gpt2.SIZES["n"], _gpt2.SIZES["L"]
     assert len(figs) == L
-    gpt, k = _gpt2.model()
+    gpt, k = _impl_gpt2()
+    expected = _impl_attention_weights(gpt, k)
     H = embedding(k, gpt.E) + learned(gpt.Lambda, n)
     for f in figs:
         assert panels(f.svg) == [f"head{m}" for m in range(1, M + 1)]
         W = np.stack([read_values(f.svg, f"head{m}") for m in range(1, M + 1)])  # (M, n, n)
+        l = int(f.name[-1]) - 1
+        np.testing.assert_allclose(W, expected[l], rtol=0, atol=1e-12)  # impl's weights, head by head
         np.testing.assert_allclose(W.sum(axis=-1), 1.0, rtol=0, atol=1e-12)
         assert (W[:, np.triu_indices(n, 1)[0], np.triu_indices(n, 1)[1]] == 0).all()  # causal
         assert not np.allclose(W[0], W[1])  # the heads differ
         # the drawn weights are the ones impl's block uses: rebuild the block's output from them
-        p = gpt.blocks[int(f.name[-1]) - 1].spec_params()
+        p = gpt.blocks[l].spec_params()
         with torch.no_grad():
             Hhat = layer_norm(H, p["alpha_1"], p["beta_1"], gpt.eps)
             _, _, V = projections(Hhat, p["W_Q"], p["b_Q"], p["W_K"], p["b_K"], p["W_V"], p["b_V"])
@@ -173,12 +216,55 @@ def test_gpt2_attention_is_per_head_causal_and_impls(figures):
         torch.testing.assert_close(rebuilt, H, rtol=0, atol=1e-12)
 
 
-def test_gpt2_model_leaves_torch_generator_alone():
-    torch.manual_seed(5)
-    before = torch.rand(3)
-    torch.manual_seed(5)
-    _gpt2.model()
-    assert torch.equal(torch.rand(3), before)
+def test_gpt2_parameters_are_seeded_and_leave_numpy_global_generator_alone():
+    np.random.seed(5)
+    before = np.random.rand(3)
+    np.random.seed(5)
+    first, second = _gpt2.parameters(), _gpt2.parameters()
+    assert np.array_equal(np.random.rand(3), before)
+    np.testing.assert_array_equal(first["E"], second["E"])
+    np.testing.assert_array_equal(first["blocks"][1]["W_Q"], second["blocks"][1]["W_Q"])
+    assert first["E"].std() == pytest.approx(_gpt2.STD, rel=0.3)  # N(0, STD²), not GPT-2's 0.02
+
+
+def test_concept_figures_import_no_torch():
+    """Drawing every concept figure must not import torch (about 3 s of a first ``lmspec render``)."""
+    code = (
+        "import sys\n"
+        "from lmspec.verify.figures import concept_figures\n"
+        "figs = concept_figures(['gpt2.forward', 'rnn.gate'])\n"
+        "assert len(figs['gpt2.forward']) == 2\n"
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n"
+    )
+    env = {**os.environ, "LMSPEC_NO_CACHE": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_concept_figures_computed_in_forked_processes_are_the_same(figures):
+    wait = concepts.concept_figures_ahead(["lm.top_k", "rnn.gate", "gpt2.forward"], jobs=2)
+    ahead = wait()
+    assert list(ahead) == ["lm.top_k", "rnn.gate", "gpt2.forward"]
+    for eq_id, figs in ahead.items():
+        assert [vars(f) for f in figs] == [vars(f) for f in figures[eq_id]]
+    with pytest.raises(KeyError, match="no concept figure for lm.nonsense"):
+        concepts.concept_figures_ahead(["lm.nonsense"], jobs=2)
+
+
+def test_cached_concept_figures_are_kept_and_read_back(tmp_path, monkeypatch, figures):
+    from lmspec.verify.figures import _cache
+
+    monkeypatch.setenv("LMSPEC_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("LMSPEC_NO_CACHE", raising=False)
+    assert _cache.kept_concept_figures(["rnn.gate"]) is None  # nothing kept yet: nothing computed
+    drawn = _cache.cached_concept_figures_ahead(["rnn.gate"], jobs=2)()
+    kept = _cache.kept_concept_figures(["rnn.gate"])
+    assert kept is not None and [vars(f) for f in kept["rnn.gate"]] == [vars(f) for f in drawn["rnn.gate"]]
+    assert [vars(f) for f in drawn["rnn.gate"]] == [vars(f) for f in figures["rnn.gate"]]
+    (entry,) = tmp_path.rglob("concepts-*.json")
+    entry.write_bytes(entry.read_bytes()[:-5])  # a damaged entry is not trusted
+    assert _cache.kept_concept_figures(["rnn.gate"]) is None
 
 
 def test_nonfinite_colours_are_distinct_from_every_scale_colour():

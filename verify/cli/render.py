@@ -11,11 +11,13 @@ they are left out: there is no folder to write them to); a PDF embeds them (SVG 
 rsvg-convert).
 """
 
+import contextlib
 import os
 import shutil
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,10 +45,21 @@ def configurations() -> "list[Configuration]":
 def concepts_of(families: list[str] | None) -> dict[str, list]:
     """The concept figures (verify/figures/, kept on disk between runs) of the equations of ``families``
     (all when None)."""
-    from ..figures import cached_concept_figures
+    return _concepts_ahead(families, jobs=1)()
 
-    every = cached_concept_figures()
-    return {i: figs for i, figs in every.items() if not families or i.split(".", 1)[0] in families}
+
+def _concepts_ahead(families: list[str] | None, jobs: int) -> Callable[[], dict[str, list]]:
+    """The function that gives ``concepts_of(families)``: kept on disk, or being computed (the equations'
+    oracles compiled) in ``jobs`` processes forked now, beside what this one does meanwhile."""
+    from ..figures import cached_concept_figures_ahead
+
+    waiting = cached_concept_figures_ahead(jobs=jobs)
+
+    def result() -> dict[str, list]:
+        every = waiting()
+        return {i: figs for i, figs in every.items() if not families or i.split(".", 1)[0] in families}
+
+    return result
 
 
 def _check_figure_tools(format_: str) -> None:
@@ -59,18 +72,17 @@ def _check_figure_tools(format_: str) -> None:
         raise UsageError(INSTALL_RSVG)
 
 
-def _draw_ahead(families: list[str] | None, fmt: str) -> ThreadPoolExecutor:
-    """Graphviz draws the data-flow figures in its own processes, several at a time, while this one computes
-    the concept figures: a first render (an empty figure cache) waits for the two side by side, not in turn.
-    A figure that fails here is drawn again, and its error said, when the document asks for it."""
-    from ... import spec
-    from ...spec.render.figures import figure_for
+def _draw_ahead(ids: list[str], fmt: str) -> Future:
+    """Graphviz draws the data-flow figures of ``ids`` not kept yet, all in one ``dot`` run
+    (``draw_figures``), in a thread of this process while the concept figures are computed: a first render
+    (an empty figure cache) waits for the two side by side, not in turn. A figure that fails here is drawn
+    again, and its error said, when the document asks for it."""
+    from ...spec.render.figures import draw_figures
 
-    ids = [eq.id for eq in spec.all() if families is None or eq.family in families]
-    pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2))
-    for eq_id in ids:
-        pool.submit(figure_for, eq_id, fmt)
-    return pool
+    pool = ThreadPoolExecutor(max_workers=1)
+    drawing = pool.submit(draw_figures, ids, fmt)
+    pool.shutdown(wait=False)
+    return drawing
 
 
 def _write_figures(files: dict[str, bytes], folder: Path) -> None:
@@ -119,12 +131,19 @@ def render_command(
     start = time.perf_counter()
     doc_families = list(family) if family else None
     try:
-        drawing = (
-            _draw_ahead(doc_families, "pdf" if format_ in ("pdf", "tex") else "svg") if figures else None
-        )
-        concepts = concepts_of(doc_families) if figures else None
-        if drawing is not None:
-            drawing.shutdown(wait=True)
+        concepts = None
+        if figures:
+            from ... import spec
+
+            # the catalogue first (the processes forked next inherit it, instead of each loading it), then
+            # the processes that compute the concept figures (fork copies only the calling thread), then
+            # the thread that runs Graphviz
+            ids = [eq.id for eq in spec.all() if doc_families is None or eq.family in doc_families]
+            waiting = _concepts_ahead(doc_families, jobs=os.cpu_count() or 1)
+            drawing = _draw_ahead(ids, "pdf" if format_ in ("pdf", "tex") else "svg")
+            concepts = waiting()
+            with contextlib.suppress(FigureError, OSError):  # said again when the document asks for it
+                drawing.result()
         doc = document.document(doc_families, configurations(), figures, concepts)
         n, k = len(doc.entries), len(doc.figures)
         if format_ == "pdf":

@@ -1,16 +1,16 @@
 """The tutorial's concept figures, computed by lmspec itself so that they cannot disagree with the spec.
 
-Every number drawn comes from the exact oracle of the equation the figure illustrates (``OracleTarget``:
-the spec's ``_entry`` meaning, compiled at the example's sizes), except the attention weights of GPT-2, which
-come from impl's GPT-2 (small seeded weights). Each builder states its example and its sizes.
+Every number drawn comes from the exact oracle of the equation the figure illustrates (verify.oracle: the
+spec's ``_entry`` meaning, compiled at the example's sizes), except the attention weights of GPT-2, which
+come from impl's GPT-2 recomputed in NumPy on small seeded weights (``_gpt2``; the tests hold them to impl's
+own). Nothing here imports torch. Each builder states its example and its sizes.
 """
 
 from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 
-from ..oracle import concrete_shape
-from ..targets import OracleTarget
+from ..oracle import Oracle, concrete_shape
 from ._svg import Bars, Figure, Heat, Scale, panels_figure
 from ._unrolled import unrolled
 
@@ -29,7 +29,7 @@ def oracle(eq_id: str, example: Mapping[str, object], sizes: Mapping[str, int]) 
     from ... import spec
 
     arrays = {k: np.asarray(v, dtype=np.float64) for k, v in example.items()}
-    return OracleTarget(spec.get(eq_id))(arrays, dict(sizes))
+    return Oracle(spec.get(eq_id))(arrays, dict(sizes))
 
 
 def _positions(n: int) -> list[str]:
@@ -222,15 +222,13 @@ def top_k() -> list[Figure]:
 
 # --- GPT-2 attention --------------------------------------------------------------------------------------
 def gpt2_attention() -> list[Figure]:
-    from ._gpt2 import SENTENCE, SIZES, STD, attention_weights, model
+    from ._gpt2 import SENTENCE, SIZES, STD, attention_weights, parameters, tokens
 
-    gpt, k = model()
-    per_block = attention_weights(gpt, k)
+    per_block = attention_weights(parameters(), tokens())
     sizes = {name: SIZES[name] for name in ("v", "n", "d_e", "M", "d_k", "L", "d_f")}
     scale = Scale("sequential", 0.0, 1.0, "weight (row i sums to 1)")
     figs, rows, cols, heads = [], "query token i", "key token j", SIZES["M"]
     for l, W in enumerate(per_block, start=1):
-        W = W.numpy()
         panels = [
             Heat(
                 W[m], f"head m = {m + 1}", rows, cols, SENTENCE, SENTENCE, scale, f"head{m + 1}", True, 34, 2
@@ -245,7 +243,7 @@ def gpt2_attention() -> list[Figure]:
                 f"M = {SIZES['M']}, n = {SIZES['n']})",
                 f"The attention weights of impl's GPT-2 (impl/gpt2.py) in block {l}, one panel per head: row "
                 "i is query token i, column j key token j; the causal mask leaves the upper triangle at 0 "
-                f"and every row sums to 1. Random weights N(0, {STD}²), seed 17, float64; "
+                f"and every row sums to 1. Random weights N(0, {STD}²) drawn by NumPy, seed 17, float64; "
                 f"{_sizes_text(sizes)}.",
                 panels,
                 per_row=4,
@@ -290,15 +288,32 @@ def rnn_unrolled() -> list[Figure]:
     ]
 
 
+def _lstm_states(example: Mapping[str, np.ndarray], sizes: Mapping[str, int]) -> dict[str, np.ndarray]:
+    """``H`` and ``C`` (each d_h × n) of ``lstm.hidden[sequence]`` on ``example``: lstm.hidden's exact oracle,
+    one step t at a time from h_0 = c_0 = 0, as the [sequence] variant unrolls it. One step's oracle compiles
+    in a tenth of the time of the whole unrolled sequence's (SymPy expands n nested steps there); the tests
+    hold the two equal, number for number."""
+    X = example["X"]
+    params = {k: v for k, v in example.items() if k != "X"}
+    h = c = np.zeros(sizes["d_h"])
+    H, C = [], []
+    for t in range(X.shape[1]):
+        out = oracle("lstm.hidden", {"x_t": X[:, t], "h_prev": h, "c_prev": c, **params}, sizes)
+        h, c = out["h_t"], out["c_t"]
+        H.append(h)
+        C.append(c)
+    return {"H": np.stack(H, axis=1), "C": np.stack(C, axis=1)}
+
+
 def lstm_unrolled() -> list[Figure]:
     sizes = {"d_e": 3, "d_h": 4, "n": 6}
     example = _draw("lstm.hidden[sequence]", sizes, SEED, 0.8)
-    out = oracle("lstm.hidden[sequence]", example, sizes)
+    out = _lstm_states(example, sizes)
     caption = (
         "The LSTM unrolled over t = 1..n from h_0 = c_0 = 0: each step takes x_t, h_{t−1} and c_{t−1} and "
         "emits h_t = o_t ⊙ tanh(c_t) and c_t = f_t ⊙ c_{t−1} + i_t ⊙ c̃_t. The states are "
-        "lstm.hidden[sequence]'s exact oracle on seeded inputs x_t ~ N(0, 1) and parameters ~ N(0, 0.8²), "
-        f"seed 17; {_sizes_text(sizes)}."
+        "lstm.hidden[sequence]'s exact oracle (lstm.hidden's, step by step) on seeded inputs x_t ~ N(0, 1) "
+        f"and parameters ~ N(0, 0.8²), seed 17; {_sizes_text(sizes)}."
     )
     return [
         unrolled(
@@ -328,12 +343,53 @@ CONCEPTS: dict[str, Callable[[], list[Figure]]] = {
 }
 
 
-def concept_figures(ids: Iterable[str] | None = None) -> dict[str, list[Figure]]:
-    """The concept figures, keyed by the id of the equation each illustrates (all of them, or those of
-    ``ids``). Raises KeyError naming the ids that have none."""
-    wanted = list(CONCEPTS) if ids is None else list(ids)
+#: The builders whose oracles take longest to compile (0.5–1 s at their sizes; the others about 0.1 s),
+#: started first when the figures are computed in several processes, so that the processes finish together.
+SLOW = ("positional.sinusoidal", "attention.padding_mask")
+
+
+def _check(wanted: list[str]) -> None:
     missing = [i for i in wanted if i not in CONCEPTS]
     if missing:
         have = ", ".join(CONCEPTS)
         raise KeyError(f"no concept figure for {', '.join(missing)}; there are figures for {have}")
+
+
+def concept_figures(ids: Iterable[str] | None = None) -> dict[str, list[Figure]]:
+    """The concept figures, keyed by the id of the equation each illustrates (all of them, or those of
+    ``ids``). Raises KeyError naming the ids that have none."""
+    wanted = list(CONCEPTS) if ids is None else list(ids)
+    _check(wanted)
     return {i: CONCEPTS[i]() for i in wanted}
+
+
+def concept_figures_ahead(
+    ids: Iterable[str] | None = None, jobs: int = 1
+) -> Callable[[], dict[str, list[Figure]]]:
+    """Start computing ``concept_figures(ids)`` in ``jobs`` worker processes forked from this one (which has
+    the spec and the oracle imported already) and return the function that waits for them. Nearly all the
+    work is compiling the equations' oracles (SymPy, one core each), so a first ``lmspec render`` computes
+    them beside its own work instead of before it. Where fork is not available, or ``jobs`` ≤ 1, the
+    returned function computes them here. Call it before this process starts any thread (fork copies one)."""
+    import multiprocessing
+
+    wanted = list(CONCEPTS) if ids is None else list(ids)
+    _check(wanted)
+    if jobs <= 1 or len(wanted) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return lambda: concept_figures(wanted)
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = ProcessPoolExecutor(min(jobs, len(wanted)), mp_context=multiprocessing.get_context("fork"))
+    first = [i for i in SLOW if i in wanted] + [i for i in wanted if i not in SLOW]
+    futures = {i: pool.submit(CONCEPTS[i]) for i in first}
+
+    def result() -> dict[str, list[Figure]]:
+        try:
+            return {i: futures[i].result() for i in wanted}
+        except BrokenProcessPool:  # a worker died (killed, out of memory): compute here instead
+            return concept_figures(wanted)
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+    return result
