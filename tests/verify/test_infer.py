@@ -871,3 +871,21 @@ def test_torchs_gru_cell_is_bound_with_its_update_gate_negated_and_the_printed_b
     assert main(argv) == 1
     report = json.loads(out.read_text())["reports"][0]
     assert (report["verdict"], report["matched"], report["inferred"]) == ("variant", ["reset_after"], None)
+
+
+@pytest.mark.filterwarnings("ignore:enable_nested_tensor is True")
+def test_a_constructor_argument_that_is_a_module_is_built_from_its_annotation():
+    """nn.TransformerEncoder(encoder_layer: TransformerEncoderLayer, num_layers): the layer is built from its
+    own inferred constructor, the layers map per layer (layers.{l}.…), and the forward's `mask` is torch's
+    attention mask added to the scores (its documented meaning, which the generic name does not say). Held
+    to the built-in's form, it passes as torch.nn.TransformerEncoder does."""
+    inferred = explain("torch.nn:TransformerEncoder", "transformer.stack[post_ln_relu_eps]")
+    assert inferred.init == {
+        "encoder_layer": "TransformerEncoderLayer(d_model=d_e, nhead=M, dim_feedforward=d_f)",
+        "num_layers": "L",
+    }
+    assert inferred.params["layers.{l}.norm2.bias"] == "beta_2"
+    assert inferred.forward.layout == "src:X=n b d_e, mask=n n -> n b d_e"
+    assert inferred.forward.mask == "additive"
+    report = audit("torch.nn:TransformerEncoder", "transformer.stack[post_ln_relu_eps]", profile="quick")
+    assert report.verdict == "pass", report.summary

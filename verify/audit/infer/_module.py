@@ -89,6 +89,8 @@ def init_args(cls: type, eq: Equation) -> dict[str, str]:
             init[p.name] = axis
         elif p.default is inspect.Parameter.empty and (built := _config_init(cls, p, eq)) is not None:
             init[p.name] = built
+        elif p.default is inspect.Parameter.empty and (built := _module_init(cls, p, eq)) is not None:
+            init[p.name] = built
         elif low in LENGTH_NAMES and p.default is inspect.Parameter.empty:
             init[p.name] = "64"
         elif low in ("dropout", "p", "attn_pdrop", "resid_pdrop", "dropout_rate", "drop", "attn_drop"):
@@ -119,6 +121,24 @@ def _constructor_parameters(cls: type) -> list[inspect.Parameter]:
             if named and not all(p.kind in varargs for p in named):
                 return named
     return params
+
+
+def _module_init(cls: type, p: inspect.Parameter, eq: Equation) -> str | None:
+    """The --init expression of a constructor argument that is itself a module, by its annotation
+    (nn.TransformerEncoder's ``encoder_layer: TransformerEncoderLayer``): that class built from its own
+    constructor arguments, inferred alike (``TransformerEncoderLayer(d_model=d_e, nhead=M)``). None where the
+    annotation names no module class in the module that defines ``cls``."""
+    home = vars(inspect.getmodule(cls) or object)
+    annotation = p.annotation
+    name = annotation.strip("'\"") if isinstance(annotation, str) else getattr(annotation, "__name__", None)
+    inner = home.get(name) if name else None
+    if not (inspect.isclass(inner) and issubclass(inner, torch.nn.Module)) or inner is cls:
+        return None
+    try:
+        args = init_args(inner, eq)
+    except InferenceError:
+        return None
+    return f"{name}(" + ", ".join(f"{k}={v}" for k, v in args.items()) + ")"
 
 
 def _is_config_class(obj: object) -> bool:
@@ -524,6 +544,11 @@ _SECOND_BIAS = (
 _TORCH_GATE_ORDER = {"LSTMCell": ["i", "f", "c", "o"], "LSTM": ["i", "f", "c", "o"]}
 
 
+#: The conventions of torch's own classes whose mask argument has a name that says nothing (``mask``), as
+#: torch documents them: nn.TransformerEncoder's ``mask`` is the attention mask added to the scores.
+_TORCH_MASKS = {"TransformerEncoder": "additive", "TransformerDecoder": "additive"}
+
+
 def _torch_class(instance: torch.nn.Module) -> str | None:
     """The name of torch.nn's class ``instance`` is (not a subclass of it written elsewhere), or None."""
     cls = type(instance)
@@ -629,7 +654,7 @@ def infer_forward(
         fixed=fixed,
         derive=derive,
         label=label,
-        mask=mask,
+        mask=mask or _TORCH_MASKS.get(_torch_class(module)),
         with_params=False,
         hf_layer=_transformers_module(module),
         batch_first=getattr(module, "batch_first", None),
