@@ -32,7 +32,7 @@ from ..spec import Equation
 from ._errors import Mismatch
 from .compare import POLICY, Comparison, Tolerance, assert_close
 from .properties import properties_of
-from .strategies import Example, examples, keep_vectors, size_tuples
+from .strategies import Example, drawn_examples, keep_vectors, size_tuples
 from .targets import GeneratedTarget, ImplTarget, OracleTarget, Target
 
 # Hypothesis (6.170) mixes into its draws "local constants" collected from every module in sys.modules that
@@ -214,9 +214,8 @@ def padding_mask(keep: np.ndarray, n_queries: int) -> np.ndarray:
 
 
 def _draw(data, eq: Equation, pool: list[dict], record: dict, setting: Setting = DEFAULT_SETTING) -> Example:
-    sizes = data.draw(st.sampled_from(pool), label="sizes")
-    batch = data.draw(st.sampled_from(setting.batches), label="batch axes")
-    ex = setting.padded(data, setting.pinned(eq, data.draw(examples(eq, sizes, batch), label="example")))
+    ex = data.draw(drawn_examples(eq, pool, setting.batches), label="example")  # sizes, batch, values
+    ex = setting.padded(data, setting.pinned(eq, ex))
     if setting.transform is not None:
         ex = setting.transform(ex)
     if setting.exclude is not None and setting.exclude(ex):

@@ -8,7 +8,7 @@ towards 0 (and masks towards "nothing masked").
 
 import functools
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -58,18 +58,33 @@ def size_tuples(
         raise SpecError(f"size_tuples: count must be at least 1, found {count}")
     if scale not in ("small", "large"):
         raise SpecError(f"size_tuples: scale must be 'small' or 'large', found {scale!r}")
+    key = _size_tuples(eq, count, seed, scale, tuple((fixed or {}).items()), tuple((derive or {}).items()))
+    return [dict(sizes) for sizes in key]
+
+
+@functools.lru_cache(maxsize=4096)
+def _size_tuples(
+    eq: Equation,
+    count: int,
+    seed: int,
+    scale: str,
+    fixed_items: tuple[tuple[str, int], ...],
+    derive_items: tuple[tuple[str, str], ...],
+) -> tuple[tuple[tuple[str, int], ...], ...]:
+    """size_tuples's answer as items, computed once per equation, seed and setting: a plan asks for the same
+    tuples for every implementation of an equation, and each costs SymPy work on its constraints."""
     lo, hi = SMALL if scale == "small" else LARGE
     if scale == "small" and is_composite(eq):
         lo, hi = COMPOSITE
     rng = random.Random(f"{eq.id}/{seed}/{scale}")
-    fixed, derive = dict(fixed or {}), dict(derive or {})
+    fixed, derive = dict(fixed_items), dict(derive_items)
     for a in (*fixed, *derive):
         if a not in eq.free_axes:
             raise SpecError(
                 f"{eq.id}: cannot fix or derive the size {a!r}: the free axes are {', '.join(eq.free_axes)}"
             )
     free = [a for a in eq.free_axes]
-    tuples: list[dict[str, int]] = []
+    tuples: list[tuple[tuple[str, int], ...]] = []
     pins: list[dict[str, int]] = []
     seq = next((a for a in ("n", "n_d", "n_e") if a in free and a not in fixed), None)
     if seq:
@@ -84,8 +99,8 @@ def size_tuples(
                 break
         else:
             raise SpecError(f"{eq.id}: no sizes in [{lo}, {hi}] meet the constraints {eq.constraints}")
-        tuples.append(sizes)
-    return tuples
+        tuples.append(tuple(sizes.items()))
+    return tuple(tuples)
 
 
 def _draw_sizes(eq, free, pin, lo, hi, scale, rng, derive=None) -> dict[str, int] | None:
@@ -111,16 +126,19 @@ def _draw_sizes(eq, free, pin, lo, hi, scale, rng, derive=None) -> dict[str, int
                 rng.shuffle(pool)
             sizes[a] = pool.pop()
     sizes = {a: sizes[a] for a in free}  # glossary order
+    # xreplace, not subs: the same symbols replaced by the same integers, without subs's sorting and caching
+    # of every substitution (most of what planning a verifier run cost when it was subs)
     for a, expr in (derive or {}).items():
-        value = sp.sympify(expr, locals={s.name: s for s in size_subs(sizes)}).subs(size_subs(sizes))
+        subs = size_subs(sizes)
+        value = sp.sympify(expr, locals={s.name: s for s in subs}).xreplace(subs)
         if not value.is_Integer or value < 1:
             return None
         sizes[a] = int(value)
     subs = size_subs(sizes)
     for c in eq.equalities:
-        sizes[c.lhs.name] = int(c.rhs.subs(subs))
+        sizes[c.lhs.name] = int(c.rhs.xreplace(subs))
     subs = size_subs(sizes)
-    if not all(bool(c.subs(subs)) for c in eq.inequalities):
+    if not all(bool(c.xreplace(subs)) for c in eq.inequalities):
         return None
     return sizes
 
@@ -354,26 +372,85 @@ def examples(
     ones from a drawn seed."""
     if batch is None:
         batch = draw(st.sampled_from([(), (2,)]), label="batch axes")
+    return _example(draw, eq, tuple(sizes.items()), _shape(batch))
+
+
+def drawn_examples(
+    eq: Equation, pool: Sequence[Mapping[str, int]], batches: Sequence[tuple[int, ...]]
+) -> st.SearchStrategy[Example]:
+    """Examples of ``eq`` at one of the size tuples of ``pool`` (drawn first), with one of the leading
+    ``batches`` (drawn next), as ``examples`` draws them: the same choices in the same order, so they
+    shrink alike (towards the first size tuple, the first batch shape, then zeros).
+
+    One strategy for the three draws, built once per equation, pool and batches: the verifier draws an
+    example thousands of times per run, and each draw through Hypothesis's ``data`` object, or of a
+    strategy built afresh (validated at its first draw), cost more than decoding the example."""
+    key = tuple(tuple(sizes.items()) for sizes in pool)
+    return _drawn_examples(eq, key, tuple(_shape(b) for b in batches))
+
+
+@functools.lru_cache(maxsize=1024)
+def _drawn_examples(
+    eq: Equation, pool: tuple[tuple[tuple[str, int], ...], ...], batches: tuple[tuple[int, ...], ...]
+) -> st.SearchStrategy[Example]:
+    if not pool:
+        raise SpecError(f"drawn_examples: {eq.id} has no size tuples to draw from")
+    sizes_from, batch_from = st.sampled_from(pool), st.sampled_from(batches)
+
+    @st.composite
+    def drawn(draw: st.DrawFn) -> Example:
+        sizes = draw(sizes_from, label="sizes")
+        return _example(draw, eq, sizes, draw(batch_from, label="batch axes"))
+
+    return drawn()
+
+
+class _Plan(NamedTuple):
+    """What an example of an equation at given sizes and batch axes holds: each array's kind and shape, and
+    the byte layouts of the arrays when the example is drawn as one block (None: from a drawn seed)."""
+
+    shapes: dict[str, tuple[Kind, tuple[int, ...]]]
+    layouts: dict[str, _Layout] | None
+    size: int  # bytes of the block
+
+
+@functools.lru_cache(maxsize=4096)
+def _plan(eq: Equation, sizes: tuple[tuple[str, int], ...], batch: tuple[int, ...]) -> _Plan:
+    """The plan of an example of ``eq`` at ``sizes`` (as items) with ``batch`` axes, computed once: the
+    shapes follow from the sizes alone, and every example at them would compute the same."""
+    values = dict(sizes)
     shapes = {}
     for d in eq.inputs:
-        shapes[d.ascii] = (d.entry_kind, (*batch, *concrete_shape(d, sizes)))
+        shapes[d.ascii] = (d.entry_kind, (*batch, *concrete_shape(d, values)))
     for d in eq.params:
-        shapes[d.ascii] = (d.entry_kind, concrete_shape(d, sizes))
+        shapes[d.ascii] = (d.entry_kind, concrete_shape(d, values))
     total = sum(int(np.prod(shape)) for _, shape in shapes.values())
-    arrays: dict[str, np.ndarray] = {}
     if total > ENTRYWISE_LIMIT:
+        return _Plan(shapes, None, 0)
+    v = int(values["v"]) if "v" in values else None
+    layouts = {
+        name: _layout(kind, shape, v if kind is Kind.INDEX else None)
+        for name, (kind, shape) in shapes.items()
+    }
+    return _Plan(shapes, layouts, sum(layout.size for layout in layouts.values()))
+
+
+def _example(
+    draw: st.DrawFn, eq: Equation, sizes: tuple[tuple[str, int], ...], batch: tuple[int, ...]
+) -> Example:
+    """An example of ``eq`` at ``sizes`` (as items, in the pool's order) with ``batch`` axes: its values as
+    one block of bytes, or from a drawn seed when it has more than ENTRYWISE_LIMIT entries."""
+    plan = _plan(eq, sizes, batch)
+    values = dict(sizes)
+    arrays: dict[str, np.ndarray] = {}
+    if plan.layouts is None:
         rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1), label="values seed"))
-        for name, (kind, shape) in shapes.items():
-            arrays[name] = seeded_tensor(rng, kind, shape, sizes)
+        for name, (kind, shape) in plan.shapes.items():
+            arrays[name] = seeded_tensor(rng, kind, shape, values)
     else:  # one block of bytes for the whole example
-        v = int(sizes["v"]) if "v" in sizes else None
-        layouts = {
-            name: _layout(kind, shape, v if kind is Kind.INDEX else None)
-            for name, (kind, shape) in shapes.items()
-        }
-        raw = draw(_block(sum(layout.size for layout in layouts.values())), label="values")
+        raw = draw(_block(plan.size), label="values")
         at = 0
-        for name, layout in layouts.items():
+        for name, layout in plan.layouts.items():
             arrays[name] = layout.decode(raw[at : at + layout.size])
             at += layout.size
-    return Example(dict(sizes), tuple(batch), arrays)
+    return Example(values, batch, arrays)

@@ -51,6 +51,7 @@ class GeneratedTarget(Target):
         super().__init__(eq)
         self.fn = compiled(eq)
         self.dtype = dtype
+        self._size_arguments = tuple(size_arguments(eq))  # read from the equation once, not per call
 
     def tensors(self, example: Example, grad: Callable[[str], bool] = lambda name: False):
         """The generated function's tensor arguments from a spec-layout example, and the leaves that
@@ -68,7 +69,7 @@ class GeneratedTarget(Target):
 
     def run(self, args: list, sizes: Mapping[str, int]) -> dict[str, torch.Tensor]:
         """The outputs as tensors in spec layout."""
-        outs = self.fn(*args, *(int(sizes[a]) for a in size_arguments(self.eq)))
+        outs = self.fn(*args, *(int(sizes[a]) for a in self._size_arguments))
         result = {}
         for o, t in zip(self.eq.outputs, outs, strict=True):
             t = t.squeeze(-1) if o.is_vector else t
@@ -78,6 +79,19 @@ class GeneratedTarget(Target):
     def __call__(self, example: Example, sizes: Mapping[str, int]) -> dict[str, np.ndarray]:
         args, _ = self.tensors(example)
         return {k: t.detach().to(torch.float64).numpy() for k, t in self.run(args, sizes).items()}
+
+
+#: The bindings of impl/'s registered functions, by (equation, function): binding reads a signature and
+#: annotations and matches them with SymPy, and a verifier run binds every implementation twice (planning
+#: the checks, then running them). A function registered in another's place is another key, bound anew.
+_REGISTERED: dict[tuple[Equation, Callable], ImplBinding] = {}
+
+
+def _registered_binding(fn: Callable, eq: Equation) -> ImplBinding:
+    binding = _REGISTERED.get((eq, fn))
+    if binding is None:
+        binding = _REGISTERED[(eq, fn)] = bind(fn, eq)
+    return binding
 
 
 class ImplTarget(Target):
@@ -105,28 +119,36 @@ class ImplTarget(Target):
             if eq.variant_of:
                 variant = eq.id.split("[", 1)[1].rstrip("]")
                 options = variant_options(eq.variant_of, variant, which) or {}
-        self.binding: ImplBinding = replace(bind(fn, eq), options=options)
+            binding = _registered_binding(fn, eq)
+        else:
+            binding = bind(fn, eq)
+        self.binding: ImplBinding = replace(binding, options=options)
         self.dtype = dtype
         self.device = device
         self.name = name
-        #: the shapes, dtypes and sizes at which impl/'s annotations have held (see __call__)
-        self._typechecked: set[tuple] = set()
+        #: the shapes, dtypes and sizes at which impl/'s annotations have held (see __call__), each with its
+        #: number of batch axes
+        self._typechecked: dict[tuple, int] = {}
 
     def __call__(self, example: Example, sizes: Mapping[str, int]) -> dict[str, np.ndarray]:
         """The outputs on ``example``. impl/'s jaxtyping annotations are checked the first time the target
         meets a combination of shapes, dtypes and sizes: they speak of those, never of values, so a
         second check at the same shapes could not fail, and it cost most of the call on the verifier's small
-        tensors."""
+        tensors. The example's shapes are checked against the sizes (``_batch_shape``) at that first meeting
+        too, for the same reason."""
         from ..impl._registry import runtime_checks, runtime_checks_enabled
 
-        batch = _batch_shape(self.eq, example, sizes)
         signature = (
             tuple((k, np.shape(v), np.asarray(v).dtype.str) for k, v in example.items()),
             tuple(sorted((k, int(v)) for k, v in sizes.items())),
         )
-        if signature in self._typechecked or not runtime_checks_enabled():
+        batch_ndim = self._typechecked.get(signature)
+        if batch_ndim is not None or not runtime_checks_enabled():
+            if batch_ndim is None:
+                batch_ndim = len(_batch_shape(self.eq, example, sizes))
             with runtime_checks(False):
-                return self.binding.call(example, sizes, len(batch), self.dtype, self.device)
-        out = self.binding.call(example, sizes, len(batch), self.dtype, self.device)
-        self._typechecked.add(signature)
+                return self.binding.call(example, sizes, batch_ndim, self.dtype, self.device)
+        batch_ndim = len(_batch_shape(self.eq, example, sizes))
+        out = self.binding.call(example, sizes, batch_ndim, self.dtype, self.device)
+        self._typechecked[signature] = batch_ndim
         return out

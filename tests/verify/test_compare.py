@@ -48,3 +48,14 @@ def test_a_difference_against_a_zero_reference_has_no_relative_figure():
     with pytest.raises(ValueMismatch, match=r"\(\|Δ\| = 0\.5, the reference is 0 there; 1 of 2 entries"):
         assert_close({"y": np.array([0.5, 2.0])}, {"y": np.array([0.0, 2.0])}, POLICY["float64"],
                      check="value", who="f", reference="oracle")  # fmt: skip
+
+
+def test_the_finite_case_and_the_special_case_agree():
+    """compare takes a shorter path when neither side holds NaN or ±∞; an infinity both sides share must not
+    change any figure of the others."""
+    actual, expected = np.array([0.5, 2.0 + 1e-6, -3.0]), np.array([0.0, 2.0, -3.0])
+    finite = compare(actual, expected, TOL)
+    special = compare(np.append(actual, np.inf), np.append(expected, np.inf), TOL)
+    assert not finite.ok and finite.bad == special.bad == 2
+    assert (finite.max_abs, finite.max_rel, finite.where) == (special.max_abs, special.max_rel, special.where)
+    assert finite.max_abs == 0.5 and finite.max_rel == pytest.approx(5e-7)  # nothing relative to the 0

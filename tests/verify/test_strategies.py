@@ -3,14 +3,21 @@
 import numpy as np
 import pytest
 import sympy as sp
-from hypothesis import given, settings
+from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
 from lmspec import spec
 from lmspec.spec import Equation, Kind, Reference, SpecError, tensor
 from lmspec.spec.axes import M, d_e, d_k, n
 from lmspec.spec.ops import mul
-from lmspec.verify.strategies import ENTRYWISE_LIMIT, examples, seeded_tensor, size_tuples, tensors
+from lmspec.verify.strategies import (
+    ENTRYWISE_LIMIT,
+    drawn_examples,
+    examples,
+    seeded_tensor,
+    size_tuples,
+    tensors,
+)
 
 
 @pytest.mark.parametrize("eq", spec.select(["attention"]), ids=lambda e: e.id)
@@ -119,3 +126,26 @@ def test_keep_vectors_draw_right_padding_padding_anywhere_and_fully_padded_seque
     S = padding_mask(np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]), 2)
     assert S.shape == (2, 2, 3)
     assert (S[0] == np.array([[0.0, 0.0, -np.inf]] * 2)).all() and np.isneginf(S[1]).all()
+
+
+def test_drawn_examples_take_sizes_and_batch_from_the_pool_and_shrink_to_the_first():
+    eq = spec.get("attention.scaled_dot_product")
+    pool = size_tuples(eq, 3, 0)
+    batches = ((2,), ())
+    strategy = drawn_examples(eq, pool, batches)
+    assert drawn_examples(eq, [dict(s) for s in pool], batches) is strategy  # built once per pool
+    seen = []
+
+    @settings(max_examples=20, deadline=None, database=None)
+    @given(strategy)
+    def collect(ex):
+        assert ex.sizes in pool and ex.batch in batches
+        assert ex.arrays["Q"].shape == (*ex.batch, ex.sizes["n"], ex.sizes["d_k"])
+        ex.sizes["n"] = -1  # each example has its own sizes: the pool is left as it was
+        seen.append(ex)
+
+    collect()
+    assert {len(ex.batch) for ex in seen} == {0, 1} and all(s["n"] > 0 for s in pool)
+    smallest = find(strategy, lambda ex: True, settings=settings(database=None))
+    assert (smallest.sizes, smallest.batch) == (pool[0], (2,))
+    assert all(not np.any(a) for a in smallest.arrays.values())  # zeros, nothing masked
