@@ -258,10 +258,10 @@ class BERTOutput(NamedTuple):
 class BERT(nn.Module):
     """The BERT backbone: embeddings with segments and layer norm, L post-LN blocks with the padding mask,
     and the pooler. ``d_k = d_v = d_e / M``, ``d_f = 4 d_e`` unless given; parameters in the spec's names
-    and orientation (``spec_params()``). ``fast=True`` runs the encoder through impl.fast (batched
-    projections, torch's fused attention, layer norm and GELU kernels): the same equation, registered as
-    ``bert.encoder``'s implementation ``fast`` and held to the spec by ``lmspec verify`` as the readable one
-    is."""
+    and orientation (``spec_params()``). ``fast=True`` runs the embeddings and the encoder through impl.fast
+    (batched projections, torch's fused attention, layer norm and GELU kernels): the same equations,
+    registered as ``bert.input``'s and ``bert.encoder``'s implementations ``fast`` and held to the spec by
+    ``lmspec verify`` as the readable ones are."""
 
     def __init__(
         self,
@@ -323,8 +323,8 @@ class BERT(nn.Module):
         s = torch.zeros_like(k) if s is None else s
         keep = torch.ones_like(k, dtype=torch.bool) if keep is None else keep
         P = self.spec_params()
-        H0 = embed(k, s, P["E"], P["Lambda"], P["G"], P["alpha_e"], P["beta_e"], eps=self.eps)
-        encode = fast_path.bert_encoder if self.fast else encoder
+        inputs, encode = (fast_path.bert_input, fast_path.bert_encoder) if self.fast else (embed, encoder)
+        H0 = inputs(k, s, P["E"], P["Lambda"], P["G"], P["alpha_e"], P["beta_e"], eps=self.eps)
         states = encode(H0, keep, **{name: P[name] for name in BLOCK_PARAMS}, eps=self.eps)
         return BERTOutput(states, pooler(states[..., -1, :, :], P["W_p"], P["b_p"]))
 

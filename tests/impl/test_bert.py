@@ -515,8 +515,12 @@ def test_the_family_passes_the_verifier():
     results = verify(spec.select(["bert"]), "quick", seed=0)
     failures = [f"{r.equation} {r.check}: {r.message}" for r in results if not r.passed]
     assert not failures
-    assert len(results) == 40  # 36, and the fast path of bert.encoder: 2 comparisons, 2 properties
-    assert {r.check for r in results if r.target == "impl[fast]"} == {
-        "impl[fast]=oracle", "impl[fast]=generated", "property[fast]:padding_invariance",
-        "property[fast]:permutation_equivariance",
+    assert len(results) == 43  # 36, and the fast paths of bert.input (3 checks) and bert.encoder (4)
+    fast = {(r.equation, r.check) for r in results if r.target == "impl[fast]"}
+    assert fast == {
+        ("bert.input", "impl[fast]=oracle"), ("bert.input", "impl[fast]=generated"),
+        ("bert.input", "property[fast]:columns_standardised"),
+        ("bert.encoder", "impl[fast]=oracle"), ("bert.encoder", "impl[fast]=generated"),
+        ("bert.encoder", "property[fast]:padding_invariance"),
+        ("bert.encoder", "property[fast]:permutation_equivariance"),
     }  # fmt: skip

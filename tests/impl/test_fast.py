@@ -24,6 +24,7 @@ FAST = {
     "transformer.block_pre_ln": fast.block_pre_ln,
     "transformer.block_post_ln": fast.block_post_ln,
     "gpt2.forward": fast.gpt2_forward,
+    "bert.input": fast.bert_input,
     "bert.encoder": fast.bert_encoder,
 }
 
@@ -207,6 +208,47 @@ def test_bert_encoder_equals_the_readable_one(padding, eps):
     assert got.shape == (B, L, n, d_e)
 
 
+@pytest.mark.parametrize("eps", [0.0, 1e-12])
+def test_bert_input_equals_the_readable_one(eps):
+    gen = _gen(13)
+    v, n_max = 19, 8
+    k, s = torch.randint(0, v, (B, n), generator=gen), torch.randint(0, 2, (B, n), generator=gen)
+    params = {"E": _randn(gen, d_e, v), "Lambda": _randn(gen, d_e, n_max), "G": _randn(gen, d_e, 2)}
+    params |= {"alpha_e": _randn(gen, d_e), "beta_e": _randn(gen, d_e)}
+    got = fast.bert_input(k, s, **params, eps=eps)
+    torch.testing.assert_close(got, bert.embed(k, s, **params, eps=eps), rtol=1e-12, atol=1e-12)
+    assert got.shape == (B, n, d_e)
+    with pytest.raises(ValueError, match="embed: the sequence has n = 9 tokens, more than n_max = 8"):
+        fast.bert_input(torch.zeros(B, 9, dtype=torch.long), torch.zeros(B, 9, dtype=torch.long), **params)
+    with pytest.raises(ValueError, match="embed"):
+        fast.bert_input(torch.full((B, n), v), s, **params)  # an id outside the vocabulary
+    with pytest.raises(ValueError, match="segment ids s"):
+        fast.bert_input(k, torch.full((B, n), 2), **params)
+
+
+@pytest.mark.parametrize("eps", [0.0, 1e-12])
+def test_bert_encoder_under_autograd_gives_the_readable_ones_values_and_gradients(eps):
+    """Without autograd the blocks write into the states' slots (an op with no derivative); with it they
+    are stacked, and the gradients are the readable encoder's."""
+    gen = _gen(14)
+    keep = torch.ones(B, n, dtype=torch.bool)
+    keep[0, 3:] = False
+    X, p = _randn(gen, B, n, d_e), _block(gen, L)
+    grads = []
+    for encode in (fast.bert_encoder, bert.encoder):
+        leaves = {name: t.clone().requires_grad_() for name, t in {"X": X, **p}.items()}
+        states = encode(leaves["X"], keep, **{name: leaves[name] for name in p}, eps=eps)
+        (states * torch.arange(states.numel(), dtype=F64).reshape(states.shape).sin()).sum().backward()
+        grads.append((states.detach(), {name: t.grad for name, t in leaves.items()}))
+    (got, got_grad), (want, want_grad) = grads
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    assert got_grad.keys() == want_grad.keys()
+    for name, g in got_grad.items():
+        torch.testing.assert_close(g, want_grad[name], rtol=1e-10, atol=1e-10, msg=name)
+    with torch.no_grad():  # the same inputs, no autograd: the slots
+        torch.testing.assert_close(fast.bert_encoder(X, keep, **p, eps=eps), want, rtol=1e-12, atol=1e-12)
+
+
 def test_the_models_fast_path_gives_the_readable_models_values():
     torch.manual_seed(9)
     readable = gpt2.GPT2(v=23, n_max=16, d_e=12, M=3, L=2).double()
@@ -247,7 +289,7 @@ def test_verify_plans_the_fast_paths_checks_beside_the_readable_ones():
     assert [c.name for c in audited] == [name for name in names if "[fast]" not in name]
 
 
-@pytest.mark.parametrize("eq_id", ["attention.multi_head", "bert.encoder[eps]"])
+@pytest.mark.parametrize("eq_id", ["attention.multi_head", "bert.input[eps]", "bert.encoder[eps]"])
 def test_the_fast_path_passes_the_verifier(eq_id):
     eq = spec.get(eq_id)
     fast_checks = [c for c in checks_for(eq, PROFILES["quick"], 0) if "[fast]" in c.name]
