@@ -147,11 +147,21 @@ def document(
                 if values:
                     entry.variant_values[name] = values
             if figures:
-                extra = (concepts or {}).get(eq.id, ())
-                entry.figures = [dataflow_figure(eq.id), *(concept_figure(eq.id, f) for f in extra)]
+                entry.figures = [dataflow_figure(eq.id)]
             entries.append(entry)
         sections.append(Section(fam, number, FAMILY_TITLES.get(fam, fam), _intro(fam), entries))
-    return Document(sections)
+    doc = Document(sections)
+    if figures:
+        add_concepts(doc, concepts or {})
+    return doc
+
+
+def add_concepts(doc: Document, concepts: Mapping[str, Sequence[object]]) -> None:
+    """Each entry's concept figures (``concepts``: equation id -> figures, as ``document`` takes them) after
+    its data-flow figure: ``lmspec render`` builds the document while the concept figures are computed, and
+    adds them when they come."""
+    for entry in doc.entries:
+        entry.figures += [concept_figure(entry.eq.id, f) for f in concepts.get(entry.eq.id, ())]
 
 
 def _intro(family: str) -> str:

@@ -10,6 +10,7 @@ catalogue with its figures (issue 17): each equation's data-flow figure and the 
 
 import html
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -345,13 +346,25 @@ def test_tex_is_a_standalone_document_on_texlive_latex_base(tex, doc):
     )
 
 
-@pytest.fixture(scope="module")
-def built(figured):
-    """The whole catalogue with its figures, compiled once for every PDF test."""
-    need("latexmk", "pdflatex", "pdfinfo", "pdftotext", "pdftoppm", "pdffonts", "rsvg-convert")
+def _keep(path: Path) -> None:
+    """A copy of ``path`` in build/artefacts/ for people to look at, put in place whole (os.replace): pytest's
+    workers build their own, and none reads another's half-written file."""
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    pdf, log = ARTEFACTS / "render.pdf", ARTEFACTS / "render.log"
+    partial = ARTEFACTS / f".{path.name}.{os.getpid()}"
+    shutil.copyfile(path, partial)
+    os.replace(partial, ARTEFACTS / path.name)
+
+
+@pytest.fixture(scope="module")
+def built(figured, tmp_path_factory):
+    """The whole catalogue with its figures, compiled once for every PDF test (in this worker's own folder;
+    the PDF and its log are also kept in build/artefacts/)."""
+    need("latexmk", "pdflatex", "pdfinfo", "pdftotext", "pdftoppm", "pdffonts", "rsvg-convert")
+    where = tmp_path_factory.mktemp("render")
+    pdf, log = where / "render.pdf", where / "render.log"
     pages = T.pdf(T.tex(figured), pdf, log=log, files=R.figure_files(figured, "pdf"))
+    _keep(pdf)
+    _keep(log)
     return pdf, pages, log.read_text(encoding="utf-8")
 
 
@@ -414,7 +427,7 @@ def test_a_page_with_figures_as_a_png_a_person_can_look_at(built, figured):
     pdf, _, _ = built
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     number = next(i for i, p in enumerate(text.split("\f"), 1) if "Sinusoidal positional encoding." in p)
-    out = ARTEFACTS / "render-figure"
+    out = pdf.parent / "render-figure"
     subprocess.run(
         [
             "pdftoppm",
@@ -431,7 +444,8 @@ def test_a_page_with_figures_as_a_png_a_person_can_look_at(built, figured):
         ],
         check=True,
     )
-    with Image.open(ARTEFACTS / "render-figure.png") as im:
+    _keep(out.with_suffix(".png"))
+    with Image.open(out.with_suffix(".png")) as im:
         rgb = np.asarray(im.convert("RGB")).astype(int)
     coloured = (np.abs(rgb[..., 0] - rgb[..., 2]) > 40).mean()  # the heat map and the role fills
     assert coloured > 0.01, coloured
@@ -439,11 +453,12 @@ def test_a_page_with_figures_as_a_png_a_person_can_look_at(built, figured):
 
 def test_page_one_as_a_png_a_person_can_look_at(built):
     pdf, _, _ = built
-    out = ARTEFACTS / "render-page1"
+    out = pdf.parent / "render-page1"
     subprocess.run(
         ["pdftoppm", "-f", "1", "-l", "1", "-r", "80", "-png", "-singlefile", str(pdf), str(out)], check=True
     )
-    png = ARTEFACTS / "render-page1.png"
+    png = out.with_suffix(".png")
+    _keep(png)
     with Image.open(png) as im:
         assert im.format == "PNG" and 600 < im.width < 700 and 900 < im.height < 1000  # A4 at 80 dpi
         grey = np.asarray(im.convert("L"))

@@ -131,20 +131,22 @@ def render_command(
     start = time.perf_counter()
     doc_families = list(family) if family else None
     try:
-        concepts = None
         if figures:
             from ... import spec
 
             # the catalogue first (the processes forked next inherit it, instead of each loading it), then
             # the processes that compute the concept figures (fork copies only the calling thread), then
-            # the thread that runs Graphviz
+            # the thread that runs Graphviz; the document is built meanwhile, and the concept figures
+            # join it when they come
             ids = [eq.id for eq in spec.all() if doc_families is None or eq.family in doc_families]
             waiting = _concepts_ahead(doc_families, jobs=os.cpu_count() or 1)
             drawing = _draw_ahead(ids, "pdf" if format_ in ("pdf", "tex") else "svg")
-            concepts = waiting()
+            doc = document.document(doc_families, configurations(), figures)
+            document.add_concepts(doc, waiting())
             with contextlib.suppress(FigureError, OSError):  # said again when the document asks for it
                 drawing.result()
-        doc = document.document(doc_families, configurations(), figures, concepts)
+        else:
+            doc = document.document(doc_families, configurations(), figures)
         n, k = len(doc.entries), len(doc.figures)
         if format_ == "pdf":
             try:
