@@ -13,6 +13,7 @@ import torch
 from jaxtyping import Float
 
 from lmspec import spec
+from lmspec.verify._errors import AuditError
 from lmspec.verify.audit import audit
 from lmspec.verify.audit.auditor import explain
 from lmspec.verify.audit.infer import InferenceError, infer_function
@@ -889,3 +890,25 @@ def test_a_constructor_argument_that_is_a_module_is_built_from_its_annotation():
     assert inferred.forward.mask == "additive"
     report = audit("torch.nn:TransformerEncoder", "transformer.stack[post_ln_relu_eps]", profile="quick")
     assert report.verdict == "pass", report.summary
+
+
+class _RowsRNNCell(torch.nn.Module):
+    """An Elman cell written with raw parameters used as x @ W (in, out): its W_xh is (d_e, d_h), so its
+    square W_hh is (in, out) too — which a --param cannot write (``W_h -> d_h d_h`` reads it as it is)."""
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__()
+        self.W_xh = torch.nn.Parameter(torch.randn(input_size, hidden_size))
+        self.W_hh = torch.nn.Parameter(torch.randn(hidden_size, hidden_size))
+        self.b_h = torch.nn.Parameter(torch.zeros(hidden_size))
+
+    def forward(self, x, h):
+        return torch.tanh(x @ self.W_xh + h @ self.W_hh + self.b_h)
+
+
+def test_a_square_weight_stored_in_out_is_refused_never_bound_as_it_is():
+    """Binding W_hh as it is would hold this correct cell to W_hᵀ and fail it: a binding problem reported as
+    a verdict. Inference refuses it and says to map the parameters (before, it bound it and the audit said
+    fail)."""
+    with pytest.raises(AuditError, match=r"W_xh, W_hh, b_h hold: map them with --param"):
+        explain(_RowsRNNCell, "rnn.elman_step")

@@ -10,22 +10,29 @@ import textwrap
 
 import torch
 
-from ._names import _GATE_NAMES
+from ._names import _GATE_NAMES, TORCH_TUPLES
+
+
+def _function_def(target) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    """The parsed definition of a function (or method), or None where its source cannot be read."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(target)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    first = tree.body[0] if tree.body else None
+    return first if isinstance(first, ast.FunctionDef | ast.AsyncFunctionDef) else None
+
+
+def _torch_class(obj: object) -> str | None:
+    """The name of torch.nn's class ``obj`` is an instance of (not a subclass written elsewhere), or None."""
+    cls = type(obj)
+    return cls.__name__ if cls.__module__.startswith("torch.nn.") else None
 
 
 def _return_names(fn) -> list[str] | None:
     """The names ``fn``'s code returns as a tuple (``return h_next, c_next``), when every return statement
     of its own body returns the same names; None otherwise (what the code says, never values)."""
-    target = getattr(fn, "__lmspec_source__", fn)
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(target)))
-    except (OSError, TypeError, SyntaxError):
-        return None
-    body = (
-        tree.body[0]
-        if tree.body and isinstance(tree.body[0], ast.FunctionDef | ast.AsyncFunctionDef)
-        else None
-    )
+    body = _function_def(getattr(fn, "__lmspec_source__", fn))
     if body is None:
         return None
     found = set()
@@ -47,8 +54,8 @@ def _unpacked_arguments(fn) -> dict[str, list[str]]:
     target = getattr(fn, "__lmspec_source__", fn)
     found = _unpacked_in(target)
     owner = getattr(target, "__self__", None)
-    if type(owner).__module__.startswith("torch.nn.") and type(owner).__name__ in _TORCH_TUPLES:
-        return dict(_TORCH_TUPLES[type(owner).__name__])  # torch's code is C++: its documentation says
+    if _torch_class(owner) in TORCH_TUPLES:
+        return dict(TORCH_TUPLES[_torch_class(owner)])  # torch's code is C++: its documentation says
     if isinstance(owner, torch.nn.Module):
         chain = [
             k for k in type(owner).__mro__ if "forward" in vars(k) and k.__module__.split(".")[0] != "torch"
@@ -61,21 +68,9 @@ def _unpacked_arguments(fn) -> dict[str, list[str]]:
     return found
 
 
-#: The tuples torch's own recurrent layers take, as its documentation names their members (``hx`` of
-#: nn.LSTMCell is (h_0, c_0)).
-_TORCH_TUPLES = {"LSTMCell": {"hx": ["h_0", "c_0"]}, "LSTM": {"hx": ["h_0", "c_0"]}}
-
-
 def _unpacked_in(target) -> dict[str, list[str]]:
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(target)))
-    except (OSError, TypeError, SyntaxError):
-        return {}
-    body = (
-        tree.body[0]
-        if tree.body and isinstance(tree.body[0], ast.FunctionDef | ast.AsyncFunctionDef)
-        else None
-    )
+    """The arguments one function's own code unpacks once into names (see _unpacked_arguments)."""
+    body = _function_def(target)
     if body is None:
         return {}
     arguments = {a.arg for a in (*body.args.posonlyargs, *body.args.args, *body.args.kwonlyargs)}

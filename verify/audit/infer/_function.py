@@ -471,10 +471,9 @@ def _returned(result, outputs, prefix, sizes, batch, heads, names=None, state=()
         return None
 
     def shape_of(out, value) -> str | None:
+        if (axes := _fits(out, value, (prefix, [], ["1"]), sizes, batch, heads)) is not None:
+            return axes
         for order in _row_orders(out):
-            for lead in (prefix, [], ["1"]):
-                if tuple(value.shape) == _shape(_lay(lead, order), sizes, batch, heads):
-                    return _text(_lay(lead, order))
             # the batch and the tokens flattened into one axis, (b n) v: logits.view(-1, v) for cross_entropy
             if prefix == ["b"] and len(order) > 1 and order[0] == "n":
                 flat = (batch * int(sizes["n"]), *_shape(order[1:], sizes, batch, heads))
@@ -512,6 +511,18 @@ def _one_of(fitting: list) -> list:
     )
 
 
+def _fits(out, value, leads, sizes, batch, heads) -> str | None:
+    """The axes ``value`` has as the output ``out`` (tokens as rows or columns) behind one of ``leads``
+    (batch arrangements), as a layout writes them; None where it has neither shape."""
+    if not isinstance(value, torch.Tensor):
+        return None
+    for order in _row_orders(out):
+        for lead in leads:
+            if tuple(value.shape) == _shape(_lay(lead, order), sizes, batch, heads):
+                return _text(_lay(lead, order))
+    return None
+
+
 def _returned_state(result, outputs, state: list[str], prefix, sizes, batch, heads) -> str | None:
     """Where a target takes its state as one tuple (``state = (h, c)``), the tuple it returns with as many
     tensors is the next state, in the order it takes it: a step's output state is fed back as the next
@@ -524,18 +535,10 @@ def _returned_state(result, outputs, state: list[str], prefix, sizes, batch, hea
     if None in wanted:
         return None
 
-    def axes(out, value) -> str | None:
-        if not isinstance(value, torch.Tensor):
-            return None
-        for order in _row_orders(out):
-            if tuple(value.shape) == _shape(_lay(prefix, order), sizes, batch, heads):
-                return _text(_lay(prefix, order))
-        return None
-
     def as_state(value) -> str | None:
         if not isinstance(value, tuple | list) or len(value) != len(wanted):
             return None
-        parts = [axes(out, v) for out, v in zip(wanted, value, strict=True)]
+        parts = [_fits(out, v, (prefix,), sizes, batch, heads) for out, v in zip(wanted, value, strict=True)]
         return (
             None if None in parts else ", ".join(f"{o.ascii}={a}" for o, a in zip(wanted, parts, strict=True))
         )

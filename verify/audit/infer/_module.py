@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ....spec import Equation
-from ._code import _gate_order, _layer_norm_literal
+from ._code import _gate_order, _layer_norm_literal, _torch_class
 from ._function import InferenceError, Inferred, _a_variant_lacks, infer_function, probe_sizes
 from ._names import (
     _ALL_ROLE_NAMES,
@@ -31,6 +31,8 @@ from ._names import (
     INIT_NAMES,
     LENGTH_NAMES,
     ROLE_NAMES,
+    TORCH_GATE_ORDER,
+    TORCH_MASKS,
 )
 
 
@@ -277,12 +279,10 @@ def _roles(path: str, eq_params: set[str], eq: Equation) -> list[str]:
         candidates = [c for c in candidates if c != "tok"]
     if "Lambda" not in eq_params:
         candidates = [c for c in candidates if c != "pos"]
-    if "G" not in eq_params:
-        candidates = [c for c in candidates if c != "seg"]
     if "alpha_e" not in eq_params:
         candidates = [c for c in candidates if c != "lnf"]
-    elif "lnf" in candidates or (candidates == ["ln"] and "alpha_1" not in eq_params):
-        candidates = ["lnf"]  # ln_f: the final norm, never a block's; BERT's embeddings' only LayerNorm
+    elif "lnf" in candidates:  # ln_f: the final norm, never a block's
+        candidates = ["lnf"]
     if "W_1" not in eq_params:  # no FFN in the equation: c_proj, dense, proj are the attention's output
         candidates = [c for c in candidates if not c.startswith("ffn")]
     if "W_Q" not in eq_params:
@@ -347,8 +347,8 @@ def _param_text(
         return ("beta" if kind == "bias" else "alpha") + index
     if role == "single":
         return _single(kind, layout, eq, shape, sizes)
-    if role in ("tok", "pos", "seg") and kind == "weight":  # a table, oriented by its shape (_oriented)
-        return _oriented({"tok": "E", "pos": "Lambda", "seg": "G"}[role], layout, eq, shape, sizes)
+    if role in ("tok", "pos") and kind == "weight":  # a table, oriented by its shape (_oriented)
+        return _oriented("E" if role == "tok" else "Lambda", layout, eq, shape, sizes)
     if role == "lnf":
         return "beta_e" if kind == "bias" else "alpha_e"
     return None
@@ -381,7 +381,11 @@ def _oriented(weight: str, layout: str, eq: Equation, shape: tuple[int, ...], si
         return weight if tuple(shape) == spec_shape else f"{weight} -> {cols} {rows}"
     if spec_shape and tuple(shape) not in (spec_shape, spec_shape[::-1]):
         return None  # neither orientation: not this matrix
-    return weight if layout == "out_in" else f"{weight} -> {cols} {rows}"
+    if layout == "out_in" or rows != cols:
+        return weight if layout == "out_in" else f"{weight} -> {cols} {rows}"
+    return (
+        None  # a square matrix used as x @ W: a layout cannot say it is transposed (``-> d d`` reads as is)
+    )
 
 
 def _params_of(instance: torch.nn.Module, eq: Equation, sizes=None) -> tuple[dict[str, str], list[str]]:
@@ -438,7 +442,7 @@ def _gate_stacks(instance: torch.nn.Module, eq: Equation, sizes: Mapping[str, in
     eq_params = {d.ascii for d in eq.params if not d.is_scalar}
     if not {"W_i", "W_f", "W_c", "W_o", "U_i"} <= eq_params or "d_h" not in sizes:
         return None
-    order = _gate_order(type(instance)) or _TORCH_GATE_ORDER.get(_torch_class(instance))
+    order = _gate_order(type(instance)) or TORCH_GATE_ORDER.get(_torch_class(instance))
     named = list(instance.named_parameters())
     d_e, d_h = sizes["d_e"], sizes["d_h"]
     if order is None or not named or any(4 * d_h not in p.shape for _, p in named):
@@ -479,9 +483,10 @@ def _gate_stacks(instance: torch.nn.Module, eq: Equation, sizes: Mapping[str, in
 
 def _elman(instance: torch.nn.Module, eq: Equation, sizes: Mapping[str, int]):
     """--param maps of an Elman cell (rnn.elman_step: W_x, W_h, b_h) by shape at the probe's distinct sizes:
-    a (d_h, d_e) weight is W_x ((d_e, d_h): x @ W), the (d_h, d_h) one W_h stored as W_x is, a d_h vector
-    b_h; a second d_h vector (torch's bias_hh) is zeroed (_SECOND_BIAS). None where the equation is not the
-    Elman step or a parameter has another shape."""
+    a (d_h, d_e) weight is W_x, the (d_h, d_h) one W_h, stored (out, in) as W_x is, a d_h vector b_h; a
+    second d_h vector (torch's bias_hh) is zeroed (_SECOND_BIAS). A cell whose W_x is (d_e, d_h) (x @ W) is
+    not bound: its square W_h would be (in, out) too, which no --param can write. None then, and where the
+    equation is not the Elman step or a parameter has another shape."""
     eq_params = {d.ascii for d in eq.params if not d.is_scalar}
     if eq_params != {"W_x", "W_h", "b_h"} or "d_h" not in sizes:
         return None
@@ -500,7 +505,9 @@ def _elman(instance: torch.nn.Module, eq: Equation, sizes: Mapping[str, int]):
         if shape == (d_h,):
             maps[path] = "0" if "b_h" in maps.values() else "b_h"
         elif shape == (d_h, d_h) and "W_h" not in maps.values():
-            maps[path] = "W_h" if out_in else "W_h -> d_h d_h"
+            if not out_in:  # the square W_h stored (in, out): no layout says so (``-> d_h d_h`` reads as is)
+                return None
+            maps[path] = "W_h"
         elif shape in ((d_h, d_e), (d_e, d_h)):
             maps[path] = "W_x" if out_in else "W_x -> d_e d_h"
         else:
@@ -537,22 +544,6 @@ _SECOND_BIAS = (
     "a second bias ({paths}) is zeroed (--param …=0): it is only added to the first, which holds the spec's "
     "one bias (torch's bias_ih + bias_hh)"
 )
-
-
-#: The order torch documents for the gates its LSTM stacks in weight_ih / weight_hh (W_ii | W_if | W_ig |
-#: W_io): its own classes' code is C++, so their order is read from the documentation, not the source.
-_TORCH_GATE_ORDER = {"LSTMCell": ["i", "f", "c", "o"], "LSTM": ["i", "f", "c", "o"]}
-
-
-#: The conventions of torch's own classes whose mask argument has a name that says nothing (``mask``), as
-#: torch documents them: nn.TransformerEncoder's ``mask`` is the attention mask added to the scores.
-_TORCH_MASKS = {"TransformerEncoder": "additive", "TransformerDecoder": "additive"}
-
-
-def _torch_class(instance: torch.nn.Module) -> str | None:
-    """The name of torch.nn's class ``instance`` is (not a subclass of it written elsewhere), or None."""
-    cls = type(instance)
-    return cls.__name__ if cls.__module__.startswith("torch.nn.") else None
 
 
 def _per_layer(path: str, eq: Equation) -> str | None:
@@ -654,7 +645,7 @@ def infer_forward(
         fixed=fixed,
         derive=derive,
         label=label,
-        mask=mask or _TORCH_MASKS.get(_torch_class(module)),
+        mask=mask or TORCH_MASKS.get(_torch_class(module)),
         with_params=False,
         hf_layer=_transformers_module(module),
         batch_first=getattr(module, "batch_first", None),

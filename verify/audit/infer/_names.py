@@ -18,7 +18,6 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "x_t": ("x", "input", "inputs", "xt", "x_i"),
     "alpha": ("weight", "gamma", "g", "scale", "ln_weight", "w", "gain"),
     "beta": ("bias", "b", "shift", "ln_bias", "offset"),
-    "s": ("token_type_ids", "segment_ids", "segments", "type_ids", "segment_label", "seg_ids"),
 }
 
 
@@ -136,8 +135,6 @@ ROLE_NAMES: dict[str, tuple[str, ...]] = {
             "token_embedding_table"),
     "pos": ("wpe", "pos_emb", "pos_embedding", "pos_embeddings", "position_embedding", "position_embeddings",
             "positional_embedding", "embed_positions", "pos_embed", "position_embedding_table"),
-    "seg": ("token_type_embeddings", "segment_embeddings", "segment_embedding", "seg_emb", "type_embeddings",
-            "segment_emb"),
     "lnf": ("ln_f", "norm_f", "final_norm", "final_layer_norm", "final_layernorm", "ln_final", "norm_out"),
 }  # fmt: skip
 
@@ -211,6 +208,14 @@ _ALL_ROLE_NAMES = {name for names in ROLE_NAMES.values() for name in names}
 
 
 _LAYER_CONTAINERS = ("h", "layers", "blocks", "layer", "block", "encoder_layers", "decoder_layers")
+
+
+#: What torch documents for its own classes, whose code is C++ and says nothing readable: the order of the
+#: gates its LSTM stacks in weight_ih / weight_hh (W_ii | W_if | W_ig | W_io), the tuple nn.LSTMCell's ``hx``
+#: is, and the meaning of nn.TransformerEncoder's ``mask`` (the attention mask added to the scores).
+TORCH_GATE_ORDER = {"LSTMCell": ["i", "f", "c", "o"], "LSTM": ["i", "f", "c", "o"]}
+TORCH_TUPLES = {"LSTMCell": {"hx": ["h_0", "c_0"]}, "LSTM": {"hx": ["h_0", "c_0"]}}
+TORCH_MASKS = {"TransformerEncoder": "additive", "TransformerDecoder": "additive"}
 
 
 #: The LSTM's gates: the spec's letter of each, and the names code unpacks the stacked gates into.
