@@ -4,12 +4,14 @@ The zoo (test_zoo.py) audits every plain function it holds with no layout and ch
 pin the rules themselves.
 """
 
+import inspect
 import itertools
 import json
 import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from jaxtyping import Float
 
 from lmspec import spec
@@ -912,3 +914,72 @@ def test_a_square_weight_stored_in_out_is_refused_never_bound_as_it_is():
     fail)."""
     with pytest.raises(AuditError, match=r"W_xh, W_hh, b_h hold: map them with --param"):
         explain(_RowsRNNCell, "rnn.elman_step")
+
+
+# --- torch's C functions and losses' label conventions ---------------------------------------------------
+def test_a_c_function_is_read_by_the_signature_its_documentation_opens_with():
+    """F.scaled_dot_product_attention has no signature Python can read (it is C): its docstring's
+    ``scaled_dot_product_attention(query, key, value, attn_mask=None, …)`` gives the names, so it is bound
+    with nothing written (attn_mask: torch's float mask, added), and passes as its built-in [float_mask]
+    does."""
+    from lmspec.verify.audit.loading import documented_signature, load
+
+    sdpa = load("torch.nn.functional:scaled_dot_product_attention")
+    assert list(inspect.signature(sdpa).parameters)[:5] == ["query", "key", "value", "attn_mask", "dropout_p"]
+    assert inspect.signature(sdpa).parameters["is_causal"].default is False
+    assert str(documented_signature(torch.nn.functional.hardtanh_)) == "(input, min_val=-1.0, max_val=1.0)"
+    inferred = explain("torch.nn.functional:scaled_dot_product_attention", "attention.scaled_dot_product")
+    assert inferred.layout.startswith("query:Q=b h n d_k, key:K=b h n d_k, value:V=b h n d_v, attn_mask=")
+    assert inferred.mask == "additive"
+    report = audit("torch.nn.functional:scaled_dot_product_attention", "attention.scaled_dot_product",
+                   profile="quick")  # fmt: skip
+    assert report.verdict == "pass", report.summary
+
+
+def test_f_cross_entropy_is_bound_with_its_documented_ignore_index_and_reduction():
+    """F.cross_entropy's own default ignore_index (-100) marks padding, and its default reduction ('mean')
+    gives one value for the batch: the mean over the batch's kept tokens (--pool tokens). It passes, as its
+    built-in does."""
+    inferred = explain("torch.nn.functional:cross_entropy", "lm.cross_entropy")
+    assert (inferred.layout, inferred.ignore_index, inferred.pool, inferred.labels) == (
+        "input:Z=b v n, target:k=b n -> loss=()", -100, "tokens", None,
+    )  # fmt: skip
+    assert inferred.options()[-4:] == ["--ignore-index", "-100", "--pool", "tokens"]
+    report = audit("torch.nn.functional:cross_entropy", "lm.cross_entropy", profile="quick")
+    assert report.verdict == "pass", report.summary
+    assert json.loads(json.dumps(report.inferred))["pool"] == "tokens"
+
+
+def two_pad_values(logits, targets):
+    flat = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
+    return flat * (targets != -100).any()
+
+
+def summed(logits, targets):
+    return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), reduction="sum")
+
+
+def plain_loss(logits, targets):  # no ignore_index named: torch's default, -100
+    return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+
+def exp_of(logits, labels):  # the conventions of the loss it hands its labels to
+    return torch.exp(hf_style(logits, labels))
+
+
+def hf_style(logits, labels):
+    shift_logits, shift_labels = logits[..., :-1, :].contiguous(), labels[..., 1:].contiguous()
+    return F.cross_entropy(shift_logits.view(-1, shift_logits.size(-1)), shift_labels.view(-1))
+
+
+def test_a_losss_label_conventions_are_read_from_its_code():
+    """The pad value it passes or compares with, torch's default where it names none, labels sliced [..., 1:]
+    (also in the loss it calls), one value for the batch: what --ignore-index, --labels and --pool say."""
+    got = infer_function(plain_loss, spec.get("lm.cross_entropy"))
+    assert (got.labels, got.ignore_index, got.pool) == (None, -100, "tokens")
+    got = infer_function(exp_of, spec.get("lm.perplexity"))
+    assert (got.labels, got.ignore_index, got.pool) == ("shift", -100, "tokens")
+    with pytest.raises(InferenceError, match="marks padding with -100 and -1"):
+        infer_function(two_pad_values, spec.get("lm.cross_entropy"))
+    with pytest.raises(InferenceError, match="reduces with sum"):
+        infer_function(summed, spec.get("lm.cross_entropy"))

@@ -20,7 +20,8 @@ from . import ZooCase
 CE = "lm.cross_entropy"
 FLAT = "logits:Z=b n v, targets:k=b n -> loss=()"
 SHIFTED = "logits:Z=b n v, labels:k=b n -> loss=()"
-HF = {"layout": SHIFTED, "extra": {"labels": "shift", "ignore_index": -100, "pool": "tokens"}}
+# what a user would write (--labels shift --ignore-index -100 --pool tokens): lmspec reads it from the code
+HF = {"layout": SHIFTED}
 
 
 def nanogpt_loss(logits, targets):
@@ -194,8 +195,7 @@ LN = {
 }
 
 CASES = [
-    ZooCase("loss_nanogpt", nanogpt_loss, as_=CE, layout=FLAT, verdict="pass",
-            extra={"ignore_index": -1, "pool": "tokens"}),
+    ZooCase("loss_nanogpt", nanogpt_loss, as_=CE, layout=FLAT, verdict="pass"),
     ZooCase("loss_causal_lm", causal_lm_loss, as_=CE, verdict="pass", **HF),
     ZooCase("loss_batch_perplexity", batch_perplexity, as_="lm.perplexity", verdict="pass",
             **{**HF, "layout": "logits:Z=b n v, labels:k=b n -> ()"}),
@@ -207,11 +207,10 @@ CASES = [
             caught_by=("value=generated", "gradient"), **HF),
     ZooCase("loss_padding_in_denominator", padding_in_denominator, as_=CE, layout=FLAT,
             verdict="variant", matched=("mean_over_all",), bug="padding counted in the mean's denominator",
-            tags=("ppl_padding",), caught_by=("value=oracle",),
-            extra={"ignore_index": -1, "pool": "tokens"}),
+            tags=("ppl_padding",), caught_by=("value=oracle",)),
     ZooCase("loss_detached_logits", detached_logits_loss, as_=CE, layout=FLAT, verdict="fail",
             bug="the loss of detached logits: no gradient", tags=("detached_weight",),
-            caught_by=("gradient",), extra={"ignore_index": -1, "pool": "tokens"}),
+            caught_by=("gradient",)),
     ZooCase("loss_reversed_shift", reversed_shift, as_=CE, verdict="fail",
             bug="the shift the wrong way round", tags=("label_shift",), caught_by=("value=oracle",), **HF),
     ZooCase("head_logits", LMHead, as_="gpt2.lm_head", verdict="pass", extra={"logits": True}, **HEAD),

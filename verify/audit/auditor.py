@@ -140,6 +140,13 @@ def audit(
     elif layout is None and params is None and init is None and needs_inference(obj):
         inferred = _infer(obj, eq, mask, fixed_sizes, tied, label)
         layout, mask = inferred.layout, mask or inferred.mask
+        if inferred.labels or inferred.ignore_index is not None or inferred.pool:  # what its code says
+            how = Labels(
+                how.shift or inferred.labels == "shift",
+                how.ignore_index if how.ignore_index is not None else inferred.ignore_index,
+                how.pool or inferred.pool,
+            )
+            check_labels(eq, how)
     elif layout is None and params is None and _a_module_class(obj):  # --init may say how to build it
         inferred = _infer(obj, eq, mask, fixed_sizes, tied, label, module=True, init=init)
         layout, mask = inferred.forward.layout, mask or inferred.forward.mask

@@ -2,8 +2,11 @@
 ``path/to/file.py:Name`` (the file imported under a name that is the same in every process), and the name
 an audited object goes by in reports."""
 
+import ast
 import importlib
 import importlib.util
+import inspect
+import re
 import sys
 import zlib
 from pathlib import Path
@@ -58,7 +61,67 @@ def load(target: str) -> object:
         obj = getattr(obj, part)
     if not callable(obj):
         raise AuditError(f"cannot audit {target!r}: {attr} is a {type(obj).__name__}, not callable")
-    return obj
+    return with_documented_signature(obj)
+
+
+def with_documented_signature(obj: object) -> object:
+    """``obj`` itself, or, for a function written in C whose signature Python cannot read (torch's
+    ``F.scaled_dot_product_attention``, ``F.linear``, ``F.gelu``), a thin wrapper that calls it and carries
+    the signature its docstring opens with (``scaled_dot_product_attention(query, key, value,
+    attn_mask=None, …) -> Tensor``): the names inference reads and the audit binds by are then the ones its
+    documentation gives. Where the docstring states none, ``obj`` is returned as it is."""
+    if not inspect.isbuiltin(obj):
+        return obj
+    try:
+        inspect.signature(obj)
+        return obj
+    except (TypeError, ValueError):
+        pass
+    signature = documented_signature(obj)
+    if signature is None:
+        return obj
+
+    def documented(*args, **kwargs):
+        return obj(*args, **kwargs)
+
+    documented.__signature__ = signature
+    documented.__name__ = documented.__qualname__ = obj.__name__
+    documented.__module__ = getattr(obj, "__module__", None) or documented.__module__
+    documented.__doc__ = obj.__doc__
+    return documented
+
+
+def documented_signature(obj: object) -> inspect.Signature | None:
+    """The signature a C function's docstring opens with, ``name(a, b=None, *, c=1) -> T``; None where it
+    opens with none, or with one Python cannot parse (a default that is not a literal)."""
+    name = getattr(obj, "__name__", "")
+    found = re.match(rf"\s*{re.escape(name)}\((.*?)\)\s*(?:->|:|$)", obj.__doc__ or "", re.DOTALL)
+    if not name or found is None:
+        return None
+    try:
+        tree = ast.parse(f"def _({found.group(1)}): pass")
+        args = tree.body[0].args
+        defaults = [ast.literal_eval(d) for d in args.defaults]
+        kw_defaults = [None if d is None else ast.literal_eval(d) for d in args.kw_defaults]
+    except (SyntaxError, ValueError):
+        return None
+    empty, kinds = inspect.Parameter.empty, inspect.Parameter
+    positional = [*args.posonlyargs, *args.args]
+    padded = [empty] * (len(positional) - len(defaults)) + defaults
+    params = [
+        kinds(
+            a.arg, kinds.POSITIONAL_ONLY if a in args.posonlyargs else kinds.POSITIONAL_OR_KEYWORD, default=d
+        )
+        for a, d in zip(positional, padded, strict=True)
+    ]
+    params += [
+        kinds(a.arg, kinds.KEYWORD_ONLY, default=empty if d is None and k is None else d)
+        for a, d, k in zip(args.kwonlyargs, kw_defaults, args.kw_defaults, strict=True)
+    ]
+    try:
+        return inspect.Signature(params)
+    except ValueError:
+        return None
 
 
 def display_name(obj: object) -> str:
@@ -68,4 +131,4 @@ def display_name(obj: object) -> str:
     return who(obj) if callable(obj) else repr(obj)
 
 
-__all__ = ["display_name", "load"]
+__all__ = ["display_name", "documented_signature", "load", "with_documented_signature"]

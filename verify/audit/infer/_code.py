@@ -7,6 +7,7 @@ import inspect
 import itertools
 import re
 import textwrap
+from dataclasses import dataclass
 
 import torch
 
@@ -164,3 +165,96 @@ def _layer_norm_literal(cls: type) -> float | None:
         if given and isinstance(given[0], ast.Constant) and isinstance(given[0].value, float | int):
             return float(given[0].value)
     return None
+
+
+#: Calls that score labels and skip an ignore index (torch's, whose documented default is -100).
+_LABEL_LOSSES = ("cross_entropy", "nll_loss", "CrossEntropyLoss", "NLLLoss")
+TORCH_IGNORE_INDEX = -100
+
+
+def _int_literal(node: ast.AST) -> int | None:
+    """``-100``, ``-1``, ``0`` as written in code; None for anything else."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        inner = _int_literal(node.operand)
+        return None if inner is None else -inner
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return node.value
+    return None
+
+
+def _sliced_from_one(node: ast.AST, name: str) -> bool:
+    """``name[..., 1:]`` or ``name[:, 1:]``: the labels shifted left by one (each column scored on the next
+    id), the slice on the last axis."""
+    if not (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == name):
+        return False
+    index = node.slice.elts[-1] if isinstance(node.slice, ast.Tuple) else node.slice
+    return (
+        isinstance(index, ast.Slice)
+        and _int_literal(index.lower) == 1
+        and index.upper is None
+        and index.step is None
+    )
+
+
+@dataclass(frozen=True)
+class LossCode:
+    """What a loss's code says about its labels: it shifts them inside (``labels[..., 1:]``), the values it
+    marks padding with (``ignore_index=-1`` passed to cross_entropy, ``targets != -1``), whether it calls a
+    torch loss that skips an ignore index without naming one (torch's default, -100), and the reductions
+    it names (``reduction="sum"``)."""
+
+    shifts: bool = False
+    ignore_values: frozenset[int] = frozenset()
+    torch_default: bool = False
+    reductions: frozenset[str] = frozenset()
+
+
+def loss_code(fn, labels_arg: str, depth: int = 1) -> LossCode:
+    """Read ``fn``'s code (and, ``depth`` levels down, the code of the module-level functions it hands the
+    labels to: a batch perplexity's ``exp(causal_lm_loss(logits, labels))``) for its label conventions
+    (LossCode). What the code says, never values."""
+    source = getattr(fn, "__lmspec_source__", fn)
+    body = _function_def(source)
+    if body is None:
+        return LossCode()
+    shifts, values, default, reductions = False, set(), False, set()
+    scope = getattr(inspect.unwrap(source), "__globals__", {})
+    for node in ast.walk(body):
+        shifts = shifts or _sliced_from_one(node, labels_arg)
+        if (
+            isinstance(node, ast.Compare)
+            and len(node.ops) == 1
+            and isinstance(node.ops[0], ast.Eq | ast.NotEq)
+        ):
+            sides = (node.left, node.comparators[0])
+            named = [s for s in sides if isinstance(s, ast.Name)]
+            literal = [v for s in sides if (v := _int_literal(s)) is not None]
+            if named and literal and literal[0] < 0:  # ``targets != -1``: a pad value no id can be
+                values.add(literal[0])
+        if not isinstance(node, ast.Call):
+            continue
+        called = ast.unparse(node.func).rsplit(".", 1)[-1]
+        if called in _LABEL_LOSSES:
+            given = {k.arg: k.value for k in node.keywords}
+            if "ignore_index" in given:
+                if (value := _int_literal(given["ignore_index"])) is not None:
+                    values.add(value)
+            else:
+                default = True
+            if isinstance(given.get("reduction"), ast.Constant):
+                reductions.add(str(given["reduction"].value))
+        callee = scope.get(called) if isinstance(node.func, ast.Name) else None
+        if depth > 0 and inspect.isfunction(callee):
+            try:
+                params = list(inspect.signature(callee).parameters)
+            except (TypeError, ValueError):
+                continue
+            passed = [params[i] for i, a in enumerate(node.args[: len(params)])
+                      if isinstance(a, ast.Name) and a.id == labels_arg]  # fmt: skip
+            if passed:
+                inner = loss_code(callee, passed[0], depth - 1)
+                shifts = shifts or inner.shifts
+                values |= inner.ignore_values
+                default = default or inner.torch_default
+                reductions |= inner.reductions
+    return LossCode(shifts, frozenset(values), default, frozenset(reductions))

@@ -13,7 +13,7 @@ from ....spec import Equation, Kind
 from ..._errors import BindingError
 from ...binding import is_mask
 from ...strategies import size_tuples
-from ._code import _return_names, _says_causal, _unpacked_arguments
+from ._code import TORCH_IGNORE_INDEX, _return_names, _says_causal, _unpacked_arguments, loss_code
 from ._names import (
     CAUSAL_FLAGS,
     DEFAULT_MASK,
@@ -40,18 +40,31 @@ class Inferred:
     mask: str | None = None
     notes: list[str] = field(default_factory=list)
     alternatives: list[str] = field(default_factory=list)
+    #: a loss's label conventions, read from its code (losses.Labels): --labels shift, --ignore-index, --pool
+    labels: str | None = None
+    ignore_index: int | None = None
+    pool: str | None = None
 
     def options(self) -> list[str]:
         """The command-line options that pin this binding."""
         out = ["--layout", self.layout]
         if self.mask is not None:
             out += ["--mask", self.mask]
+        if self.labels is not None:
+            out += ["--labels", self.labels]
+        if self.ignore_index is not None:
+            out += ["--ignore-index", str(self.ignore_index)]
+        if self.pool is not None:
+            out += ["--pool", self.pool]
         return out
 
     def as_json(self) -> dict:
         return {
             "layout": self.layout,
             "mask": self.mask,
+            "labels": self.labels,
+            "ignore_index": self.ignore_index,
+            "pool": self.pool,
             "options": self.options(),
             "notes": list(self.notes),
             "alternatives": list(self.alternatives),
@@ -434,7 +447,61 @@ def infer_function(
     if alternatives:
         notes.append(f"other axis orders fit the shapes as well ({len(alternatives)}); the first in lmspec's "
                      "order of preference (tokens as rows) was taken")  # fmt: skip
-    return Inferred(layout, mask or chosen, notes, alternatives[:5])
+    labels = _label_conventions(fn, eq, slots, prefix, returned, notes)
+    return Inferred(layout, mask or chosen, notes, alternatives[:5], *labels)
+
+
+def _label_conventions(fn, eq: Equation, slots, prefix, returned: str, notes: list[str]):
+    """A loss's label conventions (``--labels shift``, ``--ignore-index``, ``--pool``), for an equation that
+    scores token ids under a keep vector κ that no argument takes: what its code says (_code.loss_code) —
+    labels sliced ``[..., 1:]`` are shifted inside; the pad value it passes as ``ignore_index`` or compares
+    the labels with, else torch's documented -100 where it calls torch's cross_entropy without one; one
+    value for a batched input is pooled over the batch's tokens (what ``F.cross_entropy`` on flattened
+    logits computes: its default reduction). A mean of per-sequence means is then named by the diagnosis
+    ("pooled as mean"), never bound around. (None, None, None) for any other equation."""
+    index = [d.ascii for d in eq.inputs if d.entry_kind == Kind.INDEX]
+    keep = [d.ascii for d in eq.inputs if d.entry_kind == Kind.MASK]
+    taken = {s.symbol for s in slots if s.role == "tensor"}
+    labels_arg = next((s.arg for s in slots if index and s.symbol == index[0] and s.role == "tensor"), None)
+    if not (index and keep and labels_arg) or keep[0] in taken:
+        return None, None, None
+    code = loss_code(fn, labels_arg)
+    try:
+        own = inspect.signature(fn).parameters.get("ignore_index")
+    except (TypeError, ValueError):
+        own = None
+    if own is not None and type(own.default) is int:  # F.cross_entropy itself: its documented default
+        ignore = own.default
+        notes.append(f"ignore_index: its default, {ignore}, marks padding in the labels (--ignore-index)")
+    elif len(code.ignore_values) > 1:
+        raise InferenceError(
+            f"the code marks padding with {' and '.join(map(str, sorted(code.ignore_values)))}: say which "
+            "with --ignore-index (docs/audit.md, Losses)"
+        )
+    elif code.ignore_values:
+        (ignore,) = code.ignore_values
+        notes.append(f"the code marks padding in the labels as {ignore} (--ignore-index)")
+    elif code.torch_default:
+        ignore = TORCH_IGNORE_INDEX
+        notes.append(f"it calls torch's cross_entropy without ignore_index: torch's default, {ignore}, marks "
+                     "padding (--ignore-index)")  # fmt: skip
+    else:
+        ignore = None
+    shift = "shift" if code.shifts else None
+    if shift:
+        notes.append(f"{labels_arg}[..., 1:]: the code shifts its labels inside (--labels shift)")
+    pool = None
+    outs = [part.split("=")[-1] for part in returned.split(", ") if part != "_"]
+    if prefix == ["b"] and outs and all(axes == "()" for axes in outs):
+        if other := sorted(code.reductions - {"none", "mean"}):
+            raise InferenceError(
+                f"the code reduces with {', '.join(other)} and returns one value for the batch: say how with "
+                "--pool and --layout (docs/audit.md, Losses)"
+            )
+        pool = "tokens"
+        notes.append("one value for a batch: the mean over every kept token of the batch, F.cross_entropy's "
+                     "default (--pool tokens; --pool mean for a mean of per-sequence means)")  # fmt: skip
+    return shift, ignore, pool
 
 
 def _named_returns(values, outputs, names, shape_of) -> str | None:
