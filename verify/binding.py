@@ -10,6 +10,7 @@ and what was found.
 
 import functools
 import inspect
+import re
 import sys
 import typing
 from collections.abc import Callable, Mapping
@@ -118,7 +119,21 @@ def setting_value(name: str, sizes: Mapping[str, int], dtype: torch.dtype, devic
         return torch.device(device)
     if name in sizes:
         return int(sizes[name])
+    if (causal := CAUSAL_SETTING.fullmatch(name)) is not None:
+        return causal_mask(int(sizes[causal.group(1)]), dtype, device)
     return constant_value(name, sizes)
+
+
+#: ``causal(n_d)``: the additive causal mask over an axis's tokens, passed to an argument the equation builds
+#: it into (``tgt_mask`` of nn.TransformerDecoderLayer, which torch's documentation says to give it).
+CAUSAL_SETTING = re.compile(r"causal\((\w+)\)")
+
+
+def causal_mask(size: int, dtype: torch.dtype, device: str) -> torch.Tensor:
+    """The additive causal mask, (size, size): 0 where token j ≤ i, −∞ after (torch's
+    ``generate_square_subsequent_mask``)."""
+    future = torch.ones(size, size, dtype=torch.bool, device=device).triu(1)
+    return torch.zeros(size, size, dtype=dtype, device=device).masked_fill(future, float("-inf"))
 
 
 def constant_value(text: str, sizes: Mapping[str, int]) -> int | float:

@@ -983,3 +983,41 @@ def test_a_losss_label_conventions_are_read_from_its_code():
         infer_function(two_pad_values, spec.get("lm.cross_entropy"))
     with pytest.raises(InferenceError, match="reduces with sum"):
         infer_function(summed, spec.get("lm.cross_entropy"))
+
+
+def test_torchs_decoder_layer_is_bound_with_its_cross_attention_and_the_causal_tgt_mask():
+    """nn.TransformerDecoderLayer: ``memory`` is the encoder's states, ``multihead_attn`` the cross-attention
+    (W_Q_cross …), norm3 the third layer norm, and ``tgt_mask`` gets the causal mask the equation builds in
+    (``causal(n_d)``: what torch's documentation says to give it), sequence-first by its batch_first=False.
+    Held to the built-in's form, it passes as torch.nn.TransformerDecoderLayer does; with tgt_mask left out,
+    a user's layout names the causal property that then fails."""
+    inferred = explain("torch.nn:TransformerDecoderLayer", "transformer.decoder_block[eps]")
+    maps = {"multihead_attn.in_proj_weight": "W_Q_cross, W_K_cross, W_V_cross -> (3 M d_k) d_e",
+            "multihead_attn.out_proj.bias": "b_O_cross", "self_attn.out_proj.bias": "b_O",
+            "norm3.weight": "alpha_3", "norm2.bias": "beta_2"}  # fmt: skip
+    assert {k: inferred.params[k] for k in maps} == maps
+    assert (
+        inferred.forward.layout
+        == "tgt:H=n_d b d_e, memory:H_enc=n_e b d_e, tgt_mask:causal(n_d) -> n_d b d_e"
+    )
+    report = audit("torch.nn:TransformerDecoderLayer", "transformer.decoder_block[eps]", profile="quick")
+    assert report.verdict == "pass", report.summary
+    written = {"init": inferred.init, "params": inferred.params, "derive": inferred.derive,
+               "constants": inferred.constants}  # fmt: skip
+    unmasked = audit("torch.nn:TransformerDecoderLayer", "transformer.decoder_block[eps]", profile="quick",
+                     layout="tgt:H=n_d b d_e, memory:H_enc=n_e b d_e -> n_d b d_e", **written)  # fmt: skip
+    assert "property:decoder_causal" in {c.name for c in unmasked.failures}
+    wrong_axis = audit("torch.nn:TransformerDecoderLayer", "transformer.decoder_block[eps]", profile="quick",
+                       layout="tgt:H=n_d b d_e, memory:H_enc=n_e b d_e, tgt_mask:causal(n) -> n_d b d_e",
+                       **written)  # fmt: skip
+    assert (
+        wrong_axis.verdict == "error"
+        and "'n' is not an axis of transformer.decoder_block" in wrong_axis.summary
+    )
+
+
+def test_a_causal_setting_in_a_layout_is_the_additive_causal_mask():
+    from lmspec.verify.binding import setting_value
+
+    mask = setting_value("causal(n_d)", {"n_d": 3}, torch.float64, "cpu")
+    assert mask.tolist() == [[0.0, -math.inf, -math.inf], [0.0, 0.0, -math.inf], [0.0, 0.0, 0.0]]

@@ -34,6 +34,7 @@ import torch
 from ...spec import Equation, Kind
 from .._errors import BindingError, ShapeMismatch
 from ..binding import (
+    CAUSAL_SETTING,
     KEY_MASKS,
     SETTINGS,
     constant_value,
@@ -104,7 +105,12 @@ def layout_binding(fn, eq: Equation, layout: str, *, mask: str | None = None, sy
             arg, _, axis = (x.strip() for x in entry.partition(":"))
             if arg not in params:
                 raise BindingError(f"{where}: {who(fn)} has no parameter {arg!r} ({', '.join(params)})")
-            if axis not in eq.axes and axis not in SETTINGS:
+            causal = CAUSAL_SETTING.fullmatch(axis)
+            if causal is not None and causal.group(1) not in eq.axes:
+                raise BindingError(
+                    f"{where}: {axis!r}: {causal.group(1)!r} is not an axis of {eq.id} ({', '.join(eq.axes)})"
+                )
+            if axis not in eq.axes and axis not in SETTINGS and causal is None:
                 try:  # a constant over the sizes: scale:1/sqrt(d_k), ignore_index:-100, eps:1e-5
                     constant_value(axis, {a: 2 for a in eq.axes})
                 except Exception:  # noqa: BLE001 - not a constant either: say what it may be

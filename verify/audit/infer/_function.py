@@ -11,17 +11,19 @@ import torch
 
 from ....spec import Equation, Kind
 from ..._errors import BindingError
-from ...binding import is_mask
+from ...binding import is_mask, setting_value
 from ...strategies import size_tuples
 from ._code import TORCH_IGNORE_INDEX, _return_names, _says_causal, _unpacked_arguments, loss_code
 from ._names import (
     CAUSAL_FLAGS,
+    CAUSAL_INPUTS,
     DEFAULT_MASK,
     INDEX_NAMES,
     KEEP_NAMES,
     MASK_NAMES,
     NAMED_MEANING,
     OUTPUT_NAMES,
+    SECONDARY,
     SIZE_NAMES,
     STREAM_NAMES,
     SYNONYMS,
@@ -98,7 +100,7 @@ def _params(fn) -> list[inspect.Parameter]:
 
 
 def _stream(eq: Equation) -> str | None:
-    reals = [d.ascii for d in eq.inputs if d.entry_kind == Kind.REAL]
+    reals = [d.ascii for d in eq.inputs if d.entry_kind == Kind.REAL and d.ascii not in SECONDARY]
     return reals[0] if len(reals) == 1 else None
 
 
@@ -128,6 +130,8 @@ def _slots(fn, eq: Equation, with_params: bool = True) -> list[_Slot]:
             slot = _Slot(name, role, symbol, written=symbol != name and symbol.lower() != low)
         elif low in CAUSAL_FLAGS and masks:
             slot = _Slot(name, "flag")
+        elif low in CAUSAL_INPUTS and not masks and (axis := _built_in_causal(eq)) is not None:
+            slot = _Slot(name, "size", axis=f"causal({axis})")  # the decoder's tgt_mask: S^causal
         elif masks and ("mask" in low or low in MASK_NAMES):  # a layout reads "mask" in a name as the mask
             slot = _Slot(name, "mask", masks[0], written="mask" not in low or len(masks) > 1)
         elif keeps and low in KEEP_NAMES:
@@ -207,6 +211,10 @@ def _tuple_members(arg: str, names: list[str], by_name, taken: set[str]) -> list
     return members
 
 
+#: The axes that count tokens: a sequence's, a decoder's and its encoder's.
+TOKEN_AXES = ("n", "n_d", "n_e")
+
+
 def _row_orders(decl) -> list[list[str]]:
     """A tensor's axis orders to try: tokens as rows first (the order real code uses), then the other."""
     from ..pattern import axis_names
@@ -214,7 +222,7 @@ def _row_orders(decl) -> list[list[str]]:
     names = [a for a in axis_names(decl.shape) if a != "1"]  # a vector declared n×1 is laid out as n
     if len(names) != 2:
         return [names]
-    orders = [names[::-1], names] if names[-1] == "n" else [names, names[::-1]]
+    orders = [names[::-1], names] if names[-1] in TOKEN_AXES else [names, names[::-1]]
     return orders
 
 
@@ -285,7 +293,7 @@ SEQ_FIRST = ("seq_first",)
 def _lay(prefix, axes: list[str]) -> list[str]:
     """A tensor's axes under a batch arrangement: batch axes first, or after the tokens (sequence-first)."""
     if tuple(prefix) == SEQ_FIRST:
-        return [axes[0], "b", *axes[1:]] if axes and axes[0] == "n" else ["b", *axes]
+        return [axes[0], "b", *axes[1:]] if axes and axes[0] in TOKEN_AXES else ["b", *axes]
     return [*prefix, *axes]
 
 
@@ -361,7 +369,7 @@ def infer_function(
                     if s.role == "setting":
                         kwargs[s.arg] = torch.float64 if s.axis == "dtype" else torch.device("cpu")
                     elif s.role == "size":
-                        kwargs[s.arg] = int(sizes[s.axis])
+                        kwargs[s.arg] = setting_value(s.axis, sizes, torch.float64, "cpu")
                     elif s.role == "flag":
                         kwargs[s.arg] = True
                 for group in dict.fromkeys(s.group for s in tensors if s.group):  # (h, c) as one tuple
@@ -624,17 +632,34 @@ def _returned_mask(fn, eq: Equation, fit, slots, sizes, batch, heads) -> str | N
     None when its output is no mask."""
     if not any(o.entry_kind == Kind.ADDITIVE_MASK for o in eq.outputs[:1]):
         return None
-    kwargs = {s.arg: int(sizes[s.axis]) for s in slots if s.role == "size"}
-    kwargs.update({s.arg: torch.float64 if s.axis == "dtype" else torch.device("cpu")
-                   for s in slots if s.role == "setting"})  # fmt: skip
     if any(s.role in ("tensor", "mask") for s in slots):
         return None
+    kwargs = {s.arg: setting_value(s.axis, sizes, torch.float64, "cpu") for s in slots if s.role == "size"}
+    kwargs.update({s.arg: torch.float64 if s.axis == "dtype" else torch.device("cpu")
+                   for s in slots if s.role == "setting"})  # fmt: skip
     try:
         value = fn(**kwargs)
     except Exception:  # noqa: BLE001 - it ran once already; no verdict here either way
         return None
     value = value[0] if isinstance(value, tuple | list) else value
     return "float" if torch.is_floating_point(value) else "bool"
+
+
+def _built_in_causal(eq: Equation) -> str | None:
+    """The axis over whose tokens ``eq`` builds a causal mask in (the decoder block's n_d: an invariant on
+    causality that names no mask input), or None."""
+    for inv in eq.invariants:
+        tokens = inv.options.get("tokens")
+        if (
+            "causal" not in inv.name
+            or "mask" in inv.options
+            or not isinstance(tokens, dict)
+            or len(tokens) != 1
+        ):
+            continue
+        ((symbol, axis),) = tokens.items()
+        return str(eq.declared(symbol).shape[axis])
+    return None
 
 
 def _copy(slot: _Slot, tensors: list[_Slot]) -> bool:

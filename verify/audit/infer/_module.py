@@ -27,6 +27,7 @@ from ._names import (
     _RECURRENT_INIT,
     _ROLE_SYMBOLS,
     ATTENTION_SCOPES,
+    CROSS_SCOPES,
     FFN_SCOPES,
     INIT_NAMES,
     LENGTH_NAMES,
@@ -279,6 +280,8 @@ def _roles(path: str, eq_params: set[str], eq: Equation) -> list[str]:
         candidates = [c for c in candidates if c != "tok"]
     if "Lambda" not in eq_params:
         candidates = [c for c in candidates if c != "pos"]
+    if "alpha_3" not in eq_params:
+        candidates = [c for c in candidates if c != "ln3"]
     if "alpha_e" not in eq_params:
         candidates = [c for c in candidates if c != "lnf"]
     elif "lnf" in candidates:  # ln_f: the final norm, never a block's
@@ -342,8 +345,8 @@ def _param_text(
         return "b_1" if kind == "bias" else ("W_1" if layout == "out_in" else "W_1 -> d_e d_f")
     if role == "ffn2":
         return "b_2" if kind == "bias" else ("W_2" if layout == "out_in" else "W_2 -> d_f d_e")
-    if role in ("ln1", "ln2", "ln"):
-        index = {"ln1": "_1", "ln2": "_2", "ln": suffix}[role]
+    if role in ("ln1", "ln2", "ln3", "ln"):
+        index = {"ln1": "_1", "ln2": "_2", "ln3": "_3", "ln": suffix}[role]
         return ("beta" if kind == "bias" else "alpha") + index
     if role == "single":
         return _single(kind, layout, eq, shape, sizes)
@@ -414,6 +417,8 @@ def _params_of(instance: torch.nn.Module, eq: Equation, sizes=None) -> tuple[dic
             if len(roles) == 1
             else None
         )
+        if text is not None and _crosses(path):  # a decoder's cross-attention: W_Q_cross, …
+            text = _cross(text, eq_params)
         if text is None or not _fills(text, eq_params):
             unexplained.append(path)
         else:
@@ -556,6 +561,21 @@ def _per_layer(path: str, eq: Equation) -> str | None:
                 return None
             segments[k] = "{l}"
     return ".".join(segments)
+
+
+def _crosses(path: str) -> bool:
+    """Whether a parameter sits in a decoder's cross-attention (CROSS_SCOPES on its path)."""
+    return any(seg.lower() in CROSS_SCOPES for seg in path.split(".")[:-1])
+
+
+def _cross(text: str, eq_params: set[str]) -> str | None:
+    """A --param text's symbols as the cross-attention's (``W_Q, W_K, W_V -> …`` → ``W_Q_cross, …``); None
+    where the equation has no such parameter (it has no cross-attention)."""
+    head, arrow, rest = text.partition("->")
+    symbols = [s.strip() for s in head.split(",")]
+    if not all(f"{s}_cross" in eq_params for s in symbols):
+        return None
+    return ", ".join(f"{s}_cross" for s in symbols) + (f" ->{rest}" if arrow else "")
 
 
 def _fills(text: str, eq_params: set[str]) -> bool:

@@ -18,7 +18,13 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "x_t": ("x", "input", "inputs", "xt", "x_i"),
     "alpha": ("weight", "gamma", "g", "scale", "ln_weight", "w", "gain"),
     "beta": ("bias", "b", "shift", "ln_bias", "offset"),
-}
+    "H_enc": ("memory", "encoder_hidden_states", "enc_output", "encoder_output", "encoder_out", "enc_out",
+              "enc_outputs", "encoder_outputs", "mem", "enc", "enc_hidden"),
+}  # fmt: skip
+
+
+#: Inputs beside the token stream (a decoder's encoder states): named by SYNONYMS, never the stream.
+SECONDARY = ("H_enc",)
 
 
 #: Names of the one real token input of an equation that has one (H, X, C …), and of logits (Z).
@@ -92,6 +98,12 @@ DEFAULT_MASK = ("bool_keep", "key_keep")
 CAUSAL_FLAGS = ("is_causal", "causal")
 
 
+#: Mask arguments that take the causal mask an equation builds in (the decoder block's): nn.Transformer's
+#: ``tgt_mask``, which torch's documentation says to give ``generate_square_subsequent_mask(n)``. Passed
+#: ``causal(AXIS)``; any other optional mask keeps its default.
+CAUSAL_INPUTS = ("tgt_mask",)
+
+
 #: The names code returns an equation's outputs under (``return h_next, c_next``), by output symbol.
 OUTPUT_NAMES: dict[str, tuple[str, ...]] = {
     "h_t": ("h", "h_t", "h_next", "h_new", "new_h", "next_h", "hy", "h_1", "hidden"),
@@ -129,6 +141,7 @@ ROLE_NAMES: dict[str, tuple[str, ...]] = {
             "norm_1", "attn_norm", "sa_norm"),
     "ln2": ("ln_2", "ln2", "norm2", "layernorm_after", "ffn_norm", "ln_mlp", "post_attention_layernorm",
             "norm_2", "mlp_norm", "ff_norm"),
+    "ln3": ("ln_3", "ln3", "norm3", "norm_3", "ln_ffn"),
     "ln": ("ln", "norm", "layer_norm", "layernorm", "norm_layer", "ln_f"),
     "tok": ("wte", "tok_emb", "tok_embeddings", "token_embedding", "token_embeddings", "embed_tokens",
             "word_embeddings", "token_emb", "tok_embedding", "embed", "embedding", "emb",
@@ -151,6 +164,12 @@ ATTENTION_SCOPES = (
     "self",
     "attn_layer",
 )
+
+
+#: Segments that hold a decoder's cross-attention (to the encoder's states): its projections are the
+#: equation's ``…_cross`` parameters (torch's multihead_attn, BART's and T5's encoder_attn, …).
+CROSS_SCOPES = ("multihead_attn", "cross_attn", "cross_attention", "crossattention", "encoder_attn",
+                "src_attn", "enc_dec_attn", "encdec_attn", "enc_attn")  # fmt: skip
 
 
 FFN_SCOPES = (
