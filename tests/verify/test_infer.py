@@ -360,14 +360,38 @@ def test_a_transformers_module_is_bound_with_nothing_written(where):
         ("vit.modeling_vit:ViTLayer", "transformer.block_pre_ln", "variant", ["gelu", "gelu_eps"]),
         # the head returns the two logits; the built-in takes their softmax, as the equation's output is
         ("bert.modeling_bert:BertOnlyNSPHead", "bert.nsp_head", "variant", ["returns logits"]),
+        ("bert.modeling_bert:BertOnlyMLMHead", "bert.mlm_head[eps]", "variant", ["returns logits"]),
+        # the built-in's known difference: nn.Embedding's padding_idx = 0 gives E's [PAD] column no gradient
+        ("bert.modeling_bert:BertEmbeddings", "bert.input[eps]", "fail", []),
     ],
 )
 def test_a_transformers_module_audited_with_nothing_written(where, as_, verdict, matched):
-    """The verdicts of the built-ins (transformers.BertLayer, transformers.ViTLayer = block_pre_ln[gelu_eps]),
-    reached with no binding written."""
+    """The verdicts of the built-ins (transformers.BertLayer, transformers.ViTLayer = block_pre_ln[gelu_eps],
+    the MLM head, which returns logits, BertEmbeddings, whose [PAD] column gets no gradient), reached with no
+    binding written."""
     report = audit(f"transformers.models.{where}", as_, profile="quick")
     assert (report.verdict, report.matched[:2]) == (verdict, matched), report.summary
     assert report.inferred is not None
+    if verdict == "fail":
+        assert {c.name for c in report.failures} == {"gradient"}, report.summary
+
+
+def test_bert_heads_and_embeddings_are_mapped_by_shape_where_names_say_nothing():
+    """What names leave open, shapes at the probe's distinct sizes settle when one spec parameter is left for
+    each: the MLM head's decoder (v, d_e) is Eᵀ and its bias b_out, the transform's LayerNorm α_m/β_m; the
+    head's own ``bias`` that forward never reads is kept as it is. BertEmbeddings' token_type table (2, d_e)
+    is Gᵀ and token_type_ids are the segments s, passed as integer ids."""
+    head = explain("transformers.models.bert.modeling_bert:BertOnlyMLMHead", "bert.mlm_head[eps]")
+    assert head.params == {
+        "predictions.bias": "keep", "predictions.transform.dense.weight": "W_m",
+        "predictions.transform.dense.bias": "b_m", "predictions.transform.LayerNorm.weight": "alpha_m",
+        "predictions.transform.LayerNorm.bias": "beta_m", "predictions.decoder.weight": "E -> v d_e",
+        "predictions.decoder.bias": "b_out",
+    }  # fmt: skip
+    embeddings = explain("transformers.models.bert.modeling_bert:BertEmbeddings", "bert.input[eps]")
+    assert embeddings.params["token_type_embeddings.weight"] == "G -> 2 d_e"
+    assert embeddings.params["LayerNorm.weight"] == "alpha_e"
+    assert embeddings.forward.layout == "input_ids:k=b n, token_type_ids:s=b n -> b n d_e"
 
 
 def test_a_model_style_attention_mask_stays_the_models_input_outside_transformers():
@@ -912,7 +936,7 @@ def test_a_square_weight_stored_in_out_is_refused_never_bound_as_it_is():
     """Binding W_hh as it is would hold this correct cell to W_hᵀ and fail it: a binding problem reported as
     a verdict. Inference refuses it and says to map the parameters (before, it bound it and the audit said
     fail)."""
-    with pytest.raises(AuditError, match=r"W_xh, W_hh, b_h hold: map them with --param"):
+    with pytest.raises(AuditError, match=r"module.s W_hh hold: map them with --param"):
         explain(_RowsRNNCell, "rnn.elman_step")
 
 
@@ -1021,3 +1045,16 @@ def test_a_causal_setting_in_a_layout_is_the_additive_causal_mask():
 
     mask = setting_value("causal(n_d)", {"n_d": 3}, torch.float64, "cpu")
     assert mask.tolist() == [[0.0, -math.inf, -math.inf], [0.0, 0.0, -math.inf], [0.0, 0.0, 0.0]]
+
+
+def sample_with_temperature(logits, temperature):
+    return torch.softmax(logits / temperature, dim=-1)
+
+
+def test_a_scalar_the_function_requires_is_bound_as_a_0d_argument():
+    """``temperature`` is τ (SCALAR_NAMES), drawn per example and passed as a 0-d tensor, with no batch axes
+    (a parameter); it passes lm.temperature."""
+    inferred = infer_function(sample_with_temperature, spec.get("lm.temperature"))
+    assert inferred.layout == "logits:z=b v, temperature:tau=() -> b v"
+    report = audit(sample_with_temperature, "lm.temperature", profile="quick")
+    assert report.verdict == "pass", report.summary

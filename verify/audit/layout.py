@@ -66,8 +66,17 @@ def _symbol_for(arg: str, explicit: str | None, eq: Equation, decls: Mapping[str
     )
 
 
-def _dtype_of(decl, convention: str | None) -> tuple[str, str | None]:
-    """(dtype kind, mask convention) of an argument laid out by a string."""
+#: Argument names that hold {0,1} values as ids into a table (BERT's segments): passed as integers.
+SEGMENT_IDS = ("token_type_ids", "segment_ids", "segments", "segment_label", "segment_labels", "token_types",
+               "seg_ids", "type_ids", "segment_info")  # fmt: skip
+
+
+def _dtype_of(decl, convention: str | None, arg: str = "") -> tuple[str, str | None]:
+    """(dtype kind, mask convention) of an argument laid out by a string. A {0,1} input (Kind.MASK: a keep
+    vector, BERT's segment of each token) is passed as floats, or as integers where the argument's name says
+    it indexes a table (SEGMENT_IDS: ``token_type_ids``)."""
+    if decl.entry_kind == Kind.MASK and arg.lower() in SEGMENT_IDS:
+        return "int", None
     if is_mask(decl):
         if convention is None:
             convention = "additive" if decl.entry_kind == Kind.ADDITIVE_MASK else None
@@ -253,7 +262,7 @@ def _layout(param, decl, axes_text, eq, where, mask, output=False) -> PatternLay
         axes = axes[-1:]
     per_example = decl in eq.inputs or (output and bool(eq.inputs))
     resolved = resolve(parse_axes(axes_text, where), axes, axis_names(axes), where, per_example)
-    dtype, convention = ("float", None) if output else _dtype_of(decl, mask)
+    dtype, convention = ("float", None) if output else _dtype_of(decl, mask, param)
     if output and is_mask(decl) and mask not in (None, "additive"):  # a returned mask: read in its convention
         if is_key_mask(mask):
             raise BindingError(f"{where}: a returned mask is n×n; --mask {mask} is one value per key")

@@ -13,6 +13,7 @@ from ....spec import Equation, Kind
 from ..._errors import BindingError
 from ...binding import is_mask, setting_value
 from ...strategies import size_tuples
+from ..layout import SEGMENT_IDS
 from ._code import TORCH_IGNORE_INDEX, _return_names, _says_causal, _unpacked_arguments, loss_code
 from ._names import (
     CAUSAL_FLAGS,
@@ -23,6 +24,7 @@ from ._names import (
     MASK_NAMES,
     NAMED_MEANING,
     OUTPUT_NAMES,
+    SCALAR_NAMES,
     SECONDARY,
     SIZE_NAMES,
     STREAM_NAMES,
@@ -136,6 +138,8 @@ def _slots(fn, eq: Equation, with_params: bool = True) -> list[_Slot]:
             slot = _Slot(name, "mask", masks[0], written="mask" not in low or len(masks) > 1)
         elif keeps and low in KEEP_NAMES:
             slot = _Slot(name, "tensor", keeps[0], written=True)
+        elif keeps and low in SEGMENT_IDS:  # BERT's segment of each token: ids into its table G
+            slot = _Slot(name, "tensor", keeps[0], written=True)
         elif index and (low in INDEX_NAMES or (stream is None and len(index) == 1 and low in STREAM_NAMES)):
             # ids by their name, or the one input of an equation whose only input is ids (nn.Embedding's)
             slot = _Slot(name, "tensor", index[0], written=True)
@@ -170,6 +174,8 @@ def _slots(fn, eq: Equation, with_params: bool = True) -> list[_Slot]:
                 slots += members
                 continue
         slot = by_name(name)
+        if slot is None and p.default is inspect.Parameter.empty:  # a scalar it requires: τ, ε
+            slot = _scalar_slot(name, eq, taken) if with_params else None
         if slot is None:
             if p.default is inspect.Parameter.empty:
                 unexplained.append(name)
@@ -180,7 +186,7 @@ def _slots(fn, eq: Equation, with_params: bool = True) -> list[_Slot]:
                     unexplained.append(name)
                 continue
             taken.add(slot.symbol)
-        slot.param = slot.symbol in params
+        slot.param = slot.symbol in params or slot.symbol in {d.ascii for d in eq.params if d.is_scalar}
         slots.append(slot)
     if unexplained:
         raise InferenceError(
@@ -193,6 +199,21 @@ def _slots(fn, eq: Equation, with_params: bool = True) -> list[_Slot]:
     flagged = any(x.role == "flag" for x in slots)
     missing = [s for s in symbols if s not in taken and not (s in masks and flagged)]
     return slots + [_Slot(m, "absent", m) for m in missing]
+
+
+def _scalar_slot(arg: str, eq: Equation, taken: set[str]) -> _Slot | None:
+    """The slot of a required argument that takes one of the equation's scalar parameters (a temperature
+    τ, a layer norm's ε), by the symbol's own name or SCALAR_NAMES; passed a 0-d tensor
+    (``temperature:tau=()``). A scalar with a default is left to it (the audit's --constant)."""
+    low = arg.lower()
+    for d in eq.params:
+        if (
+            d.is_scalar
+            and d.ascii not in taken
+            and (low == d.ascii.lower() or low in SCALAR_NAMES.get(d.ascii, ()))
+        ):
+            return _Slot(arg, "tensor", d.ascii, written=low != d.ascii.lower())
+    return None
 
 
 def _tuple_members(arg: str, names: list[str], by_name, taken: set[str]) -> list[_Slot] | None:
@@ -357,6 +378,8 @@ def infer_function(
                     decl = eq.declared(s.symbol)
                     shape = _shape(_lay([] if s.param else prefix, axes), sizes, batch, heads)
                     if decl.entry_kind == Kind.INDEX:
+                        kwargs[s.arg] = torch.zeros(shape, dtype=torch.long)
+                    elif decl.entry_kind == Kind.MASK and s.arg.lower() in SEGMENT_IDS:
                         kwargs[s.arg] = torch.zeros(shape, dtype=torch.long)
                     elif decl.entry_kind == Kind.MASK:
                         kwargs[s.arg] = torch.ones(shape, dtype=torch.float64)

@@ -2,9 +2,11 @@
 constants, its parameters' maps (names, module types, stacked gates), and its forward's layout.
 """
 
+import ast
 import importlib
 import inspect
 import re
+import textwrap
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -423,6 +425,8 @@ def _params_of(instance: torch.nn.Module, eq: Equation, sizes=None) -> tuple[dic
             unexplained.append(path)
         else:
             maps[key] = text
+    if unexplained:  # what names could not say, shapes at the probe's distinct sizes may
+        unexplained = _by_shape(instance, eq, unexplained, maps, sizes)
     if unexplained:
         raise InferenceError(
             f"cannot tell which of {eq.id}'s parameters the module's {', '.join(unexplained[:6])}"
@@ -437,6 +441,80 @@ def _params_of(instance: torch.nn.Module, eq: Equation, sizes=None) -> tuple[dic
             "map them with --param (docs/audit.md, Modules)"
         )
     return maps, untaken
+
+
+def _by_shape(
+    instance: torch.nn.Module, eq: Equation, paths: list[str], maps: dict[str, str], sizes
+) -> list[str]:
+    """Map the module parameters ``paths`` that names left open by their shapes at the probe's distinct
+    sizes and their modules' types, into ``maps``; the paths still open are returned. A matrix takes the one
+    spec matrix left with its shape in either orientation (a square one only from an nn.Linear, whose (out,
+    in) is the spec's y = W x; _oriented); a Linear's bias the bias of the matrix its weight took; a layer
+    norm's scale and shift the one α and β left of its width; any other vector the one spec vector left of
+    its shape (BERT's MLM head's ``predictions.bias``: b_out, (v,)). Only where exactly one spec parameter
+    is left for it — never a choice among alike ones, and never by values."""
+    if sizes is None:
+        return paths
+    from ...oracle import concrete_shape
+
+    taken = {s.strip() for text in maps.values() for s in text.split("->")[0].split(",")}
+    decls = {d.ascii: d for d in eq.params if not d.is_scalar and d.ascii not in taken}
+    shape_of = {name: tuple(concrete_shape(d, sizes)) for name, d in decls.items()}
+    named = dict(instance.named_parameters())
+    matrix_of: dict[str, str] = {}  # an owner module's path -> the spec matrix its weight took
+    open_paths = []
+    for path in [q for q in paths if _unreferenced(instance, q)]:  # BertLMPredictionHead's own bias
+        maps[_per_layer(path, eq) or path] = "keep"
+    paths = [q for q in paths if maps.get(_per_layer(q, eq) or q) != "keep"]
+    for path in sorted(paths, key=lambda q: named[q].dim(), reverse=True):  # weights before their biases
+        shape, owner = tuple(named[path].shape), path.rsplit(".", 1)[0] if "." in path else ""
+        module = instance.get_submodule(owner) if owner else instance
+        leaf = path.rsplit(".", 1)[-1].lower()
+        text = None
+        if len(shape) == 2:
+            fits = [w for w, ws in shape_of.items() if len(ws) == 2 and shape in (ws, ws[::-1])]
+            if len(fits) == 1:
+                text = _oriented(fits[0], _linear_like(instance, path), eq, shape, sizes)
+                matrix_of[owner] = fits[0]
+        elif len(shape) == 1 and isinstance(module, torch.nn.LayerNorm | torch.nn.GroupNorm):
+            family = "beta" if leaf in _NORM_SHIFTS else "alpha"
+            fits = [v for v, vs in shape_of.items() if v.startswith(family) and vs[:1] == shape]
+            text = fits[0] if len(fits) == 1 else None
+        elif len(shape) == 1:
+            bias = "b" + matrix_of[owner][1:] if owner in matrix_of else None  # a Linear's: its matrix's bias
+            fits = [
+                v for v, vs in shape_of.items() if vs[:1] == shape and len([a for a in vs if a != 1]) == 1
+            ]
+            fits = [v for v in fits if not v.startswith(("alpha", "beta"))]
+            text = bias if bias in shape_of and shape_of[bias][:1] == shape else None
+            text = text or (fits[0] if len(fits) == 1 else None)
+        if text is None:
+            open_paths.append(path)
+            continue
+        maps[_per_layer(path, eq) or path] = text
+        shape_of.pop(text.split(" ")[0], None)
+    return [q for q in paths if q in open_paths]
+
+
+def _unreferenced(instance: torch.nn.Module, path: str) -> bool:
+    """Whether a parameter held directly by a module written outside torch is named by no line of its
+    class's code but the constructor (``self.bias = nn.Parameter(…)`` that forward never reads: transformers'
+    BertLMPredictionHead, whose decoder's own bias is the one used). Such a parameter takes no part in the
+    output: it is left as it is (``keep``), never given a spec parameter another one holds."""
+    owner_path, _, leaf = path.rpartition(".")
+    owner = instance.get_submodule(owner_path) if owner_path else instance
+    if type(owner).__module__.split(".")[0] == "torch":
+        return False
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(type(owner))))
+    except (OSError, TypeError, SyntaxError):
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name != "__init__":
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Attribute) and inner.attr == leaf:
+                    return False
+    return True
 
 
 def _gate_stacks(instance: torch.nn.Module, eq: Equation, sizes: Mapping[str, int]):

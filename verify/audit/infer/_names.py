@@ -23,6 +23,13 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
+#: The names code gives the equation's scalar parameters, where a function takes them as arguments.
+SCALAR_NAMES: dict[str, tuple[str, ...]] = {
+    "tau": ("temperature", "temp", "t", "tau"),
+    "eps": ("eps", "epsilon", "layer_norm_eps", "layer_norm_epsilon", "variance_epsilon"),
+}
+
+
 #: Inputs beside the token stream (a decoder's encoder states): named by SYNONYMS, never the stream.
 SECONDARY = ("H_enc",)
 
