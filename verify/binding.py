@@ -120,19 +120,23 @@ def setting_value(name: str, sizes: Mapping[str, int], dtype: torch.dtype, devic
     if name in sizes:
         return int(sizes[name])
     if (causal := CAUSAL_SETTING.fullmatch(name)) is not None:
-        return causal_mask(int(sizes[causal.group(1)]), dtype, device)
+        return causal_mask(int(sizes[causal.group(2)]), dtype, device, keep=bool(causal.group(1)))
     return constant_value(name, sizes)
 
 
-#: ``causal(n_d)``: the additive causal mask over an axis's tokens, passed to an argument the equation builds
-#: it into (``tgt_mask`` of nn.TransformerDecoderLayer, which torch's documentation says to give it).
-CAUSAL_SETTING = re.compile(r"causal\((\w+)\)")
+#: ``causal(n_d)``: the additive causal mask over an axis's tokens (0 / −∞), ``causal_keep(n_d)`` the same
+#: as booleans (True = may attend), passed to an argument of the target that takes the causal mask the
+#: equation builds in (``tgt_mask`` of nn.TransformerDecoderLayer, which torch's documentation says to give
+#: ``generate_square_subsequent_mask(n)``).
+CAUSAL_SETTING = re.compile(r"causal(_keep)?\((\w+)\)")
 
 
-def causal_mask(size: int, dtype: torch.dtype, device: str) -> torch.Tensor:
-    """The additive causal mask, (size, size): 0 where token j ≤ i, −∞ after (torch's
-    ``generate_square_subsequent_mask``)."""
+def causal_mask(size: int, dtype: torch.dtype, device: str, keep: bool = False) -> torch.Tensor:
+    """The causal mask, (size, size): additive, 0 where token j ≤ i and −∞ after (torch's
+    ``generate_square_subsequent_mask``); or ``keep``, True where j ≤ i (a lower-triangular keep mask)."""
     future = torch.ones(size, size, dtype=torch.bool, device=device).triu(1)
+    if keep:
+        return ~future
     return torch.zeros(size, size, dtype=dtype, device=device).masked_fill(future, float("-inf"))
 
 

@@ -1045,6 +1045,40 @@ def test_a_causal_setting_in_a_layout_is_the_additive_causal_mask():
 
     mask = setting_value("causal(n_d)", {"n_d": 3}, torch.float64, "cpu")
     assert mask.tolist() == [[0.0, -math.inf, -math.inf], [0.0, 0.0, -math.inf], [0.0, 0.0, 0.0]]
+    keep = setting_value("causal_keep(n_d)", {"n_d": 3}, torch.float64, "cpu")
+    assert keep.tolist() == [[True, False, False], [True, True, False], [True, True, True]]
+
+
+class _KeepMaskDecoderLayer(torch.nn.Module):
+    """A decoder layer written outside torch whose tgt_mask is a keep mask (the Annotated Transformer's
+    ``masked_fill(mask == 0, -1e9)``): its name does not say so, so inference asks, never passes torch's
+    additive mask (which would mask what may be attended and fail a correct layer)."""
+
+    def __init__(self, d_model, nhead, dim_feedforward):
+        super().__init__()
+        self.inner = torch.nn.TransformerDecoderLayer(d_model, nhead, dim_feedforward, dropout=0.0)
+
+    def forward(self, tgt, memory, tgt_mask=None):
+        return self.inner(tgt, memory, tgt_mask=None if tgt_mask is None else tgt_mask.to(tgt.dtype).log())
+
+
+def test_a_tgt_mask_outside_torch_is_not_given_a_convention_its_name_does_not_say():
+    with pytest.raises(
+        AuditError, match=r"write tgt_mask:causal\(n_d\) in --layout .* tgt_mask:causal_keep\(n_d\)"
+    ):
+        explain(_KeepMaskDecoderLayer, "transformer.decoder_block[eps]")
+    inferred = explain("torch.nn:TransformerDecoderLayer", "transformer.decoder_block[eps]")
+    report = audit(
+        _KeepMaskDecoderLayer,
+        "transformer.decoder_block[eps]",
+        profile="quick",
+        init=inferred.init,
+        params={f"inner.{k}": v for k, v in inferred.params.items()},
+        derive=inferred.derive,
+        constants=inferred.constants,
+        layout="tgt:H=n_d b d_e, memory:H_enc=n_e b d_e, tgt_mask:causal_keep(n_d) -> n_d b d_e",
+    )
+    assert report.verdict == "pass", report.summary
 
 
 def sample_with_temperature(logits, temperature):

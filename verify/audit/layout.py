@@ -115,9 +115,9 @@ def layout_binding(fn, eq: Equation, layout: str, *, mask: str | None = None, sy
             if arg not in params:
                 raise BindingError(f"{where}: {who(fn)} has no parameter {arg!r} ({', '.join(params)})")
             causal = CAUSAL_SETTING.fullmatch(axis)
-            if causal is not None and causal.group(1) not in eq.axes:
+            if causal is not None and causal.group(2) not in eq.axes:
                 raise BindingError(
-                    f"{where}: {axis!r}: {causal.group(1)!r} is not an axis of {eq.id} ({', '.join(eq.axes)})"
+                    f"{where}: {axis!r}: {causal.group(2)!r} is not an axis of {eq.id} ({', '.join(eq.axes)})"
                 )
             if axis not in eq.axes and axis not in SETTINGS and causal is None:
                 try:  # a constant over the sizes: scale:1/sqrt(d_k), ignore_index:-100, eps:1e-5

@@ -133,7 +133,7 @@ def _slots(fn, eq: Equation, with_params: bool = True) -> list[_Slot]:
         elif low in CAUSAL_FLAGS and masks:
             slot = _Slot(name, "flag")
         elif low in CAUSAL_INPUTS and not masks and (axis := _built_in_causal(eq)) is not None:
-            slot = _Slot(name, "size", axis=f"causal({axis})")  # the decoder's tgt_mask: S^causal
+            slot = _Slot(name, "size", axis=_causal_input(fn, name, axis))  # the decoder's tgt_mask: S^causal
         elif masks and ("mask" in low or low in MASK_NAMES):  # a layout reads "mask" in a name as the mask
             slot = _Slot(name, "mask", masks[0], written="mask" not in low or len(masks) > 1)
         elif keeps and low in KEEP_NAMES:
@@ -666,6 +666,23 @@ def _returned_mask(fn, eq: Equation, fit, slots, sizes, batch, heads) -> str | N
         return None
     value = value[0] if isinstance(value, tuple | list) else value
     return "float" if torch.is_floating_point(value) else "bool"
+
+
+def _causal_input(fn, arg: str, axis: str) -> str:
+    """``causal(AXIS)`` for the argument of torch's decoder classes that takes the causal mask the equation
+    builds in (torch documents it: the float mask of ``generate_square_subsequent_mask``, added to the
+    scores). Elsewhere a ``tgt_mask`` may be a keep mask (the Annotated Transformer's ``mask == 0``) or an
+    additive one, which its name does not say: InferenceError, naming both ways to write it."""
+    owner = getattr(getattr(fn, "__lmspec_source__", fn), "__self__", None)
+    if isinstance(
+        owner, torch.nn.TransformerDecoderLayer | torch.nn.TransformerDecoder | torch.nn.Transformer
+    ):
+        return f"causal({axis})"
+    raise InferenceError(
+        f"{arg}: the causal mask the equation builds in, in a convention its name does not say: write "
+        f"{arg}:causal({axis}) in --layout if it is added to the scores (0 / −inf, torch's), or "
+        f"{arg}:causal_keep({axis}) if True (or 1) means attend (docs/audit.md)"
+    )
 
 
 def _built_in_causal(eq: Equation) -> str | None:
