@@ -39,6 +39,8 @@ BUG_CLASSES: dict[str, str] = {
     "state_order": "a recurrent state returned or read in the wrong order ((c, h) for (h, c))",
     "logits_head": "a head returning logits where the equation's output is their softmax",
     "detached_weight": "a weight read through .detach() (or .data): right values, no gradient",
+    "cross_attention_source": "a decoder's cross-attention reading its keys and values from the decoder",
+    "decoder_unmasked": "a decoder's self-attention without its causal mask",
 }
 
 
@@ -130,10 +132,36 @@ class ZooCase:
 
 def all_cases() -> list[ZooCase]:
     """Every case of every zoo module, in module order."""
-    from . import activation, attention, blocks, lm, losses, lstm, masks, mha, norm, positional, tutorial
+    from . import (
+        activation,
+        attention,
+        blocks,
+        decoder,
+        lm,
+        losses,
+        lstm,
+        masks,
+        mha,
+        norm,
+        positional,
+        tutorial,
+    )
 
     cases: list[ZooCase] = []
-    for module in (attention, mha, masks, norm, activation, positional, lstm, lm, losses, blocks, tutorial):
+    for module in (
+        attention,
+        mha,
+        masks,
+        norm,
+        activation,
+        positional,
+        lstm,
+        lm,
+        losses,
+        blocks,
+        tutorial,
+        decoder,
+    ):
         cases.extend(module.CASES)
     names = [c.name for c in cases]
     duplicates = sorted({n for n in names if names.count(n) > 1})

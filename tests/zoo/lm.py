@@ -82,3 +82,21 @@ CASES = [
             layout="idx:k=b n -> b n d_e", bug="the table is read detached: no gradient reaches it",
             tags=("detached_weight",), caught_by=("gradient",)),
 ]  # fmt: skip
+
+
+def sampling_distribution(logits, temperature=1.0):
+    """nanoGPT's generate, one step: the last position's logits over the temperature, then their softmax."""
+    logits = logits / temperature
+    return F.softmax(logits, dim=-1)
+
+
+def bigram_loss(logits, targets):
+    """The "GPT from scratch" bigram model's loss: (B, T, C) logits flattened, no ignore index named."""
+    B, T, C = logits.shape
+    return F.cross_entropy(logits.view(B * T, C), targets.view(B * T))
+
+
+CASES += [
+    ZooCase("sampling_temperature", sampling_distribution, as_="lm.temperature", verdict="pass"),
+    ZooCase("bigram_cross_entropy", bigram_loss, as_="lm.cross_entropy", verdict="pass"),
+]

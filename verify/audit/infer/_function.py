@@ -174,8 +174,8 @@ def _slots(fn, eq: Equation, with_params: bool = True) -> list[_Slot]:
                 slots += members
                 continue
         slot = by_name(name)
-        if slot is None and p.default is inspect.Parameter.empty:  # a scalar it requires: τ, ε
-            slot = _scalar_slot(name, eq, taken) if with_params else None
+        if slot is None and with_params:  # a scalar it takes: τ; ε only where required (else its default)
+            slot = _scalar_slot(name, eq, taken, required=p.default is inspect.Parameter.empty)
         if slot is None:
             if p.default is inspect.Parameter.empty:
                 unexplained.append(name)
@@ -201,17 +201,14 @@ def _slots(fn, eq: Equation, with_params: bool = True) -> list[_Slot]:
     return slots + [_Slot(m, "absent", m) for m in missing]
 
 
-def _scalar_slot(arg: str, eq: Equation, taken: set[str]) -> _Slot | None:
-    """The slot of a required argument that takes one of the equation's scalar parameters (a temperature
-    τ, a layer norm's ε), by the symbol's own name or SCALAR_NAMES; passed a 0-d tensor
-    (``temperature:tau=()``). A scalar with a default is left to it (the audit's --constant)."""
+def _scalar_slot(arg: str, eq: Equation, taken: set[str], required: bool) -> _Slot | None:
+    """The slot of an argument that takes one of the equation's scalar parameters (a temperature τ, a
+    required layer norm's ε), by the symbol's own name or SCALAR_NAMES; passed a 0-d tensor
+    (``temperature:tau=()``). An ε with a default is left to it (the module's or the audit's --constant)."""
     low = arg.lower()
     for d in eq.params:
-        if (
-            d.is_scalar
-            and d.ascii not in taken
-            and (low == d.ascii.lower() or low in SCALAR_NAMES.get(d.ascii, ()))
-        ):
+        named = low == d.ascii.lower() or low in SCALAR_NAMES.get(d.ascii, ())
+        if d.is_scalar and d.ascii not in taken and named and (required or d.ascii != "eps"):
             return _Slot(arg, "tensor", d.ascii, written=low != d.ascii.lower())
     return None
 

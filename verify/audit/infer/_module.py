@@ -448,8 +448,9 @@ def _by_shape(
 ) -> list[str]:
     """Map the module parameters ``paths`` that names left open by their shapes at the probe's distinct
     sizes and their modules' types, into ``maps``; the paths still open are returned. A matrix takes the one
-    spec matrix left with its shape in either orientation (a square one only from an nn.Linear, whose (out,
-    in) is the spec's y = W x; _oriented); a Linear's bias the bias of the matrix its weight took; a layer
+    spec matrix left with its shape in either orientation, or where two are (W_1 and W_2 of an FFN), the one
+    in its module type's orientation (an nn.Linear's (out, in) is the spec's y = W x); a square one only
+    from an nn.Linear (_oriented); a Linear's bias the bias of the matrix its weight took; a layer
     norm's scale and shift the one α and β left of its width; any other vector the one spec vector left of
     its shape (BERT's MLM head's ``predictions.bias``: b_out, (v,)). Only where exactly one spec parameter
     is left for it — never a choice among alike ones, and never by values."""
@@ -473,6 +474,9 @@ def _by_shape(
         text = None
         if len(shape) == 2:
             fits = [w for w, ws in shape_of.items() if len(ws) == 2 and shape in (ws, ws[::-1])]
+            if len(fits) > 1:  # W_1 (d_f, d_e) and W_2 (d_e, d_f): the module type's orientation decides
+                as_is = _linear_like(instance, path) == "out_in"  # nn.Linear: y = W x, the spec's
+                fits = [w for w in fits if (shape_of[w] == shape) == as_is]
             if len(fits) == 1:
                 text = _oriented(fits[0], _linear_like(instance, path), eq, shape, sizes)
                 matrix_of[owner] = fits[0]
