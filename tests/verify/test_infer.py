@@ -1092,3 +1092,24 @@ def test_a_scalar_the_function_requires_is_bound_as_a_0d_argument():
     assert inferred.layout == "logits:z=b v, temperature:tau=() -> b v"
     report = audit(sample_with_temperature, "lm.temperature", profile="quick")
     assert report.verdict == "pass", report.summary
+
+
+class _TransposingAttention(torch.nn.Module):
+    """Older code's way round torch's sequence-first MultiheadAttention: batch-first in, transposed for it."""
+
+    def __init__(self, d_model, nhead):
+        super().__init__()
+        self.attn = torch.nn.MultiheadAttention(d_model, nhead)
+
+    def forward(self, x):
+        y = x.transpose(0, 1)
+        return self.attn(y, y, y, need_weights=False)[0].transpose(0, 1)
+
+
+def test_torch_layers_inside_a_module_say_its_layout_unless_its_code_swaps_the_axes():
+    """A module with no batch_first of its own is laid out as the torch layers inside it say (the zoo's
+    word_language_model: sequence-first, which shapes alone could not tell); a module whose code transposes
+    the first two axes is left to shapes, and its batch-first layout passes."""
+    inferred = explain(_TransposingAttention, "attention.multi_head")
+    assert inferred.forward.layout == "x:H=b n d_e -> b n d_e"
+    assert audit(_TransposingAttention, "attention.multi_head", profile="quick").verdict == "pass"

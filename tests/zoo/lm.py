@@ -100,3 +100,30 @@ CASES += [
     ZooCase("sampling_temperature", sampling_distribution, as_="lm.temperature", verdict="pass"),
     ZooCase("bigram_cross_entropy", bigram_loss, as_="lm.cross_entropy", verdict="pass"),
 ]
+
+
+class WordLanguageModel(nn.Module):
+    """pytorch/examples' word_language_model (RNN_TANH, one layer): an Embedding, a sequence-first nn.RNN and
+    a Linear decoder, its output flattened to (n·b, ntoken) log-probabilities (for NLLLoss)."""
+
+    def __init__(self, ntoken, ninp, nhid, dropout=0.5):
+        super().__init__()
+        self.ntoken = ntoken
+        self.drop = nn.Dropout(dropout)
+        self.encoder = nn.Embedding(ntoken, ninp)
+        self.rnn = nn.RNN(ninp, nhid, 1, nonlinearity="tanh")
+        self.decoder = nn.Linear(nhid, ntoken)
+
+    def forward(self, input, hidden=None):  # noqa: A002 - its name, which inference reads
+        emb = self.drop(self.encoder(input))
+        output, hidden = self.rnn(emb, hidden)
+        decoded = self.decoder(self.drop(output)).view(-1, self.ntoken)
+        return F.log_softmax(decoded, dim=1), hidden
+
+
+CASES += [
+    # sequence-first, as its nn.RNN says (its (n, b) ids fit (b, n) too); softmax of its log-probs is Ŷ
+    ZooCase("word_language_model", WordLanguageModel, as_="rnn.output", verdict="variant",
+            matched=("returns logits",), bug="log-probabilities where the equation's output is Ŷ",
+            tags=("logits_head",), caught_by=("value=oracle",)),
+]  # fmt: skip

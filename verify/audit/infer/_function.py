@@ -570,10 +570,11 @@ def _returned(result, outputs, prefix, sizes, batch, heads, names=None, state=()
             return axes
         for order in _row_orders(out):
             # the batch and the tokens flattened into one axis, (b n) v: logits.view(-1, v) for cross_entropy
-            if prefix == ["b"] and len(order) > 1 and order[0] == "n":
+            # … or, sequence-first, (n b) v: pytorch/examples' word language model's decoded.view(-1, ntoken)
+            if tuple(prefix) in (("b",), SEQ_FIRST) and len(order) > 1 and order[0] == "n":
                 flat = (batch * int(sizes["n"]), *_shape(order[1:], sizes, batch, heads))
                 if tuple(value.shape) == flat:
-                    return _text(["(b n)", *order[1:]])
+                    return _text(["(b n)" if prefix == ["b"] else "(n b)", *order[1:]])
         return None
 
     if (both := _named_returns(values, outputs, names, shape_of)) is not None:

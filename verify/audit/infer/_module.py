@@ -325,6 +325,8 @@ def _linear_like(module: torch.nn.Module, path: str) -> str:
     owner = module.get_submodule(path.rsplit(".", 1)[0]) if "." in path else module
     if isinstance(owner, torch.nn.Linear) or path.endswith("in_proj_weight"):
         return "out_in"
+    if isinstance(owner, torch.nn.RNNBase | torch.nn.RNNCellBase):  # weight_ih (hidden, input), as documented
+        return "out_in"
     return "in_out"
 
 
@@ -484,6 +486,8 @@ def _by_shape(
             family = "beta" if leaf in _NORM_SHIFTS else "alpha"
             fits = [v for v, vs in shape_of.items() if v.startswith(family) and vs[:1] == shape]
             text = fits[0] if len(fits) == 1 else None
+        elif len(shape) == 1 and _second_bias(module, leaf, maps, owner):
+            text = "0"  # torch's bias_hh beside bias_ih, which holds the spec's one bias (_SECOND_BIAS)
         elif len(shape) == 1:
             bias = "b" + matrix_of[owner][1:] if owner in matrix_of else None  # a Linear's: its matrix's bias
             fits = [
@@ -498,6 +502,15 @@ def _by_shape(
         maps[_per_layer(path, eq) or path] = text
         shape_of.pop(text.split(" ")[0], None)
     return [q for q in paths if q in open_paths]
+
+
+def _second_bias(module: torch.nn.Module, leaf: str, maps: Mapping[str, str], owner: str) -> bool:
+    """Whether ``leaf`` is torch's second recurrent bias (``bias_hh…``) whose ``bias_ih…`` already took the
+    spec's one bias: torch only adds the two."""
+    if not (isinstance(module, torch.nn.RNNBase | torch.nn.RNNCellBase) and leaf.startswith("bias_hh")):
+        return False
+    first = f"{owner}.{leaf.replace('bias_hh', 'bias_ih')}" if owner else leaf.replace("bias_hh", "bias_ih")
+    return maps.get(first, "0") != "0"
 
 
 def _unreferenced(instance: torch.nn.Module, path: str) -> bool:
@@ -750,8 +763,36 @@ def infer_forward(
         mask=mask or TORCH_MASKS.get(_torch_class(module)),
         with_params=False,
         hf_layer=_transformers_module(module),
-        batch_first=getattr(module, "batch_first", None),
+        batch_first=_batch_first(module),
     )
+
+
+#: torch's modules whose ``batch_first`` says their layout (False: sequence-first, torch's default).
+_BATCH_FIRST_MODULES = (torch.nn.RNNBase, torch.nn.MultiheadAttention, torch.nn.TransformerEncoderLayer,
+                        torch.nn.TransformerDecoderLayer, torch.nn.Transformer)  # fmt: skip
+_SWAPS_BATCH = re.compile(r"transpose\(\s*(0\s*,\s*1|1\s*,\s*0)\s*\)|permute\(\s*1\s*,\s*0\b|\.t\(\)")
+
+
+def _batch_first(module: torch.nn.Module) -> bool | None:
+    """Whether the module's tensors are batch-first: its own ``batch_first`` attribute, else that of the
+    torch layers inside it where they agree (pytorch/examples' word language model feeds its nn.RNN's
+    sequence-first layout straight through: its (n, b) ids fit (b, n) as well, so shapes could not tell),
+    unless its own code swaps the first two axes (``x.transpose(0, 1)`` before a sequence-first layer):
+    None then, and shapes decide."""
+    own = getattr(module, "batch_first", None)
+    if isinstance(own, bool):
+        return own
+    inner = {m.batch_first for m in module.modules() if isinstance(m, _BATCH_FIRST_MODULES)
+             and isinstance(getattr(m, "batch_first", None), bool)}  # fmt: skip
+    if len(inner) != 1:
+        return None
+    for cls in {type(m) for m in module.modules() if type(m).__module__.split(".")[0] != "torch"}:
+        try:
+            if _SWAPS_BATCH.search(inspect.getsource(cls)):
+                return None
+        except (OSError, TypeError):
+            return None
+    return inner.pop()
 
 
 def _transformers_module(module: torch.nn.Module) -> bool:

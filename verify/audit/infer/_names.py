@@ -54,10 +54,13 @@ SIZE_NAMES: dict[str, tuple[str, ...]] = {
               "n_ctx", "block_size", "seq_len", "length", "n"),
     "n": ("n", "size", "seq_len", "seq_length", "length", "sz", "t", "n_positions", "max_len", "block_size",
           "n_ctx", "num_positions", "seqlen"),
-    "d_e": ("d_e", "d_model", "dim", "hidden_size", "embed_dim", "n_embd", "d_embed", "emb_dim", "d_hid"),
+    "d_e": ("d_e", "d_model", "dim", "hidden_size", "embed_dim", "n_embd", "d_embed", "emb_dim", "d_hid",
+            "ninp", "emsize", "embed_size", "embedding_size", "emb_size", "word_dim"),
     "d_k": ("d_k", "head_dim", "d_head", "dim_head", "head_size"),
     "M": ("m", "n_head", "n_heads", "nhead", "num_heads", "heads", "num_attention_heads"),
-    "v": ("v", "vocab_size", "n_vocab", "num_classes", "vocab"),
+    "v": ("v", "vocab_size", "n_vocab", "num_classes", "vocab", "ntoken", "ntokens", "n_tokens",
+          "num_tokens"),
+    "d_h": ("d_h", "nhid", "n_hidden", "hidden_dim", "rnn_size", "hid_dim", "num_hidden", "h_dim"),
     "d_f": ("d_f", "d_ff", "dim_feedforward", "intermediate_size", "ffn_dim", "d_inner", "hidden_dim"),
 }  # fmt: skip
 
