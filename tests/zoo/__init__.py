@@ -144,6 +144,7 @@ def all_cases() -> list[ZooCase]:
         mha,
         norm,
         positional,
+        repos,
         tutorial,
     )
 
@@ -161,6 +162,7 @@ def all_cases() -> list[ZooCase]:
         blocks,
         tutorial,
         decoder,
+        repos,
     ):
         cases.extend(module.CASES)
     names = [c.name for c in cases]

@@ -275,7 +275,9 @@ def _roles(path: str, eq_params: set[str], eq: Equation) -> list[str]:
         scope, owner = ("attention" if head in ATTENTION_SCOPES else "ffn"), rest
     candidates = [role for role, names in ROLE_NAMES.items() if owner in names]
     if not candidates and owner.isdigit() and len(segments) > 2:  # nn.ModuleList of projections
-        listed = {"linears": ("q", "k", "v", "o"), "projections": ("q", "k", "v", "o")}
+        listed = dict.fromkeys(
+            ("linears", "projections", "linear_layers", "proj_layers"), ("q", "k", "v", "o")
+        )
         roles = listed.get(segments[-3].lower())
         return [roles[int(owner)]] if roles and int(owner) < len(roles) and "W_Q" in eq_params else []
     if "E" not in eq_params:  # no token embedding in the equation (the roles of a whole model's parts)

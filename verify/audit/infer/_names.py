@@ -55,13 +55,14 @@ SIZE_NAMES: dict[str, tuple[str, ...]] = {
     "n": ("n", "size", "seq_len", "seq_length", "length", "sz", "t", "n_positions", "max_len", "block_size",
           "n_ctx", "num_positions", "seqlen"),
     "d_e": ("d_e", "d_model", "dim", "hidden_size", "embed_dim", "n_embd", "d_embed", "emb_dim", "d_hid",
-            "ninp", "emsize", "embed_size", "embedding_size", "emb_size", "word_dim"),
+            "ninp", "emsize", "embed_size", "embedding_size", "emb_size", "word_dim", "in_features"),
     "d_k": ("d_k", "head_dim", "d_head", "dim_head", "head_size"),
     "M": ("m", "n_head", "n_heads", "nhead", "num_heads", "heads", "num_attention_heads"),
     "v": ("v", "vocab_size", "n_vocab", "num_classes", "vocab", "ntoken", "ntokens", "n_tokens",
           "num_tokens"),
     "d_h": ("d_h", "nhid", "n_hidden", "hidden_dim", "rnn_size", "hid_dim", "num_hidden", "h_dim"),
-    "d_f": ("d_f", "d_ff", "dim_feedforward", "intermediate_size", "ffn_dim", "d_inner", "hidden_dim"),
+    "d_f": ("d_f", "d_ff", "dim_feedforward", "intermediate_size", "ffn_dim", "d_inner", "hidden_dim",
+            "hidden_features", "mlp_dim", "ffn_hidden", "dim_ff", "ff_dim", "inner_dim"),
 }  # fmt: skip
 
 
@@ -142,7 +143,7 @@ ROLE_NAMES: dict[str, tuple[str, ...]] = {
     "v": ("v", "v_proj", "value", "wv", "w_v", "to_v", "v_lin", "v_linear", "linear_v", "v_net"),
     "qkv": ("c_attn", "qkv", "in_proj", "wqkv", "w_qkv", "query_key_value", "to_qkv", "qkv_proj", "qkv_net"),
     "o": ("o", "o_proj", "out_proj", "wo", "w_o", "to_out", "out", "out_lin", "fc_out", "proj", "c_proj",
-          "dense", "linear_out", "o_net", "output"),
+          "dense", "linear_out", "o_net", "output", "output_linear", "out_linear", "proj_out"),
     "ffn1": ("c_fc", "fc1", "w_1", "w1", "linear1", "lin1", "up_proj", "fc", "dense_h_to_4h", "fc_in",
              "intermediate"),
     "ffn2": ("c_proj", "fc2", "w_2", "w2", "linear2", "lin2", "down_proj", "dense_4h_to_h", "fc_out", "proj",

@@ -1,0 +1,122 @@
+"""Layers in the styles of two widely read repositories, written here from their public designs:
+
+- BERT-pytorch (codertimo): ``MultiHeadedAttention(h, d_model)`` with its projections in an
+  ``nn.ModuleList`` named ``linear_layers`` and an ``output_linear``, masks filled with −1e9 where
+  ``mask == 0``; its ``PositionwiseFeedForward`` with ``w_1``/``w_2`` and GELU;
+- timm's Vision Transformer: ``Attention(dim, num_heads, qkv_bias=False)`` with one fused ``qkv`` Linear
+  and ``proj``, ``Mlp(in_features, hidden_features)`` with ``fc1``/``fc2``, and the pre-LN ``Block``.
+
+Each is audited with nothing written; what the audit concludes is the documented fact of the design (the
+−1e9 fill's uniform weights on a fully masked row; GELU; ViT's unmasked attention without q/k/v biases).
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import ZooCase
+
+
+class ScaledDotProduct(nn.Module):
+    def forward(self, query, key, value, mask=None):
+        scores = torch.matmul(query, key.transpose(-2, -1)) / math.sqrt(query.size(-1))
+        if mask is not None:
+            scores = scores.masked_fill(mask == 0, -1e9)
+        return torch.matmul(F.softmax(scores, dim=-1), value)
+
+
+class MultiHeadedAttention(nn.Module):
+    """BERT-pytorch's attention: three projections in a ModuleList, then the output projection."""
+
+    def __init__(self, h, d_model, dropout=0.1):
+        super().__init__()
+        self.d_k, self.h = d_model // h, h
+        self.linear_layers = nn.ModuleList([nn.Linear(d_model, d_model) for _ in range(3)])
+        self.output_linear = nn.Linear(d_model, d_model)
+        self.attention = ScaledDotProduct()
+        self.dropout = nn.Dropout(p=dropout)
+
+    def forward(self, query, key, value, mask=None):
+        batch_size = query.size(0)
+        query, key, value = [
+            layer(x).view(batch_size, -1, self.h, self.d_k).transpose(1, 2)
+            for layer, x in zip(self.linear_layers, (query, key, value), strict=True)
+        ]
+        x = self.attention(query, key, value, mask=mask)
+        return self.output_linear(x.transpose(1, 2).contiguous().view(batch_size, -1, self.h * self.d_k))
+
+
+class HeadsNotMovedAttention(MultiHeadedAttention):
+    """Bug: the heads merged with .view without moving the head axis back behind the tokens."""
+
+    def forward(self, query, key, value, mask=None):
+        batch_size = query.size(0)
+        query, key, value = [
+            layer(x).view(batch_size, -1, self.h, self.d_k).transpose(1, 2)
+            for layer, x in zip(self.linear_layers, (query, key, value), strict=True)
+        ]
+        x = self.attention(query, key, value, mask=mask)
+        return self.output_linear(x.contiguous().view(batch_size, -1, self.h * self.d_k))
+
+
+class Attention(nn.Module):
+    """timm's ViT attention: one fused qkv Linear (no biases by default), heads split by reshape/permute."""
+
+    def __init__(self, dim, num_heads=8, qkv_bias=False):
+        super().__init__()
+        self.num_heads = num_heads
+        self.scale = (dim // num_heads) ** -0.5
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        B, N, C = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        attn = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)
+        return self.proj((attn @ v).transpose(1, 2).reshape(B, N, C))
+
+
+class Mlp(nn.Module):
+    """timm's Mlp: fc1, GELU, fc2 (hidden_features given by the block as mlp_ratio · dim)."""
+
+    def __init__(self, in_features, hidden_features=None, act_layer=nn.GELU):
+        super().__init__()
+        hidden_features = hidden_features or in_features
+        self.fc1 = nn.Linear(in_features, hidden_features)
+        self.act = act_layer()
+        self.fc2 = nn.Linear(hidden_features, in_features)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """timm's pre-LN ViT block."""
+
+    def __init__(self, dim, num_heads, mlp_ratio=4.0, qkv_bias=False):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, num_heads=num_heads, qkv_bias=qkv_bias)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(in_features=dim, hidden_features=int(dim * mlp_ratio))
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+FILLED = "masked scores filled with −1e9: a fully masked row averages its values uniformly"
+CASES = [
+    ZooCase("bert_pytorch_mha", MultiHeadedAttention, as_="attention.multi_head", verdict="variant",
+            matched=("fully_masked_uniform",), bug=FILLED, tags=("fully_masked_row",),
+            caught_by=("value=edges",)),
+    ZooCase("bert_pytorch_heads_not_moved", HeadsNotMovedAttention, as_="attention.multi_head",
+            verdict="fail", bug="heads merged without moving the head axis back", tags=("heads_merge",),
+            caught_by=("value=oracle",)),
+    ZooCase("timm_attention", Attention, as_="attention.multi_head", verdict="pass"),
+    ZooCase("timm_mlp", Mlp, as_="transformer.ffn[gelu]", verdict="pass"),
+    ZooCase("timm_block", Block, as_="transformer.block_pre_ln[gelu_eps]", verdict="pass"),
+]  # fmt: skip
