@@ -700,3 +700,24 @@ def test_a_target_nothing_matches_names_the_closest_candidate():
     assert report.verdict == "fail"
     assert re.search(r"no named variant matches either \(the closest is .+, max \|Δ\| = [0-9.e+-]+\)\.$",
                      report.summary), report.summary  # fmt: skip
+
+
+def gelu_float32_constant(x):
+    """A hand-written tanh GELU whose √(2/π) is made with torch.tensor: float32, whatever x's dtype."""
+    c = torch.sqrt(torch.tensor(2.0 / torch.pi))
+    return 0.5 * x * (1 + torch.tanh(c * (x + 0.044715 * torch.pow(x, 3))))
+
+
+def test_a_failure_within_float32s_tolerance_names_a_float32_value_inside():
+    """At float64 the float32 constant shows (about 1e-8 relative): the audit fails, as it must, and says what
+    such a difference means; at --dtype float32 the same function passes."""
+    report = audit(gelu_float32_constant, "activation.gelu_tanh", profile="quick")
+    assert report.verdict == "fail"
+    assert any("within float32's tolerance" in note for note in report.notes)
+    assert (
+        audit(gelu_float32_constant, "activation.gelu_tanh", profile="quick", dtype="float32").verdict
+        == "pass"
+    )
+    wrong = audit(lambda x: 0.5 * x * (1 + torch.tanh(x)), "activation.gelu_tanh", profile="quick",
+                  layout="x=b n d_e -> b n d_e")  # fmt: skip
+    assert wrong.verdict == "fail" and not any("float32" in note for note in wrong.notes)

@@ -4,7 +4,10 @@
   ``nn.ModuleList`` named ``linear_layers`` and an ``output_linear``, masks filled with −1e9 where
   ``mask == 0``; its ``PositionwiseFeedForward`` with ``w_1``/``w_2`` and GELU;
 - timm's Vision Transformer: ``Attention(dim, num_heads, qkv_bias=False)`` with one fused ``qkv`` Linear
-  and ``proj``, ``Mlp(in_features, hidden_features)`` with ``fc1``/``fc2``, and the pre-LN ``Block``.
+  and ``proj``, ``Mlp(in_features, hidden_features)`` with ``fc1``/``fc2``, and the pre-LN ``Block``;
+- the book "Build a Large Language Model (From Scratch)": ``MultiHeadAttention(d_in, d_out,
+  context_length, dropout, num_heads)`` with ``W_query``/``W_key``/``W_value`` and ``out_proj``, a causal
+  ``triu`` buffer named ``mask``, and its ``LayerNorm(emb_dim)`` with ``scale``/``shift``.
 
 Each is audited with nothing written; what the audit concludes is the documented fact of the design (the
 −1e9 fill's uniform weights on a fully masked row; GELU; ViT's unmasked attention without q/k/v biases).
@@ -108,6 +111,56 @@ class Block(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
+class CausalMultiHeadAttention(nn.Module):
+    """The book's causal attention: a triu buffer of the future, filled with −inf, heads split with .view."""
+
+    def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False, diagonal=1):
+        super().__init__()
+        self.d_out, self.num_heads, self.head_dim = d_out, num_heads, d_out // num_heads
+        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.out_proj = nn.Linear(d_out, d_out)
+        self.dropout = nn.Dropout(dropout)
+        future = torch.triu(torch.ones(context_length, context_length), diagonal=diagonal)
+        self.register_buffer("mask", future)
+
+    def forward(self, x):
+        b, num_tokens, _ = x.shape
+
+        def heads(t):
+            return t.view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
+
+        queries, keys, values = heads(self.W_query(x)), heads(self.W_key(x)), heads(self.W_value(x))
+        attn_scores = queries @ keys.transpose(2, 3)
+        attn_scores.masked_fill_(self.mask.bool()[:num_tokens, :num_tokens], -torch.inf)
+        attn_weights = self.dropout(torch.softmax(attn_scores / keys.shape[-1] ** 0.5, dim=-1))
+        context = (attn_weights @ values).transpose(1, 2).contiguous().view(b, num_tokens, self.d_out)
+        return self.out_proj(context)
+
+
+class DiagonalHiddenAttention(CausalMultiHeadAttention):
+    """Bug: the mask's triu from the diagonal (diagonal=0): each token cannot see itself."""
+
+    def __init__(self, d_in, d_out, context_length, dropout, num_heads):
+        super().__init__(d_in, d_out, context_length, dropout, num_heads, diagonal=0)
+
+
+class BookLayerNorm(nn.Module):
+    """The book's layer norm: scale and shift, biased variance, ε = 1e-5 inside the root."""
+
+    def __init__(self, emb_dim):
+        super().__init__()
+        self.eps = 1e-5
+        self.scale = nn.Parameter(torch.ones(emb_dim))
+        self.shift = nn.Parameter(torch.zeros(emb_dim))
+
+    def forward(self, x):
+        mean = x.mean(dim=-1, keepdim=True)
+        var = x.var(dim=-1, keepdim=True, unbiased=False)
+        return self.scale * (x - mean) / torch.sqrt(var + self.eps) + self.shift
+
+
 FILLED = "masked scores filled with −1e9: a fully masked row averages its values uniformly"
 CASES = [
     ZooCase("bert_pytorch_mha", MultiHeadedAttention, as_="attention.multi_head", verdict="variant",
@@ -119,4 +172,9 @@ CASES = [
     ZooCase("timm_attention", Attention, as_="attention.multi_head", verdict="pass"),
     ZooCase("timm_mlp", Mlp, as_="transformer.ffn[gelu]", verdict="pass"),
     ZooCase("timm_block", Block, as_="transformer.block_pre_ln[gelu_eps]", verdict="pass"),
+    ZooCase("book_causal_mha", CausalMultiHeadAttention, as_="attention.multi_head", verdict="pass"),
+    ZooCase("book_causal_hides_diagonal", DiagonalHiddenAttention, as_="attention.multi_head", verdict="fail",
+            bug="the causal mask hides the diagonal", tags=("causal_off_by_one",),
+            caught_by=("value=oracle",)),
+    ZooCase("book_layer_norm", BookLayerNorm, as_="norm.layer_norm[eps]", verdict="pass"),
 ]  # fmt: skip

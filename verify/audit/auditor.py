@@ -38,6 +38,7 @@ from ... import spec
 from ...spec import Equation, Kind, SpecError
 from .._errors import AuditError, BindingError
 from ..binding import BUILT_IN_MASKS, is_key_mask
+from ..compare import POLICY
 from ..runner import PROFILES, CheckResult, Profile, Setting, checks_for, one_thread, run_check
 from ..strategies import is_composite, size_tuples
 from .adapters import Builtin, causal_pin, no_mask_pin
@@ -405,7 +406,28 @@ def _run(ctx: AuditContext, diagnose: bool) -> AuditReport:
         )
         variants = Diagnosis(ctx, witnesses, passed).run(target)
     heatmaps = _heatmaps(eq, target, checks)
-    return _report(ctx, checks, variants, heatmaps)
+    report = _report(ctx, checks, variants, heatmaps)
+    if report.verdict == "fail" and _within_float32(ctx, checks):
+        report.notes.append(
+            "every difference is within float32's tolerance (|Δ| ≤ 1e-5 or relative ≤ 1e-4): the "
+            "target computes part of it in float32 — a constant made with torch.tensor(…) (float32 unless "
+            "given a dtype), a .float() cast, a float32 buffer. Audit it with --dtype float32 to hold it at "
+            "that precision, or make the value in its input's dtype"
+        )
+    return report
+
+
+def _within_float32(ctx: AuditContext, checks) -> bool:
+    """Whether a float64 audit failed only on values (and gradients) by differences float32's tolerance
+    allows: the mark of a float32 value inside the target, which the note names."""
+    tol = POLICY["float32"]
+    failed = [c for c in checks if c.status == "fail"]
+    return (
+        ctx.dtype == "float64"
+        and bool(failed)
+        and all(c.name.startswith(("value", "gradient")) and c.max_abs is not None for c in failed)
+        and all(c.max_abs <= tol.atol or (c.max_rel is not None and c.max_rel <= tol.rtol) for c in failed)
+    )
 
 
 def _unbound(ctx: AuditContext, exc: Exception, diagnose: bool) -> AuditReport:

@@ -55,7 +55,8 @@ SIZE_NAMES: dict[str, tuple[str, ...]] = {
     "n": ("n", "size", "seq_len", "seq_length", "length", "sz", "t", "n_positions", "max_len", "block_size",
           "n_ctx", "num_positions", "seqlen"),
     "d_e": ("d_e", "d_model", "dim", "hidden_size", "embed_dim", "n_embd", "d_embed", "emb_dim", "d_hid",
-            "ninp", "emsize", "embed_size", "embedding_size", "emb_size", "word_dim", "in_features"),
+            "ninp", "emsize", "embed_size", "embedding_size", "emb_size", "word_dim", "in_features",
+            "d_in", "d_out", "emb_dim"),
     "d_k": ("d_k", "head_dim", "d_head", "dim_head", "head_size"),
     "M": ("m", "n_head", "n_heads", "nhead", "num_heads", "heads", "num_attention_heads"),
     "v": ("v", "vocab_size", "n_vocab", "num_classes", "vocab", "ntoken", "ntokens", "n_tokens",
@@ -138,9 +139,12 @@ LENGTH_NAMES = ("block_size", "max_len", "max_seq_len", "n_positions", "max_posi
 
 #: A module path's segment -> what it holds. Attention projections, the FFN's two linears, the norms.
 ROLE_NAMES: dict[str, tuple[str, ...]] = {
-    "q": ("q", "q_proj", "query", "wq", "w_q", "to_q", "q_lin", "q_linear", "linear_q", "q_net"),
-    "k": ("k", "k_proj", "key", "wk", "w_k", "to_k", "k_lin", "k_linear", "linear_k", "k_net"),
-    "v": ("v", "v_proj", "value", "wv", "w_v", "to_v", "v_lin", "v_linear", "linear_v", "v_net"),
+    "q": ("q", "q_proj", "query", "wq", "w_q", "to_q", "q_lin", "q_linear", "linear_q", "q_net", "w_query",
+          "query_proj"),
+    "k": ("k", "k_proj", "key", "wk", "w_k", "to_k", "k_lin", "k_linear", "linear_k", "k_net", "w_key",
+          "key_proj"),
+    "v": ("v", "v_proj", "value", "wv", "w_v", "to_v", "v_lin", "v_linear", "linear_v", "v_net", "w_value",
+          "value_proj"),
     "qkv": ("c_attn", "qkv", "in_proj", "wqkv", "w_qkv", "query_key_value", "to_qkv", "qkv_proj", "qkv_net"),
     "o": ("o", "o_proj", "out_proj", "wo", "w_o", "to_out", "out", "out_lin", "fc_out", "proj", "c_proj",
           "dense", "linear_out", "o_net", "output", "output_linear", "out_linear", "proj_out"),
