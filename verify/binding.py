@@ -62,14 +62,18 @@ class Layout:
         batch_ndim = batch_ndim if self.batched else 0
         if is_key_mask(self.convention):
             arr = key_vector(arr, batch_ndim)
-        axes = list(range(batch_ndim)) + [batch_ndim + p for p in self.perm]
-        moved = np.transpose(np.asarray(arr), axes)
-        data = np.ascontiguousarray(moved).reshape(moved.shape)  # keeps a 0-d scalar 0-d
+        data = np.asarray(arr)
+        if not self._identity:
+            data = data.transpose((*range(batch_ndim), *(batch_ndim + p for p in self.perm)))
+        if not data.flags.c_contiguous:  # (ascontiguousarray would make a 0-d scalar 1-d)
+            data = np.ascontiguousarray(data).reshape(data.shape)
         if self.convention is not None or self.dtype == "bool":
             return convert_mask(data, self.additive_spec, self.convention or "bool_keep", dtype, device)
         t = torch.from_numpy(data)
         if self.dtype == "int":
             return t.to(torch.int64).to(device)
+        if t.dtype is dtype and device == "cpu":  # the verifier's float64 on the CPU: as it is
+            return t
         return t.to(dtype=dtype, device=device)
 
     def from_impl(
@@ -82,9 +86,20 @@ class Layout:
             if t.dtype != torch.bool
             else t.detach().cpu().numpy().astype(np.float64)
         )
-        inverse = np.argsort(self.perm)
-        axes = list(range(batch_ndim)) + [batch_ndim + int(p) for p in inverse]
-        return np.transpose(arr, axes)
+        if self._identity:
+            return arr
+        return arr.transpose((*range(batch_ndim), *(batch_ndim + p for p in self._inverse)))
+
+    @functools.cached_property
+    def _identity(self) -> bool:
+        """Whether the implementation holds the spec's axes in the spec's order (no transpose either way):
+        computed once, as the verifier converts every argument of every call."""
+        return self.perm == tuple(range(len(self.perm)))
+
+    @functools.cached_property
+    def _inverse(self) -> tuple[int, ...]:
+        """The permutation taking the implementation's axes back to the spec's."""
+        return tuple(int(p) for p in np.argsort(self.perm))
 
 
 #: How an implementation may take a mask: True where attention is allowed, True where it is not, or
@@ -140,11 +155,14 @@ def causal_mask(size: int, dtype: torch.dtype, device: str, keep: bool = False) 
     return torch.zeros(size, size, dtype=dtype, device=device).masked_fill(future, float("-inf"))
 
 
-def constant_value(text: str, sizes: Mapping[str, int]) -> int | float:
+def constant_value(text: str, sizes: Mapping[str, int]) -> int | float | None:
     """A constant argument written as a number or an expression over the axis sizes (``-100``,
-    ``1/sqrt(d_k)``, ``d_e // M``): an int when it is whole and written without a float, else a float."""
+    ``1/sqrt(d_k)``, ``d_e // M``): an int when it is whole and written without a float, else a float;
+    ``None`` as itself (a recurrent layer's initial state left to its default, zeros)."""
     import math
 
+    if text.strip() == "None":
+        return None
     names = {k: getattr(math, k) for k in ("sqrt", "log", "exp", "pi", "inf")}
     value = eval(compile(text, "<layout constant>", "eval"), {"__builtins__": {}}, {**names, **sizes})
     return value if isinstance(value, int) else float(value)
@@ -343,14 +361,12 @@ class ImplBinding:
         it, for the gradient), a tuple argument gathered from its slots, the sizes, the dtype."""
         kwargs: dict[str, object] = {}
         tuples: dict[str, dict[int, object]] = {}
-        for lay in self.args:
-            extra = {"sizes": sizes} if getattr(lay, "needs_sizes", False) else {}
-            source = getattr(lay, "source", None)
+        for lay, needs_sizes, source, slot in self._argument_plan:
+            extra = {"sizes": sizes} if needs_sizes else {}
             arr = source(example) if source is not None else example[lay.name]
             value = lay.to_impl(arr, batch_ndim, dtype, device, **extra)
             if leaf is not None:
                 value = leaf(lay, value)
-            slot = getattr(lay, "slot", None)
             if slot is None:
                 kwargs[lay.param] = value
             else:  # one member of a tuple argument: forward(x, state=(h, c))
@@ -363,10 +379,27 @@ class ImplBinding:
             kwargs["dtype"] = dtype
         return kwargs
 
+    @functools.cached_property
+    def _argument_plan(self) -> tuple[tuple[Layout, bool, Callable | None, int | None], ...]:
+        """Each argument's layout with what the audit's layouts may add (``needs_sizes``, ``source``,
+        ``slot``), read once per binding instead of three ``getattr`` per argument per call."""
+        extra = (("needs_sizes", False), ("source", None), ("slot", None))
+        return tuple((lay, *(getattr(lay, k, default) for k, default in extra)) for lay in self.args)
+
+    @functools.cached_property
+    def _paths(self) -> tuple[tuple[int, ...] | None, ...]:
+        """Where each output sits in a nested returned value (an audit layout's ``path``), else None."""
+        return tuple(getattr(lay, "path", None) for lay in self.outputs)
+
+    @functools.cached_property
+    def _pooled(self) -> tuple[bool, ...]:
+        """Whether each output is pooled over the batch (an audit layout's ``pooled``): no batch axes."""
+        return tuple(getattr(lay, "pooled", False) for lay in self.outputs)
+
     def results(self, result: object) -> tuple:
         """The returned values in the order of ``outputs``: nested tuples (``out, (h, c)``) are read through
         each output's path."""
-        paths = [getattr(lay, "path", None) for lay in self.outputs]
+        paths = self._paths
         if any(p is not None for p in paths):
             picked = []
             for lay, path in zip(self.outputs, paths, strict=True):
@@ -400,7 +433,7 @@ class ImplBinding:
         kwargs = self.arguments(example, sizes, batch_ndim, dtype, device)
         results = self.results(self.fn(**kwargs, **self.options))
         out = {}
-        for lay, value in zip(self.outputs, results, strict=True):
+        for lay, pooled, value in zip(self.outputs, self._pooled, results, strict=True):
             if lay.name is None:  # a returned value the binding ignores
                 continue
             if not isinstance(value, torch.Tensor) and "python" not in lay.dtype:
@@ -408,7 +441,7 @@ class ImplBinding:
                     f"{who(self.fn)} returned a {type(value).__name__} for {lay.name}, not a tensor",
                     check="shape",
                 )
-            out[lay.name] = lay.from_impl(value, 0 if getattr(lay, "pooled", False) else batch_ndim, sizes)
+            out[lay.name] = lay.from_impl(value, 0 if pooled else batch_ndim, sizes)
         return out
 
 

@@ -104,7 +104,8 @@ CASES += [
 
 class WordLanguageModel(nn.Module):
     """pytorch/examples' word_language_model (RNN_TANH, one layer): an Embedding, a sequence-first nn.RNN and
-    a Linear decoder, its output flattened to (n·b, ntoken) log-probabilities (for NLLLoss)."""
+    a Linear decoder, its output flattened to (n·b, ntoken) log-probabilities (for NLLLoss); the initial
+    ``hidden`` state it requires is None (nn.RNN's zeros), the spec's h_0 = 0."""
 
     def __init__(self, ntoken, ninp, nhid, dropout=0.5):
         super().__init__()
@@ -114,7 +115,7 @@ class WordLanguageModel(nn.Module):
         self.rnn = nn.RNN(ninp, nhid, 1, nonlinearity="tanh")
         self.decoder = nn.Linear(nhid, ntoken)
 
-    def forward(self, input, hidden=None):  # noqa: A002 - its name, which inference reads
+    def forward(self, input, hidden):  # noqa: A002 - its names, which inference reads (hidden: None)
         emb = self.drop(self.encoder(input))
         output, hidden = self.rnn(emb, hidden)
         decoded = self.decoder(self.drop(output)).view(-1, self.ntoken)

@@ -20,6 +20,7 @@ from ._names import (
     CAUSAL_INPUTS,
     DEFAULT_MASK,
     INDEX_NAMES,
+    INITIAL_STATES,
     KEEP_NAMES,
     MASK_NAMES,
     NAMED_MEANING,
@@ -132,6 +133,8 @@ def _slots(fn, eq: Equation, with_params: bool = True) -> list[_Slot]:
             slot = _Slot(name, role, symbol, written=symbol != name and symbol.lower() != low)
         elif low in CAUSAL_FLAGS and masks:
             slot = _Slot(name, "flag")
+        elif low in INITIAL_STATES and "d_h" in eq.axes and not any(s.endswith("_prev") for s in symbols):
+            slot = _Slot(name, "size", axis="None")  # h_0 = 0 built in: torch's layers read None as zeros
         elif low in CAUSAL_INPUTS and not masks and (axis := _built_in_causal(eq)) is not None:
             slot = _Slot(name, "size", axis=_causal_input(fn, name, axis))  # the decoder's tgt_mask: S^causal
         elif masks and ("mask" in low or low in MASK_NAMES):  # a layout reads "mask" in a name as the mask

@@ -30,6 +30,12 @@ SCALAR_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Names of a recurrent model's initial state, which an equation that fixes h_0 = 0 takes no input for:
+#: passed None, which torch's recurrent layers read as zeros (their documented default).
+INITIAL_STATES = ("hidden", "hx", "h0", "h_0", "state", "states", "init_state", "initial_state", "hc",
+                  "hidden_state", "prev_state")  # fmt: skip
+
+
 #: Inputs beside the token stream (a decoder's encoder states): named by SYNONYMS, never the stream.
 SECONDARY = ("H_enc",)
 
