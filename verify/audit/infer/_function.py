@@ -177,6 +177,8 @@ def _slots(fn, eq: Equation, with_params: bool = True) -> list[_Slot]:
                 slots += members
                 continue
         slot = by_name(name)
+        if slot is not None and slot.axis == "None" and p.default is not inspect.Parameter.empty:
+            continue  # an initial state with a default keeps it (None: zeros in torch's layers)
         if slot is None and with_params:  # a scalar it takes: τ; ε only where required (else its default)
             slot = _scalar_slot(name, eq, taken, required=p.default is inspect.Parameter.empty)
         if slot is None:
