@@ -1113,3 +1113,18 @@ def test_torch_layers_inside_a_module_say_its_layout_unless_its_code_swaps_the_a
     inferred = explain(_TransposingAttention, "attention.multi_head")
     assert inferred.forward.layout == "x:H=b n d_e -> b n d_e"
     assert audit(_TransposingAttention, "attention.multi_head", profile="quick").verdict == "pass"
+
+
+def test_a_logits_processor_is_built_with_its_settings_and_called_on_the_scores():
+    """transformers' warpers: the constructor's settings by name (temperature is τ, top_k the size k_top),
+    called as generate calls them with no previous tokens, and read as what they return, scores. TopK passes
+    as its built-in; the temperature warper returns z/τ, the logits of the equation's distribution (the
+    variant ``returns logits``; --logits holds it to that form, and it passes)."""
+    top_k = explain("transformers:TopKLogitsWarper", "lm.top_k")
+    assert top_k.layout == "top_k:k_top, scores:z=b v -> b v"
+    assert audit("transformers:TopKLogitsWarper", "lm.top_k", profile="quick").verdict == "pass"
+    warmed = audit("transformers:TemperatureLogitsWarper", "lm.temperature", profile="quick")
+    assert (warmed.verdict, warmed.matched) == ("variant", ["returns logits"])
+    assert warmed.inferred["layout"] == "temperature:tau=(), scores:z=b v -> b v"
+    held = audit("transformers:TemperatureLogitsWarper", "lm.temperature", profile="quick", logits=True)
+    assert held.verdict == "pass", held.summary

@@ -61,7 +61,44 @@ def load(target: str) -> object:
         obj = getattr(obj, part)
     if not callable(obj):
         raise AuditError(f"cannot audit {target!r}: {attr} is a {type(obj).__name__}, not callable")
-    return with_documented_signature(obj)
+    return as_processor(with_documented_signature(obj))
+
+
+def as_processor(obj: object) -> object:
+    """``obj`` itself, or, for a transformers logits processor class (``TemperatureLogitsWarper``,
+    ``TopKLogitsWarper``: a LogitsProcessor is built with its settings and called on ``(input_ids,
+    scores)``), the function of its constructor's settings and the scores that builds it and calls it, as
+    generate does, with no previous tokens (``input_ids`` of batch × 0: a warper reads only the scores). A
+    setting given a 0-d tensor is passed as the Python number it holds (the warpers refuse anything else)."""
+    if not inspect.isclass(obj) or not any(
+        k.__name__ in ("LogitsProcessor", "LogitsWarper") for k in obj.__mro__[1:]
+    ):
+        return obj
+    try:
+        settings = [p for p in inspect.signature(obj).parameters.values() if p.kind is not p.VAR_KEYWORD]
+        call = inspect.signature(obj.__call__).parameters
+    except (TypeError, ValueError):
+        return obj
+    if list(call)[:3] != ["self", "input_ids", "scores"]:
+        return obj
+
+    def processor(**kwargs):
+        scores = kwargs.pop("scores")
+        plain = {
+            k: v.item() if isinstance(v, torch.Tensor) and v.dim() == 0 else v for k, v in kwargs.items()
+        }
+        ids = torch.empty((*scores.shape[:-1], 0), dtype=torch.long, device=scores.device)
+        return obj(**plain)(ids, scores)
+
+    scores = inspect.Parameter("scores", inspect.Parameter.KEYWORD_ONLY)
+    processor.__signature__ = inspect.Signature(
+        [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in settings] + [scores]
+    )
+    processor.__lmspec_scores__ = True  # it returns scores (logits): inference reads its output so
+    processor.__name__ = processor.__qualname__ = obj.__name__
+    processor.__module__ = obj.__module__
+    processor.__doc__ = obj.__doc__
+    return processor
 
 
 def with_documented_signature(obj: object) -> object:

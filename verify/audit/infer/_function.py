@@ -406,7 +406,8 @@ def infer_function(
                     first_error = first_error or f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
                     continue
                 state = [s.symbol for s in tensors if s.group]
-                returned = _returned(result, outputs, prefix, sizes, batch, heads, _return_names(fn), state)
+                returned = _returned(result, outputs, prefix, sizes, batch, heads, _return_names(fn), state,
+                                     scores=getattr(fn, "__lmspec_scores__", False))  # fmt: skip
                 if returned is None:  # it ran: the nearest binding, its shapes bound, its output not
                     nearest = nearest or (kwargs, result)
                     continue
@@ -559,7 +560,7 @@ def _named_returns(values, outputs, names, shape_of) -> str | None:
     return ", ".join(parts) if named >= 2 and len(set(named_symbols)) == named else None
 
 
-def _returned(result, outputs, prefix, sizes, batch, heads, names=None, state=()) -> str | None:
+def _returned(result, outputs, prefix, sizes, batch, heads, names=None, state=(), scores=False) -> str | None:
     """The returns part of the layout (after ``->``): the state a target takes as one tuple, returned in the
     same order (_returned_state); outputs the code returns under their names (``return h_next, c_next``:
     _named_returns); else ``result``, or its first element, when it has the shape of one of the equation's
@@ -586,7 +587,7 @@ def _returned(result, outputs, prefix, sizes, batch, heads, names=None, state=()
         return both
     fitting = [(out, axes) for out in outputs if (axes := shape_of(out, values[0])) is not None]
     if len(fitting) > 1:  # which output one returned tensor is: a name decides, never a guess (_one_of)
-        fitting = _one_of(fitting)
+        fitting = _one_of(fitting, scores)
     if not fitting:
         return None
     out, axes = fitting[0]
@@ -594,12 +595,16 @@ def _returned(result, outputs, prefix, sizes, batch, heads, names=None, state=()
     return ", ".join([name + axes, *["_"] * (len(values) - 1)])
 
 
-def _one_of(fitting: list) -> list:
-    """Of several outputs with the shape of the one tensor a target returns, the one it is: ``loss`` (what
+def _one_of(fitting: list, scores: bool = False) -> list:
+    """Of several outputs with the shape of the one tensor a target returns, the one it is: the logits where
+    the target is a logits processor (``scores``: what it returns, by its API), ``loss`` (what
     training code returns of a loss's outputs), else the hidden state (h_t of a step, H of a sequence: what
     a recurrent cell or layer returns first, before c_t, C or a gate r_t), else a step's other next state.
     Otherwise the outputs are alike and nothing says which: InferenceError, naming them (``--layout``)."""
     by_name = {out.ascii: (out, axes) for out, axes in fitting}
+    logits = [(out, axes) for out, axes in fitting if out.entry_kind != Kind.PROBABILITY]
+    if scores and len(logits) == 1:  # a logits processor returns scores: the logits, never their softmax
+        return logits
     for preferred in ("loss", "h_t", "H"):
         if preferred in by_name:
             return [by_name[preferred]]

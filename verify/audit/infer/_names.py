@@ -67,6 +67,7 @@ SIZE_NAMES: dict[str, tuple[str, ...]] = {
     "M": ("m", "n_head", "n_heads", "nhead", "num_heads", "heads", "num_attention_heads"),
     "v": ("v", "vocab_size", "n_vocab", "num_classes", "vocab", "ntoken", "ntokens", "n_tokens",
           "num_tokens"),
+    "k_top": ("k_top", "top_k", "topk", "k"),
     "d_h": ("d_h", "nhid", "n_hidden", "hidden_dim", "rnn_size", "hid_dim", "num_hidden", "h_dim"),
     "d_f": ("d_f", "d_ff", "dim_feedforward", "intermediate_size", "ffn_dim", "d_inner", "hidden_dim",
             "hidden_features", "mlp_dim", "ffn_hidden", "dim_ff", "ff_dim", "inner_dim"),
