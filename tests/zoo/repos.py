@@ -48,20 +48,17 @@ class MultiHeadedAttention(nn.Module):
             for layer, x in zip(self.linear_layers, (query, key, value), strict=True)
         ]
         x = self.attention(query, key, value, mask=mask)
-        return self.output_linear(x.transpose(1, 2).contiguous().view(batch_size, -1, self.h * self.d_k))
+        return self.output_linear(self.merge(x, batch_size))
+
+    def merge(self, x, batch_size):
+        return x.transpose(1, 2).contiguous().view(batch_size, -1, self.h * self.d_k)
 
 
 class HeadsNotMovedAttention(MultiHeadedAttention):
     """Bug: the heads merged with .view without moving the head axis back behind the tokens."""
 
-    def forward(self, query, key, value, mask=None):
-        batch_size = query.size(0)
-        query, key, value = [
-            layer(x).view(batch_size, -1, self.h, self.d_k).transpose(1, 2)
-            for layer, x in zip(self.linear_layers, (query, key, value), strict=True)
-        ]
-        x = self.attention(query, key, value, mask=mask)
-        return self.output_linear(x.contiguous().view(batch_size, -1, self.h * self.d_k))
+    def merge(self, x, batch_size):
+        return x.contiguous().view(batch_size, -1, self.h * self.d_k)
 
 
 class Attention(nn.Module):
