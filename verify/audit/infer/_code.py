@@ -196,6 +196,13 @@ def _sliced_from_one(node: ast.AST, name: str) -> bool:
     )
 
 
+def _labels_like(name: str, labels_arg: str) -> bool:
+    """Whether a name in a loss's code holds its labels: the argument itself, or a name that says so
+    (``shift_labels``, ``flat_targets``)."""
+    low = name.lower()
+    return name == labels_arg or "label" in low or "target" in low
+
+
 @dataclass(frozen=True)
 class LossCode:
     """What a loss's code says about its labels: it shifts them inside (``labels[..., 1:]``), the values it
@@ -227,7 +234,7 @@ def loss_code(fn, labels_arg: str, depth: int = 1) -> LossCode:
             and isinstance(node.ops[0], ast.Eq | ast.NotEq)
         ):
             sides = (node.left, node.comparators[0])
-            named = [s for s in sides if isinstance(s, ast.Name)]
+            named = [s for s in sides if isinstance(s, ast.Name) and _labels_like(s.id, labels_arg)]
             literal = [v for s in sides if (v := _int_literal(s)) is not None]
             if named and literal and literal[0] < 0:  # ``targets != -1``: a pad value no id can be
                 values.add(literal[0])
