@@ -1128,3 +1128,23 @@ def test_a_logits_processor_is_built_with_its_settings_and_called_on_the_scores(
     assert warmed.inferred["layout"] == "temperature:tau=(), scores:z=b v -> b v"
     held = audit("transformers:TemperatureLogitsWarper", "lm.temperature", profile="quick", logits=True)
     assert held.verdict == "pass", held.summary
+
+
+def norm_with_default_eps(x, weight, bias, eps=1e-6):
+    return F.layer_norm(x, x.shape[-1:], weight, bias, eps)
+
+
+def norm_with_torchs_eps(x, weight, bias):
+    return F.layer_norm(x, x.shape[-1:], weight, bias)
+
+
+def test_a_functions_eps_is_read_from_its_default_or_torchs():
+    """The ε a function fixes: its own argument's default, else torch's documented 1e-5 where it calls
+    F.layer_norm without one. Held to the eps form with it, each passes; the ε-free equation names the
+    variant with that ε."""
+    own = infer_function(norm_with_default_eps, spec.get("norm.layer_norm[eps]"))
+    assert own.constants == {"eps": 1e-6} and own.options()[:2] == ["--constant", "eps=1e-06"]
+    assert infer_function(norm_with_torchs_eps, spec.get("norm.layer_norm[eps]")).constants == {"eps": 1e-5}
+    assert audit(norm_with_default_eps, "norm.layer_norm[eps]", profile="quick").verdict == "pass"
+    report = audit(norm_with_torchs_eps, "norm.layer_norm", profile="quick")
+    assert (report.verdict, report.matched) == ("variant", ["eps"])

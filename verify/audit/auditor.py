@@ -141,6 +141,7 @@ def audit(
     elif layout is None and params is None and init is None and needs_inference(obj):
         inferred = _infer(obj, eq, mask, fixed_sizes, tied, label)
         layout, mask = inferred.layout, mask or inferred.mask
+        consts = {**inferred.constants, **consts}
         if inferred.labels or inferred.ignore_index is not None or inferred.pool:  # what its code says
             how = Labels(
                 how.shift or inferred.labels == "shift",

@@ -167,6 +167,36 @@ def _layer_norm_literal(cls: type) -> float | None:
     return None
 
 
+#: torch's documented ε of ``F.layer_norm`` and ``nn.LayerNorm``.
+TORCH_LAYER_NORM_EPS = 1e-5
+
+
+def function_eps(fn) -> tuple[float, str] | None:
+    """The ε a function fixes for its layer norm, and where it says so: its own ``eps`` argument's default
+    (``eps=1e-5``), the number it passes to ``layer_norm(…, eps)``, or torch's documented 1e-5 where it calls
+    ``F.layer_norm`` without one. None where its code says none of these."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        params = {}
+    for name in ("eps", "epsilon", "layer_norm_eps", "layer_norm_epsilon", "variance_epsilon"):
+        default = getattr(params.get(name), "default", None)
+        if isinstance(default, float):
+            return default, f"its argument's default, {name}={default:g}"
+    body = _function_def(getattr(fn, "__lmspec_source__", fn))
+    if body is None:
+        return None
+    for node in ast.walk(body):
+        if not isinstance(node, ast.Call) or not ast.unparse(node.func).endswith("layer_norm"):
+            continue
+        given = [k.value for k in node.keywords if k.arg == "eps"] + node.args[4:5]
+        if given and isinstance(given[0], ast.Constant) and isinstance(given[0].value, float | int):
+            return float(given[0].value), f"the ε it passes to layer_norm, {float(given[0].value):g}"
+        if not given:
+            return TORCH_LAYER_NORM_EPS, f"torch's default ε of F.layer_norm, {TORCH_LAYER_NORM_EPS:g}"
+    return None
+
+
 #: Calls that score labels and skip an ignore index (torch's, whose documented default is -100).
 _LABEL_LOSSES = ("cross_entropy", "nll_loss", "CrossEntropyLoss", "NLLLoss")
 TORCH_IGNORE_INDEX = -100

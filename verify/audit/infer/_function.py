@@ -14,7 +14,14 @@ from ..._errors import BindingError
 from ...binding import is_mask, setting_value
 from ...strategies import size_tuples
 from ..layout import SEGMENT_IDS
-from ._code import TORCH_IGNORE_INDEX, _return_names, _says_causal, _unpacked_arguments, loss_code
+from ._code import (
+    TORCH_IGNORE_INDEX,
+    _return_names,
+    _says_causal,
+    _unpacked_arguments,
+    function_eps,
+    loss_code,
+)
 from ._names import (
     CAUSAL_FLAGS,
     CAUSAL_INPUTS,
@@ -49,10 +56,13 @@ class Inferred:
     labels: str | None = None
     ignore_index: int | None = None
     pool: str | None = None
+    #: constants its code fixes (ε of its layer norm): --constant
+    constants: dict[str, float] = field(default_factory=dict)
 
     def options(self) -> list[str]:
         """The command-line options that pin this binding."""
-        out = ["--layout", self.layout]
+        out = [opt for k, v in self.constants.items() for opt in ("--constant", f"{k}={v:g}")]
+        out += ["--layout", self.layout]
         if self.mask is not None:
             out += ["--mask", self.mask]
         if self.labels is not None:
@@ -70,6 +80,7 @@ class Inferred:
             "labels": self.labels,
             "ignore_index": self.ignore_index,
             "pool": self.pool,
+            "constants": dict(self.constants),
             "options": self.options(),
             "notes": list(self.notes),
             "alternatives": list(self.alternatives),
@@ -482,7 +493,13 @@ def infer_function(
         notes.append(f"other axis orders fit the shapes as well ({len(alternatives)}); the first in lmspec's "
                      "order of preference (tokens as rows) was taken")  # fmt: skip
     labels = _label_conventions(fn, eq, slots, prefix, returned, notes)
-    return Inferred(layout, mask or chosen, notes, alternatives[:5], *labels)
+    constants = {}
+    if with_params and not any(s.symbol == "eps" for s in slots) and (found := function_eps(fn)) is not None:
+        constants["eps"], where = (
+            found  # also where the equation has none: its eps variants are tried with it
+        )
+        notes.append(f"ε = {found[0]:g}: {where} (--constant eps={found[0]:g})")
+    return Inferred(layout, mask or chosen, notes, alternatives[:5], *labels, constants=constants)
 
 
 def _label_conventions(fn, eq: Equation, slots, prefix, returned: str, notes: list[str]):
