@@ -703,8 +703,9 @@ def test_a_target_nothing_matches_names_the_closest_candidate():
 
 
 def gelu_float32_constant(x):
-    """A hand-written tanh GELU whose √(2/π) is made with torch.tensor: float32, whatever x's dtype."""
-    c = torch.sqrt(torch.tensor(2.0 / torch.pi))
+    """A hand-written tanh GELU whose √(2/π) is made with torch.tensor in float32 (torch's default dtype,
+    written out here so that no other test's default can change it), whatever x's dtype."""
+    c = torch.sqrt(torch.tensor(2.0 / torch.pi, dtype=torch.float32))
     return 0.5 * x * (1 + torch.tanh(c * (x + 0.044715 * torch.pow(x, 3))))
 
 
