@@ -2,6 +2,7 @@
 masks with fully masked rows, every declared variant), is registered beside them, and ``lmspec verify`` holds
 it to the spec: its checks run with every verify, and a broken fast implementation fails them."""
 
+import gc
 import math
 
 import pytest
@@ -270,6 +271,124 @@ def test_the_models_fast_path_gives_the_readable_models_values():
     k = torch.randint(0, 29, (B, 6), generator=_gen(12))
     for got_t, want_t in zip(bert_quick(k, keep=keep), bert_readable(k, keep=keep), strict=True):
         torch.testing.assert_close(got_t, want_t, rtol=1e-12, atol=1e-12)
+
+
+# --- the wide projections and their cache ---------------------------------------------------------------
+def _projection_params(gen: torch.Generator, *lead: int) -> tuple[Tensor, ...]:
+    p = _block(gen, *lead)
+    return tuple(p[name] for name in ("W_Q", "b_Q", "W_K", "b_K", "W_V", "b_V"))
+
+
+def test_the_wide_projection_is_the_heads_side_by_side():
+    """Column block m of W_Q's part is W_Q^{(m)}, then W_K's heads, then W_V's: hand-indexed."""
+    W_Q, b_Q, W_K, b_K, W_V, b_V = _projection_params(_gen(20), L)
+    W, b = fast.projections(W_Q, b_Q, W_K, b_K, W_V, b_V)
+    assert W.shape == (L, d_e, 2 * M * d_k + M * d_v) and b.shape == (L, 2 * M * d_k + M * d_v)
+    for l in range(L):
+        for m in range(M):
+            assert torch.equal(W[l, :, m * d_k : (m + 1) * d_k], W_Q[l, m])
+            assert torch.equal(W[l, :, (M + m) * d_k : (M + m + 1) * d_k], W_K[l, m])
+            assert torch.equal(W[l, :, 2 * M * d_k + m * d_v : 2 * M * d_k + (m + 1) * d_v], W_V[l, m])
+            assert torch.equal(b[l, 2 * M * d_k + m * d_v : 2 * M * d_k + (m + 1) * d_v], b_V[l, m])
+        assert torch.equal(b[l, : M * d_k], b_Q[l].flatten())
+
+
+def test_the_projection_cache_is_reused_and_never_stale():
+    params = _projection_params(_gen(21), L)
+    W, b = fast.projections(*params)
+    again = fast.projections(*params)
+    assert again[0] is W and again[1] is b  # the same parameters, unchanged: the cached copy
+    W_Q, b_Q, W_K, b_K, W_V, b_V = params
+    writes = [
+        lambda: W_Q.add_(1),  # in place, the whole tensor
+        lambda: W_K[1, 2].mul_(-2),  # through a view
+        lambda: b_V.copy_(torch.ones_like(b_V)),
+        lambda: b_Q[0].zero_(),
+    ]
+    for write in writes:
+        with torch.no_grad():
+            write()
+        fresh = fast.projections(*params)
+        assert fresh[0] is not W
+        torch.testing.assert_close(fresh, fast._widen(*params), rtol=0, atol=0)
+        W, b = fresh
+    # a clone, equal in value, is another tensor: another key
+    other = (W_Q, b_Q, W_K.clone(), b_K, W_V, b_V)
+    assert fast.projections(*other)[0] is not W
+    # a tensor whose storage is replaced (as Module.to and .double() do) is a miss, not a stale hit
+    before = fast.projections(*params)[0]
+    W_V.data = W_V.data.clone()
+    assert fast.projections(*params)[0] is not before
+
+
+def test_the_projection_cache_forgets_the_parameters_that_are_gone():
+    params = _projection_params(_gen(22))
+    slot = id(params[0])
+    fast.projections(*params)
+    assert slot in fast.projections._entries
+    del params
+    gc.collect()
+    assert slot not in fast.projections._entries
+
+
+def test_the_projection_cache_keeps_no_inference_tensor_and_can_be_cleared():
+    """Inference tensors have no version counter to key on: built afresh each call, and right."""
+    with torch.inference_mode():
+        params = _projection_params(_gen(26))
+        first = fast.projections(*params)
+        params[0].add_(1)
+        second = fast.projections(*params)
+        torch.testing.assert_close(second, fast._widen(*params), rtol=0, atol=0)
+    assert first[0] is not second[0] and id(params[0]) not in fast.projections._entries
+    kept = _projection_params(_gen(27))
+    fast.projections(*kept)
+    fast.projections.clear()
+    assert fast.projections._entries == {}
+
+
+def test_the_projection_cache_is_bypassed_where_autograd_records():
+    params = tuple(t.requires_grad_() for t in _projection_params(_gen(23), L))
+    with torch.no_grad():
+        cached, _ = fast.projections(*params)
+    assert not cached.requires_grad
+    W, b = fast.projections(*params)  # grad mode: in the graph, not the cached copy
+    assert W is not cached and W.requires_grad and b.requires_grad
+    W.sum().backward()
+    assert all(t.grad is not None for t in params[0::2])  # every weight gets its gradient
+
+
+def test_the_fast_bert_gives_fresh_values_and_right_gradients_after_its_parameters_change():
+    """The model's forward uses the cache; an in-place change of a parameter (under no_grad, or an
+    optimizer's step) shows in the next forward; a forward under autograd trains the per-head parameters
+    exactly as the readable model does."""
+    torch.manual_seed(24)
+    readable = bert.BERT(v=29, n_max=16, d_e=12, M=3, L=2).double()
+    quick = bert.BERT(v=29, n_max=16, d_e=12, M=3, L=2, fast=True).double()
+    quick.load_state_dict(readable.state_dict())
+    # the model stores the spec's per-head parameters, and nothing else
+    assert quick.state_dict().keys() == readable.state_dict().keys()
+    k = torch.randint(0, 29, (B, 6), generator=_gen(25))
+
+    def agree() -> None:
+        with torch.no_grad():
+            for got, want in zip(quick(k), readable(k), strict=True):
+                torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+    agree()
+    for model in (quick, readable):
+        with torch.no_grad():
+            model.W_Q.add_(1), model.W_V[1, 0].mul_(3), model.b_K.add_(0.5)
+    agree()
+    readable.load_state_dict(bert.BERT(v=29, n_max=16, d_e=12, M=3, L=2).double().state_dict())
+    quick.load_state_dict(readable.state_dict())
+    agree()
+    for model in (quick, readable):  # one step of training, the gradients through the autograd path
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+        model(k).states.sin().sum().backward()
+        optimizer.step()
+    for name in ("W_Q", "W_K", "W_V", "b_Q", "b_K", "b_V"):
+        torch.testing.assert_close(getattr(quick, name).grad, getattr(readable, name).grad, msg=name)
+    agree()  # after the optimizer's in-place step
 
 
 # --- lmspec verify holds it to the spec ----------------------------------------------------------------
