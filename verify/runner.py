@@ -14,19 +14,23 @@ Hypothesis and reported with its (shrunk) counterexample.
 """
 
 import gc
+import random
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 
+import hypothesis.core as _hypothesis_core
 import numpy as np
 import torch
 from hypothesis import HealthCheck, Phase, given, reject, settings
 from hypothesis import seed as hseed
 from hypothesis import strategies as st
 from hypothesis.errors import UnsatisfiedAssumption
+from hypothesis.internal import entropy as _hypothesis_entropy
 from hypothesis.internal.conjecture import providers as _hypothesis_providers
+from hypothesis.internal.conjecture.providers import HypothesisProvider as _HypothesisProvider
 
 from ..spec import Equation
 from ._errors import Mismatch
@@ -63,6 +67,75 @@ def examples_from_strategies_only() -> Iterator[None]:
         yield
     finally:
         _hypothesis_providers._get_local_constants, _hypothesis_providers.CONSTANTS_CACHE = saved
+
+
+# Hypothesis runs every example inside ``deterministic_PRNG()``: it saves the state of every PRNG registered
+# with it (the ``random`` module's, NumPy's global one), seeds each to 0, runs the example and restores them.
+# Saving and restoring NumPy's state costs about 0.3 ms an example (some 2 s of a warm verifier run). The code
+# under test sees the same thing if the states are saved once per check and each example only re-seeds
+# them: every example still starts from PRNGs seeded to 0, and after the check they are as they were.
+@contextmanager
+def _reseeded() -> Iterator[None]:
+    """What each example runs in while ``prngs_saved_once`` holds: every registered PRNG seeded to 0, as
+    Hypothesis's ``deterministic_PRNG()`` seeds them, without saving their states again."""
+    state, _ = _hypothesis_entropy._seeded_state(0)
+    for ref in list(_hypothesis_entropy.RANDOMS_TO_MANAGE.data.values()):
+        r = ref()
+        if r is None:  # garbage-collected
+            continue
+        if type(r) is random.Random:
+            r.setstate(state)
+        else:
+            r.seed(0)
+    yield
+
+
+@contextmanager
+def prngs_saved_once() -> Iterator[None]:
+    """Run a block of Hypothesis tests with the registered PRNGs' states saved (and seeded) once on the way
+    in and restored once on the way out, each example re-seeding them (``_reseeded``) instead of saving and
+    restoring them itself. Nesting is fine; Hypothesis's own ``deterministic_PRNG`` is back afterwards."""
+    saved = _hypothesis_core.deterministic_PRNG
+    with saved():  # registers Hypothesis's global Random, saves every state, seeds it; restores at the end
+        _hypothesis_core.deterministic_PRNG = _reseeded
+        try:
+            yield
+        finally:
+            _hypothesis_core.deterministic_PRNG = saved
+
+
+# Hypothesis draws a block of bytes one byte at a time (``HypothesisProvider.draw_bytes``: a ``many()`` loop
+# calling ``Random.randbytes(1)`` per byte), some 2.5 µs a byte; a verifier example is one block of up to a
+# few hundred bytes, drawn afresh for every example. For a block of fixed size the loop draws no choice of
+# its own, and each byte is the top 8 bits of the next 32-bit output of the Mersenne Twister
+# (``getrandbits(8)``); ``getrandbits(32 * n)`` returns the next n outputs at once, little-endian, so
+# every fourth byte of it is the same n bytes, and the generator ends in the same state. The examples are
+# the same, byte for byte (tests/verify/test_strategies.py holds the two to each other).
+_DRAW_BYTES = _HypothesisProvider.draw_bytes
+
+
+def _draw_bytes_at_once(
+    self, min_size: int = 0, max_size: int = _hypothesis_providers.COLLECTION_DEFAULT_MAX_SIZE
+) -> bytes:
+    """``HypothesisProvider.draw_bytes``, a fixed-size block drawn in one call of the generator."""
+    if min_size != max_size or type(self._random) is not random.Random:
+        return _DRAW_BYTES(self, min_size, max_size)
+    constant = self._maybe_draw_constant("bytes", {"min_size": min_size, "max_size": max_size})
+    if constant is not None:  # as Hypothesis does first: now and then a constant instead of random bytes
+        return constant
+    return self._random.getrandbits(32 * min_size).to_bytes(4 * min_size, "little")[3::4]
+
+
+@contextmanager
+def bytes_drawn_at_once() -> Iterator[None]:
+    """Run a block with Hypothesis drawing each fixed-size block of bytes in one call of its generator
+    (``_draw_bytes_at_once``: the same bytes); Hypothesis's own ``draw_bytes`` is back afterwards."""
+    saved = _HypothesisProvider.draw_bytes
+    _HypothesisProvider.draw_bytes = _draw_bytes_at_once
+    try:
+        yield
+    finally:
+        _HypothesisProvider.draw_bytes = saved
 
 
 @dataclass(frozen=True)
@@ -213,8 +286,20 @@ def padding_mask(keep: np.ndarray, n_queries: int) -> np.ndarray:
     return np.broadcast_to(S[..., :1, :], (*batch, n_queries, n_k)).copy()
 
 
-def _draw(data, eq: Equation, pool: list[dict], record: dict, setting: Setting = DEFAULT_SETTING) -> Example:
-    ex = data.draw(drawn_examples(eq, pool, setting.batches), label="example")  # sizes, batch, values
+def _draw(
+    data,
+    eq: Equation,
+    pool: list[dict],
+    record: dict,
+    setting: Setting = DEFAULT_SETTING,
+    strategy: st.SearchStrategy[Example] | None = None,
+) -> Example:
+    """An example of ``eq`` at one of the sizes of ``pool``, drawn under ``setting`` and recorded.
+    ``strategy`` is ``drawn_examples(eq, pool, setting.batches)`` when the caller has it (its cache key,
+    built from the pool's sizes, cost a tenth of a millisecond an example)."""
+    if strategy is None:
+        strategy = drawn_examples(eq, pool, setting.batches)
+    ex = data.draw(strategy, label="example")  # sizes, batch, values
     ex = setting.padded(data, setting.pinned(eq, ex))
     if setting.transform is not None:
         ex = setting.transform(ex)
@@ -248,11 +333,14 @@ def checks_for(
         except Exception as exc:  # noqa: BLE001 - reported as a failed check
             bind_error = exc
 
-    def compare_run(check: str, got: Target, want: Target, pool: list[dict]):
+    pools = {"small": small, "large": large}
+    examples = {scale: drawn_examples(eq, sizes, setting.batches) for scale, sizes in pools.items()}  # once
+
+    def compare_run(check: str, got: Target, want: Target, scale: str):
         def run(data, record: dict) -> Comparison:
             if got is None:
                 raise Mismatch(f"cannot bind the implementation: {bind_error}", check="binding")
-            ex = _draw(data, eq, pool, record, setting)
+            ex = _draw(data, eq, pools[scale], record, setting, examples[scale])
             actual = got(ex.arrays, ex.sizes)
             return assert_close(
                 actual,
@@ -266,16 +354,21 @@ def checks_for(
         return run
 
     out = [
-        Check(eq, "impl=oracle", "impl", compare_run("impl=oracle", subject, oracle, small)),
-        Check(eq, "generated=oracle", "generated", compare_run("generated=oracle", generated, oracle, small)),
-        Check(eq, "impl=generated", "impl", compare_run("impl=generated", subject, generated, large)),
+        Check(eq, "impl=oracle", "impl", compare_run("impl=oracle", subject, oracle, "small")),
+        Check(
+            eq,
+            "generated=oracle",
+            "generated",
+            compare_run("generated=oracle", generated, oracle, "small"),
+        ),
+        Check(eq, "impl=generated", "impl", compare_run("impl=generated", subject, generated, "large")),
     ]
     for prop, options in properties_of(eq):
 
         def run(data, record: dict, prop=prop, options=options) -> None:
             if subject is None:
                 raise Mismatch(f"cannot bind the implementation: {bind_error}", check="binding")
-            ex = _draw(data, eq, small, record, setting)
+            ex = _draw(data, eq, small, record, setting, examples["small"])
             prop.check(eq, subject, ex, data, options, tol)
 
         out.append(Check(eq, f"property:{prop.name}", "impl", run))
@@ -370,7 +463,7 @@ def run_check(check: Check, profile: Profile, seed: int) -> CheckResult:
     start = time.perf_counter()
     eq_id = check.equation.id
     try:
-        with examples_from_strategies_only():
+        with examples_from_strategies_only(), prngs_saved_once(), bytes_drawn_at_once():
             test()
     except (Exception, _Spent):  # noqa: BLE001 - every failure becomes a result
         exc, example = state["failure"] or (None, None)

@@ -361,6 +361,8 @@ def seeded_tensor(
 #: Above this many entries in one example, values come from a drawn seed instead of Hypothesis's blocks
 #: (its buffer would overflow and discard the example).
 ENTRYWISE_LIMIT = 160
+#: The seeds of those examples' values (one strategy, not one built per example).
+_SEEDS = st.integers(0, 2**32 - 1)
 
 
 @st.composite
@@ -444,7 +446,7 @@ def _example(
     values = dict(sizes)
     arrays: dict[str, np.ndarray] = {}
     if plan.layouts is None:
-        rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1), label="values seed"))
+        rng = np.random.default_rng(draw(_SEEDS, label="values seed"))
         for name, (kind, shape) in plan.shapes.items():
             arrays[name] = seeded_tensor(rng, kind, shape, values)
     else:  # one block of bytes for the whole example

@@ -102,6 +102,22 @@ def test_verify_passes_prints_a_table_and_writes_reports(tmp_path, junit10):
     assert junit10(xml.read_text()) == [] and suite.get("errors") == "0"
 
 
+def test_a_run_over_several_families_prints_a_row_per_family_and_every_check_with_table(capsys):
+    """Within one family a row per check; over several, a row per family (the whole catalogue's six hundred
+    rows cost Rich seconds), and a row per check too with --table."""
+    args = ["verify", "attention.softmax_rows", "activation.relu", "-p", "quick"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "lmspec verify — profile quick, seed 0: per family" in out
+    for family in ("attention", "activation"):  # family, equations, checks, failed
+        assert re.search(rf"^│ {family} +│ +1 │ +\d+ │ +0 │", out, re.M), out
+    assert "impl=oracle" not in out and re.search(r"^\d+ passed, 0 failed in ", out, re.M)
+    assert main([*args, "--table"]) == 0
+    out = capsys.readouterr().out
+    assert "lmspec verify — profile quick, seed 0\n" in out and "per family" in out
+    assert "attention.softmax_rows" in out and "activation.relu" in out and "impl=oracle" in out
+
+
 def test_an_implementation_that_cannot_be_bound_is_a_junit_error(monkeypatch, tmp_path, junit10):
     """lmspec could not run the checks: <error>, not <failure> (a verdict on the code)."""
     from lmspec.impl import _registry

@@ -149,3 +149,77 @@ def test_drawn_examples_take_sizes_and_batch_from_the_pool_and_shrink_to_the_fir
     smallest = find(strategy, lambda ex: True, settings=settings(database=None))
     assert (smallest.sizes, smallest.batch) == (pool[0], (2,))
     assert all(not np.any(a) for a in smallest.arrays.values())  # zeros, nothing masked
+
+
+# How the runner draws: two shortcuts through Hypothesis's engine (verify.runner) that must not change a
+# single example.
+
+
+def test_a_fixed_size_block_drawn_at_once_is_the_block_hypothesis_draws_byte_by_byte():
+    import random
+
+    from hypothesis.internal.conjecture.data import ConjectureData
+    from hypothesis.internal.conjecture.providers import HypothesisProvider
+
+    from lmspec.verify import runner
+
+    def draw(provider_draw, seed: int, min_size: int, max_size: int) -> tuple[bytes, object]:
+        rng = random.Random(seed)
+        provider = HypothesisProvider(ConjectureData(random=rng))
+        return provider_draw(provider, min_size, max_size), rng.getstate()
+
+    own = HypothesisProvider.draw_bytes
+    for seed in range(40):
+        for size in (0, 1, 3, 64, 481):
+            assert draw(runner._draw_bytes_at_once, seed, size, size) == draw(own, seed, size, size)
+        # a block of variable size is Hypothesis's own
+        assert draw(runner._draw_bytes_at_once, seed, 2, 9) == draw(own, seed, 2, 9)
+    with runner.bytes_drawn_at_once(), runner.bytes_drawn_at_once():  # nests
+        assert HypothesisProvider.draw_bytes is runner._draw_bytes_at_once
+    assert HypothesisProvider.draw_bytes is own
+
+
+def test_the_runners_shortcuts_draw_the_same_examples_from_prngs_seeded_the_same_way():
+    """Inside ``prngs_saved_once`` and ``bytes_drawn_at_once`` a test draws the examples it draws without
+    them; every example starts with the global PRNGs seeded as Hypothesis seeds them, and afterwards the
+    PRNGs are where they were."""
+    import random
+
+    import hypothesis.core
+    from hypothesis import HealthCheck
+    from hypothesis import seed as hseed
+
+    from lmspec.verify import runner
+
+    eq = spec.get("attention.scaled_dot_product")
+    strategy = drawn_examples(eq, size_tuples(eq, 3, 0), ((), (2,)))
+
+    def run() -> list:
+        seen = []
+
+        @settings(max_examples=12, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        @hseed(0)
+        @given(st.data())
+        def collect(data):
+            ex = data.draw(strategy)
+            seen.append((ex.sizes, ex.batch, {k: v.tolist() for k, v in ex.arrays.items()}))
+            seen.append((random.random(), np.random.random()))  # as seeded for this example
+            random.random(), np.random.random()  # moved on: the next example starts seeded again
+
+        collect()
+        return seen
+
+    random.seed(7)
+    np.random.seed(7)
+    with runner.examples_from_strategies_only():
+        expected = run()
+    after = random.getstate(), np.random.get_state()[1].tolist()
+    random.seed(7)
+    np.random.seed(7)
+    own = hypothesis.core.deterministic_PRNG
+    with runner.examples_from_strategies_only(), runner.prngs_saved_once(), runner.bytes_drawn_at_once():
+        assert hypothesis.core.deterministic_PRNG is not own
+        assert run() == expected
+    assert hypothesis.core.deterministic_PRNG is own
+    assert (random.getstate(), np.random.get_state()[1].tolist()) == after
+    assert len({str(x) for x in expected[::2]}) == 12  # twelve different examples, not one

@@ -1,5 +1,10 @@
 """``lmspec verify``: hold impl/ to the spec — oracle, generated code and properties — under K seeds, in
-worker processes or one shard of the run; a table for people, JSON and JUnit XML for machines.
+worker processes or one shard of the run; tables for people, JSON and JUnit XML for machines.
+
+For people: a run within one family prints a row per check; a run over several families prints a row per
+family (every check with ``--table``), and every failure in full. (The whole catalogue's six hundred rows
+took Rich longer to lay out than a tenth of the checks took to run, and nobody reads them: the failures
+and the per-family tally are what a run over the catalogue is read for.)
 
 Exit codes: 0 every check passed, 1 a check failed, 2 bad usage or input.
 """
@@ -30,6 +35,9 @@ def verify_command(
     junit_path: Path = typer.Option(None, "--junit", help="Write a JUnit XML report here."),
     no_cache: bool = typer.Option(
         False, "--no-cache", help="Neither read nor write the disk cache of compiled oracles and code."
+    ),
+    table: bool = typer.Option(
+        False, "--table", help="A row per check even over several families (else a row per family)."
     ),
 ) -> None:
     """Verify impl/ against the spec: oracle, generated code and properties."""
@@ -103,20 +111,11 @@ def verify_command(
     )
     if part:
         title += f", shard {part[0]}/{part[1]}"
-    table = Table(title=title)
-    columns = [("equation", "left"), ("check", "left")]
-    columns += [("seed", "right")] if seeds > 1 else []
-    columns += [("examples", "right"), ("result", "left"), ("max |Δ|", "right"), ("time", "right")]
-    for col, just in columns:
-        table.add_column(col, justify=just)
-    for r in results:
-        mark = "[green]pass[/green]" if r.passed else "[red]FAIL[/red]"
-        err_ = "" if r.max_abs is None else f"{r.max_abs:.1e}"
-        cells = [escape(r.equation), escape(r.check)] + ([str(r.seed)] if seeds > 1 else [])
-        table.add_row(*cells, str(r.examples), mark, err_, f"{r.seconds:.2f}s")
-    console.print(table)
-    if len({r.equation.split(".", 1)[0] for r in results}) > 1:
-        console.print(_family_table(results))
+    several = len({r.equation.split(".", 1)[0] for r in results}) > 1
+    if table or not several:
+        console.print(_check_table(results, title, seeds > 1))
+    if several:
+        console.print(_family_table(results, None if table else title))
     failed = [r for r in results if not r.passed]
     for r in failed:
         where = f" (seed {r.seed})" if seeds > 1 else ""
@@ -140,12 +139,29 @@ def verify_command(
         raise typer.Exit(1)
 
 
-def _family_table(results) -> Table:
-    """Checks, failures and check time per family, in the tutorial's order."""
+def _check_table(results, title: str, with_seeds: bool) -> Table:
+    """A row per check: its examples, verdict, largest |Δ| and time."""
+    table = Table(title=title)
+    columns = [("equation", "left"), ("check", "left")]
+    columns += [("seed", "right")] if with_seeds else []
+    columns += [("examples", "right"), ("result", "left"), ("max |Δ|", "right"), ("time", "right")]
+    for col, just in columns:
+        table.add_column(col, justify=just)
+    for r in results:
+        mark = "[green]pass[/green]" if r.passed else "[red]FAIL[/red]"
+        err_ = "" if r.max_abs is None else f"{r.max_abs:.1e}"
+        cells = [escape(r.equation), escape(r.check)] + ([str(r.seed)] if with_seeds else [])
+        table.add_row(*cells, str(r.examples), mark, err_, f"{r.seconds:.2f}s")
+    return table
+
+
+def _family_table(results, title: str | None = None) -> Table:
+    """Checks, failures and check time per family, in the tutorial's order (under the run's title when no
+    table of the checks comes before it)."""
     per: dict[str, list] = {}
     for r in results:
         per.setdefault(r.equation.split(".", 1)[0], []).append(r)
-    table = Table(title="per family")
+    table = Table(title=f"{title}: per family" if title else "per family")
     for col, just in (("family", "left"), ("equations", "right"), ("checks", "right"), ("failed", "right")):
         table.add_column(col, justify=just)
     table.add_column("time", justify="right")
