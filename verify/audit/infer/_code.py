@@ -152,19 +152,28 @@ def _calls_super_forward(klass: type) -> bool:
         return False
 
 
+def _layer_norm_calls(tree: ast.AST):
+    """Each ``layer_norm(input, shape, weight, bias, eps)`` call in ``tree``: the ε it passes as a number,
+    ``"default"`` where it passes none, None where it passes something else (a name)."""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not ast.unparse(node.func).endswith("layer_norm"):
+            continue
+        given = [k.value for k in node.keywords if k.arg == "eps"] + node.args[4:5]
+        if not given:
+            yield "default"
+        elif isinstance(given[0], ast.Constant) and isinstance(given[0].value, float | int):
+            yield float(given[0].value)
+        else:
+            yield None
+
+
 def _layer_norm_literal(cls: type) -> float | None:
     """The ε a class's code passes to ``layer_norm(input, shape, weight, bias, eps)`` as a number."""
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     except (OSError, TypeError, SyntaxError):
         return None
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call) or not ast.unparse(node.func).endswith("layer_norm"):
-            continue
-        given = [k.value for k in node.keywords if k.arg == "eps"] + node.args[4:5]
-        if given and isinstance(given[0], ast.Constant) and isinstance(given[0].value, float | int):
-            return float(given[0].value)
-    return None
+    return next((eps for eps in _layer_norm_calls(tree) if isinstance(eps, float)), None)
 
 
 #: torch's documented ε of ``F.layer_norm`` and ``nn.LayerNorm``.
@@ -186,13 +195,10 @@ def function_eps(fn) -> tuple[float, str] | None:
     body = _function_def(getattr(fn, "__lmspec_source__", fn))
     if body is None:
         return None
-    for node in ast.walk(body):
-        if not isinstance(node, ast.Call) or not ast.unparse(node.func).endswith("layer_norm"):
-            continue
-        given = [k.value for k in node.keywords if k.arg == "eps"] + node.args[4:5]
-        if given and isinstance(given[0], ast.Constant) and isinstance(given[0].value, float | int):
-            return float(given[0].value), f"the ε it passes to layer_norm, {float(given[0].value):g}"
-        if not given:
+    for eps in _layer_norm_calls(body):
+        if isinstance(eps, float):
+            return eps, f"the ε it passes to layer_norm, {eps:g}"
+        if eps == "default":
             return TORCH_LAYER_NORM_EPS, f"torch's default ε of F.layer_norm, {TORCH_LAYER_NORM_EPS:g}"
     return None
 
