@@ -1128,6 +1128,10 @@ def test_a_logits_processor_is_built_with_its_settings_and_called_on_the_scores(
     assert warmed.inferred["layout"] == "temperature:tau=(), scores:z=b v -> b v"
     held = audit("transformers:TemperatureLogitsWarper", "lm.temperature", profile="quick", logits=True)
     assert held.verdict == "pass", held.summary
+    import transformers  # given as objects, not names, they are read the same way
+
+    assert audit(transformers.TopKLogitsWarper, "lm.top_k", profile="quick").verdict == "pass"
+    assert explain(F.scaled_dot_product_attention, "attention.scaled_dot_product").mask == "additive"
 
 
 def norm_with_default_eps(x, weight, bias, eps=1e-6):

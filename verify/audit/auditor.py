@@ -46,7 +46,7 @@ from .checks import edge_check, gradient_check, shape_check, value_maps
 from .context import AuditContext, inapplicable, takes
 from .diagnosis import Diagnosis
 from .infer import Inferred, InferredModule, infer_function, infer_module
-from .loading import display_name, load
+from .loading import callable_form, display_name, load
 from .losses import Labels, check_labels
 from .parts import audit_parts, verdict_sentence
 from .report import AuditCheck, AuditReport, Heatmap, VariantTrial
@@ -92,7 +92,7 @@ def audit(
         raise AuditError(f"unknown dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
     if device != "cpu" and not _device_ok(device):
         raise AuditError(f"device {device!r} is not available here (torch sees: {_devices()})")
-    obj = load(target) if isinstance(target, str) else target
+    obj = load(target) if isinstance(target, str) else callable_form(target)
     label = name or (target if isinstance(target, str) else display_name(obj))
     setting_pins: dict[str, object] = {}
     fixed_sizes, tied = dict(sizes or {}), dict(derive or {})
@@ -275,7 +275,7 @@ def explain(
 ) -> Inferred | InferredModule:
     """The binding ``audit`` would infer for ``target`` (``lmspec audit … --explain``), without auditing;
     AuditError when the target needs none (it is annotated, a module or a built-in) or none fits."""
-    obj = load(target) if isinstance(target, str) else target
+    obj = load(target) if isinstance(target, str) else callable_form(target)
     label = target if isinstance(target, str) else display_name(obj)
     eq = _equation(as_, label)
     module = _a_module_class(obj) or _a_module_factory(obj, eq, None)

@@ -61,7 +61,24 @@ def load(target: str) -> object:
         obj = getattr(obj, part)
     if not callable(obj):
         raise AuditError(f"cannot audit {target!r}: {attr} is a {type(obj).__name__}, not callable")
+    return callable_form(obj)
+
+
+def callable_form(obj: object) -> object:
+    """What is audited of a loaded or given object: a C function with the signature its docstring gives
+    (with_documented_signature), a logits processor class as the function that builds and calls it
+    (as_processor), anything else as it is."""
     return as_processor(with_documented_signature(obj))
+
+
+def _standing_for(wrapper, obj, signature: inspect.Signature):
+    """``wrapper`` carrying ``signature`` and ``obj``'s name, module and docstring: what inference reads and
+    reports name."""
+    wrapper.__signature__ = signature
+    wrapper.__name__ = wrapper.__qualname__ = obj.__name__
+    wrapper.__module__ = getattr(obj, "__module__", None) or wrapper.__module__
+    wrapper.__doc__ = obj.__doc__
+    return wrapper
 
 
 def as_processor(obj: object) -> object:
@@ -90,15 +107,12 @@ def as_processor(obj: object) -> object:
         ids = torch.empty((*scores.shape[:-1], 0), dtype=torch.long, device=scores.device)
         return obj(**plain)(ids, scores)
 
-    scores = inspect.Parameter("scores", inspect.Parameter.KEYWORD_ONLY)
-    processor.__signature__ = inspect.Signature(
-        [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in settings] + [scores]
-    )
     processor.__lmspec_scores__ = True  # it returns scores (logits): inference reads its output so
-    processor.__name__ = processor.__qualname__ = obj.__name__
-    processor.__module__ = obj.__module__
-    processor.__doc__ = obj.__doc__
-    return processor
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    signature = inspect.Signature(
+        [p.replace(kind=keyword) for p in settings] + [inspect.Parameter("scores", keyword)]
+    )
+    return _standing_for(processor, obj, signature)
 
 
 def with_documented_signature(obj: object) -> object:
@@ -121,11 +135,7 @@ def with_documented_signature(obj: object) -> object:
     def documented(*args, **kwargs):
         return obj(*args, **kwargs)
 
-    documented.__signature__ = signature
-    documented.__name__ = documented.__qualname__ = obj.__name__
-    documented.__module__ = getattr(obj, "__module__", None) or documented.__module__
-    documented.__doc__ = obj.__doc__
-    return documented
+    return _standing_for(documented, obj, signature)
 
 
 def documented_signature(obj: object) -> inspect.Signature | None:
@@ -168,4 +178,11 @@ def display_name(obj: object) -> str:
     return who(obj) if callable(obj) else repr(obj)
 
 
-__all__ = ["display_name", "documented_signature", "load", "with_documented_signature"]
+__all__ = [
+    "as_processor",
+    "callable_form",
+    "display_name",
+    "documented_signature",
+    "load",
+    "with_documented_signature",
+]
