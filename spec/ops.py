@@ -27,6 +27,21 @@ from ._errors import SpecError
 FULLY_MASKED = ("zero", "uniform", "nan")
 
 
+class LineMax(sp.Max):
+    """The largest of a softmax's line, the shift that keeps its exponentials finite: SymPy's ``Max``,
+    left unevaluated whenever an argument is symbolic, also when it is rebuilt (by ``cse``, ``subs``,
+    ``xreplace``). Evaluating ``Max`` compares every pair of its arguments symbolically; over a row of
+    scores that is n² relational queries that can never decide anything, and it dominated the oracle's
+    compile time. With numbers only it is ``Max`` itself."""
+
+    def __new__(cls, *args, **assumptions):
+        args = tuple(sp.sympify(a) for a in args)
+        if all(a.is_number for a in args):
+            return sp.Max(*args, **assumptions)
+        assumptions["evaluate"] = False
+        return super().__new__(cls, *args, **assumptions)
+
+
 class SpecOp(MatrixExpr):
     """Base of the spec's operators; subclasses list their matrix operands in ``matrix_args``."""
 
@@ -105,7 +120,7 @@ class Softmax(SpecOp):
             k = sp.Dummy("k", integer=True)
             return sp.exp(get(pos)) / sp.Sum(sp.exp(get(k)), (k, 0, size - 1))
         line = [get(k) for k in range(int(size))]
-        top = sp.Max(*line, evaluate=False) if len(line) > 1 else line[0]
+        top = LineMax(*line) if len(line) > 1 else line[0]
         ratio = sp.exp(get(pos) - top) / sp.Add(*[sp.exp(x - top) for x in line])
         empty = {"zero": sp.S.Zero, "uniform": sp.Integer(1) / size, "nan": sp.nan}[self.fully_masked]
         return sp.Piecewise((empty, sp.Eq(top, -sp.oo)), (ratio, True))

@@ -97,7 +97,7 @@ class Elementwise(SpecOp):
         return self.arg.shape
 
     def _entry(self, i, j, **kwargs):
-        return self.function.formula.subs(_x, self.arg[i, j])
+        return self.function.formula.xreplace({_x: self.arg[i, j]})
 
     def _latex(self, printer) -> str:
         return rf"{self.function.tex}\left({printer._print(self.arg)}\right)"
@@ -410,7 +410,8 @@ class Call(SpecOp):
 
     ``arguments`` maps the called equation's input and parameter names to expressions of the caller (a
     family is passed as a FamilySlice); ``axes`` renames the called equation's axes (``n → n_d``). The
-    oracle expands the called equation inline; generated code calls its generated function.
+    oracle expands the called equation once per sizes, as a function it calls; generated code calls its
+    generated function.
     """
 
     def __new__(cls, equation: Str, output: Str, pairs: sp.Tuple, renames: sp.Tuple, tex: Str) -> "Call":

@@ -2,16 +2,20 @@
 
 At each size tuple the oracle substitutes the sizes, expands every definition into explicit element
 formulas (each operator through ``_entry``), turns them into a straight-line program (common
-subexpressions shared, each definition materialised once), prints it as Python and compiles it. The program
-is cached per (equation, sizes); it evaluates in float64 or, with mpmath, at any precision.
+subexpressions shared, each definition materialised once), prints it as Python and compiles it. An equation
+it calls (a block's attention, a stack's block, a recurrence's step) is a function of its own, expanded once
+per sizes and printed before the caller: its arguments are the caller's entries, its outputs fresh names. The
+program is cached per (equation, sizes); it evaluates in float64 or, with mpmath, at any precision.
 
 Arrays are in spec layout: a matrix as the tutorial orients it, a vector with one axis, a family stacked
 on a leading index axis, per-example inputs (and outputs) with optional leading batch axes.
 """
 
 import functools
+import hashlib
 import itertools
 import math
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -123,12 +127,16 @@ class Program:
     """A straight-line program: input element symbols, assignments, output entries."""
 
     args: list[tuple[str, list]] = field(default_factory=list)  # (input name, nested element symbols)
-    assignments: list[tuple[sp.Symbol, sp.Expr]] = field(default_factory=list)
+    assignments: list = field(default_factory=list)  # (symbol, expression) pairs and Invoke statements
     outputs: list[tuple[str, list]] = field(default_factory=list)
     _fresh: itertools.count = field(default_factory=itertools.count)
 
     def symbol(self) -> sp.Symbol:
         return sp.Symbol(f"_t{next(self._fresh)}", extended_real=True)
+
+    def names(self, rows: int, cols: int) -> sp.ImmutableMatrix:
+        """A matrix of fresh names (a called equation's output)."""
+        return sp.ImmutableMatrix(rows, cols, [self.symbol() for _ in range(rows * cols)])
 
     def materialise(self, mat: sp.ImmutableMatrix, shared: bool = False) -> sp.ImmutableMatrix:
         """Give every compound entry of ``mat`` a name; with ``shared``, name common subexpressions
@@ -214,7 +222,7 @@ def _nested_family(fam: Family, members: dict, subs) -> list:
 def _define(prog: Program, eq: Equation, subs: dict, env: dict[str, object]) -> None:
     """Expand the definitions of ``eq`` into ``prog``; ``env`` holds its inputs and parameters (explicit
     matrices, families as dicts by index tuple) and receives its definitions."""
-    calls: dict[sp.Basic, dict[str, object]] = {}
+    calls: dict[tuple, dict[str, object]] = {}
 
     def explicit(e: sp.Basic) -> sp.ImmutableMatrix:
         if isinstance(e, sp.ImmutableMatrix):
@@ -228,9 +236,13 @@ def _define(prog: Program, eq: Equation, subs: dict, env: dict[str, object]) -> 
         if isinstance(e, sp.MatrixSymbol):
             return env[e.name]
         if isinstance(e, Call):
-            if e not in calls:
-                calls[e] = _call(prog, e, subs, env, explicit)
-            return calls[e][e.output]
+            # one invocation per equation, arguments and axes, whichever output is read
+            invocation = (e.args[0], e.args[2], e.args[3])
+            if invocation not in calls:
+                calls[invocation] = _call(prog, e, subs, env, explicit)
+            if e.output not in calls[invocation]:
+                raise SpecError(f"{eq.id}: {e.args[0].name} has no output {e.output}")
+            return calls[invocation][e.output]
         if isinstance(e, sp.MatMul):
             coeff = sp.Mul(*[a for a in e.args if not a.is_Matrix])
             mats = [explicit(a) for a in e.args if a.is_Matrix]
@@ -255,7 +267,7 @@ def _define(prog: Program, eq: Equation, subs: dict, env: dict[str, object]) -> 
         raise SpecError(f"{eq.id}: the oracle cannot expand {type(e).__name__} ({e})")
 
     for b in eq.bindings:
-        rhs = b.rhs.subs(subs)
+        rhs = b.rhs.xreplace(subs)
         if isinstance(b.lhs, FamilyMember):
             decl = eq.declared(b.name)
             members = env.setdefault(b.name, {})
@@ -265,31 +277,76 @@ def _define(prog: Program, eq: Equation, subs: dict, env: dict[str, object]) -> 
             ranges = [range(1, int(c.subs(subs)) + 1) for c in decl.counts]
             for key in itertools.product(*ranges):
                 at = dict(zip(b.lhs.indices, key, strict=True))
-                members[key] = prog.materialise(explicit(rhs.subs(at)))
+                members[key] = prog.materialise(explicit(rhs.xreplace(at)))
         else:
             env[b.name] = prog.materialise(explicit(rhs))
 
 
 def _call(prog: Program, call: Call, subs: dict, env: dict, explicit) -> dict[str, object]:
-    """Expand a called equation inline, its arguments explicit matrices of the caller."""
+    """A called equation as a call of its own program (``Invoke``): its arguments are the caller's explicit
+    matrices, its outputs fresh names. The callee is expanded once per sizes (``_subprogram``) however many
+    times it is called (a stack's L blocks, a recurrence's n steps) and by however many equations (every
+    block calls one multi-head attention), and its outputs are read from one call whichever the caller
+    uses (an LSTM step's h_t and c_t)."""
     sub = call.equation
     renames = call.renames
-    sub_subs = {}
+    sizes = {}
     for name in sub.axes:
         symbol = sp.Symbol(name, integer=True, positive=True)
-        sub_subs[symbol] = sp.Integer(int(sp.sympify(renames.get(symbol, symbol)).subs(subs)))
-    sub_env: dict[str, object] = {}
-    for name, value in call.arguments.items():
+        sizes[name] = int(sp.sympify(renames.get(symbol, symbol)).subs(subs))
+    sub_subs = size_subs(sizes)
+    arguments = call.arguments
+    args = []
+    for d in (*sub.inputs, *sub.params):
+        if d.name not in arguments:
+            raise SpecError(f"{sub.id}: called without a value for {d.name}")
+        value = arguments[d.name]
         if isinstance(value, FamilySlice):
             fixed = tuple(int(sp.sympify(k).subs(subs)) for k in value.indices)
-            members = env[value.name]
-            sub_env[name] = {
-                key[len(fixed) :]: mat for key, mat in members.items() if key[: len(fixed)] == fixed
+            members = {
+                key[len(fixed) :]: mat for key, mat in env[value.name].items() if key[: len(fixed)] == fixed
             }
+            args.append(_nested_family(d, members, sub_subs))
         else:
-            sub_env[name] = explicit(value)
-    _define(prog, sub, sub_subs, sub_env)
-    return sub_env
+            args.append(_nested(explicit(value), d))
+    results: dict[str, object] = {}
+    targets = []
+    for out in sub.outputs:
+        rows, cols = (int(sp.sympify(x).subs(sub_subs)) for x in out.shape)
+        if isinstance(out, Family):
+            members = {key: prog.names(rows, cols) for key in _index_range(out, sub_subs)}
+            results[out.name] = members
+            targets.append(_nested_family(out, members, sub_subs))
+        else:
+            results[out.name] = prog.names(rows, cols)
+            targets.append(_nested(results[out.name], out))
+    prog.assignments.append(Invoke(_subprogram(sub, tuple(sorted(sizes.items()))), args, targets))
+    return results
+
+
+@dataclass(frozen=True)
+class Subprogram:
+    """A called equation's program at concrete sizes, printed as a function named ``name``."""
+
+    name: str
+    program: "Program"
+
+
+@lru_cache(maxsize=1024)
+def _subprogram(eq: Equation, key: tuple[tuple[str, int], ...]) -> Subprogram:
+    digest = hashlib.sha256(repr((eq.id, key)).encode()).hexdigest()[:10]
+    name = "_" + re.sub(r"\W", "_", eq.id) + "_" + digest
+    return Subprogram(name, expand(eq, dict(key)))
+
+
+@dataclass(frozen=True)
+class Invoke:
+    """A program's statement ``targets = fn(*args)``: nested lists of the caller's entries in, nested lists of
+    fresh names out, in the order of the callee's outputs."""
+
+    fn: Subprogram
+    args: list
+    targets: list
 
 
 def _matmul(A: sp.ImmutableMatrix, B: sp.ImmutableMatrix) -> sp.ImmutableMatrix:
@@ -331,14 +388,50 @@ def _unpack(name: str, value, path: str = "") -> list[str]:
 
 
 def source(prog: Program, precision: str = "float64") -> str:
-    """Python source of the program: ``def oracle(<inputs>) -> tuple of nested lists``."""
-    settings = {"fully_qualified_modules": True, "allow_unknown_functions": True}
+    """Python source of the program: ``def oracle(<inputs>) -> tuple of nested lists``, after a function
+    for each equation it calls (and they call), each once."""
+    settings = {"fully_qualified_modules": True, "allow_unknown_functions": True, "order": "none"}
     printer = PythonCodePrinter(settings) if precision == "float64" else MpmathPrinter(settings)
-    lines = [f"def oracle({', '.join(name for name, _ in prog.args)}):"]
-    for name, value in prog.args:
-        lines.extend(_unpack(name, value))
-    for sym, expr in prog.assignments:
-        lines.append(f"    {sym.name} = {printer.doprint(expr)}")
+    printer.known_functions["LineMax"] = printer.known_functions["Max"]  # Max, kept unevaluated (spec/ops)
+    called: dict[str, Subprogram] = {}
+    _collect_calls(prog, called)
+    parts = [_function_source(sub.name, sub.program, printer, precision) for sub in called.values()]
+    parts.append(_function_source("oracle", prog, printer, precision))
+    return "\n".join(parts)
+
+
+def _collect_calls(prog: Program, into: dict[str, Subprogram]) -> None:
+    """Every subprogram ``prog`` calls, directly or not, callees first."""
+    for statement in prog.assignments:
+        if isinstance(statement, Invoke) and statement.fn.name not in into:
+            _collect_calls(statement.fn.program, into)
+            into[statement.fn.name] = statement.fn
+
+
+#: subprograms' printed functions by (name, precision): the same in every program that calls them
+_SUBPROGRAM_SOURCES: dict[tuple[str, str], str] = {}
+
+
+def _function_source(name: str, prog: Program, printer, precision: str) -> str:
+    if name == "oracle":
+        return _print_function(name, prog, printer)
+    if (name, precision) not in _SUBPROGRAM_SOURCES:
+        _SUBPROGRAM_SOURCES[name, precision] = _print_function(name, prog, printer)
+    return _SUBPROGRAM_SOURCES[name, precision]
+
+
+def _print_function(name: str, prog: Program, printer) -> str:
+    lines = [f"def {name}({', '.join(arg for arg, _ in prog.args)}):"]
+    for arg, value in prog.args:
+        lines.extend(_unpack(arg, value))
+    for statement in prog.assignments:
+        if isinstance(statement, Invoke):
+            targets = "".join(_print_nested(printer, t) + ", " for t in statement.targets)
+            args = ", ".join(_print_nested(printer, a) for a in statement.args)
+            lines.append(f"    {targets}= {statement.fn.name}({args})")
+        else:
+            sym, expr = statement
+            lines.append(f"    {sym.name} = {printer.doprint(expr)}")
     outs = ", ".join(_print_nested(printer, value) for _, value in prog.outputs)
     lines.append(f"    return ({outs},)")
     return "\n".join(lines) + "\n"

@@ -5,10 +5,12 @@ import math
 import mpmath
 import numpy as np
 import pytest
+import sympy as sp
 
 from lmspec import spec
 from lmspec.spec import SpecError
-from lmspec.verify.oracle import Oracle, expand, source
+from lmspec.spec.ops import LineMax
+from lmspec.verify.oracle import Invoke, Oracle, expand, source
 
 SDP = spec.get("attention.scaled_dot_product")
 
@@ -88,6 +90,34 @@ def test_program_source_is_straight_line_python():
     assert src.startswith("def oracle(Q, K, V, S):")
     assert "math.exp" in src and "max(" in src
     assert "mpmath.exp" in source(prog, "mpmath")
+
+
+def test_a_called_equation_is_one_function_however_often_it_is_called():
+    """A stack of L = 3 blocks prints its block once and calls it three times, and the attention and FFN
+    the block calls once each."""
+    sizes = {"n": 2, "d_e": 3, "M": 1, "d_k": 2, "d_v": 2, "d_f": 2, "L": 3}
+    prog = expand(spec.get("transformer.stack"), sizes)
+    invokes = [s for s in prog.assignments if isinstance(s, Invoke)]
+    assert len(invokes) == 3 and len({s.fn.name for s in invokes}) == 1
+    src = source(prog)
+    block = invokes[0].fn.name
+    assert src.count(f"def {block}(") == 1 and src.count(f"= {block}(") == 3
+    assert src.count("def _attention_multi_head_") == 1 and src.count("def _transformer_ffn") == 1
+    assert src.count("= _attention_multi_head_") == 1 and src.count("def ") == 4
+
+
+def test_an_lstm_step_read_for_two_outputs_is_called_once_per_step():
+    sizes = {"n": 3, "d_e": 2, "d_h": 2}
+    prog = expand(spec.get("lstm.hidden[sequence]"), sizes)
+    assert len([s for s in prog.assignments if isinstance(s, Invoke)]) == 3
+
+
+def test_line_max_stays_unevaluated_when_rebuilt_and_is_max_on_numbers():
+    x, y = sp.symbols("x y", real=True)
+    m = LineMax(x, y, x + 1)
+    assert isinstance(m, LineMax) and len(m.args) == 3  # Max would drop x, smaller than x + 1
+    assert isinstance(m.func(*m.args), LineMax) and isinstance(m.xreplace({y: x}), LineMax)
+    assert m.xreplace({x: 1, y: 5}) == 5 and LineMax(2, 7) == 7
 
 
 def test_missing_or_inconsistent_sizes_are_spec_errors():
