@@ -398,7 +398,7 @@ class ImplBinding:
 
     def results(self, result: object) -> tuple:
         """The returned values in the order of ``outputs``: nested tuples (``out, (h, c)``) are read through
-        each output's path."""
+        each output's path, and a list of per-step tensors is one tensor (stacked_steps)."""
         paths = self._paths
         if any(p is not None for p in paths):
             picked = []
@@ -412,9 +412,9 @@ class ImplBinding:
                             check="shape",
                         )
                     value = value[i]
-                picked.append(value)
+                picked.append(stacked_steps(value))
             return tuple(picked)
-        results = tuple(result) if self.returns_tuple else (result,)
+        results = tuple(map(stacked_steps, result)) if self.returns_tuple else (stacked_steps(result),)
         if len(results) != len(self.outputs):
             raise ShapeMismatch(
                 f"{who(self.fn)} returned {len(results)} value(s), its binding expects {len(self.outputs)}",
@@ -443,6 +443,20 @@ class ImplBinding:
                 )
             out[lay.name] = lay.from_impl(value, 0 if pooled else batch_ndim, sizes)
         return out
+
+
+def stacked_steps(value: object) -> object:
+    """A list of tensors of one shape — a recurrence's outputs step by step, as d2l's RNNs return them
+    (``outputs.append(state)`` … ``return outputs, state``) — as one tensor, the steps on a new first axis
+    (``torch.stack(outputs, 0)``); anything else as it is. Only a list: a tuple is a structure, ``(h, c)``."""
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, torch.Tensor) for v in value)
+        and len({tuple(v.shape) for v in value}) == 1
+    ):
+        return torch.stack(value)
+    return value
 
 
 def _structure(value: object) -> str:

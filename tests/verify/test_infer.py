@@ -919,8 +919,8 @@ def test_a_constructor_argument_that_is_a_module_is_built_from_its_annotation():
 
 
 class _RowsRNNCell(torch.nn.Module):
-    """An Elman cell written with raw parameters used as x @ W (in, out): its W_xh is (d_e, d_h), so its
-    square W_hh is (in, out) too — which a --param cannot write (``W_h -> d_h d_h`` reads it as it is)."""
+    """An Elman cell written with raw parameters used as x @ W (in, out), as d2l's RNN from scratch writes
+    it: its W_xh is (d_e, d_h) and its square W_hh (in, out) too, which its code says (``h @ self.W_hh``)."""
 
     def __init__(self, input_size, hidden_size):
         super().__init__()
@@ -932,12 +932,76 @@ class _RowsRNNCell(torch.nn.Module):
         return torch.tanh(x @ self.W_xh + h @ self.W_hh + self.b_h)
 
 
-def test_a_square_weight_stored_in_out_is_refused_never_bound_as_it_is():
-    """Binding W_hh as it is would hold this correct cell to W_hᵀ and fail it: a binding problem reported as
-    a verdict. Inference refuses it and says to map the parameters (before, it bound it and the audit said
-    fail)."""
+class _MixedRNNCell(_RowsRNNCell):
+    """The same weights, its square one used (out, in): ``h @ self.W_hh.T`` (as F.linear would)."""
+
+    def forward(self, x, h):
+        return torch.tanh(x @ self.W_xh + h @ self.W_hh.T + self.b_h)
+
+
+class _SilentRNNCell(_RowsRNNCell):
+    """The same weights, multiplied by a helper the code does not show: nothing says how W_hh is held."""
+
+    def forward(self, x, h):
+        return torch.tanh(_times(x, self.W_xh) + _times(h, self.W_hh) + self.b_h)
+
+
+def _times(a, b):
+    return a @ b
+
+
+class _SwappedRNNCell(_RowsRNNCell):
+    """A bug: the input's weight on the state and the state's on the input (where d_e = d_h they fit)."""
+
+    def forward(self, x, h):
+        return torch.tanh(x @ self.W_hh + h @ self.W_xh + self.b_h)
+
+
+def test_a_square_weight_is_oriented_by_how_the_code_multiplies_by_it():
+    """W_hh has no shape that orients it: ``h @ self.W_hh`` holds W_hᵀ (``W_h.T``), ``h @ self.W_hh.T`` W_h
+    as it is; both cells are Elman steps and both pass. Where the code does not say, inference refuses
+    rather than guess (binding it either way could fail a correct cell)."""
+    assert explain(_RowsRNNCell, "rnn.elman_step").params == {
+        "W_xh": "W_x -> d_e d_h",
+        "W_hh": "W_h.T",
+        "b_h": "b_h",
+    }
+    assert explain(_MixedRNNCell, "rnn.elman_step").params["W_hh"] == "W_h"
+    for cell in (_RowsRNNCell, _MixedRNNCell):
+        report = audit(cell, "rnn.elman_step", profile="quick")
+        assert report.verdict == "pass", report.summary
     with pytest.raises(AuditError, match=r"module.s W_hh hold: map them with --param"):
-        explain(_RowsRNNCell, "rnn.elman_step")
+        explain(_SilentRNNCell, "rnn.elman_step")
+    written = {"W_xh": "W_x -> d_e d_h", "W_hh": "W_h.T", "b_h": "b_h"}  # by hand, the same
+    report = audit(_SilentRNNCell, "rnn.elman_step", params=written, **_ELMAN_BINDING, profile="quick")
+    assert report.verdict == "pass", report.summary
+    report = audit(_SilentRNNCell, "rnn.elman_step", params={**written, "W_hh": "W_h"}, **_ELMAN_BINDING,
+                   profile="quick")  # fmt: skip
+    assert report.verdict == "fail", report.summary  # W_hh read as it is: the cell then computes W_hᵀ h
+
+
+_ELMAN_BINDING = {
+    "init": {"input_size": "d_e", "hidden_size": "d_h"},
+    "layout": "x:x_t=b d_e, h:h_prev=b d_h -> b d_h",
+}
+
+
+def test_reading_a_square_weight_from_the_code_never_hides_a_swapped_weight():
+    """Orienting W_hh by its use cannot make a wrong cell right: a cell that swaps its two weights is
+    refused at the probe's distinct d_e and d_h (no layout fits: an error, never a verdict), and held by hand
+    at d_e = d_h, where the shapes fit, it fails."""
+    with pytest.raises(AuditError, match="no layout fits rnn.elman_step"):
+        audit(_SwappedRNNCell, "rnn.elman_step", profile="quick")
+    params = {"W_xh": "W_x -> d_e d_h", "W_hh": "W_h.T", "b_h": "b_h"}
+    report = audit(_SwappedRNNCell, "rnn.elman_step", params=params, **_ELMAN_BINDING, derive={"d_e": "d_h"},
+                   profile="quick")  # fmt: skip
+    assert report.verdict == "fail", report.summary
+
+
+def test_a_transposed_parameter_is_only_a_matrix():
+    params = {"W_xh": "W_x -> d_e d_h", "W_hh": "W_h", "b_h": "b_h.T"}
+    report = audit(_RowsRNNCell, "rnn.elman_step", params=params, **_ELMAN_BINDING, profile="quick")
+    assert report.verdict == "error" and "b_h.T transposes a matrix; b_h is not one" in report.summary
 
 
 # --- torch's C functions and losses' label conventions ---------------------------------------------------
@@ -1152,3 +1216,80 @@ def test_a_functions_eps_is_read_from_its_default_or_torchs():
     assert audit(norm_with_default_eps, "norm.layer_norm[eps]", profile="quick").verdict == "pass"
     report = audit(norm_with_torchs_eps, "norm.layer_norm", profile="quick")
     assert (report.verdict, report.matched) == ("variant", ["eps"])
+
+
+class _Right(torch.nn.Module):
+    def forward(self, x):
+        return x @ self.W + torch.matmul(x, self.W) + x.matmul(self.W)
+
+
+class _Left(torch.nn.Module):
+    def forward(self, x):
+        return self.W @ x
+
+
+class _RightTransposed(torch.nn.Module):
+    def forward(self, x):
+        return x @ self.W.T + x @ self.W.t() + F.linear(x, self.W)
+
+
+class _Neither(torch.nn.Module):
+    def forward(self, x):
+        return _times(x, self.W)
+
+
+class _Both(torch.nn.Module):
+    def forward(self, x):
+        return x @ self.W + self.W @ x
+
+
+@pytest.mark.parametrize(
+    ("cls", "side"),
+    [(_Right, "in_out"), (_Left, "out_in"), (_RightTransposed, "out_in"), (_Neither, None), (_Both, None)],
+)
+def test_weight_side_reads_how_the_code_multiplies_by_a_raw_weight(cls, side):
+    from lmspec.verify.audit.infer._code import weight_side
+
+    assert weight_side(cls, "W") == side
+    assert weight_side(cls, "V") is None  # another weight: the code says nothing of it
+
+
+@pytest.mark.parametrize(
+    ("body", "axis"),
+    [("for X in inputs:\n        pass", 0), ("for X in inputs.unbind(1):\n        pass", 1),
+     ("for t in range(5):\n        y = inputs[:, t]", 1), ("for t in range(5):\n        y = inputs[t]", 0),
+     ("for X in range(3):\n        pass", None), ("y = inputs[0]", None)],
+)  # fmt: skip
+def test_stepped_axis_reads_which_axis_a_loop_steps_along(body, axis, tmp_path):
+    from lmspec.verify.audit.infer._code import stepped_axis
+
+    file = tmp_path / "stepper.py"
+    file.write_text(f"def forward(self, inputs, other=None):\n    {body}\n")
+    namespace: dict = {}
+    exec(compile(file.read_text(), str(file), "exec"), namespace)
+    import linecache
+
+    linecache.checkcache(str(file))
+    assert stepped_axis(namespace["forward"]) == axis
+
+
+class _TaggedCell(torch.nn.Module):
+    """An RNN cell whose constructor also takes a size no equation names (a tag count for a later head)."""
+
+    def __init__(self, input_size, hidden_size, tag_count):
+        super().__init__()
+        self.cell = torch.nn.RNNCell(input_size, hidden_size)
+        self.tag_count = tag_count
+
+    def forward(self, x, h):
+        return self.cell(x, h)
+
+
+def test_an_init_given_for_one_argument_leaves_the_others_to_inference():
+    """``--init tag_count=3`` says what no name could; input_size and hidden_size are still read as d_e and
+    d_h (before, one --init made the user write them all)."""
+    with pytest.raises(AuditError, match="constructor argument 'tag_count'"):
+        explain(_TaggedCell, "rnn.elman_step")
+    report = audit(_TaggedCell, "rnn.elman_step", init={"tag_count": "3"}, profile="quick")
+    assert report.verdict == "pass", report.summary
+    assert report.inferred["init"] == {"input_size": "d_e", "hidden_size": "d_h", "tag_count": "3"}

@@ -5,6 +5,10 @@
   ``mask == 0``; its ``PositionwiseFeedForward`` with ``w_1``/``w_2`` and GELU;
 - timm's Vision Transformer: ``Attention(dim, num_heads, qkv_bias=False)`` with one fused ``qkv`` Linear
   and ``proj``, ``Mlp(in_features, hidden_features)`` with ``fc1``/``fc2``, and the pre-LN ``Block``;
+- d2l.ai's RNN from scratch: ``RNNScratch(num_inputs, num_hiddens)`` with raw ``W_xh`` (in, out), a
+  square ``W_hh`` used as ``state @ W_hh``, a loop ``for X in inputs`` over sequence-first inputs, an
+  initial state ``torch.zeros(…)`` made in torch's default dtype, and its outputs returned as a list; its
+  ``LSTMScratch`` likewise, with a weight per gate and source (``W_xi``, ``W_hi``, ``b_i``, …);
 - the book "Build a Large Language Model (From Scratch)": ``MultiHeadAttention(d_in, d_out,
   context_length, dropout, num_heads)`` with ``W_query``/``W_key``/``W_value`` and ``out_proj``, a causal
   ``triu`` buffer named ``mask``, and its ``LayerNorm(emb_dim)`` with ``scale``/``shift``.
@@ -158,6 +162,87 @@ class BookLayerNorm(nn.Module):
         return self.scale * (x - mean) / torch.sqrt(var + self.eps) + self.shift
 
 
+class RNNScratch(nn.Module):
+    """d2l.ai's RNN from scratch: (num_steps, batch, num_inputs) in, a list of states out."""
+
+    def __init__(self, num_inputs, num_hiddens, sigma=0.01):
+        super().__init__()
+        self.num_inputs, self.num_hiddens = num_inputs, num_hiddens
+        self.W_xh = nn.Parameter(torch.randn(num_inputs, num_hiddens) * sigma)
+        self.W_hh = nn.Parameter(torch.randn(num_hiddens, num_hiddens) * sigma)
+        self.b_h = nn.Parameter(torch.zeros(num_hiddens))
+
+    def forward(self, inputs, state=None):
+        if state is None:
+            state = torch.zeros((inputs.shape[1], self.num_hiddens), device=inputs.device)
+        else:
+            (state,) = state
+        outputs = []
+        for X in inputs:
+            state = torch.tanh(torch.matmul(X, self.W_xh) + torch.matmul(state, self.W_hh) + self.b_h)
+            outputs.append(state)
+        return outputs, state
+
+
+class RNNStateNotCarried(RNNScratch):
+    """A bug: each step's state is computed from the initial one, never carried to the next step."""
+
+    def forward(self, inputs, state=None):
+        init = torch.zeros((inputs.shape[1], self.num_hiddens), device=inputs.device)
+        outputs = []
+        for X in inputs:
+            state = torch.tanh(torch.matmul(X, self.W_xh) + torch.matmul(init, self.W_hh) + self.b_h)
+            outputs.append(state)
+        return outputs, state
+
+
+class LSTMScratch(nn.Module):
+    """d2l.ai's LSTM from scratch: a weight per gate and source, (num_steps, batch, num_inputs) in."""
+
+    def __init__(self, num_inputs, num_hiddens, sigma=0.01):
+        super().__init__()
+        self.num_hiddens = num_hiddens
+
+        def init_weight(*shape):
+            return nn.Parameter(torch.randn(*shape) * sigma)
+
+        def triple():
+            return (init_weight(num_inputs, num_hiddens), init_weight(num_hiddens, num_hiddens),
+                    nn.Parameter(torch.zeros(num_hiddens)))  # fmt: skip
+
+        self.W_xi, self.W_hi, self.b_i = triple()  # input gate
+        self.W_xf, self.W_hf, self.b_f = triple()  # forget gate
+        self.W_xo, self.W_ho, self.b_o = triple()  # output gate
+        self.W_xc, self.W_hc, self.b_c = triple()  # input node
+
+    def forward(self, inputs, H_C=None):
+        if H_C is None:
+            H = torch.zeros((inputs.shape[1], self.num_hiddens), device=inputs.device)
+            C = torch.zeros((inputs.shape[1], self.num_hiddens), device=inputs.device)
+        else:
+            H, C = H_C
+        outputs = []
+        for X in inputs:
+            I = torch.sigmoid(torch.matmul(X, self.W_xi) + torch.matmul(H, self.W_hi) + self.b_i)
+            F = torch.sigmoid(torch.matmul(X, self.W_xf) + torch.matmul(H, self.W_hf) + self.b_f)
+            O = torch.sigmoid(torch.matmul(X, self.W_xo) + torch.matmul(H, self.W_ho) + self.b_o)
+            C_tilde = torch.tanh(torch.matmul(X, self.W_xc) + torch.matmul(H, self.W_hc) + self.b_c)
+            C = self.cell(F, C, I, C_tilde)
+            H = O * torch.tanh(C)
+            outputs.append(H)
+        return outputs, (H, C)
+
+    def cell(self, F, C, I, C_tilde):
+        return F * C + I * C_tilde
+
+
+class LSTMGatePlus(LSTMScratch):
+    """A bug: the input gate added to the candidate where it multiplies it."""
+
+    def cell(self, F, C, I, C_tilde):
+        return F * C + I + C_tilde
+
+
 FILLED = "masked scores filled with −1e9: a fully masked row averages its values uniformly"
 CASES = [
     ZooCase("bert_pytorch_mha", MultiHeadedAttention, as_="attention.multi_head", verdict="variant",
@@ -174,4 +259,12 @@ CASES = [
             bug="the causal mask hides the diagonal", tags=("causal_off_by_one",),
             caught_by=("value=oracle",)),
     ZooCase("book_layer_norm", BookLayerNorm, as_="norm.layer_norm[eps]", verdict="pass"),
+    ZooCase("d2l_rnn_scratch", RNNScratch, as_="rnn.elman_step[sequence]", verdict="pass"),
+    ZooCase("d2l_rnn_state_not_carried", RNNStateNotCarried, as_="rnn.elman_step[sequence]", verdict="fail",
+            bug="the state is not carried from step to step", tags=("state_not_carried",),
+            caught_by=("value=oracle",)),
+    ZooCase("d2l_lstm_scratch", LSTMScratch, as_="lstm.hidden[sequence]", verdict="pass"),
+    ZooCase("d2l_lstm_gate_plus", LSTMGatePlus, as_="lstm.hidden[sequence]", verdict="fail",
+            bug="the input gate added to the candidate", tags=("lstm_gate_plus",),
+            caught_by=("value=oracle",)),
 ]  # fmt: skip

@@ -24,12 +24,14 @@ matches), ``fail`` (nothing matches, or a property or the gradient fails), ``err
 loaded or bound).
 """
 
+import contextlib
 import dataclasses
+import functools
 import importlib.util
 import inspect
 import shlex
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import torch
@@ -61,6 +63,37 @@ DTYPES = {
 
 
 # --- the audit ----------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def default_dtype(dtype: torch.dtype | None) -> Iterator[None]:
+    """torch's default dtype set to the audit's float dtype while the target is built, probed and called:
+    code that makes a tensor without a dtype (``torch.zeros(batch, hidden)`` for an initial state,
+    ``torch.tensor(2.0)``) makes it in the audit's dtype, as it does in a program run at that dtype
+    (``torch.set_default_dtype``). Before, a float64 audit of d2l's RNN from scratch, whose state is
+    ``torch.zeros(…)``, raised a dtype error on every layout: an error about the audit, not the code.
+    float16 and bfloat16 leave the default as it is (torch's factories and layers assume a float default)."""
+    if dtype not in (torch.float32, torch.float64):
+        yield
+        return
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
+
+
+def _in_audit_dtype(fn):
+    """Run ``audit``/``explain`` under ``default_dtype`` of their ``dtype`` (float64 for explain)."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with default_dtype(DTYPES.get(kwargs.get("dtype", "float64"))):
+            return fn(*args, **kwargs)
+
+    return run
+
+
+@_in_audit_dtype
 def audit(
     target: object,
     as_: str | None = None,
@@ -265,6 +298,7 @@ def _infer(obj, eq: Equation, mask: str | None, sizes, derive, label: str, modul
         raise AuditError(str(exc)) from None
 
 
+@_in_audit_dtype
 def explain(
     target: object,
     as_: str | None = None,
@@ -411,9 +445,9 @@ def _run(ctx: AuditContext, diagnose: bool) -> AuditReport:
     if report.verdict == "fail" and _within_float32(ctx, checks):
         report.notes.append(
             "every difference is within float32's tolerance (|Δ| ≤ 1e-5 or relative ≤ 1e-4): the "
-            "target computes part of it in float32 — a constant made with torch.tensor(…) (float32 unless "
-            "given a dtype), a .float() cast, a float32 buffer. Audit it with --dtype float32 to hold it at "
-            "that precision, or make the value in its input's dtype"
+            "target computes part of it in float32 — a .float() cast, a constant or buffer made with "
+            "dtype=torch.float32. Audit it with --dtype float32 to hold it at that precision, or make the "
+            "value in its input's dtype"
         )
     return report
 

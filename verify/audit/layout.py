@@ -18,6 +18,7 @@ A module parameter's mapping (``params``)::
     "q_proj.weight": "W_Q -> (M d_k) d_e"          # the family W_Q^{(m)}, transposed, heads stacked
     "c_attn.weight": "W_Q, W_K, W_V -> d_e (3 M d_k)"  # fused: the integer 3 is the axis of the three
     "ln.bias": "beta"                                # as the spec lays it out
+    "W_hh": "W_h.T"                                  # transposed: a square matrix stored (in, out)
     "extra.bias": "0"                                # zeros (the spec has no such parameter)
     "rotary.freq": "keep"                            # left as the module initialised it
 """
@@ -297,6 +298,9 @@ class ParamMapping:
     #: spec parameters filled negated (``-W_z``: torch's GRU holds the spec's update gate as 1 − z, i.e. its
     #: pre-activation negated, σ(−a) = 1 − σ(a))
     negated: frozenset[str] = frozenset()
+    #: spec parameters filled transposed (``W_h.T``: each matrix, the last two axes, as xᵀ W reads it — a
+    #: square weight stored (in, out) and used as ``x @ W``, which axis names alone cannot say)
+    transposed: frozenset[str] = frozenset()
 
     def _terms(self) -> tuple[tuple[str, ...], ...]:
         return self.parts or tuple((s,) for s in self.sources)
@@ -321,7 +325,8 @@ class ParamMapping:
     def _part(self, example, name: str, index: int | None) -> np.ndarray:
         a = np.asarray(example[name], dtype=np.float64)
         a = -a if name in self.negated else a
-        return np.take(a, index, axis=self.loop[1]) if self.loop is not None else a
+        a = np.take(a, index, axis=self.loop[1]) if self.loop is not None else a
+        return np.swapaxes(a, -1, -2) if name in self.transposed else a
 
     def adjoint(self, grad: torch.Tensor, example, sizes: Mapping[str, int], index: int | None = None):
         """The gradient with respect to the module parameter, carried back to the spec parameters it was
@@ -335,6 +340,7 @@ class ParamMapping:
             pieces = np.split(joined, np.cumsum(widths)[:-1], axis=-1)
             for s, part in zip(term, pieces, strict=True):
                 part = -part if s in self.negated else part  # the entries moved back, their sign too
+                part = np.swapaxes(part, -1, -2) if s in self.transposed else part
                 full = np.zeros(np.shape(example[s]))
                 if self.loop is None:
                     full = full + part
@@ -356,18 +362,21 @@ def parse_param(path: str, text: str, eq: Equation) -> ParamMapping:
     src_text, arrow, axes_text = text.partition("->")
     decls = {d.ascii: d for d in eq.params}
     signed = tuple(tuple(p.strip() for p in s.split("|")) for s in src_text.split(",") if s.strip())
-    terms = tuple(tuple(p.removeprefix("-").strip() for p in term) for term in signed)
-    negated = frozenset(p.removeprefix("-").strip() for term in signed for p in term if p.startswith("-"))
+    terms = tuple(tuple(_bare(p) for p in term) for term in signed)
+    negated = frozenset(_bare(p) for term in signed for p in term if p.startswith("-"))
+    transposed = frozenset(_bare(p) for term in signed for p in term if p.endswith(".T"))
     if not terms:
         raise BindingError(f"{where}: no spec parameter before '->' in {text!r}")
     for s in (p for term in terms for p in term):
         if s not in decls:
             raise BindingError(f"{where}: {s!r} is not a parameter of {eq.id} ({', '.join(decls) or 'none'})")
+        if s in transposed and len(spec_axes(decls[s])) - len(getattr(decls[s], "indices", ())) != 2:
+            raise BindingError(f"{where}: {s}.T transposes a matrix; {s} is not one")
     joined = any(len(term) > 1 for term in terms)
     if joined and re.search(r"\{(\w+)\}", path):
         raise BindingError(f"{where}: a per-layer path cannot join parameters side by side ('|')")
     sources = tuple(term[0] for term in terms)  # (each term's first part stands for its shape below)
-    axes = _joined_axes(terms[0], decls, where)
+    axes = _joined_axes(terms[0], decls, where, transposed)
     loop = None
     looped = re.findall(r"\{(\w+)\}", path)
     if looped:  # one module parameter per member of the family: h.{l}.ln_1.weight ← α_1^{(l)}
@@ -382,7 +391,9 @@ def parse_param(path: str, text: str, eq: Equation) -> ParamMapping:
         loop = (looped[0], pos, decl.counts[pos])
         axes = [a for k, a in enumerate(axes) if k != pos]
     for term in terms[1:]:  # stacked: the same number of axes; the sizes must agree when filled
-        if len(_joined_axes(term, decls, where)) != len(_joined_axes(terms[0], decls, where)):
+        if len(_joined_axes(term, decls, where, transposed)) != len(
+            _joined_axes(terms[0], decls, where, transposed)
+        ):
             raise BindingError(
                 f"{where}: {sources[0]} and {term[0]} have different ranks and cannot be stacked"
             )
@@ -396,13 +407,31 @@ def parse_param(path: str, text: str, eq: Equation) -> ParamMapping:
     resolved = resolve(parse_axes(axes_text, where), axes, names, where, batch_ok=False)
     layout = PatternLayout(None, path, axes_text, "float", resolved, False)
     every = tuple(p for term in terms for p in term)
-    return ParamMapping(path, text, every, "map", layout, loop, terms if joined else (), negated)
+    return ParamMapping(path, text, every, "map", layout, loop, terms if joined else (), negated, transposed)
 
 
-def _joined_axes(term: tuple[str, ...], decls, where: str) -> list:
+def mapped_sources(text: str) -> list[str]:
+    """The spec parameters a --param text fills, by name: ``W_r, -W_z | U_z -> …`` gives W_r, W_z, U_z
+    (and ``W_h.T`` W_h); none for ``0`` and ``keep``."""
+    if text.strip() in ("0", "zero", "zeros", "keep"):
+        return []
+    return [_bare(p) for term in text.split("->")[0].split(",") for p in term.split("|") if p.strip()]
+
+
+def _bare(source: str) -> str:
+    """A source's spec name without its sign and transposition: ``-W_z`` and ``W_h.T`` name W_z and W_h."""
+    return source.strip().removeprefix("-").strip().removesuffix(".T").strip()
+
+
+def _joined_axes(term: tuple[str, ...], decls, where: str, transposed: frozenset[str] = frozenset()) -> list:
     """The spec axes of parameters laid side by side (``W_i | U_i``): the same leading axes, the last ones
-    added (d_h × (d_e + d_h))."""
-    shapes = [spec_axes(decls[p]) for p in term]
+    added (d_h × (d_e + d_h)); a transposed one's last two swapped."""
+
+    def axes_of(p: str) -> list:
+        axes = list(spec_axes(decls[p]))
+        return [*axes[:-2], axes[-1], axes[-2]] if p in transposed else axes
+
+    shapes = [axes_of(p) for p in term]
     first = shapes[0]
     if len(term) == 1:
         return list(first)
@@ -417,4 +446,12 @@ def _joined_axes(term: tuple[str, ...], decls, where: str) -> list:
 
 
 #: Pattern, PatternLayout and parse_axes live in audit.pattern (re-exported for callers importing them here).
-__all__ = ["ParamMapping", "Pattern", "PatternLayout", "layout_binding", "parse_axes", "parse_param"]
+__all__ = [
+    "ParamMapping",
+    "Pattern",
+    "PatternLayout",
+    "layout_binding",
+    "mapped_sources",
+    "parse_axes",
+    "parse_param",
+]

@@ -24,6 +24,7 @@ from ...spec.ops_nn import Call
 from ..binding import BUILT_IN_MASKS
 from ..strategies import size_tuples
 from .infer import InferredModule, infer_forward
+from .layout import mapped_sources
 from .report import AuditReport
 
 
@@ -42,7 +43,7 @@ class PartReport:
 
 
 def _symbols(text: str) -> list[str]:
-    return [s.strip() for s in text.split("->")[0].split(",")]
+    return mapped_sources(text)
 
 
 def _prefix(keys: list[str]) -> str:

@@ -143,6 +143,87 @@ def _gate_order(cls: type) -> list[str] | None:
     return None
 
 
+def weight_side(cls: type, attr: str) -> str | None:
+    """How a class's code multiplies by its raw parameter ``self.<attr>``: ``"in_out"`` where it is the
+    right factor (``x @ self.W``, ``torch.matmul(x, self.W)``, ``self.W.T @ x``), ``"out_in"`` where it is the
+    left one or transposed on the right (``self.W @ x``, ``x @ self.W.T``, ``F.linear(x, self.W)``). None
+    where the code says neither, or both: what the code says, never values. The methods that run are read:
+    the class's own and those it inherits (up to torch's classes), each name from the first class that
+    defines it, as Python resolves it (a subclass may replace one method only)."""
+    methods: dict[str, ast.AST] = {}
+    for klass in cls.__mro__:
+        if klass.__module__.split(".")[0] in ("torch", "builtins"):
+            break
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError, SyntaxError):
+            return None
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for node in body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                methods.setdefault(node.name, node)
+    tree = ast.Module(body=list(methods.values()), type_ignores=[])
+
+    def factor(node: ast.AST) -> bool | None:  # self.W → False, self.W.T / self.W.t() → True, else None
+        if isinstance(node, ast.Call) and not node.args and isinstance(node.func, ast.Attribute):
+            if node.func.attr == "t":
+                return True if factor(node.func.value) is False else None
+        if isinstance(node, ast.Attribute) and node.attr == "T":
+            return True if factor(node.value) is False else None
+        is_self = (
+            isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self"
+        )
+        return False if is_self and node.attr == attr else None
+
+    sides = set()
+    for node in ast.walk(tree):
+        pairs = []
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
+            pairs.append((node.left, node.right))
+        elif isinstance(node, ast.Call):
+            name = ast.unparse(node.func).rsplit(".", 1)[-1]
+            if name in ("matmul", "mm") and len(node.args) == 2:  # torch.matmul(x, self.W)
+                pairs.append((node.args[0], node.args[1]))
+            elif name in ("matmul", "mm") and len(node.args) == 1 and isinstance(node.func, ast.Attribute):
+                pairs.append((node.func.value, node.args[0]))  # x.matmul(self.W)
+            elif name == "linear" and len(node.args) >= 2 and factor(node.args[1]) is False:
+                sides.add("out_in")
+        for left, right in pairs:
+            if (t := factor(right)) is not None:
+                sides.add("out_in" if t else "in_out")
+            if (t := factor(left)) is not None:
+                sides.add("in_out" if t else "out_in")
+    return sides.pop() if len(sides) == 1 else None
+
+
+def stepped_axis(fn) -> int | None:
+    """The axis of an argument a function's code steps along in a Python loop: 0 for ``for X in inputs``,
+    ``inputs.unbind(0)`` or ``inputs[t]`` inside ``for t in …``; 1 for ``inputs.unbind(1)`` or
+    ``inputs[:, t]``. None where it steps along none, or along both: what the code says, never values."""
+    node = _function_def(fn)
+    if node is None:
+        return None
+    args = {a.arg for a in (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs)} - {"self"}
+    axes = set()
+    for loop in (n for n in ast.walk(node) if isinstance(n, ast.For)):
+        it = loop.iter
+        if isinstance(it, ast.Name) and it.id in args:
+            axes.add(0)
+        elif isinstance(it, ast.Call) and isinstance(it.func, ast.Attribute) and it.func.attr == "unbind":
+            if isinstance(it.func.value, ast.Name) and it.func.value.id in args:
+                dims = [*it.args[:1], *(k.value for k in it.keywords if k.arg == "dim")]
+                axes.add(_int_literal(dims[0]) if dims else 0)
+        steps = {t.id for t in ast.walk(loop.target) if isinstance(t, ast.Name)}
+        for sub in (n for n in ast.walk(loop) if isinstance(n, ast.Subscript)):
+            if not (isinstance(sub.value, ast.Name) and sub.value.id in args):
+                continue
+            index = sub.slice.elts if isinstance(sub.slice, ast.Tuple) else [sub.slice]
+            at = [k for k, i in enumerate(index) if isinstance(i, ast.Name) and i.id in steps]
+            if len(at) == 1 and all(isinstance(i, ast.Slice) for i in index[: at[0]]):
+                axes.add(at[0])
+    return axes.pop() if len(axes) == 1 and None not in axes else None
+
+
 def _calls_super_forward(klass: type) -> bool:
     """Whether ``klass.forward`` runs its parent's (``super().forward(…)``): the parent's code then says
     what the parent's says."""

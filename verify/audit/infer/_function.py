@@ -11,7 +11,7 @@ import torch
 
 from ....spec import Equation, Kind
 from ..._errors import BindingError
-from ...binding import is_mask, setting_value
+from ...binding import is_mask, setting_value, stacked_steps
 from ...strategies import size_tuples
 from ..layout import SEGMENT_IDS
 from ._code import (
@@ -584,7 +584,14 @@ def _returned(result, outputs, prefix, sizes, batch, heads, names=None, state=()
     outputs (the rest of a tuple is ignored, ``_``); else None."""
     if state and (found := _returned_state(result, outputs, state, prefix, sizes, batch, heads)) is not None:
         return found
-    values = list(result) if isinstance(result, tuple | list) else [result]
+    # a tuple's members may be lists of per-step tensors (d2l's ``return outputs, state``): stacked
+    values = (
+        [stacked_steps(v) for v in result]
+        if isinstance(result, tuple)
+        else list(result)
+        if isinstance(result, list)
+        else [result]
+    )
     if not values or not isinstance(values[0], torch.Tensor):
         return None
 

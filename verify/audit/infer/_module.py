@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import torch
 
 from ....spec import Equation
-from ._code import _gate_order, _layer_norm_literal, _torch_class
+from ..layout import mapped_sources
+from ._code import _gate_order, _layer_norm_literal, _torch_class, stepped_axis, weight_side
 from ._function import InferenceError, Inferred, _a_variant_lacks, infer_function, probe_sizes
 from ._names import (
     _ALL_ROLE_NAMES,
@@ -78,12 +79,13 @@ class InferredModule:
         }
 
 
-def init_args(cls: type, eq: Equation) -> dict[str, str]:
-    """Constructor arguments by name: sizes, and table lengths long enough for any drawn sequence."""
+def init_args(cls: type, eq: Equation, only: set[str] | None = None) -> dict[str, str]:
+    """Constructor arguments by name: sizes, and table lengths long enough for any drawn sequence; of the
+    arguments named ``only`` where given (the required ones a user's --init leaves out)."""
     params = _constructor_parameters(cls)
     init, unexplained = {}, []
     for p in params:
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or (only is not None and p.name not in only):
             continue
         low = p.name.lower()
         axis = _RECURRENT_INIT.get(low) if "d_h" in eq.axes else None
@@ -110,6 +112,16 @@ def init_args(cls: type, eq: Equation) -> dict[str, str]:
             f"({eq.id}'s sizes: {', '.join(eq.axes)}): say it with --init (docs/audit.md)"
         )
     return init
+
+
+def _required(cls: type, given: Mapping[str, object]) -> set[str]:
+    """The constructor's required arguments that ``given`` (a user's --init) leaves out: inferred by name
+    (``--init output_size=5`` beside an input_size and hidden_size read as d_e and d_h); the optional ones
+    keep their defaults, as the user's --init implies."""
+    required = [p for p in _constructor_parameters(cls) if p.default is inspect.Parameter.empty]
+    return {
+        p.name for p in required if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name not in given
+    }
 
 
 def _constructor_parameters(cls: type) -> list[inspect.Parameter]:
@@ -322,14 +334,20 @@ def _matrices(eq_params: set[str], eq: Equation) -> list[str]:
 
 
 def _linear_like(module: torch.nn.Module, path: str) -> str:
-    """ "out_in" for a parameter of an nn.Linear (weight (out, in)), "in_out" for a Conv1D (GPT-2's) or a raw
-    parameter used as x @ W."""
-    owner = module.get_submodule(path.rsplit(".", 1)[0]) if "." in path else module
+    """How a module parameter holds a matrix: "out_in" for an nn.Linear's weight (out, in) or torch's
+    recurrent weights (as documented), "in_out" for a Conv1D's (GPT-2's, as transformers documents) or a
+    raw parameter the code multiplies as ``x @ W`` (weight_side), "out_in" for one it multiplies as
+    ``W @ x``, ``x @ W.T`` or ``F.linear(x, W)``, and "in_out?" where the code does not say (a raw
+    parameter is taken as (in, out) where its shape tells, never for a square one: see _oriented)."""
+    owner_path, _, leaf = path.rpartition(".")
+    owner = module.get_submodule(owner_path) if owner_path else module
     if isinstance(owner, torch.nn.Linear) or path.endswith("in_proj_weight"):
         return "out_in"
     if isinstance(owner, torch.nn.RNNBase | torch.nn.RNNCellBase):  # weight_ih (hidden, input), as documented
         return "out_in"
-    return "in_out"
+    if type(owner).__name__ == "Conv1D":
+        return "in_out"
+    return weight_side(type(owner), leaf) or "in_out?"
 
 
 def _param_text(
@@ -392,9 +410,8 @@ def _oriented(weight: str, layout: str, eq: Equation, shape: tuple[int, ...], si
         return None  # neither orientation: not this matrix
     if layout == "out_in" or rows != cols:
         return weight if layout == "out_in" else f"{weight} -> {cols} {rows}"
-    return (
-        None  # a square matrix used as x @ W: a layout cannot say it is transposed (``-> d d`` reads as is)
-    )
+    # a square matrix (in, out): ``.T`` where its module type or its code says so, else no guess
+    return f"{weight}.T" if layout == "in_out" else None
 
 
 def _params_of(instance: torch.nn.Module, eq: Equation, sizes=None) -> tuple[dict[str, str], list[str]]:
@@ -437,7 +454,7 @@ def _params_of(instance: torch.nn.Module, eq: Equation, sizes=None) -> tuple[dic
             + (f" (and {len(unexplained) - 6} more)" if len(unexplained) > 6 else "")
             + " hold: map them with --param (docs/audit.md, Modules)"
         )
-    taken = {s.strip() for text in maps.values() for s in text.split("->")[0].split(",")}
+    taken = {s for text in maps.values() for s in mapped_sources(text)}
     untaken = [p for p in (d.ascii for d in eq.params if not d.is_scalar) if p not in taken]
     if any(not p.startswith("b") for p in untaken):
         raise InferenceError(
@@ -462,7 +479,7 @@ def _by_shape(
         return paths
     from ...oracle import concrete_shape
 
-    taken = {s.strip() for text in maps.values() for s in text.split("->")[0].split(",")}
+    taken = {s for text in maps.values() for s in mapped_sources(text)}
     decls = {d.ascii: d for d in eq.params if not d.is_scalar and d.ascii not in taken}
     shape_of = {name: tuple(concrete_shape(d, sizes)) for name, d in decls.items()}
     named = dict(instance.named_parameters())
@@ -571,31 +588,60 @@ def _gate_stacks(instance: torch.nn.Module, eq: Equation, sizes: Mapping[str, in
         maps[path] = f"{stack(families)} -> " + (
             f"(4 d_h) {width_axes}" if out_in else f"{width_axes} (4 d_h)"
         )
-    taken = {
-        s.strip()
-        for text in maps.values()
-        if text != "0"
-        for fam in text.split("->")[0].split(",")
-        for s in fam.split("|")
-    }
+    taken = {s for text in maps.values() for s in mapped_sources(text)}
     if not {f"{w}_{g}" for w in "WU" for g in "ifco"} <= taken:
         return None
     return maps, [p for p in sorted(eq_params - taken) if p.startswith("b")]
 
 
+#: a per-gate weight or bias named as d2l.ai's LSTM from scratch names them: W_xi (input to gate i), W_hi
+#: (state to gate i), b_i; the gates i, f, o and c (d2l's input node), or g as torch names the candidate
+_PER_GATE = re.compile(r"(?:w_?(?P<source>[xh])|b_?)(?P<gate>[ifocg])", re.IGNORECASE)
+
+
+def _per_gate(instance: torch.nn.Module, eq: Equation, sizes: Mapping[str, int]):
+    """--param maps of an LSTM step or sequence whose every gate has its own raw weights, named as d2l.ai
+    names them (W_xi, W_hi, b_i, …: _PER_GATE): W_x• is the spec's W_•, oriented by its shape; W_h• is U_•,
+    square, held as the code multiplies by it (``H @ self.W_hi``: ``U_i.T``, _linear_like). None where the
+    equation has no such gates, a name is not a gate's, or the code does not say how a square one is used."""
+    eq_params = {d.ascii for d in eq.params if not d.is_scalar}
+    if not {f"{w}_{g}" for w in "WU" for g in "ifco"} <= eq_params or "d_h" not in sizes:
+        return None
+    d_e, d_h = sizes["d_e"], sizes["d_h"]
+    maps: dict[str, str] = {}
+    for path, p in instance.named_parameters():
+        found = _PER_GATE.fullmatch(path)
+        if found is None:
+            return None
+        gate = {"g": "c"}.get(found["gate"].lower(), found["gate"].lower())
+        shape, source = tuple(p.shape), (found["source"] or "").lower()
+        if source == "" and shape == (d_h,):
+            maps[path] = f"b_{gate}"
+        elif source == "x" and shape in ((d_h, d_e), (d_e, d_h)):
+            maps[path] = f"W_{gate}" if shape == (d_h, d_e) else f"W_{gate} -> d_e d_h"
+        elif source == "h" and shape == (d_h, d_h) and _linear_like(instance, path) != "in_out?":
+            maps[path] = f"U_{gate}.T" if _linear_like(instance, path) == "in_out" else f"U_{gate}"
+        else:
+            return None
+    taken = {s for text in maps.values() for s in mapped_sources(text)}
+    if not {f"{w}_{g}" for w in "WU" for g in "ifco"} <= taken:
+        return None
+    return maps, sorted(p for p in eq_params - taken if p.startswith("b"))
+
+
 def _elman(instance: torch.nn.Module, eq: Equation, sizes: Mapping[str, int]):
     """--param maps of an Elman cell (rnn.elman_step: W_x, W_h, b_h) by shape at the probe's distinct sizes:
-    a (d_h, d_e) weight is W_x, the (d_h, d_h) one W_h, stored (out, in) as W_x is, a d_h vector b_h; a
-    second d_h vector (torch's bias_hh) is zeroed (_SECOND_BIAS). A cell whose W_x is (d_e, d_h) (x @ W) is
-    not bound: its square W_h would be (in, out) too, which no --param can write. None then, and where the
-    equation is not the Elman step or a parameter has another shape."""
+    a (d_h, d_e) weight is W_x, the (d_h, d_h) one W_h, held as the code multiplies by it (``h @ W``: W_h.T)
+    or else as W_x is, a d_h vector b_h; a second d_h vector (torch's bias_hh) is zeroed (_SECOND_BIAS). A
+    cell whose W_x is (d_e, d_h) and whose code does not say how it uses W_h is not bound. None then, and
+    where the equation is not the Elman step or a parameter has another shape."""
     eq_params = {d.ascii for d in eq.params if not d.is_scalar}
     if eq_params != {"W_x", "W_h", "b_h"} or "d_h" not in sizes:
         return None
     d_e, d_h = sizes["d_e"], sizes["d_h"]
     named = dict(instance.named_parameters())
     # W_x's shape says how the module stores its weights ((out, in): W x, or (in, out): x @ W); the square
-    # W_h, which no shape can orient, is stored the same way
+    # W_h, which no shape can orient, as its code uses it, or else the same way
     out_in = next(
         (tuple(p.shape) == (d_h, d_e) for p in named.values() if p.dim() == 2 and d_e in p.shape), None
     )
@@ -606,10 +652,11 @@ def _elman(instance: torch.nn.Module, eq: Equation, sizes: Mapping[str, int]):
         shape = tuple(p.shape)
         if shape == (d_h,):
             maps[path] = "0" if "b_h" in maps.values() else "b_h"
-        elif shape == (d_h, d_h) and "W_h" not in maps.values():
-            if not out_in:  # the square W_h stored (in, out): no layout says so (``-> d_h d_h`` reads as is)
-                return None
-            maps[path] = "W_h"
+        elif shape == (d_h, d_h) and not {"W_h", "W_h.T"} & set(maps.values()):
+            side = _linear_like(instance, path)  # what the code says of the square one, else W_x's way
+            if side == "in_out?" and not out_in:
+                return None  # (in, out) like W_x, or not: the code does not say, and no shape can
+            maps[path] = "W_h.T" if side == "in_out" else "W_h"
         elif shape in ((d_h, d_e), (d_e, d_h)):
             maps[path] = "W_x" if out_in else "W_x -> d_e d_h"
         else:
@@ -676,7 +723,8 @@ def _cross(text: str, eq_params: set[str]) -> str | None:
 
 
 def _fills(text: str, eq_params: set[str]) -> bool:
-    return all(s.strip() in eq_params for s in text.split("->")[0].split(","))
+    sources = mapped_sources(text)  # none for "0" and "keep": those fill nothing
+    return bool(sources) and all(s in eq_params for s in sources)
 
 
 def _eps_of(instance: torch.nn.Module) -> float | None:
@@ -696,13 +744,13 @@ def _eps_of(instance: torch.nn.Module) -> float | None:
 def infer_module(
     cls, eq: Equation, *, fixed=None, derive=None, label: str = "the target", mask=None, init=None
 ):
-    """The binding of an nn.Module class to ``eq``: its constructor arguments (unless ``init`` gives them: a
-    config object, say), ties and constants, its parameters' maps (names and module types: nn.Linear's
-    (out, in), Conv1D's (in, out), fused q/k/v, per-layer containers), the spec parameters it lacks
-    (absent), and its forward's layout."""
+    """The binding of an nn.Module class to ``eq``: its constructor arguments (those ``init`` leaves out
+    and needs: a user gives a config object, say, or a size no equation names), ties and constants, its
+    parameters' maps (names and module types: nn.Linear's (out, in), Conv1D's (in, out), fused q/k/v,
+    per-layer containers), the spec parameters it lacks (absent), and its forward's layout."""
     from ..targets import _home, init_value
 
-    init = dict(init) if init is not None else init_args(cls, eq)
+    init = init_args(cls, eq) if init is None else {**init_args(cls, eq, only=_required(cls, init)), **init}
     ties = {**_derive(eq, init, fixed), **dict(derive or {})}
     sizes = probe_sizes(eq, fixed, ties)[0]
     try:
@@ -723,7 +771,12 @@ def infer_module(
     eps = _eps_of(instance)  # also where the equation has none: its eps variants are then tried with it
     if eps is not None:
         constants["eps"] = eps
-    gates = _gate_stacks(instance, eq, sizes) or _elman(instance, eq, sizes) or _torch_gru(instance, eq)
+    gates = (
+        _gate_stacks(instance, eq, sizes)
+        or _per_gate(instance, eq, sizes)
+        or _elman(instance, eq, sizes)
+        or _torch_gru(instance, eq)
+    )
     params, untaken = gates if gates is not None else _params_of(instance, eq, sizes)
     zeroed = [path for path, text in params.items() if text == "0"]
     if zeroed:
@@ -786,6 +839,9 @@ def _batch_first(module: torch.nn.Module) -> bool | None:
         return own
     inner = {m.batch_first for m in module.modules() if isinstance(m, _BATCH_FIRST_MODULES)
              and isinstance(getattr(m, "batch_first", None), bool)}  # fmt: skip
+    if not inner:  # no torch layer says: a Python loop over the tokens may (d2l's ``for X in inputs``)
+        axis = stepped_axis(type(module).forward)
+        return None if axis is None else axis == 1
     if len(inner) != 1:
         return None
     for cls in {type(m) for m in module.modules() if type(m).__module__.split(".")[0] != "torch"}:
