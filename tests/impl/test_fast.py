@@ -176,6 +176,25 @@ def test_blocks_equal_the_readable_ones(form, eps, activation, masked):
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("activation", ["gelu", "gelu_tanh", "relu"])
+def test_the_ffn_activation_is_in_place_only_where_autograd_records_nothing(activation):
+    from lmspec.impl.activation import activation_function
+
+    x = _randn(_gen(7), 5, 11)
+    want = activation_function(activation)(x)
+    y = x.clone()
+    assert fast._activate(y, activation) is y and torch.equal(y, want)  # in place: no second tensor
+    leaf = x.clone().requires_grad_(True)
+    z = leaf * 1.0  # a product autograd records, as the FFN's addmm is under training
+    out = fast._activate(z, activation)
+    assert out is not z and torch.equal(out, want) and torch.equal(z, leaf)  # its input kept for backward
+    (grad,) = torch.autograd.grad(out.sum(), leaf)
+    (ref,) = torch.autograd.grad(activation_function(activation)(leaf).sum(), leaf)
+    torch.testing.assert_close(grad, ref, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="unknown activation 'swish'"):
+        fast._activate(x.clone(), "swish")
+
+
 @pytest.mark.parametrize("eps", [0.0, 1e-5])
 def test_gpt2_forward_equals_the_readable_one(eps):
     gen = _gen(7)
