@@ -393,11 +393,64 @@ def source(prog: Program, precision: str = "float64") -> str:
     settings = {"fully_qualified_modules": True, "allow_unknown_functions": True, "order": "none"}
     printer = PythonCodePrinter(settings) if precision == "float64" else MpmathPrinter(settings)
     printer.known_functions["LineMax"] = printer.known_functions["Max"]  # Max, kept unevaluated (spec/ops)
+    if precision == "float64":
+        printer = _FloatPrinter(printer)
     called: dict[str, Subprogram] = {}
     _collect_calls(prog, called)
     parts = [_function_source(sub.name, sub.program, printer, precision) for sub in called.values()]
     parts.append(_function_source("oracle", prog, printer, precision))
     return "\n".join(parts)
+
+
+class _FloatPrinter:
+    """The float64 oracle's printer: sums, products, powers, numbers, names and the elementary functions —
+    nearly every node of a program — printed directly and fully parenthesised, anything else (Piecewise,
+    relations, Max, Rsqrt0, …) by SymPy's PythonCodePrinter. SymPy's printer orders each sum's terms,
+    weighs every node's precedence and turns products into fractions; that was a fifth of an oracle's
+    compile time. The value is the same up to the rounding of reassociated float operations (1e-16
+    relative), which the oracle's own checks against the generated code and impl/ would show."""
+
+    #: one-argument functions printed as ``math.NAME(x)`` (the oracle's ``math`` guards exp, log, sqrt)
+    FUNCTIONS = frozenset({"exp", "log", "tanh", "sin", "cos", "erf", "sqrt", "sinh", "cosh", "atan"})
+    #: deeper expressions go to SymPy's printer (Python's parser refuses ~200 nested parentheses)
+    DEPTH = 60
+
+    def __init__(self, fallback: PythonCodePrinter) -> None:
+        self.fallback = fallback
+
+    def doprint(self, expr) -> str:
+        try:
+            return self._print(expr, 0)
+        except RecursionError:
+            return self.fallback.doprint(expr)
+
+    def _print(self, e, depth: int) -> str:
+        if e.is_Symbol:
+            return e.name
+        if depth > self.DEPTH:
+            return f"({self.fallback.doprint(e)})"
+        if e.is_Integer:
+            return f"({int(e)})"
+        if e.is_Rational:
+            return f"({e.p}/{e.q})"
+        if e.is_Float:
+            return f"({float(e)!r})"
+        cls = type(e)
+        if cls is sp.Add or cls is sp.Mul:
+            joined = (" + " if cls is sp.Add else "*").join(self._print(a, depth + 1) for a in e.args)
+            return f"({joined})"
+        if cls is sp.Pow and e.exp.is_Rational:
+            base = self._print(e.base, depth + 1)
+            if e.exp.is_Integer:
+                n = int(e.exp)
+                return f"({base}**{n})" if n >= 0 else f"(1/{base}**{-n})"
+            if e.exp == sp.S.Half:
+                return f"math.sqrt({base})"
+            if e.exp == -sp.S.Half:
+                return f"(1/math.sqrt({base}))"
+        if isinstance(e, sp.Function) and cls.__name__ in self.FUNCTIONS and len(e.args) == 1:
+            return f"math.{cls.__name__}({self._print(e.args[0], depth + 1)})"
+        return f"({self.fallback.doprint(e)})"
 
 
 def _collect_calls(prog: Program, into: dict[str, Subprogram]) -> None:

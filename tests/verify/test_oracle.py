@@ -144,3 +144,29 @@ def test_size_value_evaluates_axis_expressions_by_name():
     assert size_value(sp.Integer(7), {}) == 7
     with pytest.raises(TypeError):
         size_value("M*d_v", sizes)  # d_v is not given: as int(expr.subs(...)) would
+
+
+def test_the_float_printer_prints_what_sympys_printer_prints():
+    """The oracle's direct printer (sums, products, powers, numbers, elementary functions) and SymPy's
+    PythonCodePrinter, which it falls back to for anything else, give the same values."""
+    from sympy.printing.pycode import PythonCodePrinter
+
+    from lmspec.verify.oracle import _FloatPrinter
+
+    x, y, z = sp.symbols("x y z", real=True)
+    deep = x
+    for k in range(80):  # deeper than the direct printer goes: the rest falls back
+        deep = sp.tanh(deep + k)
+    exprs = [
+        x + y * z, x**-2 * y, sp.sqrt(x + 2), 1 / sp.sqrt(y + 3), sp.exp(-x / 2) * sp.Rational(3, 7),
+        sp.Float("0.044715") * x**3, sp.Piecewise((x, x > y), (-y, True)), LineMax(x, y, z) - z,
+        sp.erf(x / sp.sqrt(2)), sp.log(y + 4) - sp.pi, -x, sp.Add(x, 0, y, evaluate=False), deep,
+    ]  # fmt: skip
+    plain = PythonCodePrinter({"fully_qualified_modules": True, "allow_unknown_functions": True})
+    plain.known_functions["LineMax"] = plain.known_functions["Max"]
+    fast = _FloatPrinter(plain)
+    env = {"math": math, "x": 0.37, "y": -1.25, "z": 2.5}
+    for e in exprs:
+        want = eval(plain.doprint(e), dict(env))
+        assert eval(fast.doprint(e), dict(env)) == pytest.approx(want, rel=1e-15, abs=1e-15), e
+    assert fast.doprint(x * y + 1) == "((1) + (x*y))" or fast.doprint(x * y + 1) == "((x*y) + (1))"
