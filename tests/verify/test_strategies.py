@@ -223,3 +223,10 @@ def test_the_runners_shortcuts_draw_the_same_examples_from_prngs_seeded_the_same
     assert hypothesis.core.deterministic_PRNG is own
     assert (random.getstate(), np.random.get_state()[1].tolist()) == after
     assert len({str(x) for x in expected[::2]}) == 12  # twelve different examples, not one
+
+
+def test_a_variant_draws_its_base_equations_sizes_so_their_callees_are_expanded_once():
+    """transformer.block_pre_ln[eps] has the base's axes and constraints: the same size tuples, so the
+    attention and FFN both blocks call are one expansion per sizes (verify/oracle.py's _subprogram)."""
+    base, variant = spec.get("transformer.block_pre_ln"), spec.get("transformer.block_pre_ln[eps]")
+    assert size_tuples(variant, 3, 0) == size_tuples(base, 3, 0)
