@@ -970,7 +970,7 @@ def test_a_square_weight_is_oriented_by_how_the_code_multiplies_by_it():
     for cell in (_RowsRNNCell, _MixedRNNCell):
         report = audit(cell, "rnn.elman_step", profile="quick")
         assert report.verdict == "pass", report.summary
-    with pytest.raises(AuditError, match=r"module.s W_hh hold: map them with --param"):
+    with pytest.raises(AuditError, match=r"W_hh is W_h, square, .* --param W_hh=W_h.T where it is stored"):
         explain(_SilentRNNCell, "rnn.elman_step")
     written = {"W_xh": "W_x -> d_e d_h", "W_hh": "W_h.T", "b_h": "b_h"}  # by hand, the same
     report = audit(_SilentRNNCell, "rnn.elman_step", params=written, **_ELMAN_BINDING, profile="quick")

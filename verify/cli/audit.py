@@ -90,7 +90,10 @@ def audit_command(
     param: list[str] = typer.Option(
         None,
         "--param",
-        help="nn.Module: 'path=SPEC -> axes', e.g. 'q.weight=W_Q -> (M d_k) d_e', or path=0.",
+        help=(
+            "nn.Module: 'path=SPEC -> axes', e.g. 'q.weight=W_Q -> (M d_k) d_e'; path=0; -W_z negated, "
+            "W_h.T transposed."
+        ),
     ),
     absent: list[str] = typer.Option(
         None, "--absent", help="nn.Module: spec parameters it does not have, e.g. b_Q,b_K,b_V (held at 0)."

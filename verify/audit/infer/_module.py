@@ -654,8 +654,12 @@ def _elman(instance: torch.nn.Module, eq: Equation, sizes: Mapping[str, int]):
             maps[path] = "0" if "b_h" in maps.values() else "b_h"
         elif shape == (d_h, d_h) and not {"W_h", "W_h.T"} & set(maps.values()):
             side = _linear_like(instance, path)  # what the code says of the square one, else W_x's way
-            if side == "in_out?" and not out_in:
-                return None  # (in, out) like W_x, or not: the code does not say, and no shape can
+            if side == "in_out?" and not out_in:  # (in, out) like W_x, or not: the code does not say
+                raise InferenceError(
+                    f"the module's {path} is W_h, square, and its code does not show how it multiplies by "
+                    f"it (x @ W or W @ x): map it with --param {path}=W_h.T where it is stored (in, out) "
+                    f"like its input weight, or --param {path}=W_h where (out, in) (docs/audit.md, Modules)"
+                )
             maps[path] = "W_h.T" if side == "in_out" else "W_h"
         elif shape in ((d_h, d_e), (d_e, d_h)):
             maps[path] = "W_x" if out_in else "W_x -> d_e d_h"
