@@ -1293,3 +1293,57 @@ def test_an_init_given_for_one_argument_leaves_the_others_to_inference():
     report = audit(_TaggedCell, "rnn.elman_step", init={"tag_count": "3"}, profile="quick")
     assert report.verdict == "pass", report.summary
     assert report.inferred["init"] == {"input_size": "d_e", "hidden_size": "d_h", "tag_count": "3"}
+
+
+class _WideHeadsAttention(torch.nn.Module):
+    """Peter Bloem's "transformers from scratch" attention: every head as wide as the model (d_k = d_e), q
+    and k each scaled by k^(1/4)."""
+
+    def __init__(self, k, heads=8):
+        super().__init__()
+        self.k, self.heads = k, heads
+        self.tokeys = torch.nn.Linear(k, k * heads, bias=False)
+        self.toqueries = torch.nn.Linear(k, k * heads, bias=False)
+        self.tovalues = torch.nn.Linear(k, k * heads, bias=False)
+        self.unifyheads = torch.nn.Linear(heads * k, k)
+
+    def forward(self, x):
+        b, t, k = x.size()
+        h = self.heads
+        queries = self.toqueries(x).view(b, t, h, k).transpose(1, 2).reshape(b * h, t, k)
+        keys = self.tokeys(x).view(b, t, h, k).transpose(1, 2).reshape(b * h, t, k)
+        values = self.tovalues(x).view(b, t, h, k).transpose(1, 2).reshape(b * h, t, k)
+        dot = torch.bmm(queries / k ** (1 / 4), (keys / self.key_scale(k)).transpose(1, 2))
+        out = torch.bmm(F.softmax(dot, dim=2), values).view(b, h, t, k)
+        return self.unifyheads(out.transpose(1, 2).reshape(b, t, h * k))
+
+    def key_scale(self, k):
+        return k ** (1 / 4)
+
+
+class _WideHeadsHalfScaled(_WideHeadsAttention):
+    """A bug: the keys left unscaled, so the scores are divided by k^(1/4), not √k."""
+
+    def key_scale(self, k):
+        return 1.0
+
+
+def test_heads_as_wide_as_the_model_are_read_from_the_projections_shapes():
+    """``nn.Linear(k, k * heads)``: M·d_e rows where d_e = M·d_k was assumed, so d_k = d_v = d_e (``--init
+    k=d_e`` says what ``k`` is; ``heads`` is still read as M). A fused q/k/v projection's 3·d_e never reads
+    as wide (M ≥ 4 at the probe). The same binding fails a module that scales only the queries."""
+    inferred = explain_module(_WideHeadsAttention, "attention.multi_head", init={"k": "d_e"})
+    assert inferred.derive == {"d_k": "d_e", "d_v": "d_e"} and inferred.init == {"heads": "M", "k": "d_e"}
+    assert (
+        audit(_WideHeadsAttention, "attention.multi_head", init={"k": "d_e"}, profile="quick").verdict
+        == "pass"
+    )
+    report = audit(_WideHeadsHalfScaled, "attention.multi_head", init={"k": "d_e"}, profile="quick")
+    assert report.verdict == "fail" and report.inferred["derive"] == {"d_k": "d_e", "d_v": "d_e"}
+
+
+def explain_module(cls, as_: str, init: dict):
+    """infer_module with a partial --init (``explain`` takes none)."""
+    from lmspec.verify.audit.infer import infer_module
+
+    return infer_module(cls, spec.get(as_), init=init)

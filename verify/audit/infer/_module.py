@@ -114,14 +114,12 @@ def init_args(cls: type, eq: Equation, only: set[str] | None = None) -> dict[str
     return init
 
 
-def _required(cls: type, given: Mapping[str, object]) -> set[str]:
-    """The constructor's required arguments that ``given`` (a user's --init) leaves out: inferred by name
-    (``--init output_size=5`` beside an input_size and hidden_size read as d_e and d_h); the optional ones
-    keep their defaults, as the user's --init implies."""
-    required = [p for p in _constructor_parameters(cls) if p.default is inspect.Parameter.empty]
-    return {
-        p.name for p in required if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name not in given
-    }
+def _not_given(cls: type, given: Mapping[str, object]) -> set[str]:
+    """The constructor's arguments that ``given`` (a user's --init) leaves out: inferred by name, as with no
+    --init at all (``--init k=d_e`` beside a ``heads`` read as M); a required one no name explains is an
+    error that says to give it too."""
+    varargs = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    return {p.name for p in _constructor_parameters(cls) if p.kind not in varargs and p.name not in given}
 
 
 def _constructor_parameters(cls: type) -> list[inspect.Parameter]:
@@ -255,6 +253,18 @@ def _derive(eq: Equation, init: Mapping[str, str], fixed) -> dict[str, str]:
         if "d_v" in eq.axes:
             derive["d_v"] = "d_k"
     return derive
+
+
+def _wide_heads(instance: torch.nn.Module, eq: Equation, sizes: Mapping[str, int], derive) -> bool:
+    """Whether a multi-head attention built from d_e and M gives every head d_e dimensions of its own (Peter
+    Bloem's "transformers from scratch": ``nn.Linear(k, k * heads)``) rather than d_e / M: a projection
+    weight with M·d_e rows or columns at the probe's sizes, where d_e = M·d_k was assumed. Only for the
+    attention equations (a block's d_f could take that width), where the user ties no size, and where M·d_e
+    cannot be a fused projection's 2·d_e (k and v) or 3·d_e (q, k and v): M ≥ 4 at the probe."""
+    if derive or "d_f" in eq.axes or not {"d_e", "M", "d_k"} <= set(sizes) or sizes["M"] < 4:
+        return False
+    wide = sizes["M"] * sizes["d_e"]
+    return any(p.dim() == 2 and wide in p.shape for p in instance.parameters())
 
 
 def _scope(segments: list[str]) -> str | None:
@@ -754,17 +764,26 @@ def infer_module(
     per-layer containers), the spec parameters it lacks (absent), and its forward's layout."""
     from ..targets import _home, init_value
 
-    init = init_args(cls, eq) if init is None else {**init_args(cls, eq, only=_required(cls, init)), **init}
+    init = init_args(cls, eq) if init is None else {**init_args(cls, eq, only=_not_given(cls, init)), **init}
     ties = {**_derive(eq, init, fixed), **dict(derive or {})}
+
+    def build(sizes: Mapping[str, int]) -> torch.nn.Module:
+        try:
+            return cls(**{k: init_value(k, v, sizes, _home(cls)) for k, v in init.items()}).double().eval()
+        except Exception as exc:  # noqa: BLE001 - a setup problem: say what was tried
+            call = ", ".join(f"{k}={v}" for k, v in init.items())
+            raise InferenceError(
+                f"{label}: building {cls.__name__}({call}) raised {type(exc).__name__}: {exc}"
+            ) from None
+
     sizes = probe_sizes(eq, fixed, ties)[0]
-    try:
-        instance = cls(**{k: init_value(k, v, sizes, _home(cls)) for k, v in init.items()}).double().eval()
-    except Exception as exc:  # noqa: BLE001 - a setup problem: say what was tried
-        call = ", ".join(f"{k}={v}" for k, v in init.items())
-        raise InferenceError(
-            f"{label}: building {cls.__name__}({call}) raised {type(exc).__name__}: {exc}"
-        ) from None
+    instance = build(sizes)
     notes = []
+    if _wide_heads(instance, eq, sizes, derive):  # Bloem's heads: each as wide as the model, d_k = d_e
+        ties = {**{k: v for k, v in ties.items() if k not in ("d_e", "d_v")}, "d_k": "d_e", "d_v": "d_e"}
+        sizes = probe_sizes(eq, fixed, ties)[0]
+        instance = build(sizes)
+        notes.append("each head is d_e wide, d_k = d_v = d_e (read from the projections' shapes: M·d_e rows)")
     if "d_f" in eq.axes and "d_f" not in init.values() and "d_f" not in ties:
         for factor in (4, 2, 8, 1):
             if any(factor * sizes["d_e"] in tuple(p.shape) for p in instance.parameters()) and factor != 1:
