@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import ZooCase
+from .masks import ViTAttention
 
 
 class ScaledDotProduct(nn.Module):
@@ -65,22 +66,12 @@ class HeadsNotMovedAttention(MultiHeadedAttention):
         return x.contiguous().view(batch_size, -1, self.h * self.d_k)
 
 
-class Attention(nn.Module):
-    """timm's ViT attention: one fused qkv Linear (no biases by default), heads split by reshape/permute."""
+class Attention(ViTAttention):
+    """timm's ViT attention (the forward in zoo.masks): one fused qkv Linear, heads split by reshape/permute;
+    timm's own default, no q/k/v biases."""
 
     def __init__(self, dim, num_heads=8, qkv_bias=False):
-        super().__init__()
-        self.num_heads = num_heads
-        self.scale = (dim // num_heads) ** -0.5
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x):
-        B, N, C = x.shape
-        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)
-        attn = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)
-        return self.proj((attn @ v).transpose(1, 2).reshape(B, N, C))
+        super().__init__(dim, num_heads, qkv_bias)
 
 
 class Mlp(nn.Module):
