@@ -200,9 +200,10 @@ def _sdp_variants(eq: Equation) -> Equation:
 
 
 # --- attention.multi_head (28) and attention.cross share every step but their inputs ---------------
-def _heads(Hq, n_q, Hkv, n_kv, mask, scale, fully_masked, bias):
+def _heads(Hq, n_q, Hkv, n_kv, mask, scale, fully_masked, bias, output=True):
     """Parameters, intermediates and definitions of multi-head attention: queries from the columns of
-    ``Hq`` (n_q tokens), keys and values from those of ``Hkv`` (n_kv tokens)."""
+    ``Hq`` (n_q tokens), keys and values from those of ``Hkv`` (n_kv tokens). Without ``output`` there is no
+    W_O and no b_O: A is the heads side by side, ``Pᵀ`` (its width M·d_v is then d_e)."""
     W_Q, b_Q, W_K, b_K, W_V, b_V = _head_params(bias)
     W_O = tensor("W_O", (M * d_v, d_e), meaning="output projection")
     b_O = tensor("b_O", (d_e,), meaning="output bias")
@@ -213,23 +214,26 @@ def _heads(Hq, n_q, Hkv, n_kv, mask, scale, fully_masked, bias):
     P = tensor("P_cat", (n_q, M * d_v), tex="P", meaning="heads side by side")
     A = tensor("A", (d_e, n_q), meaning="attention output, one column per (query) token")
     scores = _scores(Q[m], K[m], scale)
-    out = T(mul(P, W_O))
-    params = [p for p in (W_Q, b_Q, W_K, b_K, W_V, b_V, W_O) if p is not None]
+    out = T(mul(P, W_O)) if output else T(P)
+    params = [p for p in (W_Q, b_Q, W_K, b_K, W_V, b_V, W_O if output else None) if p is not None]
     bindings = [
         (Q[m], _project(Hq, n_q, W_Q, b_Q)),
         (K[m], _project(Hkv, n_kv, W_K, b_K)),
         (V[m], _project(Hkv, n_kv, W_V, b_V)),
         (P_m[m], mul(Softmax(add(scores, mask) if mask is not None else scores, "rows", fully_masked), V[m])),
         (P, HeadConcat(P_m[m], m, M)),
-        (A, add(out, mul(b_O, T(Ones(n_q)))) if bias else out),
+        (A, add(out, mul(b_O, T(Ones(n_q)))) if bias and output else out),
     ]
-    return (*params, *((b_O,) if bias else ())), (Q, K, V, P_m, P, A), bindings, A
+    return (*params, *((b_O,) if bias and output else ())), (Q, K, V, P_m, P, A), bindings, A
 
 
-def multi_head(scale: sp.Expr = 1 / sp.sqrt(d_k), fully_masked: str = "zero", bias: bool = True) -> Equation:
+def multi_head(
+    scale: sp.Expr = 1 / sp.sqrt(d_k), fully_masked: str = "zero", bias: bool = True, output: bool = True
+) -> Equation:
     H = tensor("H", (d_e, n), meaning="hidden states, one column per token")
     S = tensor("S", (n, n), Kind.ADDITIVE_MASK, meaning="additive mask (causal, padding or 0)")
-    params, intermediates, bindings, A = _heads(H, n, H, n, S, scale, fully_masked, bias)
+    params, intermediates, bindings, A = _heads(H, n, H, n, S, scale, fully_masked, bias, output)
+    projected = (Invariant("heads_concat", {}), Invariant("single_head", {})) if output else ()
     return Equation(
         "attention.multi_head",
         "Multi-head attention",
@@ -244,9 +248,9 @@ def multi_head(scale: sp.Expr = 1 / sp.sqrt(d_k), fully_masked: str = "zero", bi
             Invariant(
                 "permutation_equivariance", {"mask": "S", "tokens": {"H": 1}, "output_tokens": {"A": 1}}
             ),
-            Invariant("heads_concat", {}),
-            Invariant("single_head", {}),
+            *projected,
         ),
+        constraints=() if output else (sp.Eq(d_e, M * d_v),),
         notes="Equation (28). P = [P_1, …, P_M] ∈ ℝ^{n×M d_v} puts the heads side by side; "
         "A = (P W_O)ᵀ + b_O 1_nᵀ returns to columns. Phuong & Hutter call M 'H' and d_k 'd_attn'.",
     )
@@ -276,6 +280,13 @@ def _mha_variants(eq: Equation) -> Equation:
         {"fully_masked": "nan"},
     )
     eq.add_variant("no_bias", build, "ζ = 0: no biases in the projections or the output", {"bias": False})
+    eq.add_variant(
+        "no_output_projection",
+        build,
+        "no W_O and no b_O: the heads side by side, A = Pᵀ, with d_e = M·d_v (Hugging Face's "
+        "BertSelfAttention, whose projection is BertSelfOutput's dense)",
+        {"output": False},
+    )
     return eq
 
 

@@ -5,7 +5,7 @@ The store of registered equations is spec/registry.py; the catalogue (the famili
 """
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
 
@@ -525,6 +525,15 @@ class Equation:
 
     def variants(self) -> dict[str, "Equation"]:
         return {k: self.variant(k) for k in self._variants}
+
+    def variant_without(self, params: Iterable[str]) -> str | None:
+        """The name of the variant that is this equation without exactly the parameters ``params`` (ascii
+        names: ``W_O, b_O`` → ``no_output_projection``), or None: code that lacks them computes that
+        variant, never the equation with them held at 0."""
+        lacking, own = set(params), {d.ascii for d in self.params}
+        return next(
+            (k for k, v in self.variants().items() if own - {d.ascii for d in v.params} == lacking), None
+        )
 
     def __repr__(self) -> str:
         return f"Equation({self.id!r})"

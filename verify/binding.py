@@ -405,7 +405,7 @@ class ImplBinding:
             for lay, path in zip(self.outputs, paths, strict=True):
                 value = result
                 for i in path:
-                    if not isinstance(value, (tuple, list)) or i >= len(value):
+                    if not isinstance(value, (tuple, list)) or not -len(value) <= i < len(value):
                         raise ShapeMismatch(
                             f"{who(self.fn)} returned {_structure(result)}, its binding reads "
                             f"{lay.param} at {list(path)}",

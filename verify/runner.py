@@ -327,7 +327,10 @@ def checks_for(
     tol = setting.tol
     subject: Target | None = target
     bind_error: Exception | None = None
-    if subject is None:
+    unimplemented = target is None and not _implements_variant(eq)
+    if unimplemented:  # a variant impl/ does not implement: its properties are held on the generated code
+        subject = generated
+    elif subject is None:
         try:
             subject = ImplTarget(eq)
         except Exception as exc:  # noqa: BLE001 - reported as a failed check
@@ -363,6 +366,8 @@ def checks_for(
         ),
         Check(eq, "impl=generated", "impl", compare_run("impl=generated", subject, generated, "large")),
     ]
+    if unimplemented:
+        out = [out[1]]
     for prop, options in properties_of(eq):
 
         def run(data, record: dict, prop=prop, options=options) -> None:
@@ -371,10 +376,21 @@ def checks_for(
             ex = _draw(data, eq, small, record, setting, examples["small"])
             prop.check(eq, subject, ex, data, options, tol)
 
-        out.append(Check(eq, f"property:{prop.name}", "impl", run))
-    if target is None:  # impl/'s other implementations of the equation (a fast path) face the same checks
+        out.append(Check(eq, f"property:{prop.name}", subject.name if unimplemented else "impl", run))
+    if target is None and not unimplemented:  # impl/'s other implementations (a fast path): the same checks
         out += named_implementation_checks(eq, profile, seed, setting)
     return out
+
+
+def _implements_variant(eq: Equation) -> bool:
+    """Whether impl/'s readable implementation computes ``eq``: a base equation, or a variant its
+    ``@implements(…, variants=…)`` declares (the others are the tutorial's forms with an option changed,
+    which the generated code computes: ``checks_for`` holds their properties on it)."""
+    from ..impl._registry import variant_options
+
+    if eq.variant_of is None:
+        return True
+    return variant_options(eq.variant_of, eq.id.split("[", 1)[1].rstrip("]")) is not None
 
 
 def named_implementation_checks(

@@ -82,8 +82,9 @@ def _size_tuples(
         lo, hi = COMPOSITE
     rng = random.Random(f"{eq.variant_of or eq.id}/{seed}/{scale}")
     fixed, derive = dict(fixed_items), dict(derive_items)
+    dependent = {c.lhs.name for c in eq.equalities}  # a derive may restate one (checked on every draw)
     for a in (*fixed, *derive):
-        if a not in eq.free_axes:
+        if a not in eq.free_axes and not (a in derive and a in dependent):
             raise SpecError(
                 f"{eq.id}: cannot fix or derive the size {a!r}: the free axes are {', '.join(eq.free_axes)}"
             )
@@ -102,7 +103,8 @@ def _size_tuples(
             if sizes is not None:
                 break
         else:
-            raise SpecError(f"{eq.id}: no sizes in [{lo}, {hi}] meet the constraints {eq.constraints}")
+            ties = f" and the ties {', '.join(f'{a}={e}' for a, e in derive.items())}" if derive else ""
+            raise SpecError(f"{eq.id}: no sizes in [{lo}, {hi}] meet the constraints {eq.constraints}{ties}")
         tuples.append(tuple(sizes.items()))
     return tuple(tuples)
 
@@ -140,7 +142,9 @@ def _draw_sizes(eq, free, pin, lo, hi, scale, rng, derive=None) -> dict[str, int
         sizes[a] = int(value)
     subs = size_subs(sizes)
     for c in eq.equalities:
-        sizes[c.lhs.name] = int(c.rhs.xreplace(subs))
+        value = int(c.rhs.xreplace(subs))
+        if sizes.setdefault(c.lhs.name, value) != value:  # a derive that disagrees with the equation's own
+            return None
     subs = size_subs(sizes)
     if not all(bool(c.xreplace(subs)) for c in eq.inequalities):
         return None

@@ -88,6 +88,18 @@ def test_no_bias_variant_drops_every_bias():
     assert names == {"H", "S", "W_Q", "W_K", "W_V", "W_O"}
 
 
+def test_no_output_projection_variant_is_the_heads_side_by_side():
+    """Hugging Face's BertSelfAttention returns P; its W_O is BertSelfOutput's dense."""
+    mha = spec.get("attention.multi_head")
+    var = mha.variant("no_output_projection")
+    assert {d.name for d in var.params} == {"W_Q", "b_Q", "W_K", "b_K", "W_V", "b_V"}
+    assert [str(c) for c in var.constraints] == ["Eq(d_e, M*d_v)"] and "d_e" not in var.free_axes
+    assert {i.name for i in var.invariants} == {"causal", "permutation_equivariance"}  # no W_O to split
+    assert mha.variant_without(["W_O", "b_O"]) == "no_output_projection"
+    assert mha.variant_without(["b_Q", "b_K", "b_V", "b_O"]) == "no_bias"
+    assert mha.variant_without(["W_O"]) is None  # only exactly a variant's parameters name it
+
+
 def test_mask_fill_variants_hold_the_documented_values():
     causal = spec.get("attention.causal_mask[fill_1e4]")
     assert causal.bindings[0].rhs.fill == -10_000

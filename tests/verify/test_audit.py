@@ -644,6 +644,24 @@ def test_tuple_members_are_symbol_axes_and_results_are_read_by_their_path():
     assert "returned (tensor, tensor), its binding reads return[1][0] at [1, 0]" in shape.message
 
 
+def test_dots_in_the_results_skip_values_and_a_keyword_reaches_kwargs():
+    """``-> _, (..., Y=…)`` reads the last of a tuple whose length varies (transformers' hidden_states, one
+    per layer); ``flag:True`` reaches a target that takes it through ``**kwargs`` (output_hidden_states)."""
+
+    def stages(X, **kwargs):  # the input, then each stage's output: the last is ReLU(X) only when asked
+        assert kwargs == {"output_hidden_states": True}
+        return X, [X * 0] * X.shape[-1] + [X.relu()]
+
+    layout = "X=b n d_e, output_hidden_states:True -> _, (..., Y=b n d_e)"
+    assert audit(stages, "activation.relu", layout=layout, profile="quick").verdict == "pass"
+    first = audit(stages, "activation.relu", layout=layout.replace("(..., Y", "(Y"), profile="quick")
+    assert first.verdict == "fail"  # the first stage is not ReLU(X): what the dots skip is what they say
+    report = audit(stages, "activation.relu", layout=layout.replace("_, (", "..., ..., ("))
+    assert report.verdict == "error" and "'...' may stand once in a tuple" in report.summary
+    report = audit(lambda X: X, "activation.relu", layout="X=b n d_e, flag:True -> Y=b n d_e")
+    assert report.verdict == "error" and "has no parameter 'flag'" in report.summary
+
+
 def test_variants_of_one_builder_combine_and_others_do_not():
     mha = spec.get("attention.multi_head")
     assert mha.combinable("no_bias", "scale_sqrt_d_e")

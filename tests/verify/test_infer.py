@@ -361,19 +361,59 @@ def test_a_transformers_module_is_bound_with_nothing_written(where):
         # the head returns the two logits; the built-in takes their softmax, as the equation's output is
         ("bert.modeling_bert:BertOnlyNSPHead", "bert.nsp_head", "variant", ["returns logits"]),
         ("bert.modeling_bert:BertOnlyMLMHead", "bert.mlm_head[eps]", "variant", ["returns logits"]),
+        # logits where the equation's output is the last hidden state: read from hidden_states[-1]
+        ("gpt2.modeling_gpt2:GPT2LMHeadModel", "gpt2.forward", "variant", ["eps"]),
+        # no output projection (BertSelfOutput's dense is W_O): the variant without W_O, b_O, never a pass
+        ("bert.modeling_bert:BertSelfAttention", "attention.multi_head", "variant", ["no_output_projection"]),
         # the built-in's known difference: nn.Embedding's padding_idx = 0 gives E's [PAD] column no gradient
         ("bert.modeling_bert:BertEmbeddings", "bert.input[eps]", "fail", []),
     ],
 )
 def test_a_transformers_module_audited_with_nothing_written(where, as_, verdict, matched):
     """The verdicts of the built-ins (transformers.BertLayer, transformers.ViTLayer = block_pre_ln[gelu_eps],
-    the MLM head, which returns logits, BertEmbeddings, whose [PAD] column gets no gradient), reached with no
-    binding written."""
+    the MLM head, which returns logits, BertEmbeddings, whose [PAD] column gets no gradient,
+    BertSelfAttention, which leaves W_O to BertSelfOutput), reached with no binding written."""
     report = audit(f"transformers.models.{where}", as_, profile="quick")
     assert (report.verdict, report.matched[:2]) == (verdict, matched), report.summary
     assert report.inferred is not None
     if verdict == "fail":
         assert {c.name for c in report.failures} == {"gradient"}, report.summary
+
+
+def test_a_model_with_a_head_is_read_at_its_last_hidden_state_as_the_command_line_says():
+    """GPT2LMHeadModel returns (logits, past_key_values): neither is gpt2.forward's H_out. Its hidden_states
+    (output_hidden_states=True, through its **kwargs) end with the state after ln_f: the printed layout
+    asks for them and reads the last, whatever the number of layers."""
+    inferred = explain("transformers.models.gpt2.modeling_gpt2:GPT2LMHeadModel", "gpt2.forward")
+    layout = "input_ids:k=b n, output_hidden_states:True -> _, _, (..., H_out=b n d_e)"
+    assert inferred.forward.layout == layout
+    assert inferred.params["transformer.ln_f.weight"] == "alpha_e"
+    assert any(note.startswith("its results hold no output") for note in inferred.forward.notes)
+
+
+def test_the_special_token_warning_of_a_small_vocabulary_is_dropped_while_a_module_is_built():
+    """GPT2Config's bos/eos ids (50256) lie outside the audit's small vocabularies: transformers warns about
+    the sizes lmspec chose, not the code. Only that warning, and only while lmspec builds."""
+    import logging
+
+    from lmspec.verify.audit.targets import quiet_special_token_ids
+
+    log, seen = logging.getLogger("transformers.configuration_utils"), []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    log.addHandler(handler)
+    level = log.level
+    log.setLevel(logging.WARNING)  # whatever verbosity an earlier test left to transformers' logger
+    try:
+        token = "Model config: bos_token_id must be `None` or an integer within the vocabulary (0 to 8)"
+        with quiet_special_token_ids():
+            log.warning(token)
+            log.warning("another warning")
+        log.warning(token)
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+    assert seen == ["another warning", token]
 
 
 def test_bert_heads_and_embeddings_are_mapped_by_shape_where_names_say_nothing():

@@ -54,6 +54,27 @@ def test_fully_masked_rows_under_each_convention():
     ).all()
 
 
+def test_without_an_output_projection_multi_head_is_its_heads_side_by_side():
+    """attention.multi_head[no_output_projection] is the equation with W_O = I (d_e = M·d_v) and b_O = 0."""
+    sizes = {"n": 3, "M": 2, "d_k": 2, "d_v": 3, "d_e": 6}
+    rng = np.random.default_rng(4)
+    mha = spec.get("attention.multi_head")
+    shapes = {
+        "W_Q": (2, 6, 2),
+        "b_Q": (2, 2),
+        "W_K": (2, 6, 2),
+        "b_K": (2, 2),
+        "W_V": (2, 6, 3),
+        "b_V": (2, 3),
+    }
+    ex = {name: rng.normal(size=shape) for name, shape in shapes.items()}
+    ex |= {"H": rng.normal(size=(6, 3)), "S": _causal(3)}
+    heads = Oracle(mha.variant("no_output_projection"))(ex, sizes)["A"]
+    whole = Oracle(mha)({**ex, "W_O": np.eye(6), "b_O": np.zeros(6)}, sizes)["A"]
+    np.testing.assert_allclose(heads, whole, rtol=0, atol=1e-14)
+    assert heads.shape == (6, 3)
+
+
 def test_mpmath_survives_scores_that_overflow_a_naive_softmax():
     # scores of ±1e4: exp overflows in float64 without the max shift; mpmath at 50 digits is ground truth
     eq = spec.get("attention.softmax_rows")

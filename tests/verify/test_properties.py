@@ -52,6 +52,23 @@ def test_the_spec_satisfies_its_own_invariants(eq):
         _holds(eq, OracleTarget(eq), prop, options, max_examples=3)
 
 
+def test_a_variant_impl_does_not_implement_is_held_to_its_properties_on_the_generated_code():
+    """`lmspec verify 'attention.multi_head[no_output_projection]'`: no implementation computes it, so there
+    is nothing to bind and nothing to fail for it; the generated code meets the oracle and the variant's own
+    properties (it has no W_O to split into heads)."""
+    from lmspec.verify.runner import PROFILES, checks_for, run_check
+
+    eq = spec.get("attention.multi_head[no_output_projection]")
+    checks = checks_for(eq, PROFILES["quick"], 0)
+    assert [(c.name, c.target_name) for c in checks] == [
+        ("generated=oracle", "generated"),
+        ("property:causal", "generated"),
+        ("property:permutation_equivariance", "generated"),
+    ]
+    results = [run_check(c, PROFILES["quick"], 0) for c in checks]
+    assert all(r.passed for r in results), [r.message for r in results]
+
+
 def _violates(eq_id, prop_name, change):
     eq = spec.get(eq_id)
     target = Wrapped(GeneratedTarget(eq), change, "broken")

@@ -54,6 +54,19 @@ def test_constraints_give_the_dependent_axes():
         assert sizes["d_e"] == sizes["M"] * sizes["d_k"]
 
 
+def test_a_derive_may_restate_a_dependent_axis_and_draws_keep_to_both():
+    """An audit's ties (d_e = M·d_k, d_v = d_k) meet a variant whose own constraint gives d_e (= M·d_v):
+    sizes agree with both; a derive that can never agree is an error, not a silent override."""
+    var = spec.get("attention.multi_head[no_output_projection]")
+    ties = {"d_e": "M*d_k", "d_v": "d_k"}
+    for sizes in size_tuples(var, 4, 0, derive=ties):
+        assert sizes["d_e"] == sizes["M"] * sizes["d_k"] == sizes["M"] * sizes["d_v"]
+    with pytest.raises(SpecError, match="no sizes in .* meet the constraints"):
+        size_tuples(var, 1, 0, derive={"d_e": "M*d_v + 1"})
+    with pytest.raises(SpecError, match="cannot fix or derive the size 'd_e'"):
+        size_tuples(var, 1, 0, fixed={"d_e": 6})
+
+
 def test_bad_arguments_are_named():
     eq = spec.get("attention.softmax_rows")
     with pytest.raises(SpecError, match="count must be at least 1, found 0"):

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ...spec import Equation, Kind
+from ...spec import Equation, Kind, SpecError
+from .._errors import BindingError
 from ..binding import is_key_mask
 from ..compare import POLICY, Tolerance
 from ..runner import Profile, Setting
@@ -89,8 +90,15 @@ class AuditContext:
         return set(self.pins) | scalars | eps | absent | losses.missing_ok(eq, self.labels)
 
     def target_for(self, eq: Equation, mask: str | None) -> BoundTarget:
-        """The target bound to ``eq`` (the equation or a variant), with the mask convention ``mask``."""
-        target = self._make(eq, mask)
+        """The target bound to ``eq`` (the equation or a variant), with the mask convention ``mask``. A
+        variant whose own constraints cannot meet the audit's ties (``[no_output_projection]``'s
+        d_e = M·d_v beside heads as wide as the model) cannot be bound: a BindingError."""
+        try:
+            target = self._make(eq, mask)
+        except SpecError as exc:
+            if eq.variant_of is None:
+                raise
+            raise BindingError(str(exc)) from None
         if isinstance(target, ModuleTarget):  # built, its parameters mapped, then the spec's all taken
             sizes = self.first_sizes(eq)
             target._check_params(target._instance(sizes), sizes)

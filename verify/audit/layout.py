@@ -11,7 +11,9 @@ otherwise write ``argument:Symbol=axes``. The axes are glossary names of the sym
 ID`` lists them) in the target's order; names before them that are not axes of the equation (``b``, ``h``)
 are batch axes, and ``...`` stands for any number of them; ``(M d_k)`` is one axis holding the two (heads
 side by side). After ``->`` come the returned values in order: ``axes`` or ``Symbol=axes`` (naming which
-output; a subset of the outputs may be returned), and ``_`` for a value the audit ignores. A scalar is ``()``.
+output; a subset of the outputs may be returned), ``_`` for a value the audit ignores and ``...`` for any
+number of them (what follows is counted from the end: ``-> _, (..., H_out=b n d_e)`` reads the last of
+the second value's tuple). A scalar is ``()``.
 
 A module parameter's mapping (``params``)::
 
@@ -113,7 +115,8 @@ def layout_binding(fn, eq: Equation, layout: str, *, mask: str | None = None, sy
     for entry in filter(None, (e.strip() for e in _split(left))):
         if "=" not in entry and ":" in entry:  # a size: "sz:n" passes n to the parameter sz
             arg, _, axis = (x.strip() for x in entry.partition(":"))
-            if arg not in params:
+            # (a keyword its **kwargs takes: transformers' output_hidden_states:True)
+            if arg not in params and not (_takes_kwargs(params) and arg.isidentifier()):
                 raise BindingError(f"{where}: {who(fn)} has no parameter {arg!r} ({', '.join(params)})")
             causal = CAUSAL_SETTING.fullmatch(axis)
             if causal is not None and causal.group(2) not in eq.axes:
@@ -171,13 +174,16 @@ def layout_binding(fn, eq: Equation, layout: str, *, mask: str | None = None, sy
             raise BindingError(f"{where}: parameter {name!r} of {who(fn)} is not in the layout")
     outs: list[PatternLayout] = []
     remaining = [o for o in eq.outputs]
-    flat = _flatten_results(right)
-    nested = any(len(path) > 1 for path, _ in flat)
+    try:
+        flat = _flatten_results(right)
+    except BindingError as exc:
+        raise BindingError(f"{where}: {exc}") from None
+    nested = any(len(path) > 1 or path[0] < 0 for path, _ in flat)
     if nested and len(_split(right)) == 1:  # one tuple returned as it is: "-> (h_t=b d_h, c_t=b d_h)"
         flat = [(path[1:], entry) for path, entry in flat]
     entries = [e for _, e in flat]
     for path, entry in flat:
-        label = f"return{''.join(f'[{i}]' for i in path)}" if len(entries) > 1 else "return"
+        label = f"return{''.join(f'[{i}]' for i in path)}" if len(entries) > 1 or nested else "return"
         if entry == "_":
             outs.append(PatternLayout(None, label, "_", "float", None, False, path=path if nested else None))
             continue
@@ -209,6 +215,10 @@ def layout_binding(fn, eq: Equation, layout: str, *, mask: str | None = None, sy
     return binding, bool(remaining)
 
 
+def _takes_kwargs(params) -> bool:
+    return any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
 def _tuple_members(text: str) -> list[str] | None:
     """The members of a tuple written ``(h_prev=b d_h, c_prev=b d_h)``, or None for axes (``(M d_k) d_e``)."""
     text = text.strip()
@@ -231,14 +241,24 @@ def _depth_closes_early(text: str) -> bool:
 
 def _flatten_results(text: str, path: tuple[int, ...] = ()) -> list[tuple[tuple[int, ...], str]]:
     """Each result entry with its path in the returned value: ``b n d_h, (h_t=b d_h, c_t=b d_h)`` gives
-    ``((0,), 'b n d_h'), ((1, 0), 'h_t=b d_h'), ((1, 1), 'c_t=b d_h')``."""
+    ``((0,), 'b n d_h'), ((1, 0), 'h_t=b d_h'), ((1, 1), 'c_t=b d_h')``. ``...`` stands for any number of
+    values the audit ignores; the entries after it are counted from the end: ``_, (..., H_out=b n d_e)``
+    reads the last of a tuple whose length the sizes set (a transformers model's ``hidden_states``, one
+    per layer and the embeddings: its last is ``hidden_states[-1]``) at ``(1, -1)``."""
+    entries = [e.strip() for e in _split(text)]
+    if entries.count("...") > 1:
+        raise BindingError(f"the results {text!r}: '...' may stand once in a tuple")
+    skip = entries.index("...") if "..." in entries else len(entries)
     out = []
-    for k, entry in enumerate(e.strip() for e in _split(text)):
+    for k, entry in enumerate(entries):
+        if k == skip:
+            continue
+        index = k if k < skip else k - len(entries)
         members = _tuple_members(entry)
         if members is not None and len(path) < 4:
-            out.extend(_flatten_results(", ".join(members), (*path, k)))
+            out.extend(_flatten_results(", ".join(members), (*path, index)))
         else:
-            out.append(((*path, k), entry))
+            out.append(((*path, index), entry))
     return out
 
 

@@ -5,8 +5,10 @@ import builtins
 import dataclasses
 import importlib
 import inspect
+import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -138,10 +140,12 @@ class ModuleTarget(BoundTarget):
             return self.module
         key = tuple(sorted(sizes.items()))
         if key not in self._built:
-            kwargs = {k: init_value(k, v, sizes, _home(self.module)) for k, v in self.init.items()}
+            with quiet_special_token_ids():
+                kwargs = {k: init_value(k, v, sizes, _home(self.module)) for k, v in self.init.items()}
             call = f"{self.name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
             try:
-                mod = self.module(**kwargs)
+                with quiet_special_token_ids():
+                    mod = self.module(**kwargs)
             except Exception as exc:  # a setup problem, the user's to fix: never a verdict
                 raise BindingError(
                     f"cannot build the module: {call} raised {type(exc).__name__}: {exc}; check --init, "
@@ -272,6 +276,26 @@ class _InitNames(Mapping):
         return len({**self.home, **self.sizes})
 
 
+class _SpecialTokenIds(logging.Filter):
+    """Drops transformers' warning that a configuration's special token ids (GPT-2's bos and eos, 50256)
+    lie outside the vocabulary: the audit's sizes make the vocabulary small, so the warning is about the
+    sizes lmspec chose, never about the code audited (no check reads those ids)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "_token_id must be `None` or an integer within the vocabulary" not in record.getMessage()
+
+
+@contextmanager
+def quiet_special_token_ids() -> Iterator[None]:
+    """Build a target's configuration and module without _SpecialTokenIds's warning."""
+    log, drop = logging.getLogger("transformers.configuration_utils"), _SpecialTokenIds()
+    log.addFilter(drop)
+    try:
+        yield
+    finally:
+        log.removeFilter(drop)
+
+
 def init_value(key: str, value, sizes: Mapping[str, int], home: Mapping[str, object] | None = None):
     """The constructor argument ``key`` at these sizes: a string is a Python expression over the axis sizes,
     the target module's names and importable modules (``4*d_e``, ``'gelu'``, ``GPTConfig(n_embd=d_e)``);
@@ -354,13 +378,20 @@ def all_spec_params_taken(target: "ModuleTarget", missing_ok) -> None:
     eq = target.eq
     taken = {src for m in target.params for src in m.sources}
     untaken = [d.ascii for d in eq.params if not d.is_scalar and d.ascii not in taken | set(missing_ok)]
-    if untaken:
-        names = ", ".join(untaken)
-        raise BindingError(
-            f"no --param takes the spec's {names}: map each to a module parameter, or state that "
-            f"{target.name} has no such parameter with --absent {','.join(untaken)} (the reference then "
-            "holds it at 0, and the report says so)"
-        )
+    if not untaken:
+        return
+    variant = eq.variant_without(untaken)
+    audit_as = f"audit it as {eq.id}[{variant}], the equation without them" if variant else ""
+    absent = (
+        f"state that {target.name} has no such parameter with --absent {','.join(untaken)} (the reference "
+        "then holds it at 0, and the report says so)"
+        if variant is None or all(p.startswith("b") for p in untaken)  # a weight held at 0 is no layer
+        else ""
+    )
+    raise BindingError(
+        f"no --param takes the spec's {', '.join(untaken)}: map each to a module parameter, or "
+        + ", or ".join(filter(None, (audit_as, absent)))
+    )
 
 
 def _no_arguments(cls: type, name: str) -> dict:

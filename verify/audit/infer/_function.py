@@ -753,14 +753,6 @@ def _spread(tensors: list[_Slot], chosen: tuple) -> tuple:
     return tuple(out)
 
 
-def _a_variant_lacks(eq: Equation, untaken: list[str]) -> bool:
-    """Whether a named variant of ``eq`` is the equation without exactly these parameters (no_bias): a
-    module lacking them then computes that variant, which the audit names, not the equation."""
-    base = {d.ascii for d in eq.params}
-    variants = (eq.variant(name) for name in eq.variants())
-    return any(base - {d.ascii for d in v.params} == set(untaken) for v in variants)
-
-
 def _shape_of(value) -> str:
     if isinstance(value, tuple | list):
         return "(" + ", ".join(_shape_of(v) for v in value) + ")"

@@ -3,6 +3,7 @@ constants, its parameters' maps (names, module types, stacked gates), and its fo
 """
 
 import ast
+import dataclasses
 import importlib
 import inspect
 import re
@@ -16,7 +17,7 @@ import torch
 from ....spec import Equation
 from ..layout import mapped_sources
 from ._code import _gate_order, _layer_norm_literal, _torch_class, stepped_axis, weight_side
-from ._function import InferenceError, Inferred, _a_variant_lacks, infer_function, probe_sizes
+from ._function import InferenceError, Inferred, infer_function, probe_sizes
 from ._names import (
     _ALL_ROLE_NAMES,
     _ATTENTION_ROLES,
@@ -466,7 +467,7 @@ def _params_of(instance: torch.nn.Module, eq: Equation, sizes=None) -> tuple[dic
         )
     taken = {s for text in maps.values() for s in mapped_sources(text)}
     untaken = [p for p in (d.ascii for d in eq.params if not d.is_scalar) if p not in taken]
-    if any(not p.startswith("b") for p in untaken):
+    if any(not p.startswith("b") for p in untaken) and eq.variant_without(untaken) is None:
         raise InferenceError(
             f"no module parameter takes {', '.join(p for p in untaken if not p.startswith('b'))} of {eq.id}: "
             "map them with --param (docs/audit.md, Modules)"
@@ -762,14 +763,16 @@ def infer_module(
     and needs: a user gives a config object, say, or a size no equation names), ties and constants, its
     parameters' maps (names and module types: nn.Linear's (out, in), Conv1D's (in, out), fused q/k/v,
     per-layer containers), the spec parameters it lacks (absent), and its forward's layout."""
-    from ..targets import _home, init_value
+    from ..targets import _home, init_value, quiet_special_token_ids
 
     init = init_args(cls, eq) if init is None else {**init_args(cls, eq, only=_not_given(cls, init)), **init}
     ties = {**_derive(eq, init, fixed), **dict(derive or {})}
 
     def build(sizes: Mapping[str, int]) -> torch.nn.Module:
         try:
-            return cls(**{k: init_value(k, v, sizes, _home(cls)) for k, v in init.items()}).double().eval()
+            with quiet_special_token_ids():
+                built = cls(**{k: init_value(k, v, sizes, _home(cls)) for k, v in init.items()})
+            return built.double().eval()
         except Exception as exc:  # noqa: BLE001 - a setup problem: say what was tried
             call = ", ".join(f"{k}={v}" for k, v in init.items())
             raise InferenceError(
@@ -809,9 +812,10 @@ def infer_module(
         absent = ["b_U"]  # bias_hh's n-block, zeroed: reset_after's b_U, held at 0 where a form has it
         notes.append("torch's GRU: its update gate is the spec's 1 − z (z-rows negated, -W_z); bias_hh is 0, "
                      "so reset_after's b_U is held at 0 (--absent b_U)")  # fmt: skip
-    elif untaken and _a_variant_lacks(eq, untaken):  # never stated absent: the variant is the finding
+    elif untaken and eq.variant_without(untaken) is not None:
+        # never stated absent: the variant is the finding
         notes.append(f"no module parameter takes {', '.join(untaken)}: the audit names the variant without "
-                     "them, as with a written binding")  # fmt: skip
+                     f"them ({eq.variant_without(untaken)}), as with a written binding")  # fmt: skip
     elif untaken:  # no variant of the equation leaves them out: stated, printed, held at 0
         absent = untaken
         notes.append(f"no module parameter takes {', '.join(untaken)}: held at 0 (--absent)")
@@ -832,17 +836,64 @@ def infer_forward(
     forward.__signature__ = inspect.signature(module.forward)
     forward.__lmspec_source__ = module.forward  # its code says what it returns (_return_names)
     forward.__qualname__ = forward.__name__ = type(module).__name__
-    return infer_function(
-        forward,
-        eq,
-        fixed=fixed,
-        derive=derive,
-        label=label,
-        mask=mask or TORCH_MASKS.get(_torch_class(module)),
-        with_params=False,
-        hf_layer=_transformers_module(module),
-        batch_first=_batch_first(module),
+
+    def infer(fn) -> Inferred:
+        return infer_function(
+            fn,
+            eq,
+            fixed=fixed,
+            derive=derive,
+            label=label,
+            mask=mask or TORCH_MASKS.get(_torch_class(module)),
+            with_params=False,
+            hf_layer=_transformers_module(module),
+            batch_first=_batch_first(module),
+        )
+
+    try:
+        return infer(forward)
+    except InferenceError:
+        hidden = _last_hidden_state(module, eq, forward, infer) if _transformers_module(module) else None
+        if hidden is None:
+            raise
+        return hidden
+
+
+def _last_hidden_state(module: torch.nn.Module, eq: Equation, forward, infer) -> Inferred | None:
+    """A transformers model with a head (``GPT2LMHeadModel``) returns logits; the equation of its body
+    (``gpt2.forward``'s H_out) is its ``hidden_states[-1]``, asked for with ``output_hidden_states=True`` —
+    the last of its hidden states, after the final layer norm where the model has one. The layout reads it
+    from the returned tuple (``-> _, _, (..., H_out=b n d_e)``: ``...`` stands for the earlier layers',
+    whose number the sizes set). Tried only where reading the model's own results found no fit: None where
+    this fails too (the original error stands)."""
+    where: dict[str, int] = {}
+
+    def last_hidden(**kwargs):
+        result = module(**kwargs, output_hidden_states=True)
+        keys = list(result.keys()) if isinstance(result, Mapping) else []
+        if "hidden_states" not in keys:
+            raise TypeError(f"{type(module).__name__} returned no hidden_states")
+        where.update(at=keys.index("hidden_states"), of=len(keys))
+        return result["hidden_states"][-1]
+
+    for name in ("__signature__", "__lmspec_source__", "__qualname__", "__name__"):
+        setattr(last_hidden, name, getattr(forward, name))
+    try:
+        found = infer(last_hidden)
+    except InferenceError:
+        return None
+    inputs, _, returned = found.layout.partition(" -> ")
+    name, sep, axes = returned.partition("=")
+    read = f"{name}={axes}" if sep else f"{eq.outputs[0].ascii}={returned}"
+    results = ["_"] * where["of"]
+    results[where["at"]] = f"(..., {read})"
+    layout = f"{inputs}, output_hidden_states:True -> {', '.join(results)}"
+    note = (
+        "its results hold no output of the equation: read from hidden_states[-1] "
+        "(output_hidden_states=True), "
+        "the last hidden state, after the final layer norm where the model has one"
     )
+    return dataclasses.replace(found, layout=layout, notes=[note, *found.notes])
 
 
 #: torch's modules whose ``batch_first`` says their layout (False: sequence-first, torch's default).
