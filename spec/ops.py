@@ -16,6 +16,7 @@ The printers (spec/printing/) import the operators, never the other way round: a
 
 import sympy as sp
 from sympy.core.symbol import Str
+from sympy.logic.boolalg import BooleanAtom
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from ._errors import SpecError
@@ -124,6 +125,29 @@ class Softmax(SpecOp):
         ratio = sp.exp(get(pos) - top) / sp.Add(*[sp.exp(x - top) for x in line])
         empty = {"zero": sp.S.Zero, "uniform": sp.Integer(1) / size, "nan": sp.nan}[self.fully_masked]
         return sp.Piecewise((empty, sp.Eq(top, -sp.oo)), (ratio, True))
+
+    def _explicit(self, explicit):
+        """The entries at concrete sizes, as ``_entry`` gives them, with each line's maximum, exponentials
+        and normaliser built (and named by ``explicit``) once per line instead of once per entry: a line
+        of n entries costs n exponentials, not n²."""
+        X = explicit(self.arg)
+        lines = X if self.axis == "rows" else X.T
+        rows, cols = lines.shape
+        raw = [LineMax(*lines[i, :]) if cols > 1 else lines[i, 0] for i in range(rows)]
+        tops = explicit(sp.ImmutableMatrix(rows, 1, raw))
+        exps = explicit(sp.ImmutableMatrix(rows, cols, lambda i, j: sp.exp(lines[i, j] - tops[i, 0])))
+        sums = explicit(sp.ImmutableMatrix(rows, 1, [sp.Add(*exps[i, :]) for i in range(rows)]))
+        empty = {"zero": sp.S.Zero, "uniform": sp.Integer(1) / cols, "nan": sp.nan}[self.fully_masked]
+        # whether a line may be all −∞ is decided on its entries, as _entry decides it (real logits never
+        # are: their softmax has no masking convention); the named maximum stands in where that is open
+        empties = [sp.Eq(top, -sp.oo) for top in raw]
+        empties = [
+            e if isinstance(e, BooleanAtom) else sp.Eq(tops[i, 0], -sp.oo) for i, e in enumerate(empties)
+        ]
+        out = sp.ImmutableMatrix(
+            rows, cols, lambda i, j: sp.Piecewise((empty, empties[i]), (exps[i, j] / sums[i, 0], True))
+        )
+        return out if self.axis == "rows" else out.T
 
     def _latex_definition(self, printer) -> str:
         empty = {"zero": "0", "uniform": r"1/n", "nan": r"\mathrm{NaN}"}[self.fully_masked]

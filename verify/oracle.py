@@ -161,8 +161,16 @@ class Program:
 
 
 def _element_matrix(prefix: str, rows: int, cols: int, kind: Kind) -> sp.ImmutableMatrix:
-    a = _assumptions(kind)
-    return sp.ImmutableMatrix(rows, cols, lambda i, j: sp.Symbol(f"{prefix}_{i}_{j}", **a))
+    return sp.ImmutableMatrix(
+        rows, cols, [_element(f"{prefix}_{i}_{j}", kind) for i in range(rows) for j in range(cols)]
+    )
+
+
+@lru_cache(maxsize=1 << 17)
+def _element(name: str, kind: Kind) -> sp.Symbol:
+    """The symbol of one input entry (``H_0_1``): the same names recur at every compile of an equation and
+    its callers, and a Symbol with assumptions costs tens of microseconds to build each time."""
+    return sp.Symbol(name, **_assumptions(kind))
 
 
 def expand(eq: Equation, sizes: Mapping[str, int]) -> Program:
@@ -172,15 +180,15 @@ def expand(eq: Equation, sizes: Mapping[str, int]) -> Program:
         raise SpecError(f"{eq.id}: sizes for {', '.join(missing)} are missing (given {dict(sizes)})")
     subs = size_subs(sizes)
     for c in eq.equalities:
-        if int(c.rhs.subs(subs)) != sizes[c.lhs.name]:
+        if int(c.rhs.xreplace(subs)) != sizes[c.lhs.name]:
             raise SpecError(f"{eq.id}: sizes {dict(sizes)} break the constraint {c.lhs} = {c.rhs}")
     for c in eq.inequalities:
-        if not bool(c.subs(subs)):
+        if not bool(c.xreplace(subs)):
             raise SpecError(f"{eq.id}: sizes {dict(sizes)} break the constraint {c}")
     prog = Program()
     env: dict[str, object] = {}
     for d in (*eq.inputs, *eq.params):
-        rows, cols = (int(sp.sympify(s).subs(subs)) for s in d.shape)
+        rows, cols = (int(sp.sympify(s).xreplace(subs)) for s in d.shape)
         if isinstance(d, Family):
             members = {}
             for key in _index_range(d, subs):
@@ -203,13 +211,13 @@ def expand(eq: Equation, sizes: Mapping[str, int]) -> Program:
 
 def _index_range(fam: Family, subs) -> list[tuple[int, ...]]:
     """Every index tuple of a family (inputs and outputs start at 1)."""
-    ranges = [range(fam.start, int(c.subs(subs)) + 1) for c in fam.counts]
+    ranges = [range(fam.start, int(c.xreplace(subs)) + 1) for c in fam.counts]
     return list(itertools.product(*ranges))
 
 
 def _nested_family(fam: Family, members: dict, subs) -> list:
     """A family's members nested by index (1-based indices at 0-based positions), matrices innermost."""
-    counts = [int(c.subs(subs)) for c in fam.counts]
+    counts = [int(c.xreplace(subs)) for c in fam.counts]
 
     def level(prefix: tuple[int, ...]) -> list:
         if len(prefix) == len(counts):
@@ -274,7 +282,7 @@ def _define(prog: Program, eq: Equation, subs: dict, env: dict[str, object]) -> 
             if all(sp.sympify(k).is_Integer for k in b.lhs.indices):
                 members[tuple(int(k) for k in b.lhs.indices)] = prog.materialise(explicit(rhs))
                 continue
-            ranges = [range(1, int(c.subs(subs)) + 1) for c in decl.counts]
+            ranges = [range(1, int(c.xreplace(subs)) + 1) for c in decl.counts]
             for key in itertools.product(*ranges):
                 at = dict(zip(b.lhs.indices, key, strict=True))
                 members[key] = prog.materialise(explicit(rhs.xreplace(at)))
@@ -293,7 +301,7 @@ def _call(prog: Program, call: Call, subs: dict, env: dict, explicit) -> dict[st
     sizes = {}
     for name in sub.axes:
         symbol = sp.Symbol(name, integer=True, positive=True)
-        sizes[name] = int(sp.sympify(renames.get(symbol, symbol)).subs(subs))
+        sizes[name] = int(sp.sympify(renames.get(symbol, symbol)).xreplace(subs))
     sub_subs = size_subs(sizes)
     arguments = call.arguments
     args = []
@@ -302,7 +310,7 @@ def _call(prog: Program, call: Call, subs: dict, env: dict, explicit) -> dict[st
             raise SpecError(f"{sub.id}: called without a value for {d.name}")
         value = arguments[d.name]
         if isinstance(value, FamilySlice):
-            fixed = tuple(int(sp.sympify(k).subs(subs)) for k in value.indices)
+            fixed = tuple(int(sp.sympify(k).xreplace(subs)) for k in value.indices)
             members = {
                 key[len(fixed) :]: mat for key, mat in env[value.name].items() if key[: len(fixed)] == fixed
             }
@@ -312,7 +320,7 @@ def _call(prog: Program, call: Call, subs: dict, env: dict, explicit) -> dict[st
     results: dict[str, object] = {}
     targets = []
     for out in sub.outputs:
-        rows, cols = (int(sp.sympify(x).subs(sub_subs)) for x in out.shape)
+        rows, cols = (int(sp.sympify(x).xreplace(sub_subs)) for x in out.shape)
         if isinstance(out, Family):
             members = {key: prog.names(rows, cols) for key in _index_range(out, sub_subs)}
             results[out.name] = members

@@ -59,6 +59,34 @@ def test_runtime_checks_reject_an_integer_tensor():
         relu(torch.ones(n, d_e, dtype=torch.int64))
 
 
+def test_the_runtime_checker_is_built_on_the_first_call_and_checks_every_call(monkeypatch):
+    """impl/'s checking wrapper is built when a function is first called (beartype compiles one per
+    function: most of impl/'s import time), and from then on checks each call."""
+    from jaxtyping import Float
+    from torch import Tensor
+
+    from lmspec.impl import _registry
+
+    built, real = [], _registry.jaxtyped
+
+    def counting(**kwargs):
+        built.append(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(_registry, "jaxtyped", counting)
+
+    def double(X: Float[Tensor, "n d_e"]) -> Float[Tensor, "n d_e"]:
+        return 2 * X
+
+    checked = _registry.checked(double)
+    assert built == [] and checked.__name__ == "double"
+    assert torch.equal(checked(torch.ones(2, 3)), torch.full((2, 3), 2.0))
+    assert len(built) == 1
+    with pytest.raises(TypeCheckError, match="X"):
+        checked(torch.ones(2, 3, dtype=torch.int64))
+    assert len(built) == 1
+
+
 def test_registry():
     for name in ("relu", "gelu", "gelu_tanh", "sigmoid", "tanh"):
         assert impl.implementation(f"activation.{name}").__lmspec_id__ == f"activation.{name}"

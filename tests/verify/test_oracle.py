@@ -75,6 +75,45 @@ def test_without_an_output_projection_multi_head_is_its_heads_side_by_side():
     assert heads.shape == (6, 3)
 
 
+SDP_MASKED = {
+    "Q": [[1.0, 2.0]] * 3,
+    "K": [[0.5, -1.0]] * 3,
+    "V": [[1.0], [2.0], [4.0]],
+    "S": [[-math.inf] * 3, [0.0, -math.inf, 0.0], [0.0, 0.0, 0.0]],
+}
+
+
+@pytest.mark.parametrize(
+    ("eq_id", "example"),
+    [
+        ("lm.softmax", {"z": [-math.inf, -math.inf, -math.inf]}),  # real logits: NaN, no convention
+        ("lm.softmax", {"z": [0.5, math.inf, 1.0]}),
+        ("attention.softmax_rows", {"Z": [[-math.inf] * 3, [0.0, -math.inf, 2.0], [1.0, 1.0, math.inf]]}),
+        ("attention.scaled_dot_product[fully_masked_uniform]", SDP_MASKED),
+    ],
+    ids=["softmax-all-minus-inf", "softmax-plus-inf", "rows-masked-and-inf", "sdp-uniform"],
+)
+def test_softmax_named_once_per_line_computes_what_its_entries_define(eq_id, example, monkeypatch):
+    """Softmax._explicit builds each line's maximum, exponentials and normaliser once; the oracle it gives
+    equals, value for value (NaN where NaN), the one built entry by entry from _entry."""
+    from lmspec.spec.ops import Softmax
+
+    eq = spec.get(eq_id)
+    sizes = {"v": 3, "n": 3, "d_k": 2, "d_v": 1}
+    sizes = {a: sizes[a] for a in eq.axes}
+    arrays = {name: np.array(value, dtype=float) for name, value in example.items()}
+
+    def evaluate() -> np.ndarray:
+        namespace = {"math": math}
+        exec(source(expand(eq, sizes)), namespace)  # no cache: expanded by the Softmax in place now
+        return np.array(namespace["oracle"](*(arrays[d.ascii].tolist() for d in (*eq.inputs, *eq.params)))[0])
+
+    once_per_line = evaluate()
+    monkeypatch.delattr(Softmax, "_explicit")  # SpecOp's: each entry from _entry
+    entry_by_entry = evaluate()
+    np.testing.assert_array_equal(once_per_line, entry_by_entry)
+
+
 def test_mpmath_survives_scores_that_overflow_a_naive_softmax():
     # scores of ±1e4: exp overflows in float64 without the max shift; mpmath at 50 digits is ground truth
     eq = spec.get("attention.softmax_rows")
