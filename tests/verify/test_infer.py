@@ -1387,3 +1387,20 @@ def explain_module(cls, as_: str, init: dict):
     from lmspec.verify.audit.infer import infer_module
 
     return infer_module(cls, spec.get(as_), init=init)
+
+
+class _UnusedLazyLayer(torch.nn.Module):
+    """An FFN with a lazy layer its forward never calls: nothing gives that layer a shape."""
+
+    def __init__(self, d_model, d_ff):
+        super().__init__()
+        self.fc1, self.fc2 = torch.nn.Linear(d_model, d_ff), torch.nn.Linear(d_ff, d_model)
+        self.spare = torch.nn.LazyLinear(d_model)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+def test_a_lazy_layer_no_call_shapes_is_an_error_that_names_it():
+    with pytest.raises(InferenceError, match=r"lazy parameters spare.weight, spare.bias of _UnusedLazyLayer"):
+        explain_module(_UnusedLazyLayer, "transformer.ffn[relu]", init={})

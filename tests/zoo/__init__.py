@@ -42,6 +42,7 @@ BUG_CLASSES: dict[str, str] = {
     "cross_attention_source": "a decoder's cross-attention reading its keys and values from the decoder",
     "decoder_unmasked": "a decoder's self-attention without its causal mask",
     "state_not_carried": "a recurrence whose every step starts from the initial state, not the last one",
+    "extra_activation": "an FFN's activation applied to its output as well",
 }
 
 

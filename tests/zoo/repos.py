@@ -8,7 +8,8 @@
 - d2l.ai's RNN from scratch: ``RNNScratch(num_inputs, num_hiddens)`` with raw ``W_xh`` (in, out), a
   square ``W_hh`` used as ``state @ W_hh``, a loop ``for X in inputs`` over sequence-first inputs, an
   initial state ``torch.zeros(…)`` made in torch's default dtype, and its outputs returned as a list; its
-  ``LSTMScratch`` likewise, with a weight per gate and source (``W_xi``, ``W_hi``, ``b_i``, …);
+  ``LSTMScratch`` likewise, with a weight per gate and source (``W_xi``, ``W_hi``, ``b_i``, …); its
+  ``PositionWiseFFN(ffn_num_hiddens, ffn_num_outputs)`` of two ``nn.LazyLinear`` layers;
 - the book "Build a Large Language Model (From Scratch)": ``MultiHeadAttention(d_in, d_out,
   context_length, dropout, num_heads)`` with ``W_query``/``W_key``/``W_value`` and ``out_proj``, a causal
   ``triu`` buffer named ``mask``, and its ``LayerNorm(emb_dim)`` with ``scale``/``shift``.
@@ -234,6 +235,27 @@ class LSTMGatePlus(LSTMScratch):
         return F * C + I + C_tilde
 
 
+class PositionWiseFFN(nn.Module):
+    """d2l.ai's position-wise FFN: two ``nn.LazyLinear`` layers, whose input widths their first call sets,
+    with a ReLU between."""
+
+    def __init__(self, ffn_num_hiddens, ffn_num_outputs):
+        super().__init__()
+        self.dense1 = nn.LazyLinear(ffn_num_hiddens)
+        self.relu = nn.ReLU()
+        self.dense2 = nn.LazyLinear(ffn_num_outputs)
+
+    def forward(self, X):
+        return self.dense2(self.relu(self.dense1(X)))
+
+
+class ReluOnOutputFFN(PositionWiseFFN):
+    """A bug: the activation applied to the output as well."""
+
+    def forward(self, X):
+        return self.relu(super().forward(X))
+
+
 FILLED = "masked scores filled with −1e9: a fully masked row averages its values uniformly"
 CASES = [
     ZooCase("bert_pytorch_mha", MultiHeadedAttention, as_="attention.multi_head", verdict="variant",
@@ -257,5 +279,9 @@ CASES = [
     ZooCase("d2l_lstm_scratch", LSTMScratch, as_="lstm.hidden[sequence]", verdict="pass"),
     ZooCase("d2l_lstm_gate_plus", LSTMGatePlus, as_="lstm.hidden[sequence]", verdict="fail",
             bug="the input gate added to the candidate", tags=("lstm_gate_plus",),
+            caught_by=("value=oracle",)),
+    ZooCase("d2l_position_wise_ffn", PositionWiseFFN, as_="transformer.ffn[relu]", verdict="pass"),
+    ZooCase("d2l_ffn_relu_on_output", ReluOnOutputFFN, as_="transformer.ffn[relu]", verdict="fail",
+            bug="the activation applied to the FFN's output too", tags=("extra_activation",),
             caught_by=("value=oracle",)),
 ]  # fmt: skip

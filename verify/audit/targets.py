@@ -204,6 +204,8 @@ class ModuleTarget(BoundTarget):
                     tensor.zero_()
                     continue
                 value = m.value(example, sizes, index)
+                if isinstance(tensor, torch.nn.parameter.UninitializedParameter):  # nn.LazyLinear's: shaped
+                    tensor.materialize(value.shape, dtype=self.dtype, device=self.device)  # by the mapping
                 if tuple(value.shape) != tuple(tensor.shape):
                     raise ShapeMismatch(
                         f"{self.name}: the mapping {path} = {m.text} gives shape {list(value.shape)}, the "
@@ -239,6 +241,15 @@ def plain_outputs(result: object) -> object:
     """``result``, or a transformers ``ModelOutput``'s tuple of the values it holds (``to_tuple()``)."""
     to_tuple = getattr(result, "to_tuple", None)
     return to_tuple() if isinstance(result, Mapping) and callable(to_tuple) else result
+
+
+def lazy_parameters(module: torch.nn.Module) -> list[str]:
+    """The parameters of ``module`` that have no shape yet (``nn.LazyLinear``'s before its first call)."""
+    return [
+        name
+        for name, p in module.named_parameters()
+        if isinstance(p, torch.nn.parameter.UninitializedParameter)
+    ]
 
 
 def _has_param(mod: torch.nn.Module, path: str) -> bool:

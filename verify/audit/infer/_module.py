@@ -763,7 +763,7 @@ def infer_module(
     and needs: a user gives a config object, say, or a size no equation names), ties and constants, its
     parameters' maps (names and module types: nn.Linear's (out, in), Conv1D's (in, out), fused q/k/v,
     per-layer containers), the spec parameters it lacks (absent), and its forward's layout."""
-    from ..targets import _home, init_value, quiet_special_token_ids
+    from ..targets import _home, init_value, lazy_parameters, quiet_special_token_ids
 
     init = init_args(cls, eq) if init is None else {**init_args(cls, eq, only=_not_given(cls, init)), **init}
     ties = {**_derive(eq, init, fixed), **dict(derive or {})}
@@ -772,12 +772,20 @@ def infer_module(
         try:
             with quiet_special_token_ids():
                 built = cls(**{k: init_value(k, v, sizes, _home(cls)) for k, v in init.items()})
-            return built.double().eval()
+            module = built.double().eval()
         except Exception as exc:  # noqa: BLE001 - a setup problem: say what was tried
             call = ", ".join(f"{k}={v}" for k, v in init.items())
             raise InferenceError(
                 f"{label}: building {cls.__name__}({call}) raised {type(exc).__name__}: {exc}"
             ) from None
+        if lazy_parameters(module):  # nn.LazyLinear (d2l.ai): its first call gives them their shapes
+            infer_forward(module, eq, fixed=fixed, derive=ties, label=label, mask=mask)
+            if left := lazy_parameters(module):
+                raise InferenceError(
+                    f"{label}: the lazy parameters {', '.join(left)} of {cls.__name__} have no shape after a "
+                    "call at the probe; map them with --param and write the layout (docs/audit.md, Modules)"
+                )
+        return module
 
     sizes = probe_sizes(eq, fixed, ties)[0]
     instance = build(sizes)

@@ -62,7 +62,7 @@ SIZE_NAMES: dict[str, tuple[str, ...]] = {
           "n_ctx", "num_positions", "seqlen"),
     "d_e": ("d_e", "d_model", "dim", "hidden_size", "embed_dim", "n_embd", "d_embed", "emb_dim", "d_hid",
             "ninp", "emsize", "embed_size", "embedding_size", "emb_size", "word_dim", "in_features",
-            "d_in", "d_out", "num_inputs"),
+            "d_in", "d_out", "num_inputs", "ffn_num_outputs"),
     "d_k": ("d_k", "head_dim", "d_head", "dim_head", "head_size"),
     "M": ("m", "n_head", "n_heads", "nhead", "num_heads", "heads", "num_attention_heads"),
     "v": ("v", "vocab_size", "n_vocab", "num_classes", "vocab", "ntoken", "ntokens", "n_tokens",
@@ -71,7 +71,7 @@ SIZE_NAMES: dict[str, tuple[str, ...]] = {
     "d_h": ("d_h", "nhid", "n_hidden", "hidden_dim", "rnn_size", "hid_dim", "num_hidden", "num_hiddens",
             "h_dim"),
     "d_f": ("d_f", "d_ff", "dim_feedforward", "intermediate_size", "ffn_dim", "d_inner", "hidden_dim",
-            "hidden_features", "mlp_dim", "ffn_hidden", "dim_ff", "ff_dim", "inner_dim"),
+            "hidden_features", "mlp_dim", "ffn_hidden", "dim_ff", "ff_dim", "inner_dim", "ffn_num_hiddens"),
 }  # fmt: skip
 
 
@@ -222,8 +222,18 @@ _ROLE_SYMBOLS = {
 _RECURRENT_INIT = {"input_size": "d_e", "hidden_size": "d_h", "embedding_dim": "d_e", "num_embeddings": "v"}
 
 
-_EXTRA_INIT = {"h": "M", "features": "d_e", "normalized_shape": "d_e", "num_features": "d_e", "size": "d_e",
-               "d": "d_e", "embedding_dim": "d_e", "num_embeddings": "v", "n_embed": "d_e"}  # fmt: skip
+_EXTRA_INIT = {
+    "h": "M",
+    "features": "d_e",
+    "normalized_shape": "d_e",
+    "num_features": "d_e",
+    "size": "d_e",
+    "d": "d_e",
+    "embedding_dim": "d_e",
+    "num_embeddings": "v",
+    "n_embed": "d_e",
+    "num_hiddens": "d_e",
+}  # fmt: skip  (d2l's width: d_h in a recurrence, d_e in attention)
 
 
 #: A configuration object's class: a name that says so, or a base class that does (transformers' configs).
