@@ -56,6 +56,8 @@ class LayerNormEps(SpecOp):
     Transformer). The tutorial's LN without ε is ``spec.ops_nn.LayerNorm``.
     """
 
+    shares_subexpressions = False  # _explicit names the columns' statistics
+
     def __new__(
         cls, H: sp.Basic, alpha: sp.Basic, beta: sp.Basic, eps: sp.Basic, correction: int = 0, root="inside"
     ) -> "LayerNormEps":
@@ -175,6 +177,8 @@ class TutorialLayerNorm(LayerNorm):
     """``spec.ops_nn.LayerNorm`` (the tutorial's LN, ε = 0, a constant column gives β) with the same meaning
     (its ``_entry``) and a cheaper expansion for the oracle: μ, σ² and 1/σ once per column rather than in
     every entry (5× faster at d_e = n = 7; the blocks use it twice each)."""
+
+    shares_subexpressions = False  # _explicit names the columns' statistics
 
     def _explicit(self, explicit):
         H, alpha, beta = (explicit(a) for a in self.args[:3])

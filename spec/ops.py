@@ -49,6 +49,10 @@ class SpecOp(MatrixExpr):
     #: Whether the notation has a top-level ``+`` or ``−`` (a negation, a difference, an entry-wise
     #: formula): the printers wrap it in parentheses inside a product or a Hadamard product.
     prints_as_sum: bool = False
+    #: Whether the entries ``_explicit`` gives repeat subexpressions that the oracle names once (``cse``):
+    #: False where ``_explicit`` names the shared parts itself or the entries share nothing (a softmax, a
+    #: layer norm, a one-hot), and a search for them would be wasted compile time.
+    shares_subexpressions: bool = True
 
     @property
     def matrix_args(self) -> tuple[sp.Basic, ...]:
@@ -83,6 +87,8 @@ class Softmax(SpecOp):
     ``[softmax(Z)]_{ij} = e^{Z_ij} / Σ_{j'} e^{Z_{ij'}}``. Scores of −∞ get weight 0; a row whose scores are
     all −∞ follows ``fully_masked`` (see FULLY_MASKED).
     """
+
+    shares_subexpressions = False  # _explicit names each line's maximum, exponentials and sum
 
     def __new__(cls, X: sp.Basic, axis: str = "rows", fully_masked: str = "zero") -> "Softmax":
         axis, fully_masked = str(axis), str(fully_masked)

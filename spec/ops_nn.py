@@ -180,6 +180,8 @@ class LayerNorm(SpecOp):
 class OneHot(SpecOp):
     """``Ω ∈ {0,1}^{v×n}`` from token indices ``k ∈ ℕ^n``: ``Ω_{k_i, i} = 1`` (0-based rows)."""
 
+    shares_subexpressions = False
+
     def __new__(cls, k: sp.Basic, rows: sp.Expr) -> "OneHot":
         return MatrixExpr.__new__(cls, k, sp.sympify(rows))
 
@@ -210,6 +212,8 @@ class OneHot(SpecOp):
 
 class Pick(SpecOp):
     """``[Y_{k_i, i}]_i ∈ ℝ^n``: from each column i of Y the entry in row ``k_i`` (a column vector)."""
+
+    shares_subexpressions = False
 
     def __new__(cls, Y: sp.Basic, k: sp.Basic) -> "Pick":
         return MatrixExpr.__new__(cls, Y, k)

@@ -271,7 +271,8 @@ def _define(prog: Program, eq: Equation, subs: dict, env: dict[str, object]) -> 
                 out = out.multiply_elementwise(explicit(other))
             return sp.ImmutableMatrix(out)
         if isinstance(e, SpecOp):
-            return prog.materialise(e._explicit(lambda a: prog.materialise(explicit(a))), shared=True)
+            entries = e._explicit(lambda a: prog.materialise(explicit(a)))
+            return prog.materialise(entries, shared=e.shares_subexpressions)
         raise SpecError(f"{eq.id}: the oracle cannot expand {type(e).__name__} ({e})")
 
     for b in eq.bindings:
@@ -357,13 +358,22 @@ class Invoke:
     targets: list
 
 
+def _times(a: sp.Expr, b: sp.Expr) -> sp.Expr:
+    """``a·b``, left unevaluated where neither is a number (two named entries: SymPy's product would only
+    sort them and ask their assumptions); with a number (a 0, a 1 of a ones vector) SymPy's, which folds
+    it."""
+    if a.is_Number or b.is_Number:
+        return a * b
+    return sp.Mul(a, b, evaluate=False)
+
+
 def _matmul(A: sp.ImmutableMatrix, B: sp.ImmutableMatrix) -> sp.ImmutableMatrix:
     """A product of explicit matrices: sums of products, left unsimplified (SymPy's own product
     canonicalises every sum, which dominates compile time)."""
     inner = A.cols
 
     def entry(i: int, j: int) -> sp.Expr:
-        terms = [A[i, k] * B[k, j] for k in range(inner)]
+        terms = [_times(A[i, k], B[k, j]) for k in range(inner)]
         terms = [t for t in terms if t != 0]
         if not terms:
             return sp.S.Zero
