@@ -114,6 +114,7 @@ KEY_MASKS = {
     "key_keep_int": "int_keep",  # 1 / 0 integers (Hugging Face's attention_mask)
     "key_keep_float": "float_keep",  # 1.0 / 0.0 floats
     "key_additive": "additive",  # 0 / −∞ added to each key's scores (an "extended" (batch, 1, 1, n) mask)
+    "key_lengths": "lengths",  # the number of real keys per sequence, (batch,) integers (d2l's valid_lens)
 }
 #: Or no mask at all: the target builds S itself (a registered tril buffer, is_causal=True) or attends
 #: everywhere; the audit then pins S to the causal mask or to 0.
@@ -175,7 +176,7 @@ def mask_hint(missing) -> str:
     return (
         "; a target that takes no mask says how it masks: --mask causal (it masks the future itself) or "
         "--mask none (it attends everywhere); one that takes a mask per key: --mask key_padding, key_keep, "
-        "key_keep_int, key_keep_float or key_additive"
+        "key_keep_int, key_keep_float, key_additive or key_lengths"
     )
 
 
@@ -208,6 +209,8 @@ def convert_mask(
         return torch.from_numpy(keep.astype(np.float64)).to(dtype=dtype, device=device)
     if encoding == "additive":
         return torch.from_numpy(np.where(keep, 0.0, -np.inf)).to(dtype=dtype, device=device)
+    if encoding == "lengths":  # a right-padded keep row (drawn so: Setting.lengths) is its count of real keys
+        return torch.from_numpy(keep.sum(axis=-1).astype(np.int64)).to(device)
     known = ", ".join(MASK_CONVENTIONS)
     raise BindingError(f"unknown mask convention {convention!r}: expected one of {known}")
 

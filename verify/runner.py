@@ -225,6 +225,8 @@ class Setting:
     #: additive masks the target takes per key (a padding mask): drawn as attention.padding_mask of a keep
     #: vector κ, per example and per batch element, instead of any n×n mask
     padding: tuple[str, ...] = ()
+    #: of those, the ones the target takes as lengths (a count of real keys per sequence): right padding only
+    lengths: tuple[str, ...] = ()
     #: a change every drawn example undergoes (the last position never predicted, for a target that shifts
     #: its labels inside), after pins and padding
     transform: Callable[[Example], Example] | None = None
@@ -261,7 +263,8 @@ class Setting:
         for name in self.padding:
             if name in arrays:
                 *_, n_q, n_k = np.shape(arrays[name])
-                keep = data.draw(keep_vectors(ex.batch, n_k), label=f"keep vector of {name}")
+                right = name in self.lengths
+                keep = data.draw(keep_vectors(ex.batch, n_k, right), label=f"keep vector of {name}")
                 arrays[name] = padding_mask(keep, n_q)
         return Example(ex.sizes, ex.batch, arrays)
 

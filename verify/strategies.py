@@ -310,19 +310,20 @@ def additive_masks(shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
     return _tensors(Kind.ADDITIVE_MASK, _shape(shape), None)
 
 
-def keep_vectors(batch: tuple[int, ...], n: int) -> st.SearchStrategy[np.ndarray]:
+def keep_vectors(batch: tuple[int, ...], n: int, right_only: bool = False) -> st.SearchStrategy[np.ndarray]:
     """Keep vectors κ ∈ {0, 1}^n, one per batch element, shaped ``(*batch, n)``: right padding (the common
     case, n − k real tokens then k pads) or padding anywhere; k = n, a fully padded element whose every
-    query has every key masked, is part of the domain. Shrinks towards no padding."""
-    return _keep_vectors(_shape(batch), int(n))
+    query has every key masked, is part of the domain. Shrinks towards no padding. ``right_only``: right
+    padding alone (what a count of real keys, a target's lengths, can say)."""
+    return _keep_vectors(_shape(batch), int(n), right_only)
 
 
 @functools.lru_cache(maxsize=1024)
-def _keep_vectors(batch: tuple[int, ...], n: int) -> st.SearchStrategy[np.ndarray]:
+def _keep_vectors(batch: tuple[int, ...], n: int, right_only: bool = False) -> st.SearchStrategy[np.ndarray]:
     count = int(np.prod(batch)) if batch else 1
     right = st.integers(0, n).map(lambda k: [1.0] * (n - k) + [0.0] * k)
     anywhere = st.lists(st.sampled_from([1.0, 1.0, 0.0]), min_size=n, max_size=n)
-    one = st.one_of(right, anywhere)
+    one = right if right_only else st.one_of(right, anywhere)
     rows = st.lists(one, min_size=count, max_size=count)
     return rows.map(lambda r: np.asarray(r, dtype=np.float64).reshape((*batch, n)))
 

@@ -146,6 +146,15 @@ def test_a_per_key_convention_takes_the_key_row_of_a_padding_mask(convention, dt
     assert got[0].tolist() == want
 
 
+def test_lengths_count_the_real_keys_of_each_right_padded_row():
+    """--mask key_lengths (d2l.ai's valid_lens): a right-padded keep row is its number of real keys."""
+    from lmspec.verify.binding import convert_mask
+
+    S = np.array([[0.0, 0.0, -math.inf], [-math.inf] * 3, [0.0] * 3])  # rows: 2 real keys, none, all
+    got = convert_mask(S, True, "key_lengths", torch.float32, "cpu")
+    assert got.dtype == torch.int64 and got.tolist() == [2, 0, 3]
+
+
 def test_a_per_key_mask_is_annotated_with_the_key_axis_only():
     from jaxtyping import Bool
 

@@ -127,6 +127,7 @@ def test_large_examples_come_from_a_seed(data):
 def test_keep_vectors_draw_right_padding_padding_anywhere_and_fully_padded_sequences():
     """The per-key masks' keep vectors: one per batch element, 0/1, and the domain's edges are reached."""
     from hypothesis import find
+    from hypothesis.errors import NoSuchExample
 
     from lmspec.verify.runner import padding_mask
     from lmspec.verify.strategies import keep_vectors
@@ -136,6 +137,12 @@ def test_keep_vectors_draw_right_padding_padding_anywhere_and_fully_padded_seque
     assert some.shape == (2, 4) and set(np.unique(some)) <= {0.0, 1.0}
     find(strategy, lambda k: (k.sum(axis=-1) == 0).any())  # a sequence of padding only
     find(strategy, lambda k: any(list(r) not in ([1.0] * (4 - j) + [0.0] * j for j in range(5)) for r in k))
+    right = keep_vectors((2,), 4, right_only=True)  # what lengths can say: real keys, then padding
+    prefixes = [[1.0] * (4 - j) + [0.0] * j for j in range(5)]
+    assert find(right, lambda k: True).shape == (2, 4)
+    find(right, lambda k: (k.sum(axis=-1) == 0).any())
+    with pytest.raises(NoSuchExample):
+        find(right, lambda k: any(list(r) not in prefixes for r in k), settings=settings(max_examples=200))
     S = padding_mask(np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]), 2)
     assert S.shape == (2, 2, 3)
     assert (S[0] == np.array([[0.0, 0.0, -np.inf]] * 2)).all() and np.isneginf(S[1]).all()

@@ -43,6 +43,7 @@ BUG_CLASSES: dict[str, str] = {
     "decoder_unmasked": "a decoder's self-attention without its causal mask",
     "state_not_carried": "a recurrence whose every step starts from the initial state, not the last one",
     "extra_activation": "an FFN's activation applied to its output as well",
+    "lengths_off_by_one": "a mask given as lengths that shows one padded key (<= for <)",
 }
 
 

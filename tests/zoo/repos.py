@@ -9,7 +9,8 @@
   square ``W_hh`` used as ``state @ W_hh``, a loop ``for X in inputs`` over sequence-first inputs, an
   initial state ``torch.zeros(…)`` made in torch's default dtype, and its outputs returned as a list; its
   ``LSTMScratch`` likewise, with a weight per gate and source (``W_xi``, ``W_hi``, ``b_i``, …); its
-  ``PositionWiseFFN(ffn_num_hiddens, ffn_num_outputs)`` of two ``nn.LazyLinear`` layers;
+  ``PositionWiseFFN(ffn_num_hiddens, ffn_num_outputs)`` of two ``nn.LazyLinear`` layers, and its
+  ``MultiHeadAttention(num_hiddens, num_heads, dropout)``, lazy too, whose mask is ``valid_lens``;
 - the book "Build a Large Language Model (From Scratch)": ``MultiHeadAttention(d_in, d_out,
   context_length, dropout, num_heads)`` with ``W_query``/``W_key``/``W_value`` and ``out_proj``, a causal
   ``triu`` buffer named ``mask``, and its ``LayerNorm(emb_dim)`` with ``scale``/``shift``.
@@ -256,6 +257,60 @@ class ReluOnOutputFFN(PositionWiseFFN):
         return self.relu(super().forward(X))
 
 
+def _masked_softmax(X, valid_lens, visible):
+    """d2l.ai's masked softmax: each query's scores beyond its sequence's valid length filled with −1e6
+    (``visible(positions, valid_lens)`` says which keys are real)."""
+    shape = X.shape
+    lens = torch.repeat_interleave(valid_lens, shape[1]) if valid_lens.dim() == 1 else valid_lens.reshape(-1)
+    flat = X.reshape(-1, shape[-1])
+    keep = visible(torch.arange(shape[-1], device=X.device)[None, :], lens[:, None])
+    return F.softmax(flat.masked_fill(~keep, -1e6).reshape(shape), dim=-1)
+
+
+class D2LMultiHeadAttention(nn.Module):
+    """d2l.ai's multi-head attention: ``nn.LazyLinear`` projections without biases (its default), heads
+    folded into the batch (``transpose_qkv``), ``torch.bmm`` scores scaled by √d, and the mask given as
+    ``valid_lens``, the number of real keys per sequence, repeated per head."""
+
+    def __init__(self, num_hiddens, num_heads, dropout, bias=False):
+        super().__init__()
+        self.num_heads = num_heads
+        self.dropout = nn.Dropout(dropout)
+        self.W_q = nn.LazyLinear(num_hiddens, bias=bias)
+        self.W_k = nn.LazyLinear(num_hiddens, bias=bias)
+        self.W_v = nn.LazyLinear(num_hiddens, bias=bias)
+        self.W_o = nn.LazyLinear(num_hiddens, bias=bias)
+
+    def visible(self, positions, lens):
+        return positions < lens
+
+    def forward(self, queries, keys, values, valid_lens):
+        queries = self.transpose_qkv(self.W_q(queries))
+        keys = self.transpose_qkv(self.W_k(keys))
+        values = self.transpose_qkv(self.W_v(values))
+        if valid_lens is not None:
+            valid_lens = torch.repeat_interleave(valid_lens, repeats=self.num_heads, dim=0)
+        scores = torch.bmm(queries, keys.transpose(1, 2)) / math.sqrt(queries.shape[-1])
+        weights = _masked_softmax(scores, valid_lens, self.visible)
+        output = torch.bmm(self.dropout(weights), values)
+        return self.W_o(self.transpose_output(output))
+
+    def transpose_qkv(self, X):
+        X = X.reshape(X.shape[0], X.shape[1], self.num_heads, -1).permute(0, 2, 1, 3)
+        return X.reshape(-1, X.shape[2], X.shape[3])
+
+    def transpose_output(self, X):
+        X = X.reshape(-1, self.num_heads, X.shape[1], X.shape[2]).permute(0, 2, 1, 3)
+        return X.reshape(X.shape[0], X.shape[1], -1)
+
+
+class D2LLengthOffByOne(D2LMultiHeadAttention):
+    """A bug: ``<=`` for ``<``, so each query also sees the first padded key."""
+
+    def visible(self, positions, lens):
+        return positions <= lens
+
+
 FILLED = "masked scores filled with −1e9: a fully masked row averages its values uniformly"
 CASES = [
     ZooCase("bert_pytorch_mha", MultiHeadedAttention, as_="attention.multi_head", verdict="variant",
@@ -279,6 +334,13 @@ CASES = [
     ZooCase("d2l_lstm_scratch", LSTMScratch, as_="lstm.hidden[sequence]", verdict="pass"),
     ZooCase("d2l_lstm_gate_plus", LSTMGatePlus, as_="lstm.hidden[sequence]", verdict="fail",
             bug="the input gate added to the candidate", tags=("lstm_gate_plus",),
+            caught_by=("value=oracle",)),
+    ZooCase("d2l_multi_head_attention", D2LMultiHeadAttention, as_="attention.multi_head", verdict="variant",
+            matched=("no_bias + fully masked rows differ",),
+            bug="no biases (d2l's default); a fully padded sequence's −1e6 fill averages its values",
+            tags=("missing_bias", "fully_masked_row"), caught_by=("binding",)),
+    ZooCase("d2l_lengths_off_by_one", D2LLengthOffByOne, as_="attention.multi_head[no_bias]", verdict="fail",
+            bug="each query sees one padded key too", tags=("lengths_off_by_one",),
             caught_by=("value=oracle",)),
     ZooCase("d2l_position_wise_ffn", PositionWiseFFN, as_="transformer.ffn[relu]", verdict="pass"),
     ZooCase("d2l_ffn_relu_on_output", ReluOnOutputFFN, as_="transformer.ffn[relu]", verdict="fail",

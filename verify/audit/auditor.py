@@ -626,7 +626,12 @@ def _notes(ctx: AuditContext) -> list[str]:
             )
         elif pin is no_mask_pin:
             notes.append(f"{name} is fixed to 0: the target takes no mask and attends everywhere")
-    if ctx.mask is not None and is_key_mask(ctx.mask):
+    if ctx.mask == "key_lengths":
+        notes.append(
+            "the mask is taken as lengths (key_lengths): S is the padding mask (attention.padding_mask) of a "
+            "right-padded keep vector drawn per sequence, passed as its count of real keys"
+        )
+    elif ctx.mask is not None and is_key_mask(ctx.mask):
         notes.append(
             f"the mask is taken per key ({ctx.mask}): S is the padding mask (attention.padding_mask) of "
             "a keep vector drawn per sequence"

@@ -150,6 +150,9 @@ class AuditContext:
         padding = tuple(
             lay.name for lay in target.binding.args if is_key_mask(getattr(lay, "convention", None))
         )
+        lengths = tuple(
+            lay.name for lay in target.binding.args if getattr(lay, "convention", None) == "key_lengths"
+        )
         return Setting(
             pins,
             sizes,
@@ -157,6 +160,7 @@ class AuditContext:
             target_batches(target) if self.labels.pool is None else POOLED_BATCHES,
             self.tol,
             padding=padding,
+            lengths=lengths,
             transform=losses.transform(eq, self.labels),
             expect=losses.expect(eq, self.labels.pool),
         )

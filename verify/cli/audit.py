@@ -32,6 +32,7 @@ MASK_CONVENTIONS = (
     "key_keep_int",
     "key_keep_float",
     "key_additive",
+    "key_lengths",
     "causal",
     "none",
 )

@@ -291,6 +291,8 @@ def _mask_candidates(
             ]
         elif convention == "key_keep_int":  # Hugging Face's attention_mask: as its models take it, expanded
             out += [(convention, ["b", "n"]), (convention, ["b", "1", "1", "n"])]
+        elif convention == "key_lengths":  # a count per sequence: laid out as the key row it counts
+            out += [(convention, ["b", "n"])]
         elif convention.startswith("key_"):  # one value per key, or broadcast over the queries already
             out += [(convention, ["b", "n"]), (convention, ["b", "1", "n"])]
         else:
@@ -316,6 +318,8 @@ def _probe_value(convention: str, shape: tuple[int, ...]) -> torch.Tensor:
         return torch.ones(shape, dtype=torch.long)
     if convention == "key_keep_float":
         return torch.ones(shape, dtype=torch.float64)
+    if convention == "key_lengths":  # every key real: the full length, one per sequence
+        return torch.full(shape[:-1], shape[-1], dtype=torch.long)
     return torch.zeros(shape, dtype=torch.float64)
 
 

@@ -75,6 +75,11 @@ SIZE_NAMES: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
+#: Names of a mask given as the number of real keys in each sequence (right padding: d2l.ai's valid_lens).
+_LENGTHS = ("valid_lens", "valid_len", "lengths", "lens", "seq_lens", "seq_lengths", "src_lengths",
+            "key_lengths")  # fmt: skip
+
+
 #: A mask argument's name -> the conventions (``--mask``) it may mean, in order of preference; every
 #: convention here agrees with the name's documented meaning, so shapes alone choose among them.
 MASK_NAMES: dict[str, tuple[str, ...]] = {
@@ -82,6 +87,7 @@ MASK_NAMES: dict[str, tuple[str, ...]] = {
     "src_key_padding_mask": ("key_padding",),
     "tgt_key_padding_mask": ("key_padding",),
     "padding_mask": ("key_padding",),
+    **{name: ("key_lengths",) for name in _LENGTHS},
     "attention_mask": ("key_keep_int",),
     "extended_attention_mask": ("key_additive",),
     "attn_mask": ("additive",),
@@ -107,6 +113,7 @@ NAMED_MEANING = {
     "attn_bias": "a bias added to the scores",
     "bias": "a bias added to the scores",
     "extended_attention_mask": "Hugging Face's extended mask: added to the scores",
+    **dict.fromkeys(_LENGTHS, "the number of real keys per sequence (d2l.ai's valid_lens): right padding"),
 }
 
 
