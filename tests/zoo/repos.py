@@ -10,7 +10,8 @@
   initial state ``torch.zeros(…)`` made in torch's default dtype, and its outputs returned as a list; its
   ``LSTMScratch`` likewise, with a weight per gate and source (``W_xi``, ``W_hi``, ``b_i``, …); its
   ``PositionWiseFFN(ffn_num_hiddens, ffn_num_outputs)`` of two ``nn.LazyLinear`` layers, and its
-  ``MultiHeadAttention(num_hiddens, num_heads, dropout)``, lazy too, whose mask is ``valid_lens``;
+  ``MultiHeadAttention(num_hiddens, num_heads, dropout)``, lazy too, whose mask is ``valid_lens``, and
+  the ``TransformerEncoderBlock`` built of them with ``AddNorm`` (``addnorm1.ln``, ``addnorm2.ln``);
 - the book "Build a Large Language Model (From Scratch)": ``MultiHeadAttention(d_in, d_out,
   context_length, dropout, num_heads)`` with ``W_query``/``W_key``/``W_value`` and ``out_proj``, a causal
   ``triu`` buffer named ``mask``, and its ``LayerNorm(emb_dim)`` with ``scale``/``shift``.
@@ -311,6 +312,34 @@ class D2LLengthOffByOne(D2LMultiHeadAttention):
         return positions <= lens
 
 
+class AddNorm(nn.Module):
+    """d2l.ai's residual connection followed by layer normalization: ``ln(dropout(Y) + X)``."""
+
+    def __init__(self, norm_shape, dropout):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.ln = nn.LayerNorm(norm_shape)
+
+    def forward(self, X, Y):
+        return self.ln(self.dropout(Y) + X)
+
+
+class D2LEncoderBlock(nn.Module):
+    """d2l.ai's Transformer encoder block: its multi-head attention, then ``addnorm1``, its FFN, then
+    ``addnorm2`` (post-LN, ReLU), the mask given as ``valid_lens``."""
+
+    def __init__(self, num_hiddens, ffn_num_hiddens, num_heads, dropout, use_bias=False):
+        super().__init__()
+        self.attention = D2LMultiHeadAttention(num_hiddens, num_heads, dropout, use_bias)
+        self.addnorm1 = AddNorm(num_hiddens, dropout)
+        self.ffn = PositionWiseFFN(ffn_num_hiddens, num_hiddens)
+        self.addnorm2 = AddNorm(num_hiddens, dropout)
+
+    def forward(self, X, valid_lens):
+        Y = self.addnorm1(X, self.attention(X, X, X, valid_lens))
+        return self.addnorm2(Y, self.ffn(Y))
+
+
 FILLED = "masked scores filled with −1e9: a fully masked row averages its values uniformly"
 CASES = [
     ZooCase("bert_pytorch_mha", MultiHeadedAttention, as_="attention.multi_head", verdict="variant",
@@ -343,6 +372,10 @@ CASES = [
             bug="each query sees one padded key too", tags=("lengths_off_by_one",),
             caught_by=("value=oracle",)),
     ZooCase("d2l_position_wise_ffn", PositionWiseFFN, as_="transformer.ffn[relu]", verdict="pass"),
+    ZooCase("d2l_encoder_block", D2LEncoderBlock, as_="transformer.encoder_layer", verdict="variant",
+            matched=("fully masked rows differ",),
+            bug="the −1e6 fill: a fully padded sequence averages its values", tags=("fully_masked_row",),
+            caught_by=("value=edges",)),
     ZooCase("d2l_ffn_relu_on_output", ReluOnOutputFFN, as_="transformer.ffn[relu]", verdict="fail",
             bug="the activation applied to the FFN's output too", tags=("extra_activation",),
             caught_by=("value=oracle",)),

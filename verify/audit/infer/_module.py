@@ -331,6 +331,10 @@ def _roles(path: str, eq_params: set[str], eq: Equation) -> list[str]:
                     and segments[k - 1].lower() not in _LAYER_CONTAINERS]  # fmt: skip
         if len(numbered) == 1:
             return ["ln1" if numbered[0] == "0" else "ln2"]
+        # d2l.ai's addnorm1.ln, addnorm2.ln: the layer norm of the sublayer its parent numbers
+        parent = re.fullmatch(r"[a-z_]*norm_?([123])", segments[-3].lower()) if len(segments) > 2 else None
+        if parent is not None and f"alpha_{parent.group(1)}" in eq_params:
+            return [f"ln{parent.group(1)}"]
     one_matrix = len(_matrices(eq_params, eq)) == 1
     if not candidates and (leaf in ("weight", "bias") or len(segments) == 1) and one_matrix:
         return ["single"]  # the equation's one matrix: BERT's pooler.dense, an embedding table, a tied head
