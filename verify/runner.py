@@ -360,17 +360,15 @@ def checks_for(
         return run
 
     out = [
-        Check(eq, "impl=oracle", "impl", compare_run("impl=oracle", subject, oracle, "small")),
         Check(
-            eq,
-            "generated=oracle",
-            "generated",
-            compare_run("generated=oracle", generated, oracle, "small"),
-        ),
-        Check(eq, "impl=generated", "impl", compare_run("impl=generated", subject, generated, "large")),
+            eq, "generated=oracle", "generated", compare_run("generated=oracle", generated, oracle, "small")
+        )
     ]
-    if unimplemented:
-        out = [out[1]]
+    if not unimplemented:
+        out.insert(0, Check(eq, "impl=oracle", "impl", compare_run("impl=oracle", subject, oracle, "small")))
+        out.append(
+            Check(eq, "impl=generated", "impl", compare_run("impl=generated", subject, generated, "large"))
+        )
     for prop, options in properties_of(eq):
 
         def run(data, record: dict, prop=prop, options=options) -> None:
@@ -391,9 +389,7 @@ def _implements_variant(eq: Equation) -> bool:
     which the generated code computes: ``checks_for`` holds their properties on it)."""
     from ..impl._registry import variant_options
 
-    if eq.variant_of is None:
-        return True
-    return variant_options(eq.variant_of, eq.id.split("[", 1)[1].rstrip("]")) is not None
+    return eq.variant_of is None or variant_options(eq.variant_of, eq.variant_name) is not None
 
 
 def named_implementation_checks(
@@ -405,8 +401,7 @@ def named_implementation_checks(
     runs once). A variant is checked on the implementations that declare it."""
     from ..impl._registry import DEFAULT, implementations_of, variant_options
 
-    base = eq.variant_of or eq.id
-    variant = eq.id.split("[", 1)[1].rstrip("]") if eq.variant_of else None
+    base, variant = eq.variant_of or eq.id, eq.variant_name
     out: list[Check] = []
     for name in implementations_of(base):
         if name == DEFAULT or (variant is not None and variant_options(base, variant, name) is None):

@@ -142,15 +142,14 @@ class ModuleTarget(BoundTarget):
         if key not in self._built:
             with quiet_special_token_ids():
                 kwargs = {k: init_value(k, v, sizes, _home(self.module)) for k, v in self.init.items()}
-            call = f"{self.name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
-            try:
-                with quiet_special_token_ids():
+                call = f"{self.name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
+                try:
                     mod = self.module(**kwargs)
-            except Exception as exc:  # a setup problem, the user's to fix: never a verdict
-                raise BindingError(
-                    f"cannot build the module: {call} raised {type(exc).__name__}: {exc}; check --init, "
-                    "or tie the sizes the module ties (--derive, e.g. d_e=M*d_k)"
-                ) from exc
+                except Exception as exc:  # a setup problem, the user's to fix: never a verdict
+                    raise BindingError(
+                        f"cannot build the module: {call} raised {type(exc).__name__}: {exc}; check --init, "
+                        "or tie the sizes the module ties (--derive, e.g. d_e=M*d_k)"
+                    ) from exc
             if not isinstance(mod, torch.nn.Module):
                 raise BindingError(f"{call} returned a {type(mod).__name__}, not an nn.Module")
             self._built = {key: mod}  # one at a time: sizes repeat in runs of examples

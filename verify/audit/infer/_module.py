@@ -824,10 +824,10 @@ def infer_module(
         absent = ["b_U"]  # bias_hh's n-block, zeroed: reset_after's b_U, held at 0 where a form has it
         notes.append("torch's GRU: its update gate is the spec's 1 − z (z-rows negated, -W_z); bias_hh is 0, "
                      "so reset_after's b_U is held at 0 (--absent b_U)")  # fmt: skip
-    elif untaken and eq.variant_without(untaken) is not None:
+    elif untaken and (variant := eq.variant_without(untaken)) is not None:
         # never stated absent: the variant is the finding
         notes.append(f"no module parameter takes {', '.join(untaken)}: the audit names the variant without "
-                     f"them ({eq.variant_without(untaken)}), as with a written binding")  # fmt: skip
+                     f"them ({variant}), as with a written binding")  # fmt: skip
     elif untaken:  # no variant of the equation leaves them out: stated, printed, held at 0
         absent = untaken
         notes.append(f"no module parameter takes {', '.join(untaken)}: held at 0 (--absent)")
@@ -902,8 +902,7 @@ def _last_hidden_state(module: torch.nn.Module, eq: Equation, forward, infer) ->
     layout = f"{inputs}, output_hidden_states:True -> {', '.join(results)}"
     note = (
         "its results hold no output of the equation: read from hidden_states[-1] "
-        "(output_hidden_states=True), "
-        "the last hidden state, after the final layer norm where the model has one"
+        "(output_hidden_states=True), the last hidden state, after the final layer norm where it has one"
     )
     return dataclasses.replace(found, layout=layout, notes=[note, *found.notes])
 

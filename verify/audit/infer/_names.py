@@ -87,7 +87,7 @@ MASK_NAMES: dict[str, tuple[str, ...]] = {
     "src_key_padding_mask": ("key_padding",),
     "tgt_key_padding_mask": ("key_padding",),
     "padding_mask": ("key_padding",),
-    **{name: ("key_lengths",) for name in _LENGTHS},
+    **dict.fromkeys(_LENGTHS, ("key_lengths",)),
     "attention_mask": ("key_keep_int",),
     "extended_attention_mask": ("key_additive",),
     "attn_mask": ("additive",),
@@ -229,18 +229,11 @@ _ROLE_SYMBOLS = {
 _RECURRENT_INIT = {"input_size": "d_e", "hidden_size": "d_h", "embedding_dim": "d_e", "num_embeddings": "v"}
 
 
-_EXTRA_INIT = {
-    "h": "M",
-    "features": "d_e",
-    "normalized_shape": "d_e",
-    "num_features": "d_e",
-    "size": "d_e",
-    "d": "d_e",
-    "embedding_dim": "d_e",
-    "num_embeddings": "v",
-    "n_embed": "d_e",
-    "num_hiddens": "d_e",
-}  # fmt: skip  (d2l's width: d_h in a recurrence, d_e in attention)
+#: Constructor names read as an axis only where the equation has it and INIT_NAMES gave the name no other
+#: axis: d2l's ``num_hiddens`` is d_h in a recurrence (INIT_NAMES), d_e in its attention and blocks.
+_EXTRA_INIT = {"h": "M", "features": "d_e", "normalized_shape": "d_e", "num_features": "d_e", "size": "d_e",
+               "d": "d_e", "embedding_dim": "d_e", "num_embeddings": "v", "n_embed": "d_e",
+               "num_hiddens": "d_e"}  # fmt: skip
 
 
 #: A configuration object's class: a name that says so, or a base class that does (transformers' configs).
